@@ -1,0 +1,83 @@
+//! Errors of the partition log, split by what the caller can do about them.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use weir_protocol::record_batch::BatchError;
+
+use super::Offset;
+
+/// A failed log operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The batch is malformed; nothing was written. Maps to Kafka's CORRUPT_MESSAGE.
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    /// The batch is larger than a segment can ever hold. Maps to MESSAGE_TOO_LARGE.
+    #[error("record batch of {size} bytes exceeds the segment size of {max} bytes")]
+    BatchTooLarge {
+        /// Size of the rejected batch.
+        size: usize,
+        /// Largest batch a segment holds.
+        max: usize,
+    },
+    /// The requested offset is outside `[log start, log end]`. Maps to OFFSET_OUT_OF_RANGE.
+    #[error("offset {requested} is out of range [{start}, {end}]")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: Offset,
+        /// Log start offset.
+        start: Offset,
+        /// Log end offset.
+        end: Offset,
+    },
+    /// No space for a new segment. Nothing was written and the log stays usable: the append
+    /// can be retried once space is freed. Maps to KAFKA_STORAGE_ERROR.
+    #[error("no space left to allocate segment {path}: {source}")]
+    DiskFull {
+        /// The segment file that could not be allocated.
+        path: PathBuf,
+        /// The underlying error (ENOSPC or EDQUOT).
+        #[source]
+        source: io::Error,
+    },
+    /// An earlier write or sync failed, so the log refuses writes until it is reopened (and
+    /// recovered). Acknowledged data is untouched. Maps to KAFKA_STORAGE_ERROR.
+    #[error("log {dir} is failed after an I/O error and accepts no writes: {cause}")]
+    Failed {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The error that stopped the log.
+        #[source]
+        cause: Arc<io::Error>,
+    },
+    /// The log was closed.
+    #[error("log {0} is closed")]
+    Closed(PathBuf),
+    /// An I/O error while opening, recovering or rolling.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("create segment", "read checkpoint", ...).
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}
+
+/// True for the errors that mean "no space on the device".
+pub(crate) fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
+        || err.kind() == io::ErrorKind::StorageFull
+}

@@ -1,0 +1,60 @@
+//! One partition's append-only log.
+//!
+//! Owns the files of one partition directory: segments of raw v2 record batches
+//! (`<base offset>.log`, memory-mapped), their sparse offset and time indexes, the recovery
+//! checkpoint and the clean-shutdown marker. It assigns offsets, makes appends durable with
+//! group commit, recovers after a crash and applies retention.
+//!
+//! It does not know about topics, requests, producers or consumers: the only wire type it sees
+//! is the raw batch it stores (validated through `weir_protocol::record_batch`).
+//!
+//! Invariants (checked by the tests in `broker/tests/`):
+//! - offsets are dense and strictly increasing across batches and segments;
+//! - a reader only ever sees whole, validated batches below the published end of a segment;
+//! - an offset reported durable by [`PartitionLog::wait_durable`] survives a crash of the
+//!   process or the machine;
+//! - after an fsync error the log accepts no more writes ([`LogError::Failed`]) and never
+//!   touches what was already acknowledged;
+//! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
+//!
+//! The byte layout of every file and the crash analysis live in `docs/storage-format.md`.
+
+mod config;
+pub mod disk;
+mod error;
+mod files;
+mod flusher;
+mod index;
+mod mmap;
+mod partition;
+pub mod policy;
+mod recovery;
+mod scan;
+mod segment;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use disk::{Disk, FaultyDisk, OsDisk};
+pub use error::LogError;
+pub use flusher::Flusher;
+pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
+pub use recovery::{RecoveryReport, TruncatedTail};
+
+use std::fmt;
+
+/// A position in a partition: the index of a record, counted from 0 when the partition was
+/// created. A newtype so it cannot be confused with a timestamp or a byte position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset(pub i64);
+
+impl Offset {
+    /// The offset `n` records later.
+    pub fn plus(self, n: i64) -> Offset {
+        Offset(self.0.saturating_add(n))
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

@@ -1,0 +1,612 @@
+//! [`PartitionLog`]: the public face of one partition's storage.
+//!
+//! Concurrency: appends are serialised by the writer lock, held only for validation-free work
+//! (roll decision, copy into the map, index entries, offset bump). Readers take a snapshot of
+//! the segment list (an `Arc<Vec<_>>` swapped under the writer lock on roll, retention and
+//! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
+//! separate sync lock, so an `fdatasync` never blocks appends.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use weir_protocol::record_batch::{
+    check_records, set_base_offset, set_partition_leader_epoch, validate_batch,
+};
+
+use super::Offset;
+use super::config::{FlushPolicy, LogConfig};
+use super::disk::{Disk, OsDisk};
+use super::error::{LogError, is_disk_full};
+use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT};
+use super::flusher::Flusher;
+use super::index::{FilePosition, IndexCursor, RelativeOffset};
+use super::policy::{self, Retention, RollInput, SegmentSummary};
+use super::recovery::{self, RecoveryReport};
+use super::segment::{Capacity, Segment};
+use crate::clock::{Clock, SystemClock};
+
+/// Everything a log needs from its surroundings.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Segment, index, retention and flush settings.
+    pub config: LogConfig,
+    /// The sync threads (shared by all logs of a broker).
+    pub flusher: Arc<Flusher>,
+    /// File allocation and sync; [`OsDisk`] except in failure-injection tests.
+    pub disk: Arc<dyn Disk>,
+    /// Time for rolls and retention.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LogOptions {
+    /// Options with the real disk and clock.
+    pub fn new(config: LogConfig, flusher: Arc<Flusher>) -> Self {
+        Self {
+            config,
+            flusher,
+            disk: Arc::new(OsDisk),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: Offset,
+    /// Offset of the last record.
+    pub last_offset: Offset,
+    /// Broker time of the append (Kafka's LogAppendTime).
+    pub log_append_time_ms: i64,
+}
+
+impl AppendInfo {
+    /// The log end offset right after this batch: wait for this to be durable.
+    pub fn next_offset(&self) -> Offset {
+        self.last_offset.plus(1)
+    }
+}
+
+/// The result of a read.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole batches, zero-copy from the segment map. Empty at the end of the log.
+    pub records: Bytes,
+    /// Log end offset when the read was made.
+    pub high_watermark: Offset,
+    /// First offset still in the log.
+    pub log_start_offset: Offset,
+}
+
+/// Durability progress shared with waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Durable {
+    /// Everything below this offset is on disk.
+    offset: i64,
+    /// The log failed; waiters above `offset` will never be satisfied.
+    failed: bool,
+}
+
+/// State only the appender touches.
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    cursor: IndexCursor,
+    /// Clock time of the first append to the active segment (for `segment.ms`).
+    first_append_ms: Option<i64>,
+    /// Sealed segments whose data and indexes are not yet synced.
+    unsynced_sealed: Vec<Arc<Segment>>,
+    closed: bool,
+}
+
+/// One partition's append-only log. See the [module docs](super) for its invariants.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    capacity: Capacity,
+    disk: Arc<dyn Disk>,
+    clock: Arc<dyn Clock>,
+    flusher: Arc<Flusher>,
+    /// Handle to ourselves, for queueing on the flusher.
+    me: Weak<PartitionLog>,
+    /// Oldest first; the last one is the active segment.
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    writer: Mutex<Writer>,
+    /// Log end offset: published after the batch bytes.
+    end_offset: AtomicI64,
+    start_offset: AtomicI64,
+    durable: watch::Sender<Durable>,
+    /// The I/O error that stopped the log, once there is one.
+    failure: OnceLock<Arc<io::Error>>,
+    /// One sync at a time per log.
+    sync_lock: Mutex<()>,
+    /// Set while a sync of this log is queued on the flusher.
+    sync_queued: AtomicBool,
+    last_sync: Mutex<Instant>,
+    recovery: RecoveryReport,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if needed and recovering it after a crash.
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Arc<Self>, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        let LogOptions {
+            config,
+            flusher,
+            disk,
+            clock,
+        } = options;
+        let config = LogConfig {
+            segment_bytes: config.segment_bytes.min(i32::MAX as u32),
+            ..config
+        };
+        let recovered = recovery::recover(&dir, &config, disk.as_ref())?;
+        let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
+        let active = Arc::clone(
+            segments
+                .last()
+                .ok_or_else(|| LogError::io("open log", &dir)(io::Error::other("no segments")))?,
+        );
+        let start = segments[0].base_offset();
+        let next = recovered.next_offset;
+        let report = recovered.report;
+        if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
+            tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),
+                removed = report.removed.len(), end_offset = next, "recovered log after unclean shutdown");
+        }
+        let first_append_ms = (active.size() > 0).then(|| clock.now_ms());
+        let log = Arc::new_cyclic(|me| Self {
+            capacity: Capacity::new(config.segment_bytes, config.index_interval_bytes),
+            dir,
+            disk,
+            clock,
+            flusher: Arc::clone(&flusher),
+            me: me.clone(),
+            segments: RwLock::new(Arc::new(segments)),
+            writer: Mutex::new(Writer {
+                active,
+                cursor: recovered.cursor,
+                first_append_ms,
+                unsynced_sealed: Vec::new(),
+                closed: false,
+            }),
+            end_offset: AtomicI64::new(next),
+            start_offset: AtomicI64::new(start),
+            // Recovery synced or trusted everything it kept.
+            durable: watch::Sender::new(Durable {
+                offset: next,
+                failed: false,
+            }),
+            failure: OnceLock::new(),
+            sync_lock: Mutex::new(()),
+            sync_queued: AtomicBool::new(false),
+            last_sync: Mutex::new(Instant::now()),
+            recovery: report,
+            config,
+        });
+        if let FlushPolicy::Interval(every) = log.config.flush {
+            flusher.register_interval(Arc::downgrade(&log), every);
+        }
+        Ok(log)
+    }
+
+    /// Validates a v2 batch (length, magic, CRC-32C, record count, record offset deltas),
+    /// assigns it the next offsets, writes base offset and leader epoch in place and appends
+    /// it. The batch is readable at once and durable after [`Self::wait_durable`].
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, LogError> {
+        let header = validate_batch(batch)?;
+        check_records(batch, &header)?;
+        if batch.len() > self.capacity.log_bytes {
+            return Err(LogError::BatchTooLarge {
+                size: batch.len(),
+                max: self.capacity.log_bytes,
+            });
+        }
+        let mut w = lock(&self.writer);
+        self.check_writable(&w)?;
+        let now = self.clock.now_ms();
+        let roll = policy::roll_reason(RollInput {
+            active_bytes: w.active.size(),
+            free_bytes: w.active.free(),
+            batch_bytes: batch.len(),
+            first_append_ms: w.first_append_ms.unwrap_or(now),
+            now_ms: now,
+            segment_ms: self.config.segment_ms,
+        });
+        if let Some(reason) = roll {
+            self.roll(&mut w, reason)?;
+        }
+        let base = self.end_offset.load(Ordering::Relaxed);
+        // A segment holds less than 2 GiB and a record takes at least one byte, so relative
+        // offsets and positions fit in 32 bits; the conversions cannot fail.
+        let relative = u32::try_from(base - w.active.base_offset()).unwrap_or(u32::MAX);
+        let position = w
+            .active
+            .append(batch, header.max_timestamp, |copy| {
+                set_base_offset(copy, base);
+                // Single broker, never a leader change: epoch 0.
+                set_partition_leader_epoch(copy, 0);
+            })
+            .map_err(|_no_room| LogError::BatchTooLarge {
+                size: batch.len(),
+                max: w.active.free(),
+            })?;
+        let due = w.cursor.on_batch(
+            RelativeOffset(relative),
+            FilePosition(u32::try_from(position).unwrap_or(u32::MAX)),
+            u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            header.max_timestamp,
+        );
+        w.active.add_index_entries(due.offset, due.time);
+        w.first_append_ms.get_or_insert(now);
+        let last = base + i64::from(header.last_offset_delta);
+        self.end_offset.store(last + 1, Ordering::Release);
+        Ok(AppendInfo {
+            base_offset: Offset(base),
+            last_offset: Offset(last),
+            log_append_time_ms: now,
+        })
+    }
+
+    fn check_writable(&self, w: &Writer) -> Result<(), LogError> {
+        if let Some(cause) = self.failure.get() {
+            return Err(LogError::Failed {
+                dir: self.dir.clone(),
+                cause: Arc::clone(cause),
+            });
+        }
+        if w.closed {
+            return Err(LogError::Closed(self.dir.clone()));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset. The new segment is
+    /// created first: if that fails (disk full), nothing has changed and the append can be
+    /// retried later.
+    fn roll(&self, w: &mut Writer, reason: policy::RollReason) -> Result<(), LogError> {
+        let base = self.end_offset.load(Ordering::Relaxed);
+        let created = Segment::create(&self.dir, base, self.capacity, self.disk.as_ref()).map_err(|source| {
+            let path = super::files::SegmentPaths::new(&self.dir, base).log;
+            if is_disk_full(&source) {
+                tracing::warn!(path = %path.display(), error = %source, "cannot roll: disk full");
+                LogError::DiskFull { path, source }
+            } else {
+                LogError::Io { op: "create segment", path, source }
+            }
+        })?;
+        let final_entry = w.cursor.final_time_entry();
+        let sealed = match w.active.seal(final_entry) {
+            Ok(sealed) => Arc::new(sealed),
+            Err(err) => {
+                if let Err(e) = created.delete_files() {
+                    tracing::warn!(error = %e, "could not remove the segment created for a failed roll");
+                }
+                return Err(self.fail(err));
+            }
+        };
+        w.cursor.note_final_time_entry();
+        let created = Arc::new(created);
+        self.replace_segments(|list| {
+            if let Some(last) = list.last_mut() {
+                *last = Arc::clone(&sealed);
+            }
+            list.push(Arc::clone(&created));
+        });
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, ?reason, "rolled segment");
+        w.unsynced_sealed.push(sealed);
+        w.active = created;
+        w.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        w.first_append_ms = None;
+        Ok(())
+    }
+
+    /// Swaps in a new segment list. Caller holds the writer lock.
+    fn replace_segments(&self, edit: impl FnOnce(&mut Vec<Arc<Segment>>)) {
+        let mut guard = self
+            .segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut list = Vec::clone(&guard);
+        edit(&mut list);
+        *guard = Arc::new(list);
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.segments.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts the log in the failed state (fail-stop) and wakes every waiter.
+    fn fail(&self, err: io::Error) -> LogError {
+        let cause = Arc::clone(self.failure.get_or_init(|| Arc::new(err)));
+        tracing::error!(dir = %self.dir.display(), error = %cause, "log failed after an I/O error; refusing writes");
+        self.durable.send_modify(|d| d.failed = true);
+        LogError::Failed {
+            dir: self.dir.clone(),
+            cause,
+        }
+    }
+
+    /// Syncs everything appended so far, now, on the calling thread. Returns the durable
+    /// offset. Concurrent callers share syncs: see [`Flusher`] for the asynchronous path.
+    pub fn sync(&self) -> Result<Offset, LogError> {
+        let _one_at_a_time = lock(&self.sync_lock);
+        if let Some(cause) = self.failure.get() {
+            return Err(LogError::Failed {
+                dir: self.dir.clone(),
+                cause: Arc::clone(cause),
+            });
+        }
+        let (target, sealed, active) = {
+            let mut w = lock(&self.writer);
+            (
+                self.end_offset.load(Ordering::Acquire),
+                std::mem::take(&mut w.unsynced_sealed),
+                Arc::clone(&w.active),
+            )
+        };
+        if target <= self.durable_offset().0 && sealed.is_empty() {
+            return Ok(Offset(target));
+        }
+        let synced = (|| {
+            for segment in &sealed {
+                segment.sync_all(self.disk.as_ref())?;
+            }
+            if !sealed.is_empty() {
+                // New segment files must be durable entries of the directory before the
+                // recovery point skips the sealed ones.
+                active.sync_log(self.disk.as_ref())?;
+                self.disk.sync_dir(&self.dir)?;
+                files::write_atomically(
+                    &self.dir,
+                    RECOVERY_POINT,
+                    &files::encode_recovery_point(active.base_offset()),
+                    self.disk.as_ref(),
+                )?;
+            }
+            active.sync_log(self.disk.as_ref())
+        })();
+        match synced {
+            Ok(()) => {
+                *lock(&self.last_sync) = Instant::now();
+                self.durable
+                    .send_modify(|d| d.offset = d.offset.max(target));
+                Ok(Offset(target))
+            }
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+
+    /// Waits until every record below `offset` is on disk, sharing syncs with every other
+    /// waiter (group commit). Fails if the log fails before that.
+    pub async fn wait_durable(&self, offset: Offset) -> Result<(), LogError> {
+        let mut rx = self.durable.subscribe();
+        if rx.borrow().offset >= offset.0 {
+            return Ok(());
+        }
+        self.request_sync();
+        let reached = rx
+            .wait_for(|d| d.offset >= offset.0 || d.failed)
+            .await
+            .map(|d| d.offset >= offset.0);
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(match self.failure.get() {
+                Some(cause) => LogError::Failed {
+                    dir: self.dir.clone(),
+                    cause: Arc::clone(cause),
+                },
+                None => LogError::Closed(self.dir.clone()),
+            }),
+        }
+    }
+
+    /// Queues a sync on the flusher unless one is queued already.
+    fn request_sync(&self) {
+        if !self.sync_queued.swap(true, Ordering::AcqRel) {
+            if let Some(me) = self.me.upgrade() {
+                self.flusher.schedule(me);
+            }
+        }
+    }
+
+    /// Called by a flusher thread for a queued sync.
+    pub(crate) fn run_scheduled_sync(&self) {
+        // Cleared before syncing: appends arriving during the sync queue the next one.
+        self.sync_queued.store(false, Ordering::Release);
+        if let Err(err) = self.sync() {
+            tracing::debug!(dir = %self.dir.display(), error = %err, "scheduled sync failed");
+        }
+    }
+
+    /// Called by the flusher's ticker for logs with an interval policy.
+    pub(crate) fn sync_if_older_than(&self, every: Duration) {
+        let dirty = self.end_offset.load(Ordering::Acquire) > self.durable_offset().0;
+        if dirty && lock(&self.last_sync).elapsed() >= every {
+            self.request_sync();
+        }
+    }
+
+    /// Whether this log's policy wants appends acknowledged only once durable.
+    pub fn sync_before_ack(&self) -> bool {
+        self.config.flush == FlushPolicy::EveryAppend
+    }
+
+    /// Whole batches starting with the one that contains `offset`: always at least one batch
+    /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
+    /// batch. Zero-copy.
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let segments = self.snapshot();
+        let start = self.log_start_offset();
+        let end = self.log_end_offset();
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let mut records = Bytes::new();
+        let first = segments
+            .partition_point(|s| s.base_offset() <= offset.0)
+            .saturating_sub(1);
+        for segment in &segments[first..] {
+            if let Some(batch) = segment.find(offset.0) {
+                records = segment.read_from(batch.position, max_bytes);
+                break;
+            }
+        }
+        Ok(ReadResult {
+            records,
+            high_watermark: end,
+            log_start_offset: start,
+        })
+    }
+
+    /// The earliest offset whose record timestamp is at or after `timestamp_ms`, or `None` if
+    /// every record is older (Kafka then answers with the log end offset or -1).
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<Offset> {
+        self.snapshot()
+            .iter()
+            .filter(|s| s.max_timestamp() >= timestamp_ms)
+            .find_map(|s| s.offset_for_timestamp(timestamp_ms))
+            .map(Offset)
+    }
+
+    /// Deletes the oldest sealed segments beyond `retention.bytes` or older than
+    /// `retention.ms`, never the active one, and advances the log start offset. Returns the
+    /// number of segments deleted.
+    pub fn apply_retention(&self) -> Result<usize, LogError> {
+        let now = self.clock.now_ms();
+        let deleted: Vec<Arc<Segment>> = {
+            let mut w = lock(&self.writer);
+            let segments = self.snapshot();
+            let (sealed, active) = segments.split_at(segments.len() - 1);
+            let summaries: Vec<SegmentSummary> = sealed
+                .iter()
+                .map(|s| SegmentSummary {
+                    bytes: s.size() as u64,
+                    newest_ms: s.max_timestamp(),
+                })
+                .collect();
+            let retention = Retention {
+                max_bytes: self.config.retention_bytes,
+                max_age_ms: self.config.retention_ms,
+            };
+            let n = policy::segments_to_delete(&summaries, active[0].size() as u64, retention, now);
+            if n == 0 {
+                return Ok(0);
+            }
+            let deleted = segments[..n].to_vec();
+            self.replace_segments(|list| {
+                list.drain(..n);
+            });
+            w.unsynced_sealed
+                .retain(|s| !deleted.iter().any(|d| Arc::ptr_eq(d, s)));
+            self.start_offset
+                .store(segments[n].base_offset(), Ordering::Release);
+            deleted
+        };
+        for segment in &deleted {
+            segment
+                .delete_files()
+                .map_err(LogError::io("delete segment", &self.dir))?;
+        }
+        tracing::info!(dir = %self.dir.display(), segments = deleted.len(), log_start_offset = self.log_start_offset().0, "retention deleted segments");
+        Ok(deleted.len())
+    }
+
+    /// Syncs, trims the active segment, writes its indexes and the clean-shutdown marker, so
+    /// the next open skips recovery. Appends fail with [`LogError::Closed`] afterwards; reads
+    /// keep working.
+    pub fn close(&self) -> Result<(), LogError> {
+        {
+            let mut w = lock(&self.writer);
+            if w.closed {
+                return Ok(());
+            }
+            w.closed = true;
+        }
+        self.sync()?;
+        let mut w = lock(&self.writer);
+        let final_entry = w.cursor.final_time_entry();
+        let sealed = w.active.seal(final_entry).map_err(|e| self.fail(e))?;
+        let sealed = Arc::new(sealed);
+        sealed
+            .sync_all(self.disk.as_ref())
+            .map_err(|e| self.fail(e))?;
+        self.replace_segments(|list| {
+            if let Some(last) = list.last_mut() {
+                *last = Arc::clone(&sealed);
+            }
+        });
+        w.active = sealed;
+        files::write_atomically(
+            &self.dir,
+            RECOVERY_POINT,
+            &files::encode_recovery_point(w.active.base_offset()),
+            self.disk.as_ref(),
+        )
+        .and_then(|()| files::write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
+        .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.start_offset.load(Ordering::Acquire))
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.end_offset.load(Ordering::Acquire))
+    }
+
+    /// Offset up to which consumers may read. With a single replica every appended batch is
+    /// readable, so this equals the log end offset (as in Kafka with one in-sync replica);
+    /// producers that need durability wait with [`Self::wait_durable`].
+    pub fn high_watermark(&self) -> Offset {
+        self.log_end_offset()
+    }
+
+    /// Everything below this offset is on disk.
+    pub fn durable_offset(&self) -> Offset {
+        Offset(self.durable.borrow().offset)
+    }
+
+    /// True after an I/O error stopped the log.
+    pub fn is_failed(&self) -> bool {
+        self.failure.get().is_some()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.size() as u64).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What opening the log found.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+}

@@ -1,0 +1,484 @@
+//! Opening a partition directory: trusting what a clean shutdown or the recovery point vouches
+//! for, scanning and cutting what they do not, and rebuilding indexes that are missing or
+//! damaged.
+//!
+//! Rules (the crash analysis behind them is in `docs/storage-format.md`):
+//! - With the clean-shutdown marker, every file is trusted; only index files are checked.
+//! - Without it, segments whose base offset is at or after the recovery point are scanned
+//!   batch by batch (length, magic, CRC-32C, dense offsets). The first invalid byte ends the
+//!   log: the segment is truncated there and later segments are removed, because their offsets
+//!   would follow a hole. Everything before the recovery point was synced before the point was
+//!   written, so it is trusted.
+//! - Zero bytes where a batch should start are the normal end of a preallocated segment, not
+//!   damage; anything else that is cut is reported with its position and reason.
+//! - The marker is removed before the log accepts a write, and the recovery point is advanced
+//!   only after everything before it has been synced.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::LogConfig;
+use super::disk::Disk;
+use super::error::LogError;
+use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT, SegmentPaths};
+use super::index::{CursorState, Entries, IndexCursor, OffsetEntry, TimeEntry};
+use super::mmap::MappedFile;
+use super::scan::{Scan, batches, scan_segment};
+use super::segment::{Capacity, Segment};
+
+/// What opening a log found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The clean-shutdown marker was present, so nothing was scanned.
+    pub clean: bool,
+    /// Segments in the log after opening.
+    pub segments: usize,
+    /// Segments validated batch by batch.
+    pub segments_scanned: usize,
+    /// Segments whose index files were rebuilt.
+    pub indexes_rebuilt: usize,
+    /// Invalid bytes cut from segment tails.
+    pub truncated: Vec<TruncatedTail>,
+    /// Segment files removed because they followed a cut or overlapped earlier segments.
+    pub removed: Vec<PathBuf>,
+}
+
+/// One cut made by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruncatedTail {
+    /// Base offset of the segment that was cut.
+    pub segment_base_offset: i64,
+    /// Byte position of the cut; the valid prefix is this long.
+    pub position: u64,
+    /// Bytes removed (up to the end of the file as found).
+    pub bytes_cut: u64,
+    /// Why the bytes at `position` were invalid.
+    pub reason: String,
+}
+
+/// A recovered log, ready for the partition to take over.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// Oldest first; the last one is active (writable).
+    pub(crate) segments: Vec<Segment>,
+    /// Offset after the last batch.
+    pub(crate) next_offset: i64,
+    /// Index cursor of the active segment.
+    pub(crate) cursor: IndexCursor,
+    pub(crate) report: RecoveryReport,
+}
+
+/// What phase one decided about one segment.
+#[derive(Debug)]
+struct Planned {
+    base_offset: i64,
+    /// Set when the segment was scanned; `None` means trusted as it is on disk.
+    scan: Option<Scan>,
+}
+
+/// Opens (creating if needed) the partition directory `dir`.
+pub(crate) fn recover(
+    dir: &Path,
+    config: &LogConfig,
+    disk: &dyn Disk,
+) -> Result<Recovered, LogError> {
+    std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
+    let marker = dir.join(CLEAN_SHUTDOWN);
+    let clean = marker.exists();
+    let bases = list_segments(dir)?;
+    let cap = Capacity::new(config.segment_bytes, config.index_interval_bytes);
+    let mut report = RecoveryReport {
+        clean,
+        ..RecoveryReport::default()
+    };
+
+    let recovered = if bases.is_empty() {
+        let segment =
+            Segment::create(dir, 0, cap, disk).map_err(LogError::io("create segment", dir))?;
+        Recovered {
+            segments: vec![segment],
+            next_offset: 0,
+            cursor: IndexCursor::new(config.index_interval_bytes),
+            report: RecoveryReport::default(),
+        }
+    } else {
+        let recovery_point = if clean {
+            i64::MAX
+        } else {
+            read_recovery_point(dir)
+        };
+        let plan = plan(dir, &bases, recovery_point, config, &mut report)?;
+        build(dir, plan, config, disk, report)?
+    };
+
+    // Make the directory state (new, truncated, removed files) durable, then drop the marker:
+    // from here on a crash must lead to recovery.
+    if clean {
+        std::fs::remove_file(&marker)
+            .map_err(LogError::io("remove clean-shutdown marker", &marker))?;
+    }
+    disk.sync_dir(dir)
+        .map_err(LogError::io("sync log directory", dir))?;
+    let mut recovered = recovered;
+    recovered.report.clean = clean;
+    recovered.report.segments = recovered.segments.len();
+    Ok(recovered)
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(LogError::io("list log directory", dir))? {
+        let entry = entry.map_err(LogError::io("list log directory", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = files::parse_segment_name(name, "log") {
+            bases.push(base);
+        } else if name.ends_with(".tmp") {
+            // An interrupted atomic write; the real file is intact.
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(LogError::io("remove temporary file", &path))?;
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn read_recovery_point(dir: &Path) -> i64 {
+    let path = dir.join(RECOVERY_POINT);
+    match std::fs::read(&path) {
+        Ok(bytes) => files::decode_recovery_point(&bytes).unwrap_or_else(|| {
+            tracing::warn!(path = %path.display(), "recovery point is damaged; scanning every segment");
+            0
+        }),
+        // No checkpoint yet (the log never rolled): scan everything.
+        Err(_) => 0,
+    }
+}
+
+/// Phase one: which segments to keep, scan and cut.
+fn plan(
+    dir: &Path,
+    bases: &[i64],
+    recovery_point: i64,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Planned>, LogError> {
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut expected: Option<i64> = None;
+    let mut cut = false;
+    for &base in bases {
+        let paths = SegmentPaths::new(dir, base);
+        let out_of_line = expected.is_some_and(|e| base < e);
+        if cut || out_of_line {
+            let why = if cut {
+                "it follows a cut"
+            } else {
+                "it overlaps the previous segment"
+            };
+            tracing::warn!(dir = %dir.display(), base_offset = base, "removing segment: {why}");
+            for p in [&paths.log, &paths.index, &paths.time_index] {
+                remove_if_present(p)?;
+            }
+            report.removed.push(paths.log.clone());
+            cut = true;
+            continue;
+        }
+        if let Some(e) = expected.filter(|&e| base > e) {
+            tracing::warn!(dir = %dir.display(), base_offset = base, expected = e, "gap between segments; offsets in it are missing");
+        }
+        if base < recovery_point {
+            expected = None;
+            plan.push(Planned {
+                base_offset: base,
+                scan: None,
+            });
+            continue;
+        }
+        let log = MappedFile::open_read_only(&paths.log)
+            .map_err(LogError::io("open segment", &paths.log))?;
+        let scan = scan_segment(log.as_slice(), base, config.index_interval_bytes);
+        report.segments_scanned += 1;
+        if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
+            let bytes_cut = (log.len() - stop.position) as u64;
+            tracing::warn!(
+                segment = %paths.log.display(), position = stop.position, bytes_cut, reason = %stop.reason,
+                "recovery cut the invalid tail of a segment"
+            );
+            report.truncated.push(TruncatedTail {
+                segment_base_offset: base,
+                position: stop.position as u64,
+                bytes_cut,
+                reason: stop.reason.clone(),
+            });
+            cut = true;
+        }
+        expected = Some(scan.next_offset);
+        plan.push(Planned {
+            base_offset: base,
+            scan: Some(scan),
+        });
+    }
+    Ok(plan)
+}
+
+/// Phase two: open every kept segment, the last one writable.
+fn build(
+    dir: &Path,
+    plan: Vec<Planned>,
+    config: &LogConfig,
+    disk: &dyn Disk,
+    mut report: RecoveryReport,
+) -> Result<Recovered, LogError> {
+    let cap = Capacity::new(config.segment_bytes, config.index_interval_bytes);
+    let last = plan.len() - 1;
+    let mut segments = Vec::with_capacity(plan.len());
+    let mut tail = None;
+    let mut scanned_any = false;
+    for (i, planned) in plan.into_iter().enumerate() {
+        let base = planned.base_offset;
+        let paths = SegmentPaths::new(dir, base);
+        let active = i == last;
+        let scan = match planned.scan {
+            Some(scan) => Some(scan),
+            None => match check_trusted(&paths, base) {
+                Ok(found) if !active => {
+                    segments.push(found.segment);
+                    continue;
+                }
+                Ok(found) => {
+                    // Trusted active segment: carry its entries into writable files.
+                    let (segment, t) = reopen_active(&paths, found, cap, disk)?;
+                    segments.push(segment);
+                    tail = Some(t);
+                    continue;
+                }
+                Err(why) => {
+                    tracing::warn!(segment = %paths.log.display(), why, "rebuilding indexes");
+                    let log = MappedFile::open_read_only(&paths.log)
+                        .map_err(LogError::io("open segment", &paths.log))?;
+                    let scan = scan_segment(log.as_slice(), base, config.index_interval_bytes);
+                    if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
+                        tracing::error!(segment = %paths.log.display(), position = stop.position, reason = %stop.reason,
+                            "damage found in a segment before the recovery point; serving only the data before it");
+                        report.truncated.push(TruncatedTail {
+                            segment_base_offset: base,
+                            position: stop.position as u64,
+                            bytes_cut: (log.len() - stop.position) as u64,
+                            reason: stop.reason.clone(),
+                        });
+                    }
+                    Some(scan)
+                }
+            },
+        };
+        let Some(scan) = scan else { continue };
+        scanned_any = true;
+        report.indexes_rebuilt += 1;
+        let max_timestamp = scan.cursor.max_timestamp;
+        let mut time_entries = scan.time_entries.clone();
+        if active {
+            let log = MappedFile::open_writable(&paths.log, scan.valid_len, cap.log_bytes, disk)
+                .map_err(LogError::io("open active segment", &paths.log))?;
+            let index = Entries::rebuild(
+                &paths.index,
+                &scan.offset_entries,
+                Some(cap.index_entries),
+                disk,
+            )
+            .map_err(LogError::io("rebuild index", &paths.index))?;
+            let time = Entries::rebuild(
+                &paths.time_index,
+                &time_entries,
+                Some(cap.index_entries),
+                disk,
+            )
+            .map_err(LogError::io("rebuild time index", &paths.time_index))?;
+            segments.push(Segment::from_parts(base, log, index, time, max_timestamp));
+            tail = Some((scan.next_offset, scan.cursor));
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&paths.log)
+                .map_err(LogError::io("open segment", &paths.log))?;
+            file.set_len(scan.valid_len as u64)
+                .map_err(LogError::io("truncate segment", &paths.log))?;
+            drop(file);
+            time_entries.extend(
+                IndexCursor::resume(config.index_interval_bytes, scan.cursor).final_time_entry(),
+            );
+            let log = MappedFile::open_read_only(&paths.log)
+                .map_err(LogError::io("open segment", &paths.log))?;
+            let index = Entries::rebuild(&paths.index, &scan.offset_entries, None, disk)
+                .map_err(LogError::io("rebuild index", &paths.index))?;
+            let time = Entries::rebuild(&paths.time_index, &time_entries, None, disk)
+                .map_err(LogError::io("rebuild time index", &paths.time_index))?;
+            segments.push(Segment::from_parts(base, log, index, time, max_timestamp));
+        }
+    }
+    let (next_offset, cursor_state) = tail.ok_or_else(|| LogError::Io {
+        op: "recover log",
+        path: dir.to_path_buf(),
+        source: io::Error::other("no active segment after recovery"),
+    })?;
+    if scanned_any {
+        // Everything recovery kept is now on disk; later crashes need only scan the active
+        // segment.
+        for s in &segments {
+            s.sync_all(disk)
+                .map_err(LogError::io("sync recovered segment", dir))?;
+        }
+        let active_base = segments.last().map_or(0, Segment::base_offset);
+        files::write_atomically(
+            dir,
+            RECOVERY_POINT,
+            &files::encode_recovery_point(active_base),
+            disk,
+        )
+        .map_err(LogError::io("write recovery point", dir))?;
+    }
+    Ok(Recovered {
+        segments,
+        next_offset,
+        cursor: IndexCursor::resume(config.index_interval_bytes, cursor_state),
+        report,
+    })
+}
+
+/// A trusted segment opened read-only with indexes that passed their checks.
+#[derive(Debug)]
+struct Trusted {
+    segment: Segment,
+    /// Offset after its last batch.
+    next_offset: i64,
+    /// Relative offset and position of its last batch, if any.
+    last_batch: Option<(u32, usize)>,
+}
+
+/// Opens a trusted segment and checks its index files against the log: entries in order,
+/// inside the file, pointing at batch boundaries with the right offsets, and the batches after
+/// the last entry ending exactly at the end of the file.
+fn check_trusted(paths: &SegmentPaths, base: i64) -> Result<Trusted, &'static str> {
+    let log =
+        MappedFile::open_read_only(&paths.log).map_err(|_unreadable| "segment cannot be opened")?;
+    let index: Entries<OffsetEntry> =
+        Entries::open_read_only(&paths.index).map_err(|_missing| "offset index missing")?;
+    let time: Entries<TimeEntry> =
+        Entries::open_read_only(&paths.time_index).map_err(|_missing| "time index missing")?;
+    let data = log.as_slice();
+    index.check(|prev, e| {
+        (e.position.0 as usize) < data.len()
+            && prev.is_none_or(|p| p.relative_offset < e.relative_offset && p.position < e.position)
+    })?;
+    time.check(|prev, e| {
+        prev.is_none_or(|p| p.timestamp <= e.timestamp && p.relative_offset <= e.relative_offset)
+    })?;
+    let start = index.last().map_or(0, |e| e.position.0 as usize);
+    let mut end = start;
+    let mut last = None;
+    for (n, b) in batches(data, start).enumerate() {
+        if n == 0 {
+            if let Some(e) = index.last() {
+                if b.header.base_offset != base + i64::from(e.relative_offset.0) {
+                    return Err("offset index entry does not match its batch");
+                }
+            }
+        }
+        end = b.position + b.len;
+        last = Some(b);
+    }
+    if end != data.len() {
+        return Err("batches after the last index entry do not end at the end of the file");
+    }
+    let next_offset = last.map_or(base, |b| b.header.next_offset());
+    let last_batch = last.and_then(|b| {
+        u32::try_from(b.header.base_offset - base)
+            .ok()
+            .map(|r| (r, b.position))
+    });
+    let last_time = time.last();
+    let segment = Segment::from_parts(base, log, index, time, -1);
+    if let Some(t) = last_time {
+        // The last entry must name a batch that reached exactly its timestamp.
+        let target = segment.find(base + i64::from(t.relative_offset.0));
+        if !target.is_some_and(|b| {
+            b.header.base_offset == base + i64::from(t.relative_offset.0)
+                && b.header.max_timestamp == t.timestamp
+        }) {
+            return Err("last time index entry does not match its batch");
+        }
+    }
+    let max_timestamp = last_time.map_or(-1, |t| t.timestamp);
+    segment.set_max_timestamp(max_timestamp);
+    Ok(Trusted {
+        segment,
+        next_offset,
+        last_batch,
+    })
+}
+
+/// Reopens a trusted last segment for appending, continuing its index cursor exactly.
+fn reopen_active(
+    paths: &SegmentPaths,
+    found: Trusted,
+    cap: Capacity,
+    disk: &dyn Disk,
+) -> Result<(Segment, (i64, CursorState)), LogError> {
+    let Trusted {
+        segment,
+        next_offset,
+        last_batch,
+    } = found;
+    let base = segment.base_offset();
+    let len = segment.size();
+    let offset_entries = segment_entries(&paths.index)?;
+    let time_entries: Vec<TimeEntry> = Entries::<TimeEntry>::open_read_only(&paths.time_index)
+        .map_err(LogError::io("open time index", &paths.time_index))?
+        .to_vec();
+    let last_time = time_entries.last().copied();
+    let time_position = last_time
+        .and_then(|t| segment.find(base + i64::from(t.relative_offset.0)))
+        .map(|b| b.position);
+    let cursor = CursorState {
+        bytes_since_offset_entry: (len - offset_entries.last().map_or(0, |e| e.position.0 as usize))
+            as u64,
+        bytes_since_time_entry: (len - time_position.unwrap_or(0)) as u64,
+        max_timestamp: segment.max_timestamp(),
+        last_time_entry: last_time.map_or(-1, |t| t.timestamp),
+        // A closed segment's last time entry is its final one: it names the batch holding the
+        // maximum.
+        max_batch: last_time.map(|t| t.relative_offset),
+        seen_batch: last_batch.is_some(),
+    };
+    let max_timestamp = segment.max_timestamp();
+    drop(segment);
+    let log = MappedFile::open_writable(&paths.log, len, cap.log_bytes, disk)
+        .map_err(LogError::io("open active segment", &paths.log))?;
+    let index = Entries::rebuild(&paths.index, &offset_entries, Some(cap.index_entries), disk)
+        .map_err(LogError::io("reopen index", &paths.index))?;
+    let time = Entries::rebuild(
+        &paths.time_index,
+        &time_entries,
+        Some(cap.index_entries),
+        disk,
+    )
+    .map_err(LogError::io("reopen time index", &paths.time_index))?;
+    Ok((
+        Segment::from_parts(base, log, index, time, max_timestamp),
+        (next_offset, cursor),
+    ))
+}
+
+fn segment_entries(path: &Path) -> Result<Vec<OffsetEntry>, LogError> {
+    Ok(Entries::<OffsetEntry>::open_read_only(path)
+        .map_err(LogError::io("open index", path))?
+        .to_vec())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(LogError::io("remove segment file", path)(e))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,240 @@
+//! One segment: a `.log` file of batches and its two sparse indexes.
+//!
+//! A segment is either *active* (writable maps, preallocated to `segment.bytes`, appended to
+//! under the partition's writer lock) or *sealed* (trimmed, read-only). Readers use either kind
+//! the same way and never lock. Sealing produces a new `Segment` value; the old one stays valid
+//! for readers that still hold it.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::Bytes;
+use weir_protocol::record_batch::{Compression, Records, TimestampType};
+
+use super::disk::Disk;
+use super::files::SegmentPaths;
+use super::index::{Entries, OffsetEntry, TimeEntry, index_capacity};
+use super::mmap::{MappedFile, NoRoom};
+use super::scan::{BatchAt, batches};
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log: MappedFile,
+    index: Entries<OffsetEntry>,
+    time_index: Entries<TimeEntry>,
+    /// Largest batch max-timestamp in the segment (-1 for none); drives time lookups and
+    /// retention by age.
+    max_timestamp: AtomicI64,
+}
+
+/// Capacities of an active segment's files.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capacity {
+    pub(crate) log_bytes: usize,
+    pub(crate) index_entries: usize,
+}
+
+impl Capacity {
+    pub(crate) fn new(segment_bytes: u32, index_interval_bytes: u32) -> Self {
+        Self {
+            log_bytes: segment_bytes as usize,
+            index_entries: index_capacity(segment_bytes, index_interval_bytes),
+        }
+    }
+}
+
+impl Segment {
+    /// Creates the files of a new, empty active segment. On failure nothing is left behind.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        cap: Capacity,
+        disk: &dyn Disk,
+    ) -> io::Result<Self> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        let log = MappedFile::create(&paths.log, cap.log_bytes, disk)?;
+        let made = Entries::create(&paths.index, cap.index_entries, disk).and_then(|index| {
+            Entries::create(&paths.time_index, cap.index_entries, disk).map(|time| (index, time))
+        });
+        match made {
+            Ok((index, time_index)) => Ok(Self {
+                base_offset,
+                log,
+                index,
+                time_index,
+                max_timestamp: AtomicI64::new(-1),
+            }),
+            Err(err) => {
+                for p in [&paths.log, &paths.index, &paths.time_index] {
+                    if let Err(e) = std::fs::remove_file(p) {
+                        if e.kind() != io::ErrorKind::NotFound {
+                            tracing::warn!(path = %p.display(), error = %e, "could not remove partial segment file");
+                        }
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Assembles a segment from files already opened by recovery.
+    pub(crate) fn from_parts(
+        base_offset: i64,
+        log: MappedFile,
+        index: Entries<OffsetEntry>,
+        time_index: Entries<TimeEntry>,
+        max_timestamp: i64,
+    ) -> Self {
+        Self {
+            base_offset,
+            log,
+            index,
+            time_index,
+            max_timestamp: AtomicI64::new(max_timestamp),
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Published bytes of the `.log` file.
+    pub(crate) fn size(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Bytes still free in an active segment (0 once sealed).
+    pub(crate) fn free(&self) -> usize {
+        self.log.capacity().saturating_sub(self.log.len())
+    }
+
+    pub(crate) fn set_max_timestamp(&self, max_timestamp: i64) {
+        self.max_timestamp.store(max_timestamp, Ordering::Release);
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Copies a batch in, lets `patch` set broker-assigned fields and publishes it. Returns
+    /// its position. Caller holds the partition writer lock and adds the index entries due.
+    pub(crate) fn append(
+        &self,
+        batch: &[u8],
+        max_timestamp: i64,
+        patch: impl FnOnce(&mut [u8]),
+    ) -> Result<usize, NoRoom> {
+        let position = self.log.append_with(batch, patch)?;
+        self.max_timestamp
+            .fetch_max(max_timestamp, Ordering::AcqRel);
+        Ok(position)
+    }
+
+    /// Adds due index entries (positions and offsets already relative to this segment).
+    pub(crate) fn add_index_entries(&self, offset: Option<OffsetEntry>, time: Option<TimeEntry>) {
+        if let Some(entry) = offset {
+            self.index.push(entry);
+        }
+        if let Some(entry) = time {
+            self.time_index.push(entry);
+        }
+    }
+
+    /// The batch containing `offset`, if this segment has it.
+    pub(crate) fn find(&self, offset: i64) -> Option<BatchAt> {
+        let start = match u32::try_from(offset - self.base_offset) {
+            Ok(relative) => self
+                .index
+                .last_where(|e| e.relative_offset.0 <= relative)
+                .map_or(0, |e| e.position.0 as usize),
+            Err(_) if offset < self.base_offset => 0,
+            Err(_) => return None,
+        };
+        batches(self.log.as_slice(), start).find(|b| b.header.last_offset() >= offset)
+    }
+
+    /// Whole batches from `position`: always the first one, then as many as fit in
+    /// `max_bytes` in total. Zero-copy.
+    pub(crate) fn read_from(&self, position: usize, max_bytes: usize) -> Bytes {
+        let data = self.log.as_slice();
+        let mut end = position;
+        for b in batches(data, position) {
+            if end > position && end - position + b.len > max_bytes {
+                break;
+            }
+            end = b.position + b.len;
+        }
+        self.log.bytes(position, end)
+    }
+
+    /// The earliest offset in this segment whose record timestamp is `>= timestamp`.
+    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Option<i64> {
+        if self.max_timestamp() < timestamp {
+            return None;
+        }
+        // Every batch up to the entry's one is older than `timestamp`: start there.
+        let start_relative = self
+            .time_index
+            .last_where(|e| e.timestamp < timestamp)
+            .map_or(0, |e| e.relative_offset.0);
+        let start = self.find(self.base_offset + i64::from(start_relative))?;
+        let data = self.log.as_slice();
+        let batch = batches(data, start.position).find(|b| b.header.max_timestamp >= timestamp)?;
+        let header = batch.header;
+        let exact = header.attributes.timestamp_type() == TimestampType::CreateTime
+            && header.attributes.compression().ok() == Some(Compression::None);
+        if exact {
+            let bytes = &data[batch.position..batch.position + batch.len];
+            if let Ok(records) = Records::new(bytes) {
+                for record in records.flatten() {
+                    if record.timestamp(header.base_timestamp) >= timestamp {
+                        return Some(record.offset(header.base_offset));
+                    }
+                }
+            }
+        }
+        // Compressed or broker-timestamped batches: the batch's first offset, which is at or
+        // before the first matching record, so a consumer starting there misses nothing.
+        Some(header.base_offset)
+    }
+
+    /// Records the final time-index entry, trims the files and reopens them read-only.
+    pub(crate) fn seal(&self, final_time_entry: Option<TimeEntry>) -> io::Result<Segment> {
+        if let Some(entry) = final_time_entry {
+            self.time_index.push(entry);
+        }
+        Ok(Segment {
+            base_offset: self.base_offset,
+            log: self.log.seal()?,
+            index: self.index.seal()?,
+            time_index: self.time_index.seal()?,
+            max_timestamp: AtomicI64::new(self.max_timestamp()),
+        })
+    }
+
+    /// Makes the `.log` data durable.
+    pub(crate) fn sync_log(&self, disk: &dyn Disk) -> io::Result<()> {
+        disk.sync_data(self.log.file())
+    }
+
+    /// Makes the log and both indexes durable (done once, when sealed).
+    pub(crate) fn sync_all(&self, disk: &dyn Disk) -> io::Result<()> {
+        self.sync_log(disk)?;
+        self.index.sync(disk)?;
+        self.time_index.sync(disk)
+    }
+
+    /// Removes the segment's files. Readers holding the maps keep reading until they drop them.
+    pub(crate) fn delete_files(&self) -> io::Result<()> {
+        for path in [self.log.path(), self.index.path(), self.time_index.path()] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

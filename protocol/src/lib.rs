@@ -1,0 +1,14 @@
+//! Sans-I/O pieces of the Kafka wire protocol shared by the Weir broker and client.
+//!
+//! This crate owns byte layouts and their validation. It never touches sockets, files, clocks or
+//! a runtime: everything is a pure function over `&[u8]`, `Bytes` or `BytesMut`, so that broker
+//! and client agree on the bytes by construction and every decoder can be fuzzed in isolation.
+//!
+//! # Layout
+//!
+//! - [`record_batch`]: the v2 record batch (magic 2): header parsing, CRC-32C, in-place patching
+//!   of broker-assigned fields, lazy record iteration and a builder.
+//! - [`varint`]: zigzag varints as used inside records.
+
+pub mod record_batch;
+pub mod varint;
