@@ -125,7 +125,13 @@ impl<E: Entry> Entries<E> {
         for (entry, out) in entries.iter().zip(bytes.chunks_exact_mut(E::SIZE)) {
             entry.encode(out);
         }
-        std::fs::write(path, &bytes)?;
+        // Replace atomically: a crash mid-write must not leave a shorter index that still
+        // looks plausible.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, path)?;
         let file = match capacity {
             Some(cap) => MappedFile::open_writable(
                 path,

@@ -102,6 +102,8 @@ struct Writer {
     first_append_ms: Option<i64>,
     /// Sealed segments whose data and indexes are not yet synced.
     unsynced_sealed: Vec<Arc<Segment>>,
+    /// A roll created files since the last sync, so the next sync must sync the directory.
+    rolled_since_sync: bool,
     closed: bool,
 }
 
@@ -179,6 +181,7 @@ impl PartitionLog {
                 cursor: recovered.cursor,
                 first_append_ms,
                 unsynced_sealed: Vec::new(),
+                rolled_since_sync: false,
                 closed: false,
             }),
             end_offset: AtomicI64::new(next),
@@ -306,6 +309,7 @@ impl PartitionLog {
         });
         tracing::debug!(dir = %self.dir.display(), base_offset = base, ?reason, "rolled segment");
         w.unsynced_sealed.push(sealed);
+        w.rolled_since_sync = true;
         w.active = created;
         w.cursor = IndexCursor::new(self.config.index_interval_bytes);
         w.first_append_ms = None;
@@ -348,26 +352,29 @@ impl PartitionLog {
                 cause: Arc::clone(cause),
             });
         }
-        let (target, sealed, active) = {
+        let (target, sealed, rolled, active) = {
             let mut w = lock(&self.writer);
             (
                 self.end_offset.load(Ordering::Acquire),
                 std::mem::take(&mut w.unsynced_sealed),
+                std::mem::take(&mut w.rolled_since_sync),
                 Arc::clone(&w.active),
             )
         };
-        if target <= self.durable_offset().0 && sealed.is_empty() {
+        if target <= self.durable_offset().0 && !rolled {
             return Ok(Offset(target));
         }
         let synced = (|| {
             for segment in &sealed {
                 segment.sync_all(self.disk.as_ref())?;
             }
-            if !sealed.is_empty() {
-                // New segment files must be durable entries of the directory before the
-                // recovery point skips the sealed ones.
-                active.sync_log(self.disk.as_ref())?;
+            active.sync_log(self.disk.as_ref())?;
+            if rolled {
+                // A roll created files: their directory entries must be durable before the
+                // records in them are reported durable. (Retention may already have deleted
+                // the sealed segments; the new active segment's entry still needs the sync.)
                 self.disk.sync_dir(&self.dir)?;
+                // Everything before the active segment is now synced: recovery can skip it.
                 files::write_atomically(
                     &self.dir,
                     RECOVERY_POINT,
@@ -375,7 +382,7 @@ impl PartitionLog {
                     self.disk.as_ref(),
                 )?;
             }
-            active.sync_log(self.disk.as_ref())
+            Ok(())
         })();
         match synced {
             Ok(()) => {

@@ -93,8 +93,18 @@ pub(crate) fn recover(
     };
 
     let recovered = if bases.is_empty() {
-        let segment =
-            Segment::create(dir, 0, cap, disk).map_err(LogError::io("create segment", dir))?;
+        let segment = Segment::create(dir, 0, cap, disk).map_err(|source| {
+            let path = SegmentPaths::new(dir, 0).log;
+            if super::error::is_disk_full(&source) {
+                LogError::DiskFull { path, source }
+            } else {
+                LogError::Io {
+                    op: "create segment",
+                    path,
+                    source,
+                }
+            }
+        })?;
         Recovered {
             segments: vec![segment],
             next_offset: 0,
@@ -397,15 +407,29 @@ fn check_trusted(paths: &SegmentPaths, base: i64) -> Result<Trusted, &'static st
     });
     let last_time = time.last();
     let segment = Segment::from_parts(base, log, index, time, -1);
-    if let Some(t) = last_time {
-        // The last entry must name a batch that reached exactly its timestamp.
-        let target = segment.find(base + i64::from(t.relative_offset.0));
-        if !target.is_some_and(|b| {
-            b.header.base_offset == base + i64::from(t.relative_offset.0)
-                && b.header.max_timestamp == t.timestamp
-        }) {
-            return Err("last time index entry does not match its batch");
+    // The last time entry holds the segment's newest timestamp: it names a batch that reached
+    // it, and no batch after that one is newer. An index that lost its tail fails the walk
+    // (a later batch is newer), so it is rebuilt instead of misleading retention and lookups.
+    let walk_from = match last_time {
+        Some(t) => {
+            let offset = base + i64::from(t.relative_offset.0);
+            match segment.find(offset) {
+                Some(b)
+                    if b.header.base_offset == offset && b.header.max_timestamp == t.timestamp =>
+                {
+                    b.position
+                }
+                _ => return Err("last time index entry does not match its batch"),
+            }
         }
+        None => 0,
+    };
+    let newest = last_time.map_or(-1, |t| t.timestamp);
+    if segment
+        .batches_from(walk_from)
+        .any(|b| b.header.max_timestamp > newest)
+    {
+        return Err("time index does not reach the segment's newest batch");
     }
     let max_timestamp = last_time.map_or(-1, |t| t.timestamp);
     segment.set_max_timestamp(max_timestamp);

@@ -156,6 +156,11 @@ impl Segment {
         batches(self.log.as_slice(), start).find(|b| b.header.last_offset() >= offset)
     }
 
+    /// Batch headers from `position` to the end of the published bytes.
+    pub(crate) fn batches_from(&self, position: usize) -> impl Iterator<Item = BatchAt> + '_ {
+        batches(self.log.as_slice(), position)
+    }
+
     /// Whole batches from `position`: always the first one, then as many as fit in
     /// `max_bytes` in total. Zero-copy.
     pub(crate) fn read_from(&self, position: usize, max_bytes: usize) -> Bytes {
