@@ -4,24 +4,23 @@
 //! - `machine/*`: plain file appends with and without `fdatasync` (the ceiling);
 //! - `append/*`: `PartitionLog::append` for 1 KiB and 100 B records in 16 KiB and 1 MiB batches,
 //!   buffered (`os`) and synced after every batch (`durable`);
-//! - `write_path/*`: the mmap copy path against a `pwrite` path into a preallocated file, both
-//!   synced per 1 MiB batch;
+//! - `write_path/*`: the log's two write paths (copy into the map, `pwritev` into the file),
+//!   both synced per 1 MiB batch;
 //! - `read/*`: sequential zero-copy reads from the page cache;
 //! - `index/*`: random offset lookups (index binary search plus header walk).
 //!
 //! Run with `cargo bench -p weir-broker --bench log`; `bench/storage.sh` turns the results
 //! into the table in `docs/benchmarks.md`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use weir_broker::log::{
-    Disk, FlushPolicy, Flusher, LogConfig, LogOptions, Offset, OsDisk, PartitionLog,
+    FlushPolicy, Flusher, LogConfig, LogOptions, Offset, PartitionLog, WritePath,
 };
 use weir_protocol::record_batch::{BatchBuilder, RecordInput};
 
@@ -42,7 +41,16 @@ fn batch(record_bytes: usize, batch_bytes: usize) -> Bytes {
 }
 
 fn open_log(dir: &std::path::Path, flush: FlushPolicy) -> Arc<PartitionLog> {
+    open_log_with(dir, flush, WritePath::default())
+}
+
+fn open_log_with(
+    dir: &std::path::Path,
+    flush: FlushPolicy,
+    write_path: WritePath,
+) -> Arc<PartitionLog> {
     let config = LogConfig {
+        write_path,
         segment_bytes: SEGMENT_BYTES,
         retention_ms: None,
         flush,
@@ -112,47 +120,20 @@ fn write_path(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(4));
     let bytes = batch(1024, MIB);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function("mmap_1MiB_fdatasync", |b| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = open_log(dir.path(), FlushPolicy::Os);
-        b.iter(|| {
-            log.append(&bytes).expect("append");
-            log.sync().expect("sync");
+    for (name, write_path) in [
+        ("mmap_1MiB_fdatasync", WritePath::Mmap),
+        ("pwrite_1MiB_fdatasync", WritePath::Pwrite),
+    ] {
+        g.bench_function(name, |b| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = open_log_with(dir.path(), FlushPolicy::Os, write_path);
+            b.iter(|| {
+                log.append(&bytes).expect("append");
+                log.sync().expect("sync");
+            });
         });
-    });
-    g.bench_function("pwrite_1MiB_fdatasync", |b| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let segment = u64::from(SEGMENT_BYTES);
-        let mut n = 0u64;
-        let mut file = preallocated(dir.path(), 0, segment);
-        b.iter(|| {
-            let mut at = n * bytes.len() as u64 % segment;
-            if at + bytes.len() as u64 > segment {
-                file = preallocated(dir.path(), n, segment);
-                at = 0;
-                n = 0;
-            }
-            n += 1;
-            // The broker would validate and patch the base offset too; so does the mmap path.
-            let mut copy = bytes.to_vec();
-            weir_protocol::record_batch::set_base_offset(&mut copy, n as i64);
-            file.write_all_at(&copy, at).expect("pwrite");
-            file.sync_data().expect("sync");
-        });
-    });
+    }
     g.finish();
-}
-
-fn preallocated(dir: &std::path::Path, n: u64, len: u64) -> File {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dir.join(format!("p{n}")))
-        .expect("create");
-    OsDisk.allocate(&file, len).expect("fallocate");
-    file
 }
 
 fn read(c: &mut Criterion) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::*;
 use proptest::prelude::*;
 use weir_broker::clock::ManualClock;
-use weir_broker::log::{LogConfig, Offset, OsDisk, PartitionLog};
+use weir_broker::log::{LogConfig, Offset, OsDisk, PartitionLog, WritePath};
 use weir_protocol::record_batch::{BatchBuilder, BatchHeader, RecordInput};
 
 /// One step of a generated history.
@@ -70,13 +70,14 @@ proptest! {
     fn the_log_behaves_like_a_vector_of_records(
         segment_bytes in 1024u32..16_384,
         index_interval in prop::sample::select(vec![1u32, 100, 512, 4096]),
+        write_path in prop::sample::select(vec![WritePath::Pwrite, WritePath::Mmap]),
         steps in prop::collection::vec(step(), 1..60),
         max_bytes in prop::collection::vec(1usize..8192, 8),
         probes in prop::collection::vec(0u64..u64::MAX, 16),
         time_probes in prop::collection::vec(-1i64..10_100, 16),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_bytes, index_interval_bytes: index_interval, ..small_config(segment_bytes) };
+        let config = LogConfig { segment_bytes, index_interval_bytes: index_interval, write_path, ..small_config(segment_bytes) };
         let mut log = open_with(dir.path(), &config);
         // The model: every record's value and timestamp, by offset.
         let mut model: Vec<(Vec<u8>, i64)> = Vec::new();

@@ -3,8 +3,9 @@
 //!
 //! Everything else (opening, mapping, renaming) goes straight to the OS: its failures surface
 //! as [`super::LogError::Io`] at open time. What is routed here is exactly what can fail while
-//! the log is serving: allocating a new segment (disk full) and syncing (EIO after a device
-//! error, or ENOSPC on filesystems that allocate at writeback).
+//! the log is serving: allocating a new segment (disk full), writing batches on the `pwrite`
+//! path, and syncing (EIO after a device error, or ENOSPC on filesystems that allocate at
+//! writeback).
 
 use std::fmt::Debug;
 use std::fs::File;
@@ -17,6 +18,11 @@ pub trait Disk: Send + Sync + Debug {
     /// Makes `file` at least `len` bytes long with every block allocated, so that writes
     /// through a memory map can never hit ENOSPC (which would be SIGBUS).
     fn allocate(&self, file: &File, len: u64) -> io::Result<()>;
+    /// Writes all of `parts`, one after the other, at `offset` (`pwritev`, resumed after short
+    /// writes).
+    fn write_all_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        pwritev_all(file, parts, offset)
+    }
     /// `fdatasync`: the file's data and the metadata needed to read it are on stable storage.
     fn sync_data(&self, file: &File) -> io::Result<()>;
     /// `fsync` of a directory, so that created, renamed and deleted entries are durable.
@@ -48,13 +54,41 @@ impl Disk for OsDisk {
     }
 }
 
+/// `pwritev` of all of `parts` at `offset`, resuming after short writes and interruptions.
+pub(crate) fn pwritev_all(file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut offset = offset;
+    while !parts.is_empty() {
+        let slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let written = match rustix::io::pwritev(file, &slices, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        offset += written as u64;
+        let mut skip = written;
+        while let Some(first) = parts.first_mut() {
+            if skip < first.len() {
+                *first = &first[skip..];
+                break;
+            }
+            skip -= first.len();
+            parts.remove(0);
+        }
+    }
+    Ok(())
+}
+
 /// A [`Disk`] that passes through to [`OsDisk`] but can be told to fail: a byte budget for
-/// allocation (ENOSPC once exhausted) and a switch that makes every sync fail with EIO.
+/// allocation (ENOSPC once exhausted), and switches that make every write or every sync fail
+/// with EIO.
 /// Used by the failure-injection tests; cheap enough to leave in the library.
 #[derive(Debug)]
 pub struct FaultyDisk {
     space_left: AtomicI64,
     fail_sync: AtomicBool,
+    fail_write: AtomicBool,
     syncs: AtomicU64,
 }
 
@@ -64,6 +98,7 @@ impl FaultyDisk {
         Self {
             space_left: AtomicI64::new(space_bytes),
             fail_sync: AtomicBool::new(false),
+            fail_write: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
         }
     }
@@ -76,6 +111,11 @@ impl FaultyDisk {
     /// From now on every sync fails (`true`) or succeeds (`false`).
     pub fn set_fail_sync(&self, fail: bool) {
         self.fail_sync.store(fail, Ordering::SeqCst);
+    }
+
+    /// From now on every write on the `pwrite` path fails (`true`) or succeeds (`false`).
+    pub fn set_fail_write(&self, fail: bool) {
+        self.fail_write.store(fail, Ordering::SeqCst);
     }
 
     /// Number of successful `sync_data` calls so far (to observe group commit).
@@ -95,6 +135,15 @@ impl Disk for FaultyDisk {
             ));
         }
         OsDisk.allocate(file, len)
+    }
+
+    fn write_all_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        if self.fail_write.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::IO.raw_os_error(),
+            ));
+        }
+        pwritev_all(file, parts, offset)
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {

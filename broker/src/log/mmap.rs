@@ -3,10 +3,14 @@
 //!
 //! A [`MappedFile`] owns a file, a mapping of it and a *published length*. Bytes below the
 //! published length are immutable for as long as the mapping lives: readers get `&[u8]` or
-//! zero-copy [`Bytes`] over them without locks. The appender copies new bytes past the
-//! published length (where no reader looks), may patch them, and only then publishes them with
-//! a release store; readers load the length with acquire, so they never see a half-written
-//! batch.
+//! zero-copy [`Bytes`] over them without locks. The appender writes new bytes past the
+//! published length (where no reader looks) and only then publishes them with a release store;
+//! readers load the length with acquire, so they never see a half-written batch.
+//!
+//! The appender writes either by copying into the map ([`WritePath::Mmap`]) or with `pwritev`
+//! into the same file ([`WritePath::Pwrite`]); a shared mapping and the file share one page
+//! cache, so readers see the bytes either way. `docs/benchmarks.md` has the measurements behind
+//! the default.
 //!
 //! A writable file is preallocated to its capacity (see [`Disk::allocate`]) so that a store
 //! into the map can never fault for lack of disk space. Sealing trims the file to the
@@ -27,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 
+use super::config::WritePath;
 use super::disk::Disk;
 
 /// The mapping itself; shared with every `Bytes` handed out so it outlives the file handle.
@@ -85,9 +90,14 @@ impl AsRef<[u8]> for MapSlice {
     }
 }
 
-/// Returned by [`MappedFile::append_with`] when the bytes do not fit in the preallocated space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NoRoom;
+/// Why an append did not happen. Nothing was published in either case.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// The bytes do not fit in the preallocated space (or the file is sealed).
+    NoRoom,
+    /// `pwritev` failed.
+    Io(io::Error),
+}
 
 /// A file mapped into memory, appended to by one writer at a time and read without locks.
 #[derive(Debug)]
@@ -97,6 +107,8 @@ pub(crate) struct MappedFile {
     map: Arc<Map>,
     /// Published length: bytes below it are complete and immutable.
     len: AtomicUsize,
+    /// How the appender writes.
+    write_path: WritePath,
     /// Serialises appenders so that two can never write the same unpublished bytes. The
     /// partition's writer lock already does; this keeps the module sound on its own.
     append_lock: Mutex<()>,
@@ -104,13 +116,18 @@ pub(crate) struct MappedFile {
 
 impl MappedFile {
     /// Creates a new file, allocates `capacity` bytes for it and maps it read-write.
-    pub(crate) fn create(path: &Path, capacity: usize, disk: &dyn Disk) -> io::Result<Self> {
+    pub(crate) fn create(
+        path: &Path,
+        capacity: usize,
+        write_path: WritePath,
+        disk: &dyn Disk,
+    ) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
-        match Self::map_writable(file, path, 0, capacity, disk) {
+        match Self::map_writable(file, path, 0, capacity, write_path, disk) {
             Ok(mapped) => Ok(mapped),
             Err(err) => {
                 // Leave no half-made segment behind (for example after ENOSPC). The error being
@@ -130,11 +147,19 @@ impl MappedFile {
         path: &Path,
         valid_len: usize,
         capacity: usize,
+        write_path: WritePath,
         disk: &dyn Disk,
     ) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         file.set_len(valid_len as u64)?;
-        Self::map_writable(file, path, valid_len, capacity.max(valid_len), disk)
+        Self::map_writable(
+            file,
+            path,
+            valid_len,
+            capacity.max(valid_len),
+            write_path,
+            disk,
+        )
     }
 
     fn map_writable(
@@ -142,6 +167,7 @@ impl MappedFile {
         path: &Path,
         valid_len: usize,
         capacity: usize,
+        write_path: WritePath,
         disk: &dyn Disk,
     ) -> io::Result<Self> {
         let map = if capacity == 0 {
@@ -155,6 +181,7 @@ impl MappedFile {
             path: path.to_path_buf(),
             map: Arc::new(map),
             len: AtomicUsize::new(valid_len),
+            write_path,
             append_lock: Mutex::new(()),
         })
     }
@@ -176,6 +203,7 @@ impl MappedFile {
             path: path.to_path_buf(),
             map: Arc::new(map),
             len: AtomicUsize::new(len),
+            write_path: WritePath::default(),
             append_lock: Mutex::new(()),
         })
     }
@@ -212,32 +240,41 @@ impl MappedFile {
         })
     }
 
-    /// Copies `data` after the published bytes, lets `patch` edit the copy, then publishes it.
-    /// Returns the position the data starts at.
-    pub(crate) fn append_with(
-        &self,
-        data: &[u8],
-        patch: impl FnOnce(&mut [u8]),
-    ) -> Result<usize, NoRoom> {
-        let _guard = self
+    /// Writes the concatenation of `parts` after the published bytes, then publishes it.
+    /// Returns the position it starts at. `disk` performs the write on the `pwrite` path.
+    pub(crate) fn append(&self, parts: &[&[u8]], disk: &dyn Disk) -> Result<usize, AppendError> {
+        let _appender = self
             .append_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Map::Writable(raw) = &*self.map else {
-            return Err(NoRoom);
+            return Err(AppendError::NoRoom);
         };
         let start = self.len.load(Ordering::Relaxed);
-        let end = start.checked_add(data.len()).ok_or(NoRoom)?;
+        let total = parts.iter().map(|p| p.len()).sum::<usize>();
+        let end = start.checked_add(total).ok_or(AppendError::NoRoom)?;
         if end > raw.len() {
-            return Err(NoRoom);
+            return Err(AppendError::NoRoom);
         }
-        // SAFETY: [start, end) lies inside the writable mapping and above the published length:
-        // no reader has a reference into it, and `append_lock` excludes other appenders. The
-        // mapping lives as long as `self`.
-        let dst =
-            unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(start), data.len()) };
-        dst.copy_from_slice(data);
-        patch(dst);
+        match self.write_path {
+            WritePath::Mmap => {
+                let mut at = start;
+                for part in parts {
+                    // SAFETY: [at, at + part.len()) lies inside [start, end), which is inside
+                    // the writable mapping and above the published length: no reader has a
+                    // reference into it, and `append_lock` excludes other appenders. The
+                    // mapping lives as long as `self`.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(at), part.len())
+                    };
+                    dst.copy_from_slice(part);
+                    at += part.len();
+                }
+            }
+            WritePath::Pwrite => disk
+                .write_all_at(&self.file, parts, start as u64)
+                .map_err(AppendError::Io)?,
+        }
         self.len.store(end, Ordering::Release);
         Ok(start)
     }
@@ -269,36 +306,44 @@ mod tests {
     use super::*;
     use crate::log::disk::OsDisk;
 
+    fn no_room(r: Result<usize, AppendError>) -> bool {
+        matches!(r, Err(AppendError::NoRoom))
+    }
+
     #[test]
-    fn append_publish_seal_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let f = MappedFile::create(&path, 16, &OsDisk).unwrap();
-        assert_eq!(f.len(), 0);
-        assert_eq!(f.append_with(b"hello", |b| b[0] = b'j').unwrap(), 0);
-        assert_eq!(f.append_with(b"world", |_| {}).unwrap(), 5);
-        assert_eq!(f.as_slice(), b"jelloworld");
-        let held = f.bytes(0, 5);
-        assert_eq!(f.append_with(b"too long!", |_| {}), Err(NoRoom));
-        let sealed = f.seal().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 10);
-        assert_eq!(sealed.as_slice(), b"jelloworld");
-        assert_eq!(sealed.append_with(b"x", |_| {}), Err(NoRoom));
-        drop(f);
-        // Bytes handed out before the seal still read correctly after the writer is gone.
-        assert_eq!(&held[..], b"jello");
-        let reopened = MappedFile::open_writable(&path, 5, 16, &OsDisk).unwrap();
-        assert_eq!(reopened.as_slice(), b"jello");
-        reopened.append_with(b"!", |_| {}).unwrap();
-        assert_eq!(reopened.as_slice(), b"jello!");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
+    fn append_publish_seal_and_reopen_on_both_write_paths() {
+        for path_kind in [WritePath::Mmap, WritePath::Pwrite] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let f = MappedFile::create(&path, 16, path_kind, &OsDisk).unwrap();
+            assert_eq!(f.len(), 0);
+            assert_eq!(f.append(&[b"j", b"ello"], &OsDisk).unwrap(), 0);
+            assert_eq!(f.append(&[b"world"], &OsDisk).unwrap(), 5);
+            assert_eq!(f.as_slice(), b"jelloworld");
+            let held = f.bytes(0, 5);
+            assert!(no_room(f.append(&[b"too long!"], &OsDisk)));
+            let sealed = f.seal().unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 10);
+            assert_eq!(sealed.as_slice(), b"jelloworld");
+            assert!(no_room(sealed.append(&[b"x"], &OsDisk)));
+            drop(f);
+            // Bytes handed out before the seal still read correctly after the writer is gone.
+            assert_eq!(&held[..], b"jello");
+            let reopened = MappedFile::open_writable(&path, 5, 16, path_kind, &OsDisk).unwrap();
+            assert_eq!(reopened.as_slice(), b"jello");
+            reopened.append(&[b"!"], &OsDisk).unwrap();
+            assert_eq!(reopened.as_slice(), b"jello!");
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
+            // What was written through either path is in the file itself.
+            assert_eq!(&std::fs::read(&path).unwrap()[..6], b"jello!");
+        }
     }
 
     #[test]
     fn empty_files_map_and_seal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e");
-        let f = MappedFile::create(&path, 0, &OsDisk).unwrap();
+        let f = MappedFile::create(&path, 0, WritePath::Pwrite, &OsDisk).unwrap();
         assert!(f.as_slice().is_empty());
         assert!(f.bytes(0, 10).is_empty());
         let sealed = f.seal().unwrap();

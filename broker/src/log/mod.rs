@@ -32,7 +32,7 @@ mod recovery;
 mod scan;
 mod segment;
 
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{FlushPolicy, LogConfig, WritePath};
 pub use disk::{Disk, FaultyDisk, OsDisk};
 pub use error::LogError;
 pub use flusher::Flusher;

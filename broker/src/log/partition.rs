@@ -25,10 +25,14 @@ use super::error::{LogError, is_disk_full};
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT};
 use super::flusher::Flusher;
 use super::index::{FilePosition, IndexCursor, RelativeOffset};
+use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
 use super::segment::{Capacity, Segment};
 use crate::clock::{Clock, SystemClock};
+
+/// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
+const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;
 
 /// Everything a log needs from its surroundings.
 #[derive(Debug, Clone)]
@@ -169,7 +173,7 @@ impl PartitionLog {
         }
         let first_append_ms = (active.size() > 0).then(|| clock.now_ms());
         let log = Arc::new_cyclic(|me| Self {
-            capacity: Capacity::new(config.segment_bytes, config.index_interval_bytes),
+            capacity: Capacity::new(&config),
             dir,
             disk,
             clock,
@@ -234,17 +238,29 @@ impl PartitionLog {
         // A segment holds less than 2 GiB and a record takes at least one byte, so relative
         // offsets and positions fit in 32 bits; the conversions cannot fail.
         let relative = u32::try_from(base - w.active.base_offset()).unwrap_or(u32::MAX);
-        let position = w
-            .active
-            .append(batch, header.max_timestamp, |copy| {
-                set_base_offset(copy, base);
-                // Single broker, never a leader change: epoch 0.
-                set_partition_leader_epoch(copy, 0);
-            })
-            .map_err(|_no_room| LogError::BatchTooLarge {
-                size: batch.len(),
-                max: w.active.free(),
-            })?;
+        // The broker-assigned fields (base offset, leader epoch) lie in the first 16 bytes,
+        // outside the CRC: patch a copy of those and write the rest of the batch as sent.
+        let mut head = [0u8; PATCHED_HEAD_BYTES];
+        head.copy_from_slice(&batch[..PATCHED_HEAD_BYTES]);
+        set_base_offset(&mut head, base);
+        // Single broker, never a leader change: epoch 0.
+        set_partition_leader_epoch(&mut head, 0);
+        let position = match w.active.append(
+            &head,
+            &batch[PATCHED_HEAD_BYTES..],
+            header.max_timestamp,
+            self.disk.as_ref(),
+        ) {
+            Ok(position) => position,
+            Err(AppendError::NoRoom) => {
+                return Err(LogError::BatchTooLarge {
+                    size: batch.len(),
+                    max: w.active.free(),
+                });
+            }
+            // A failed write may have left the page cache in an unknown state: fail-stop.
+            Err(AppendError::Io(err)) => return Err(self.fail(err)),
+        };
         let due = w.cursor.on_batch(
             RelativeOffset(relative),
             FilePosition(u32::try_from(position).unwrap_or(u32::MAX)),

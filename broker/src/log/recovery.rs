@@ -86,7 +86,7 @@ pub(crate) fn recover(
     let marker = dir.join(CLEAN_SHUTDOWN);
     let clean = marker.exists();
     let bases = list_segments(dir)?;
-    let cap = Capacity::new(config.segment_bytes, config.index_interval_bytes);
+    let cap = Capacity::new(config);
     let mut report = RecoveryReport {
         clean,
         ..RecoveryReport::default()
@@ -239,7 +239,7 @@ fn build(
     disk: &dyn Disk,
     mut report: RecoveryReport,
 ) -> Result<Recovered, LogError> {
-    let cap = Capacity::new(config.segment_bytes, config.index_interval_bytes);
+    let cap = Capacity::new(config);
     let last = plan.len() - 1;
     let mut segments = Vec::with_capacity(plan.len());
     let mut tail = None;
@@ -287,8 +287,14 @@ fn build(
         let max_timestamp = scan.cursor.max_timestamp;
         let mut time_entries = scan.time_entries.clone();
         if active {
-            let log = MappedFile::open_writable(&paths.log, scan.valid_len, cap.log_bytes, disk)
-                .map_err(LogError::io("open active segment", &paths.log))?;
+            let log = MappedFile::open_writable(
+                &paths.log,
+                scan.valid_len,
+                cap.log_bytes,
+                cap.write_path,
+                disk,
+            )
+            .map_err(LogError::io("open active segment", &paths.log))?;
             let index = Entries::rebuild(
                 &paths.index,
                 &scan.offset_entries,
@@ -475,7 +481,7 @@ fn reopen_active(
     };
     let max_timestamp = segment.max_timestamp();
     drop(segment);
-    let log = MappedFile::open_writable(&paths.log, len, cap.log_bytes, disk)
+    let log = MappedFile::open_writable(&paths.log, len, cap.log_bytes, cap.write_path, disk)
         .map_err(LogError::io("open active segment", &paths.log))?;
     let index = Entries::rebuild(&paths.index, &offset_entries, Some(cap.index_entries), disk)
         .map_err(LogError::io("reopen index", &paths.index))?;

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use bytes::Bytes;
 use weir_protocol::record_batch::{Compression, Records, TimestampType};
 
+use super::config::WritePath;
 use super::disk::Disk;
 use super::files::SegmentPaths;
 use super::index::{Entries, OffsetEntry, TimeEntry, index_capacity};
-use super::mmap::{MappedFile, NoRoom};
+use super::mmap::{AppendError, MappedFile};
 use super::scan::{BatchAt, batches};
 
 /// One segment of a partition log.
@@ -30,18 +31,20 @@ pub(crate) struct Segment {
     max_timestamp: AtomicI64,
 }
 
-/// Capacities of an active segment's files.
+/// Sizes of an active segment's files, and how its log is written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Capacity {
     pub(crate) log_bytes: usize,
     pub(crate) index_entries: usize,
+    pub(crate) write_path: WritePath,
 }
 
 impl Capacity {
-    pub(crate) fn new(segment_bytes: u32, index_interval_bytes: u32) -> Self {
+    pub(crate) fn new(config: &super::LogConfig) -> Self {
         Self {
-            log_bytes: segment_bytes as usize,
-            index_entries: index_capacity(segment_bytes, index_interval_bytes),
+            log_bytes: config.segment_bytes as usize,
+            index_entries: index_capacity(config.segment_bytes, config.index_interval_bytes),
+            write_path: config.write_path,
         }
     }
 }
@@ -55,7 +58,7 @@ impl Segment {
         disk: &dyn Disk,
     ) -> io::Result<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
-        let log = MappedFile::create(&paths.log, cap.log_bytes, disk)?;
+        let log = MappedFile::create(&paths.log, cap.log_bytes, cap.write_path, disk)?;
         let made = Entries::create(&paths.index, cap.index_entries, disk).and_then(|index| {
             Entries::create(&paths.time_index, cap.index_entries, disk).map(|time| (index, time))
         });
@@ -119,15 +122,17 @@ impl Segment {
         self.max_timestamp.load(Ordering::Acquire)
     }
 
-    /// Copies a batch in, lets `patch` set broker-assigned fields and publishes it. Returns
-    /// its position. Caller holds the partition writer lock and adds the index entries due.
+    /// Writes a batch given as its patched first bytes (`head`, carrying the broker-assigned
+    /// fields) and the untouched rest, and publishes it. Returns its position. Caller holds the
+    /// partition writer lock and adds the index entries due.
     pub(crate) fn append(
         &self,
-        batch: &[u8],
+        head: &[u8],
+        rest: &[u8],
         max_timestamp: i64,
-        patch: impl FnOnce(&mut [u8]),
-    ) -> Result<usize, NoRoom> {
-        let position = self.log.append_with(batch, patch)?;
+        disk: &dyn Disk,
+    ) -> Result<usize, AppendError> {
+        let position = self.log.append(&[head, rest], disk)?;
         self.max_timestamp
             .fetch_max(max_timestamp, Ordering::AcqRel);
         Ok(position)
