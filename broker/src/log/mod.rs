@@ -13,7 +13,7 @@
 //! - a reader only ever sees whole, validated batches below the published end of a segment;
 //! - an offset reported durable by [`PartitionLog::wait_durable`] survives a crash of the
 //!   process or the machine;
-//! - after an fsync error the log accepts no more writes ([`LogError::Failed`]) and never
+//! - after a write or fsync error the log accepts no more writes ([`LogError::Failed`]) and never
 //!   touches what was already acknowledged;
 //! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
 //!

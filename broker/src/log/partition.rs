@@ -1,7 +1,7 @@
 //! [`PartitionLog`]: the public face of one partition's storage.
 //!
 //! Concurrency: appends are serialised by the writer lock, held only for validation-free work
-//! (roll decision, copy into the map, index entries, offset bump). Readers take a snapshot of
+//! (roll decision, write into the segment, index entries, offset bump). Readers take a snapshot of
 //! the segment list (an `Arc<Vec<_>>` swapped under the writer lock on roll, retention and
 //! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
