@@ -249,7 +249,7 @@ fn build(
         let paths = SegmentPaths::new(dir, base);
         let active = i == last;
         let scan = match planned.scan {
-            Some(scan) => Some(scan),
+            Some(scan) => scan,
             None => match check_trusted(&paths, base) {
                 Ok(found) if !active => {
                     segments.push(found.segment);
@@ -277,58 +277,34 @@ fn build(
                             reason: stop.reason.clone(),
                         });
                     }
-                    Some(scan)
+                    scan
                 }
             },
         };
-        let Some(scan) = scan else { continue };
         scanned_any = true;
         report.indexes_rebuilt += 1;
-        let max_timestamp = scan.cursor.max_timestamp;
         let mut time_entries = scan.time_entries.clone();
-        if active {
-            let log = MappedFile::open_writable(
-                &paths.log,
-                scan.valid_len,
-                cap.log_bytes,
-                cap.write_path,
-                disk,
-            )
-            .map_err(LogError::io("open active segment", &paths.log))?;
-            let index = Entries::rebuild(
-                &paths.index,
-                &scan.offset_entries,
-                Some(cap.index_entries),
-                disk,
-            )
-            .map_err(LogError::io("rebuild index", &paths.index))?;
-            let time = Entries::rebuild(
-                &paths.time_index,
-                &time_entries,
-                Some(cap.index_entries),
-                disk,
-            )
-            .map_err(LogError::io("rebuild time index", &paths.time_index))?;
-            segments.push(Segment::from_parts(base, log, index, time, max_timestamp));
-            tail = Some((scan.next_offset, scan.cursor));
-        } else {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&paths.log)
-                .map_err(LogError::io("open segment", &paths.log))?;
-            file.set_len(scan.valid_len as u64)
-                .map_err(LogError::io("truncate segment", &paths.log))?;
-            drop(file);
+        if !active {
+            // A sealed segment's time index ends with the entry for its newest batch.
             time_entries.extend(
                 IndexCursor::resume(config.index_interval_bytes, scan.cursor).final_time_entry(),
             );
-            let log = MappedFile::open_read_only(&paths.log)
-                .map_err(LogError::io("open segment", &paths.log))?;
-            let index = Entries::rebuild(&paths.index, &scan.offset_entries, None, disk)
-                .map_err(LogError::io("rebuild index", &paths.index))?;
-            let time = Entries::rebuild(&paths.time_index, &time_entries, None, disk)
-                .map_err(LogError::io("rebuild time index", &paths.time_index))?;
-            segments.push(Segment::from_parts(base, log, index, time, max_timestamp));
+        }
+        let contents = Contents {
+            base,
+            valid_len: scan.valid_len,
+            offset_entries: &scan.offset_entries,
+            time_entries: &time_entries,
+            max_timestamp: scan.cursor.max_timestamp,
+        };
+        segments.push(open_segment(
+            &paths,
+            &contents,
+            active.then_some(cap),
+            disk,
+        )?);
+        if active {
+            tail = Some((scan.next_offset, scan.cursor));
         }
     }
     let (next_offset, cursor_state) = tail.ok_or_else(|| LogError::Io {
@@ -479,22 +455,66 @@ fn reopen_active(
         max_batch: last_time.map(|t| t.relative_offset),
         seen_batch: last_batch.is_some(),
     };
-    let max_timestamp = segment.max_timestamp();
+    let contents = Contents {
+        base,
+        valid_len: len,
+        offset_entries: &offset_entries,
+        time_entries: &time_entries,
+        max_timestamp: segment.max_timestamp(),
+    };
     drop(segment);
-    let log = MappedFile::open_writable(&paths.log, len, cap.log_bytes, cap.write_path, disk)
-        .map_err(LogError::io("open active segment", &paths.log))?;
-    let index = Entries::rebuild(&paths.index, &offset_entries, Some(cap.index_entries), disk)
-        .map_err(LogError::io("reopen index", &paths.index))?;
-    let time = Entries::rebuild(
-        &paths.time_index,
-        &time_entries,
-        Some(cap.index_entries),
-        disk,
-    )
-    .map_err(LogError::io("reopen time index", &paths.time_index))?;
     Ok((
-        Segment::from_parts(base, log, index, time, max_timestamp),
+        open_segment(paths, &contents, Some(cap), disk)?,
         (next_offset, cursor),
+    ))
+}
+
+/// What a segment's files must hold, as established by a scan or by checked index files.
+#[derive(Debug)]
+struct Contents<'a> {
+    base: i64,
+    /// Bytes of valid batches; anything after them is discarded.
+    valid_len: usize,
+    offset_entries: &'a [OffsetEntry],
+    time_entries: &'a [TimeEntry],
+    max_timestamp: i64,
+}
+
+/// Opens a segment from known contents: the log cut to its valid length and both indexes
+/// rewritten. Writable with room to grow for the active segment (`active` carries its
+/// capacity), read-only for a sealed one.
+fn open_segment(
+    paths: &SegmentPaths,
+    contents: &Contents<'_>,
+    active: Option<Capacity>,
+    disk: &dyn Disk,
+) -> Result<Segment, LogError> {
+    let log = match active {
+        Some(cap) => MappedFile::open_writable(
+            &paths.log,
+            contents.valid_len,
+            cap.log_bytes,
+            cap.write_path,
+            disk,
+        ),
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .open(&paths.log)
+            .and_then(|file| file.set_len(contents.valid_len as u64))
+            .and_then(|()| MappedFile::open_read_only(&paths.log)),
+    }
+    .map_err(LogError::io("open segment", &paths.log))?;
+    let room = active.map(|cap| cap.index_entries);
+    let index = Entries::rebuild(&paths.index, contents.offset_entries, room, disk)
+        .map_err(LogError::io("rewrite index", &paths.index))?;
+    let time = Entries::rebuild(&paths.time_index, contents.time_entries, room, disk)
+        .map_err(LogError::io("rewrite time index", &paths.time_index))?;
+    Ok(Segment::from_parts(
+        contents.base,
+        log,
+        index,
+        time,
+        contents.max_timestamp,
     ))
 }
 
