@@ -112,6 +112,27 @@ struct Writer {
 }
 
 /// One partition's append-only log. See the [module docs](super) for its invariants.
+///
+/// ```
+/// use weir_broker::log::{Flusher, LogConfig, LogOptions, Offset, PartitionLog};
+/// use weir_protocol::record_batch::{BatchBuilder, RecordInput, Records};
+///
+/// let dir = tempfile::tempdir()?;
+/// let config = LogConfig { segment_bytes: 1 << 20, ..LogConfig::default() };
+/// let log = PartitionLog::open(dir.path(), LogOptions::new(config, Flusher::new(1)))?;
+///
+/// let mut batch = BatchBuilder::new();
+/// batch.push(RecordInput { key: Some(b"k"), value: Some(b"hello"), ..RecordInput::default() });
+/// let info = log.append(&batch.build().expect("one record"))?;
+/// assert_eq!(info.base_offset, Offset(0));
+/// log.sync()?; // async callers share syncs with `log.wait_durable(info.next_offset()).await`
+///
+/// let read = log.read(Offset(0), 1 << 20)?;
+/// let record = Records::new(&read.records)?.next().expect("a record")?;
+/// assert_eq!(record.value, Some(&b"hello"[..]));
+/// log.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
