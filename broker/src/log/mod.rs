@@ -22,7 +22,7 @@
 mod config;
 pub mod disk;
 mod error;
-mod files;
+pub(crate) mod files;
 mod flusher;
 mod index;
 mod mmap;

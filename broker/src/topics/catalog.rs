@@ -1,0 +1,421 @@
+//! The persisted set of topics and the logs of their partitions.
+//!
+//! File `<data-dir>/topics`, written atomically (temporary file, sync, rename, directory sync):
+//!
+//! ```text
+//! topic <name> <partitions>      one line per topic, names sorted
+//! crc32 <8 hex digits>           CRC-32 of every byte before this line
+//! ```
+//!
+//! Partition `p` of topic `t` lives in `<data-dir>/<t>-<p>/`. Creating writes the partition
+//! directories first and the catalog last; deleting removes the catalog entry first and the
+//! directories after. A crash in between leaves directories that no catalog entry names: they
+//! are removed at start-up, so a topic created again later never inherits old records.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use super::name::{TopicNameError, collides, validate_topic_name};
+use crate::log::files::write_atomically;
+use crate::log::{LogError, LogOptions, PartitionLog};
+
+const CATALOG_FILE: &str = "topics";
+/// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
+/// millions of preallocated segments.
+const MAX_PARTITIONS: u32 = 10_000;
+
+/// One topic and its partitions' logs.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    partitions: Vec<Arc<PartitionLog>>,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// All partitions, by index.
+    pub fn partitions(&self) -> &[Arc<PartitionLog>] {
+        &self.partitions
+    }
+
+    /// Partition `index`, if it exists.
+    pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Illegal name (Kafka: INVALID_TOPIC_EXCEPTION).
+    #[error(transparent)]
+    InvalidName(#[from] TopicNameError),
+    /// The topic exists (TOPIC_ALREADY_EXISTS).
+    #[error("topic {0} already exists")]
+    AlreadyExists(String),
+    /// The name collides with an existing topic's (INVALID_TOPIC_EXCEPTION).
+    #[error("topic {0} collides with existing topic {1} ('.' and '_' are equivalent)")]
+    Collides(String, String),
+    /// Partition count out of range (INVALID_PARTITIONS).
+    #[error("invalid partition count {0}: must be between 1 and {MAX_PARTITIONS}")]
+    InvalidPartitions(i64),
+    /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// The catalog file is damaged.
+    #[error("topic catalog {path} is damaged: {reason}")]
+    Damaged {
+        /// The catalog file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A partition log could not be opened, created or closed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Reading or writing the catalog or a partition directory failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + use<> {
+    let path = path.to_path_buf();
+    move |source| CatalogError::Io { op, path, source }
+}
+
+/// The topics of one broker.
+#[derive(Debug)]
+pub struct TopicCatalog {
+    data_dir: PathBuf,
+    log_options: LogOptions,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises create and delete, so the file always matches the map.
+    changes: Mutex<()>,
+}
+
+impl TopicCatalog {
+    /// Opens the catalog in `data_dir` (creating it if needed) and every partition log it names.
+    pub fn open(data_dir: impl AsRef<Path>, log_options: LogOptions) -> Result<Self, CatalogError> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&data_dir).map_err(io_err("create data directory", &data_dir))?;
+        let entries = read_catalog(&data_dir)?;
+        let mut topics = BTreeMap::new();
+        for (name, count) in entries {
+            let partitions = (0..count)
+                .map(|p| {
+                    PartitionLog::open(partition_dir(&data_dir, &name, p), log_options.clone())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            topics.insert(name.clone(), Arc::new(Topic { name, partitions }));
+        }
+        remove_orphans(&data_dir, &topics)?;
+        Ok(Self {
+            data_dir,
+            log_options,
+            topics: RwLock::new(topics),
+            changes: Mutex::new(()),
+        })
+    }
+
+    /// The topic called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub fn create(&self, name: &str, partitions: i64) -> Result<Arc<Topic>, CatalogError> {
+        validate_topic_name(name)?;
+        let count = u32::try_from(partitions)
+            .ok()
+            .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
+            .ok_or(CatalogError::InvalidPartitions(partitions))?;
+        let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+            if topics.contains_key(name) {
+                return Err(CatalogError::AlreadyExists(name.to_owned()));
+            }
+            if let Some(other) = topics.keys().find(|other| collides(name, other)) {
+                return Err(CatalogError::Collides(name.to_owned(), other.clone()));
+            }
+        }
+        let mut logs = Vec::with_capacity(count as usize);
+        for p in 0..count {
+            let dir = partition_dir(&self.data_dir, name, p);
+            // Left over from a create or delete that crashed halfway: not this topic's data.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(io_err("remove stale partition directory", &dir))?;
+            }
+            logs.push(PartitionLog::open(&dir, self.log_options.clone())?);
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_owned(),
+            partitions: logs,
+        });
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        if let Err(err) = self.persist(&topics) {
+            topics.remove(name);
+            return Err(err);
+        }
+        tracing::info!(topic = name, partitions = count, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete(&self, name: &str) -> Result<(), CatalogError> {
+        let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = {
+            let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+            let topic = topics
+                .remove(name)
+                .ok_or_else(|| CatalogError::UnknownTopic(name.to_owned()))?;
+            if let Err(err) = self.persist(&topics) {
+                topics.insert(name.to_owned(), topic);
+                return Err(err);
+            }
+            topic
+        };
+        for (p, log) in topic.partitions.iter().enumerate() {
+            if let Err(err) = log.close() {
+                tracing::warn!(topic = name, partition = p, error = %err, "closing a deleted partition failed");
+            }
+            let dir = log.dir();
+            std::fs::remove_dir_all(dir).map_err(io_err("remove partition directory", dir))?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Closes every partition log cleanly (sync, clean-shutdown marker).
+    pub fn close(&self) -> Result<(), CatalogError> {
+        let mut first_error = None;
+        for topic in self.list() {
+            for log in &topic.partitions {
+                if let Err(err) = log.close() {
+                    tracing::error!(dir = %log.dir().display(), error = %err, "closing a partition failed");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), |e| Err(CatalogError::Log(e)))
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), CatalogError> {
+        let mut text = String::new();
+        for topic in topics.values() {
+            text.push_str(&format!(
+                "topic {} {}\n",
+                topic.name,
+                topic.partitions.len()
+            ));
+        }
+        let crc = crc32fast::hash(text.as_bytes());
+        text.push_str(&format!("crc32 {crc:08x}\n"));
+        write_atomically(
+            &self.data_dir,
+            CATALOG_FILE,
+            text.as_bytes(),
+            self.log_options.disk.as_ref(),
+        )
+        .map_err(io_err(
+            "write topic catalog",
+            &self.data_dir.join(CATALOG_FILE),
+        ))
+    }
+}
+
+fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn read_catalog(data_dir: &Path) -> Result<Vec<(String, u32)>, CatalogError> {
+    let path = data_dir.join(CATALOG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read topic catalog", &path)(e)),
+    };
+    let damaged = |reason: String| CatalogError::Damaged {
+        path: path.clone(),
+        reason,
+    };
+    let body_end = text
+        .rfind("crc32 ")
+        .ok_or_else(|| damaged("no checksum line".into()))?;
+    let (body, crc_line) = text.split_at(body_end);
+    let stored = crc_line
+        .trim_end()
+        .strip_prefix("crc32 ")
+        .and_then(|h| u32::from_str_radix(h, 16).ok());
+    if stored != Some(crc32fast::hash(body.as_bytes())) {
+        return Err(damaged("checksum mismatch".into()));
+    }
+    body.lines()
+        .map(|line| {
+            let mut words = line.split(' ');
+            match (
+                words.next(),
+                words.next(),
+                words.next().and_then(|n| n.parse::<u32>().ok()),
+                words.next(),
+            ) {
+                (Some("topic"), Some(name), Some(count), None)
+                    if validate_topic_name(name).is_ok() =>
+                {
+                    Ok((name.to_owned(), count))
+                }
+                _ => Err(damaged(format!("unreadable line {line:?}"))),
+            }
+        })
+        .collect()
+}
+
+/// Removes partition directories that no topic names (left by a crash mid-create or
+/// mid-delete).
+fn remove_orphans(
+    data_dir: &Path,
+    topics: &BTreeMap<String, Arc<Topic>>,
+) -> Result<(), CatalogError> {
+    let known: std::collections::HashSet<PathBuf> = topics
+        .values()
+        .flat_map(|t| t.partitions.iter().map(|l| l.dir().to_path_buf()))
+        .collect();
+    for entry in std::fs::read_dir(data_dir).map_err(io_err("list data directory", data_dir))? {
+        let entry = entry.map_err(io_err("list data directory", data_dir))?;
+        let path = entry.path();
+        let looks_like_partition = entry.file_type().is_ok_and(|t| t.is_dir())
+            && entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.rsplit_once('-'))
+                .is_some_and(|(topic, p)| {
+                    validate_topic_name(topic).is_ok()
+                        && !p.is_empty()
+                        && p.bytes().all(|b| b.is_ascii_digit())
+                });
+        if looks_like_partition && !known.contains(&path) {
+            tracing::warn!(dir = %path.display(), "removing a partition directory no topic names");
+            std::fs::remove_dir_all(&path)
+                .map_err(io_err("remove orphan partition directory", &path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Flusher, LogConfig};
+
+    fn options() -> LogOptions {
+        LogOptions::new(
+            LogConfig {
+                segment_bytes: 64 * 1024,
+                ..LogConfig::default()
+            },
+            Flusher::new(1),
+        )
+    }
+
+    #[test]
+    fn create_list_delete_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        catalog.create("orders", 3).unwrap();
+        catalog.create("a.b", 1).unwrap();
+        assert!(matches!(
+            catalog.create("orders", 1),
+            Err(CatalogError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            catalog.create("a_b", 1),
+            Err(CatalogError::Collides(..))
+        ));
+        assert!(matches!(
+            catalog.create("bad name", 1),
+            Err(CatalogError::InvalidName(_))
+        ));
+        assert!(matches!(
+            catalog.create("zero", 0),
+            Err(CatalogError::InvalidPartitions(0))
+        ));
+        assert_eq!(
+            catalog
+                .list()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .collect::<Vec<_>>(),
+            vec!["a.b", "orders"]
+        );
+        catalog.close().unwrap();
+        drop(catalog);
+
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        assert_eq!(catalog.get("orders").unwrap().partitions().len(), 3);
+        catalog.delete("orders").unwrap();
+        assert!(catalog.get("orders").is_none());
+        assert!(!dir.path().join("orders-0").exists());
+        assert!(matches!(
+            catalog.delete("orders"),
+            Err(CatalogError::UnknownTopic(_))
+        ));
+        drop(catalog);
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        assert_eq!(catalog.list().len(), 1);
+    }
+
+    #[test]
+    fn orphan_directories_are_removed_and_damage_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ghost-0")).unwrap();
+        std::fs::write(
+            dir.path().join("ghost-0").join("00000000000000000000.log"),
+            b"old",
+        )
+        .unwrap();
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        assert!(!dir.path().join("ghost-0").exists());
+        catalog.create("ghost", 1).unwrap();
+        drop(catalog);
+        let path = dir.path().join(CATALOG_FILE);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text = text.replace("ghost 1", "ghost 2");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(
+            TopicCatalog::open(dir.path(), options()),
+            Err(CatalogError::Damaged { .. })
+        ));
+    }
+}
