@@ -1,14 +1,22 @@
-//! The Weir broker: partition logs on memory-mapped segment files, and (as later issues land)
-//! the Kafka-protocol server, topic catalog and group coordinator built on them.
+//! The Weir broker: partition logs on memory-mapped segment files behind a Kafka-protocol
+//! server, so that stock Kafka clients work against it unchanged.
 //!
 //! # Layout
 //!
 //! - [`log`]: one partition's append-only log: segments, sparse indexes, group-commit flushing,
 //!   crash recovery and retention. It stores raw v2 record batches and never sees other wire
 //!   types.
+//! - [`server`]: the Kafka-protocol server: [`Broker`] starts it (in-process on port 0 for
+//!   tests, or from `main`), connections, dispatch, one handler per API.
+//! - [`config`]: flags and `WEIR_*` environment variables.
 //! - [`topics`]: legal topic names and the persisted catalog of topics and partition logs.
 //! - [`clock`]: the injected wall clock used for segment rolls and retention.
 
 pub mod clock;
+pub mod config;
 pub mod log;
+pub mod server;
 pub mod topics;
+
+pub use config::BrokerConfig;
+pub use server::{Broker, BrokerError, RunningBroker};

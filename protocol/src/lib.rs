@@ -6,9 +6,16 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the table of supported APIs and version ranges (ApiVersions and negotiation),
+//!   and the request/response header version of each API version.
+//! - [`error_code`]: Kafka error codes as a typed enum, with names and retriability.
+//! - [`frame`]: size-prefixed framing as a `tokio_util` codec, bounded before allocation.
 //! - [`record_batch`]: the v2 record batch (magic 2): header parsing, CRC-32C, in-place patching
 //!   of broker-assigned fields, lazy record iteration and a builder.
 //! - [`varint`]: zigzag varints as used inside records.
 
+pub mod api;
+pub mod error_code;
+pub mod frame;
 pub mod record_batch;
 pub mod varint;

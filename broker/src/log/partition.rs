@@ -456,8 +456,9 @@ impl PartitionLog {
         }
     }
 
-    /// Queues a sync on the flusher unless one is queued already.
-    fn request_sync(&self) {
+    /// Queues a sync on the flusher unless one is queued already. Callers about to wait for
+    /// several logs call this on each first, so the syncs run in parallel.
+    pub fn request_sync(&self) {
         if !self.sync_queued.swap(true, Ordering::AcqRel) {
             if let Some(me) = self.me.upgrade() {
                 self.flusher.schedule(me);

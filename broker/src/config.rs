@@ -1,0 +1,151 @@
+//! Broker configuration: command-line flags, each with a `WEIR_*` environment variable.
+//!
+//! Defaults give a broker that works out of the box for one developer: `127.0.0.1:9092`, data
+//! in `./weir-data`, topics auto-created with one partition, every append synced before it is
+//! acknowledged. `docs/configuration.md` lists every setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::log::{FlushPolicy, LogConfig};
+
+/// Weir: a Kafka-compatible message broker in one binary.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "weir-broker",
+    version,
+    about,
+    after_help = "Examples:\n  weir-broker                                  # 127.0.0.1:9092, data in ./weir-data\n  weir-broker --data-dir /var/lib/weir --listen 0.0.0.0:9092 --advertised-host broker1.example\n  WEIR_FLUSH=interval:100 weir-broker          # acknowledge before syncing; sync every 100 ms"
+)]
+pub struct BrokerConfig {
+    /// Address to accept Kafka clients on.
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// Directory holding the topic catalog and one directory per partition.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
+    pub data_dir: PathBuf,
+
+    /// Host name given to clients in metadata responses (default: the listen address's IP).
+    /// Clients connect to this name, so it must resolve to this broker from where they run.
+    #[arg(long, env = "WEIR_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+
+    /// Create a topic the first time a client asks for its metadata or produces to it.
+    #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of an auto-created topic (and of CreateTopics requests that ask for -1).
+    #[arg(long, env = "WEIR_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: u32,
+
+    /// Size each segment file is preallocated to, in bytes (Kafka's `segment.bytes`).
+    #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    pub segment_bytes: u32,
+
+    /// Roll the active segment after this many milliseconds (`segment.ms`).
+    #[arg(long, env = "WEIR_SEGMENT_MS", default_value_t = 7 * 24 * 3_600_000)]
+    pub segment_ms: i64,
+
+    /// Delete sealed segments whose newest record is older than this, in milliseconds
+    /// (`retention.ms`); -1 keeps them forever.
+    #[arg(long, env = "WEIR_RETENTION_MS", default_value_t = 7 * 24 * 3_600_000, allow_negative_numbers = true)]
+    pub retention_ms: i64,
+
+    /// Delete the oldest sealed segments while a partition is larger than this many bytes
+    /// (`retention.bytes`); -1 means no size limit.
+    #[arg(long, env = "WEIR_RETENTION_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    pub retention_bytes: i64,
+
+    /// When appended records are synced to disk: `always` (before every acknowledgement, with
+    /// group commit), `interval:<ms>` (in the background; acks=all still waits), or `os`.
+    #[arg(long, env = "WEIR_FLUSH", default_value = "always", value_parser = parse_flush)]
+    pub flush: FlushPolicy,
+
+    /// Largest request frame accepted, in bytes; larger ones close the connection before any
+    /// memory is set aside for them.
+    #[arg(long, env = "WEIR_MAX_FRAME_BYTES", default_value_t = 100 << 20)]
+    pub max_frame_bytes: usize,
+
+    /// Most client connections served at once; further ones wait in the accept queue.
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Close a connection that sends nothing for this many seconds (Kafka's
+    /// `connections.max.idle.ms`, in seconds here).
+    #[arg(long, env = "WEIR_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+}
+
+fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
+    match s {
+        "always" => Ok(FlushPolicy::EveryAppend),
+        "os" => Ok(FlushPolicy::Os),
+        other => other
+            .strip_prefix("interval:")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(|ms| FlushPolicy::Interval(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("expected always, os or interval:<ms>, got {other:?}")),
+    }
+}
+
+impl BrokerConfig {
+    /// The defaults, with data in `data_dir` and an OS-chosen port on 127.0.0.1 (for tests and
+    /// embedding).
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Self::parse_from(["weir-broker"]);
+        config.data_dir = data_dir.into();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.segment_bytes = 8 << 20;
+        config
+    }
+
+    /// The per-partition log settings these flags describe.
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms),
+            retention_bytes: u64::try_from(self.retention_bytes).ok(),
+            flush: self.flush,
+            ..LogConfig::default()
+        }
+    }
+
+    /// How long an idle connection is kept.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_parsing() {
+        let c = BrokerConfig::parse_from(["weir-broker"]);
+        assert_eq!(c.listen, "127.0.0.1:9092".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./weir-data"));
+        assert!(c.auto_create_topics);
+        assert_eq!(c.flush, FlushPolicy::EveryAppend);
+        assert_eq!(c.log_config().retention_bytes, None);
+        let c = BrokerConfig::parse_from([
+            "weir-broker",
+            "--flush",
+            "interval:50",
+            "--auto-create-topics",
+            "false",
+            "--retention-ms",
+            "-1",
+        ]);
+        assert_eq!(c.flush, FlushPolicy::Interval(Duration::from_millis(50)));
+        assert!(!c.auto_create_topics);
+        assert_eq!(c.log_config().retention_ms, None);
+        assert!(BrokerConfig::try_parse_from(["weir-broker", "--flush", "sometimes"]).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! Kafka clients pipeline requests. Each request is handled in its own task so a long-polling
+//! fetch does not hold up a metadata request behind it, but responses are written strictly in
+//! request order (kafka-python rejects anything else): the reader queues a receiver per
+//! request, the writer awaits them one by one. The queue is bounded, and produce requests also
+//! take permits from the broker-wide produce-bytes semaphore: when either is full the reader
+//! stops reading the socket, which is the broker's backpressure.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use weir_protocol::frame::FrameCodec;
+
+use super::Context;
+use super::dispatch::{self, Outcome};
+
+/// Requests read but not yet answered, per connection (Kafka's default
+/// `max.in.flight.requests.per.connection` is 5; this leaves room for pipelining clients).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// A response to write, or nothing (acks=0 produce), or the end of the connection.
+type Pending = oneshot::Receiver<Outcome>;
+
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %err, "set_nodelay failed");
+    }
+    let (mut rd, mut wr) = stream.into_split();
+    let (queue, mut pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+
+    let writer = tokio::spawn(async move {
+        while let Some(response) = pending.recv().await {
+            match response.await {
+                Ok(Outcome::Respond(bytes)) => {
+                    if let Err(err) = wr.write_all(&bytes).await {
+                        tracing::debug!(%peer, error = %err, "write failed; closing connection");
+                        return;
+                    }
+                }
+                Ok(Outcome::NoResponse) => {}
+                // A handler refused the request (bad input): close, as Kafka does.
+                Ok(Outcome::Close(reason)) => {
+                    tracing::info!(%peer, %reason, "closing connection");
+                    return;
+                }
+                Err(_dropped) => return,
+            }
+        }
+        if let Err(err) = wr.shutdown().await {
+            tracing::debug!(%peer, error = %err, "shutdown of the write side failed");
+        }
+    });
+
+    let mut codec = FrameCodec::new(ctx.config.max_frame_bytes);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let idle = ctx.config.idle_timeout();
+    'read: loop {
+        let frame = loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => break frame,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::info!(%peer, error = %err, "bad frame; closing connection");
+                    break 'read;
+                }
+            }
+            let read = tokio::select! {
+                () = stop.cancelled() => break 'read,
+                read = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => read,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => break 'read,
+                Ok(Ok(_)) => {}
+                Err(_elapsed) => {
+                    tracing::debug!(%peer, "idle connection closed");
+                    break 'read;
+                }
+            }
+        };
+        // Produce payloads count against the broker-wide budget until handled.
+        let permit = if dispatch::is_produce(&frame) {
+            let bytes = u32::try_from(frame.len().min(super::context::MAX_PRODUCE_BYTES_IN_FLIGHT))
+                .unwrap_or(u32::MAX);
+            match Arc::clone(&ctx.produce_bytes)
+                .acquire_many_owned(bytes)
+                .await
+            {
+                Ok(permit) => Some(permit),
+                Err(_closed) => break,
+            }
+        } else {
+            None
+        };
+        let (done, response) = oneshot::channel();
+        // Waits when MAX_IN_FLIGHT requests are queued: the socket is not read meanwhile.
+        if queue.send(response).await.is_err() {
+            break;
+        }
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            let outcome = dispatch::handle(&ctx, frame.freeze()).await;
+            drop(permit);
+            // The writer may be gone (client disconnected); nothing to do then.
+            let _unwanted = done.send(outcome);
+        });
+    }
+    // Let the queued requests finish and their responses go out (graceful shutdown).
+    drop(queue);
+    if writer.await.is_err() {
+        tracing::error!(%peer, "connection writer panicked");
+    }
+}

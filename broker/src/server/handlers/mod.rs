@@ -1,0 +1,98 @@
+//! One module per API. Each turns a decoded request into a response using the topic catalog
+//! and the logs; errors become Kafka error codes in the response.
+//!
+//! Only the APIs implemented here are advertised in ApiVersions: [`advertised`] intersects the
+//! shared table (`weir_protocol::api::SUPPORTED_APIS`) with [`IMPLEMENTED`], so a client never
+//! sees a version the broker cannot serve.
+
+pub(crate) mod api_versions;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use weir_protocol::api::{ApiKey, VersionRange, supported_range};
+use weir_protocol::error_code::ErrorCode;
+
+use super::Context;
+use crate::log::LogError;
+use crate::topics::CatalogError;
+
+/// The APIs this broker serves (every version of their range in the shared table).
+pub(crate) const IMPLEMENTED: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+];
+
+/// The version range advertised for `key`, if the broker serves it.
+pub(crate) fn advertised(key: ApiKey) -> Option<VersionRange> {
+    IMPLEMENTED
+        .contains(&key)
+        .then(|| supported_range(key))
+        .flatten()
+}
+
+/// Runs the handler for `request`. `Ok(None)` means no response is sent (acks=0); `Err` closes
+/// the connection with the reason.
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    _header: &RequestHeader,
+    request: RequestKind,
+    version: i16,
+) -> Result<Option<ResponseKind>, String> {
+    Ok(Some(match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(ctx, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(ctx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
+        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        other => return Err(format!("no handler for {other:?}")),
+    }))
+}
+
+/// The Kafka error code for a log failure.
+pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
+    match err {
+        LogError::InvalidBatch(_) => ErrorCode::CorruptMessage,
+        LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::DiskFull { .. } | LogError::Failed { .. } | LogError::Io { .. } => {
+            ErrorCode::KafkaStorageError
+        }
+        LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
+    }
+}
+
+/// The Kafka error code for a catalog failure.
+pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
+    match err {
+        CatalogError::InvalidName(_) | CatalogError::Collides(..) => {
+            ErrorCode::InvalidTopicException
+        }
+        CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+        CatalogError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        CatalogError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
+        CatalogError::Log(e) => log_error_code(e),
+        _ => ErrorCode::KafkaStorageError,
+    }
+}
+
+/// A wire string.
+pub(crate) fn wire_str(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

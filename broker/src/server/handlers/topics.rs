@@ -1,0 +1,121 @@
+//! CreateTopics (key 19), v2-4, and DeleteTopics (key 20), v1-3.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+};
+use weir_protocol::error_code::ErrorCode;
+
+use super::{Context, catalog_error_code, wire_str};
+use crate::topics::CatalogError;
+
+pub(crate) async fn create(
+    ctx: &Arc<Context>,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let partitions = if topic.num_partitions == -1 {
+            i64::from(ctx.config.default_partitions)
+        } else {
+            i64::from(topic.num_partitions)
+        };
+        let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        // One broker: a replication factor other than 1 (or -1, "broker default") cannot be met.
+        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            results.push(
+                result
+                    .with_error_code(ErrorCode::InvalidReplicationFactor.code())
+                    .with_error_message(Some(wire_str(format!(
+                        "replication factor {} is larger than the 1 available broker",
+                        topic.replication_factor
+                    )))),
+            );
+            continue;
+        }
+        if !topic.assignments.is_empty() {
+            results.push(
+                result
+                    .with_error_code(ErrorCode::InvalidRequest.code())
+                    .with_error_message(Some(wire_str(
+                        "manual replica assignment is not supported",
+                    ))),
+            );
+            continue;
+        }
+        let outcome = if request.validate_only {
+            crate::topics::validate_topic_name(&name)
+                .map_err(CatalogError::from)
+                .and_then(|()| {
+                    if ctx.catalog.get(&name).is_some() {
+                        Err(CatalogError::AlreadyExists(name.clone()))
+                    } else {
+                        Ok(())
+                    }
+                })
+        } else {
+            let catalog = Arc::clone(&ctx.catalog);
+            let n = name.clone();
+            match tokio::task::spawn_blocking(move || catalog.create(&n, partitions)).await {
+                Ok(created) => created.map(drop),
+                Err(join) => Err(CatalogError::Io {
+                    op: "create topic",
+                    path: name.clone().into(),
+                    source: std::io::Error::other(join.to_string()),
+                }),
+            }
+        };
+        results.push(match outcome {
+            Ok(()) => result
+                .with_num_partitions(i32::try_from(partitions).unwrap_or(i32::MAX))
+                .with_replication_factor(1),
+            Err(err) => result
+                .with_error_code(catalog_error_code(&err).code())
+                .with_error_message(Some(wire_str(err.to_string()))),
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub(crate) async fn delete(
+    ctx: &Arc<Context>,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let mut names: Vec<String> = request
+        .topic_names
+        .iter()
+        .map(|n| n.0.to_string())
+        .collect();
+    names.extend(
+        request
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
+    );
+    let mut results = Vec::with_capacity(names.len());
+    for name in names {
+        let catalog = Arc::clone(&ctx.catalog);
+        let n = name.clone();
+        let outcome = match tokio::task::spawn_blocking(move || catalog.delete(&n)).await {
+            Ok(outcome) => outcome,
+            Err(join) => Err(CatalogError::Io {
+                op: "delete topic",
+                path: name.clone().into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(Some(kafka_protocol::messages::TopicName(wire_str(name))));
+        results.push(match outcome {
+            Ok(()) => result,
+            Err(err) => result
+                .with_error_code(catalog_error_code(&err).code())
+                .with_error_message(Some(wire_str(err.to_string()))),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(results)
+}

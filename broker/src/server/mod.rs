@@ -1,0 +1,185 @@
+//! The Kafka-protocol server: listener, connections, dispatch and one handler per API.
+//!
+//! Owns sockets and request routing. It translates between wire messages (through
+//! `kafka-protocol`'s codecs and `weir-protocol`'s framing) and the topic catalog and logs; it
+//! stores nothing itself.
+//!
+//! # Layout
+//!
+//! - [`Broker`]: start in-process (tests, embedding) or from `main`; returns the bound address
+//!   and a handle for graceful shutdown.
+//! - `connection`: one task per client; requests are handled concurrently and answered in
+//!   order; in-flight requests and produce bytes are bounded (the socket is not read while
+//!   full).
+//! - `dispatch`: header decoding, version checks, routing, response encoding.
+//! - `handlers/`: one module per API.
+
+mod connection;
+mod context;
+mod dispatch;
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::BrokerConfig;
+use crate::log::{Flusher, LogOptions};
+use crate::topics::{CatalogError, TopicCatalog};
+pub(crate) use context::Context;
+
+/// Why the broker could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// Binding the listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Opening or closing the topic catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Reading or writing the broker's own files failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A Weir broker, ready to start.
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+}
+
+/// A running broker: its address and the means to stop it.
+#[derive(Debug)]
+pub struct RunningBroker {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<Result<(), BrokerError>>,
+}
+
+impl Broker {
+    /// A broker with this configuration.
+    pub fn new(config: BrokerConfig) -> Self {
+        Self { config }
+    }
+
+    /// Opens the data directory (recovering logs as needed), binds the listener and starts
+    /// serving. Must be called inside a Tokio runtime.
+    pub async fn start(self) -> Result<RunningBroker, BrokerError> {
+        let config = self.config;
+        let flusher = Flusher::new(2);
+        let catalog = TopicCatalog::open(
+            &config.data_dir,
+            LogOptions::new(config.log_config(), flusher),
+        )?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| BrokerError::Io {
+            op: "read bound address",
+            source,
+        })?;
+        let cluster_id =
+            context::cluster_id(&config.data_dir).map_err(|source| BrokerError::Io {
+                op: "read or write cluster id",
+                source,
+            })?;
+        let ctx = Arc::new(Context::new(config, addr, catalog, cluster_id));
+        tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(serve(listener, ctx, stop.clone()));
+        Ok(RunningBroker { addr, stop, done })
+    }
+}
+
+impl RunningBroker {
+    /// The address the broker accepts connections on (with the real port when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, syncs every log and writes the
+    /// clean-shutdown markers.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the broker stops (after [`Self::shutdown`] or a fatal error).
+    pub async fn wait(self) -> Result<(), BrokerError> {
+        match self.done.await {
+            Ok(result) => result,
+            Err(join) => Err(BrokerError::Io {
+                op: "broker task",
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) -> Result<(), BrokerError> {
+    let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    loop {
+        // Wait for a free slot first: at the limit, further clients wait in the accept queue.
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot { Ok(slot) => slot, Err(_closed) => break },
+        };
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let (ctx, stop) = (Arc::clone(&ctx), stop.clone());
+                connections.spawn(async move {
+                    connection::serve(stream, peer, ctx, stop).await;
+                    drop(slot);
+                });
+            }
+            Err(err) => {
+                // Typically EMFILE: back off briefly rather than spin.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    tracing::info!("all connections closed; syncing logs");
+    let catalog = Arc::clone(&ctx.catalog);
+    tokio::task::spawn_blocking(move || catalog.close())
+        .await
+        .map_err(|join| BrokerError::Io {
+            op: "close logs",
+            source: std::io::Error::other(join.to_string()),
+        })??;
+    tracing::info!("weir-broker stopped cleanly");
+    Ok(())
+}
