@@ -10,6 +10,7 @@
 //!   and the request/response header version of each API version.
 //! - [`error_code`]: Kafka error codes as a typed enum, with names and retriability.
 //! - [`frame`]: size-prefixed framing as a `tokio_util` codec, bounded before allocation.
+//! - [`message`]: whole requests and responses (header and body) to and from frames.
 //! - [`record_batch`]: the v2 record batch (magic 2): header parsing, CRC-32C, in-place patching
 //!   of broker-assigned fields, lazy record iteration and a builder.
 //! - [`varint`]: zigzag varints as used inside records.
@@ -17,5 +18,6 @@
 pub mod api;
 pub mod error_code;
 pub mod frame;
+pub mod message;
 pub mod record_batch;
 pub mod varint;
