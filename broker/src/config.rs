@@ -43,7 +43,7 @@ pub struct BrokerConfig {
     pub default_partitions: u32,
 
     /// Size each segment file is preallocated to, in bytes (Kafka's `segment.bytes`).
-    #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 128 << 20)]
     pub segment_bytes: u32,
 
     /// Roll the active segment after this many milliseconds (`segment.ms`).
@@ -59,6 +59,11 @@ pub struct BrokerConfig {
     /// (`retention.bytes`); -1 means no size limit.
     #[arg(long, env = "WEIR_RETENTION_BYTES", default_value_t = -1, allow_negative_numbers = true)]
     pub retention_bytes: i64,
+
+    /// How often retention is applied and producer state snapshotted, in milliseconds
+    /// (Kafka's `log.retention.check.interval.ms`).
+    #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = 300_000)]
+    pub retention_check_ms: u64,
 
     /// When appended records are synced to disk: `always` (before every acknowledgement, with
     /// group commit), `interval:<ms>` (in the background; acks=all still waits), or `os`.

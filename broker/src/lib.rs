@@ -8,6 +8,8 @@
 //!   types.
 //! - [`server`]: the Kafka-protocol server: [`Broker`] starts it (in-process on port 0 for
 //!   tests, or from `main`), connections, dispatch, one handler per API.
+//! - [`producers`]: idempotent producers: id allocation, sequence checks and deduplication,
+//!   and the per-partition state's snapshots.
 //! - [`config`]: flags and `WEIR_*` environment variables.
 //! - [`topics`]: legal topic names and the persisted catalog of topics and partition logs.
 //! - [`clock`]: the injected wall clock used for segment rolls and retention.
@@ -15,6 +17,7 @@
 pub mod clock;
 pub mod config;
 pub mod log;
+pub mod producers;
 pub mod server;
 pub mod topics;
 

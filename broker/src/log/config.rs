@@ -51,7 +51,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            segment_bytes: 1 << 30,
+            segment_bytes: 128 << 20,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             index_interval_bytes: 4096,
             retention_bytes: None,

@@ -650,6 +650,12 @@ impl PartitionLog {
         &self.dir
     }
 
+    /// The disk this log writes through (files kept beside the log use it too, so fault
+    /// injection covers them).
+    pub fn disk(&self) -> &dyn Disk {
+        self.disk.as_ref()
+    }
+
     /// What opening the log found.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery

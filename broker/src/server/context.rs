@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::BrokerConfig;
+use crate::producers::ProducerIds;
 use crate::topics::TopicCatalog;
 
 /// Most produce payload bytes being handled at once, across all connections. A connection
@@ -25,6 +26,8 @@ pub(crate) struct Context {
     pub(crate) cluster_id: String,
     /// Woken after every append, so long-polling fetches re-read without polling.
     pub(crate) appended: Notify,
+    /// Producer ids for InitProducerId.
+    pub(crate) producer_ids: ProducerIds,
     /// Permits are produce payload bytes (see [`MAX_PRODUCE_BYTES_IN_FLIGHT`]).
     pub(crate) produce_bytes: Arc<Semaphore>,
 }
@@ -38,6 +41,7 @@ impl Context {
         bound: SocketAddr,
         catalog: TopicCatalog,
         cluster_id: String,
+        producer_ids: ProducerIds,
     ) -> Self {
         let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
             // Clients must reach us at a concrete address: an unspecified listen address
@@ -53,6 +57,7 @@ impl Context {
             advertised_port: i32::from(bound.port()),
             catalog: Arc::new(catalog),
             cluster_id,
+            producer_ids,
             appended: Notify::new(),
             produce_bytes: Arc::new(Semaphore::new(MAX_PRODUCE_BYTES_IN_FLIGHT)),
             config,

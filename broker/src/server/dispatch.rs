@@ -35,10 +35,14 @@ pub(crate) fn is_produce(frame: &[u8]) -> bool {
 
 /// Handles one request frame (without its size prefix).
 pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes) -> Outcome {
-    let correlation_id = weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
+    let correlation_id =
+        weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
     let request = match decode_request(frame, handlers::advertised) {
         Ok(request) => request,
-        Err(MessageError::UnsupportedVersion { key: ApiKey::ApiVersions, .. }) => {
+        Err(MessageError::UnsupportedVersion {
+            key: ApiKey::ApiVersions,
+            ..
+        }) => {
             return unsupported_api_versions(correlation_id);
         }
         Err(err) => return Outcome::Close(err.to_string()),
@@ -68,5 +72,10 @@ fn unsupported_api_versions(correlation_id: i32) -> Outcome {
     let response = ApiVersionsResponse::default()
         .with_error_code(ErrorCode::UnsupportedVersion.code())
         .with_api_keys(handlers::api_versions::advertised_keys());
-    encode(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(response))
+    encode(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &ResponseKind::ApiVersions(response),
+    )
 }

@@ -13,11 +13,13 @@
 //!   full).
 //! - `dispatch`: header decoding, version checks, routing, response encoding.
 //! - `handlers/`: one module per API.
+//! - `maintenance`: the periodic retention and producer-state snapshot pass.
 
 mod connection;
 mod context;
 mod dispatch;
 mod handlers;
+mod maintenance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::BrokerConfig;
 use crate::log::{Flusher, LogOptions};
+use crate::producers::{ProducerIdError, ProducerIds};
 use crate::topics::{CatalogError, TopicCatalog};
 pub(crate) use context::Context;
 
@@ -48,6 +51,9 @@ pub enum BrokerError {
     /// Opening or closing the topic catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The producer-id allocator could not be opened.
+    #[error(transparent)]
+    ProducerIds(#[from] ProducerIdError),
     /// Reading or writing the broker's own files failed.
     #[error("{op}: {source}")]
     Io {
@@ -104,7 +110,14 @@ impl Broker {
                 op: "read or write cluster id",
                 source,
             })?;
-        let ctx = Arc::new(Context::new(config, addr, catalog, cluster_id));
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let ctx = Arc::new(Context::new(
+            config,
+            addr,
+            catalog,
+            cluster_id,
+            producer_ids,
+        ));
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
         let done = tokio::spawn(serve(listener, ctx, stop.clone()));
@@ -143,6 +156,7 @@ async fn serve(
     stop: CancellationToken,
 ) -> Result<(), BrokerError> {
     let connections = TaskTracker::new();
+    let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
     loop {
         // Wait for a free slot first: at the limit, further clients wait in the accept queue.
@@ -172,6 +186,9 @@ async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+    if let Err(join) = upkeep.await {
+        tracing::error!(error = %join, "maintenance task failed");
+    }
     tracing::info!("all connections closed; syncing logs");
     let catalog = Arc::clone(&ctx.catalog);
     tokio::task::spawn_blocking(move || catalog.close())

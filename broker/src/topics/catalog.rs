@@ -19,17 +19,20 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use super::name::{TopicNameError, collides, validate_topic_name};
 use crate::log::files::write_atomically;
 use crate::log::{LogError, LogOptions, PartitionLog};
+use crate::producers::PartitionProducers;
 
 const CATALOG_FILE: &str = "topics";
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
 /// millions of preallocated segments.
-const MAX_PARTITIONS: u32 = 10_000;
+pub const MAX_PARTITIONS: u32 = 10_000;
 
 /// One topic and its partitions' logs.
 #[derive(Debug)]
 pub struct Topic {
     name: String,
     partitions: Vec<Arc<PartitionLog>>,
+    /// Idempotent-producer state, one per partition, same index.
+    producers: Vec<PartitionProducers>,
 }
 
 impl Topic {
@@ -48,6 +51,37 @@ impl Topic {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+    }
+
+    /// Partition `index` with its producer state: appends from the network go through it.
+    pub fn producer_partition(
+        &self,
+        index: i32,
+    ) -> Option<(&Arc<PartitionLog>, &PartitionProducers)> {
+        let i = usize::try_from(index).ok()?;
+        Some((self.partitions.get(i)?, self.producers.get(i)?))
+    }
+
+    fn new(name: String, partitions: Vec<Arc<PartitionLog>>) -> Result<Self, CatalogError> {
+        let producers = partitions
+            .iter()
+            .map(|log| PartitionProducers::load(log))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name,
+            partitions,
+            producers,
+        })
+    }
+
+    /// Writes each partition's producer-state snapshot (if it changed); failures are logged,
+    /// since a missing snapshot only costs a longer replay at the next start.
+    pub fn snapshot_producers(&self) {
+        for (log, producers) in self.partitions.iter().zip(&self.producers) {
+            if let Err(err) = producers.snapshot(log) {
+                tracing::warn!(dir = %log.dir().display(), error = %err, "cannot write producer-state snapshot");
+            }
+        }
     }
 }
 
@@ -122,7 +156,7 @@ impl TopicCatalog {
                     PartitionLog::open(partition_dir(&data_dir, &name, p), log_options.clone())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            topics.insert(name.clone(), Arc::new(Topic { name, partitions }));
+            topics.insert(name.clone(), Arc::new(Topic::new(name, partitions)?));
         }
         remove_orphans(&data_dir, &topics)?;
         Ok(Self {
@@ -179,10 +213,7 @@ impl TopicCatalog {
             }
             logs.push(PartitionLog::open(&dir, self.log_options.clone())?);
         }
-        let topic = Arc::new(Topic {
-            name: name.to_owned(),
-            partitions: logs,
-        });
+        let topic = Arc::new(Topic::new(name.to_owned(), logs)?);
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         topics.insert(name.to_owned(), Arc::clone(&topic));
         if let Err(err) = self.persist(&topics) {
@@ -222,6 +253,7 @@ impl TopicCatalog {
     pub fn close(&self) -> Result<(), CatalogError> {
         let mut first_error = None;
         for topic in self.list() {
+            topic.snapshot_producers();
             for log in &topic.partitions {
                 if let Err(err) = log.close() {
                     tracing::error!(dir = %log.dir().display(), error = %err, "closing a partition failed");

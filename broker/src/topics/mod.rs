@@ -7,5 +7,5 @@
 mod catalog;
 mod name;
 
-pub use catalog::{CatalogError, Topic, TopicCatalog};
+pub use catalog::{CatalogError, MAX_PARTITIONS, Topic, TopicCatalog};
 pub use name::{MAX_TOPIC_NAME_LEN, TopicNameError, validate_topic_name};

@@ -6,7 +6,9 @@
 //! sees a version the broker cannot serve.
 
 pub(crate) mod api_versions;
+pub(crate) mod describe_configs;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -32,6 +34,8 @@ pub(crate) const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::ListOffsets,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
+    ApiKey::InitProducerId,
+    ApiKey::DescribeConfigs,
 ];
 
 /// The version range advertised for `key`, if the broker serves it.
@@ -55,6 +59,12 @@ pub(crate) async fn handle(
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(ctx, r).await),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r))
+        }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
         RequestKind::Produce(r) => match produce::handle(ctx, r).await {

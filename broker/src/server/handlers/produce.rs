@@ -14,7 +14,8 @@ use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::BatchHeader;
 
 use super::{Context, log_error_code, wire_str};
-use crate::log::{AppendInfo, LogError, Offset, PartitionLog};
+use crate::log::{LogError, Offset, PartitionLog};
+use crate::producers::{AppendError, Appended, PartitionProducers, SequenceError};
 
 pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
@@ -51,17 +52,20 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
                 );
                 continue;
             }
-            let Some(log) = found.as_ref().and_then(|t| t.partition(data.index)) else {
+            let Some((log, producers)) = found
+                .as_ref()
+                .and_then(|t| t.producer_partition(data.index))
+            else {
                 partitions
                     .push(response.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            match append(log, &data.records.unwrap_or_default()) {
+            match append(log, producers, &data.records.unwrap_or_default()) {
                 Ok(info) => {
-                    appended = true;
+                    appended |= !info.duplicate;
                     if acks == -1 || log.sync_before_ack() {
                         log.request_sync();
-                        durable_waits.push((ti, pi, Arc::clone(log), info.next_offset()));
+                        durable_waits.push((ti, pi, Arc::clone(log), info.next_offset));
                     }
                     partitions.push(
                         response
@@ -70,12 +74,23 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
                     );
                 }
                 Err(err) => {
-                    if !matches!(err, LogError::InvalidBatch(_)) {
-                        tracing::warn!(topic = %topic.name.0, partition = data.index, error = %err, "produce failed");
-                    }
+                    let code = match &err {
+                        AppendError::Log(err) => {
+                            if !matches!(err, LogError::InvalidBatch(_)) {
+                                tracing::warn!(topic = %topic.name.0, partition = data.index, error = %err, "produce failed");
+                            }
+                            log_error_code(err)
+                        }
+                        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+                            ErrorCode::OutOfOrderSequenceNumber
+                        }
+                        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
+                            ErrorCode::InvalidProducerEpoch
+                        }
+                    };
                     partitions.push(
                         response
-                            .with_error_code(log_error_code(&err).code())
+                            .with_error_code(code.code())
                             .with_error_message(Some(wire_str(err.to_string()))),
                     );
                 }
@@ -102,16 +117,20 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
 }
 
 /// Appends the request's record set, which must be exactly one v2 batch from a producer
-/// (base offset 0, not a control batch).
-fn append(log: &PartitionLog, records: &Bytes) -> Result<AppendInfo, LogError> {
-    let header = BatchHeader::parse(records)?;
+/// (not a control batch), through the partition's idempotent-producer checks.
+fn append(
+    log: &PartitionLog,
+    producers: &PartitionProducers,
+    records: &Bytes,
+) -> Result<Appended, AppendError> {
+    let header = BatchHeader::parse(records).map_err(LogError::from)?;
     if header.attributes.is_control() {
-        return Err(LogError::InvalidBatch(
+        return Err(AppendError::Log(LogError::InvalidBatch(
             weir_protocol::record_batch::BatchError::BadRecord {
                 index: 0,
                 reason: "producers may not send control batches",
             },
-        ));
+        )));
     }
-    log.append(records)
+    producers.append(log, records)
 }

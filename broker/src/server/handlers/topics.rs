@@ -47,11 +47,23 @@ pub(crate) async fn create(
             );
             continue;
         }
+        if let Some(reason) = topic.configs.iter().find_map(|c| {
+            super::describe_configs::refuse_topic_config(ctx, &c.name, c.value.as_deref())
+        }) {
+            results.push(
+                result
+                    .with_error_code(ErrorCode::InvalidConfig.code())
+                    .with_error_message(Some(wire_str(reason))),
+            );
+            continue;
+        }
         let outcome = if request.validate_only {
             crate::topics::validate_topic_name(&name)
                 .map_err(CatalogError::from)
                 .and_then(|()| {
-                    if ctx.catalog.get(&name).is_some() {
+                    if !(1..=i64::from(crate::topics::MAX_PARTITIONS)).contains(&partitions) {
+                        Err(CatalogError::InvalidPartitions(partitions))
+                    } else if ctx.catalog.get(&name).is_some() {
                         Err(CatalogError::AlreadyExists(name.clone()))
                     } else {
                         Ok(())

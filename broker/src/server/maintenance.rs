@@ -1,0 +1,61 @@
+//! Background upkeep of every partition: retention and producer-state snapshots.
+//!
+//! Every `--retention-check-ms` (Kafka's `log.retention.check.interval.ms`) one pass, on a
+//! blocking thread since it deletes files and syncs: delete sealed segments past the
+//! retention limits, then snapshot producer state that changed (so a restart after a crash
+//! replays only what came after). Rolling by `segment.ms` happens on append, not here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use crate::log::LogError;
+use crate::topics::TopicCatalog;
+
+/// Runs passes until `stop` is cancelled.
+pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    let every = Duration::from_millis(ctx.config.retention_check_ms.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let catalog = Arc::clone(&ctx.catalog);
+        if let Err(join) = tokio::task::spawn_blocking(move || pass(&catalog)).await {
+            tracing::error!(error = %join, "maintenance pass panicked");
+        }
+    }
+}
+
+/// One pass over every partition.
+pub(crate) fn pass(catalog: &TopicCatalog) {
+    for topic in catalog.list() {
+        for (index, log) in topic.partitions().iter().enumerate() {
+            match log.apply_retention() {
+                Ok(0) => {}
+                Ok(deleted) => {
+                    tracing::info!(
+                        topic = topic.name(),
+                        partition = index,
+                        segments = deleted,
+                        log_start = log.log_start_offset().0,
+                        "retention deleted segments"
+                    );
+                }
+                // A topic deleted meanwhile has closed logs: nothing to do.
+                Err(err @ LogError::Closed(_)) => {
+                    tracing::debug!(error = %err, "retention skipped a closed log")
+                }
+                Err(err) => {
+                    tracing::warn!(topic = topic.name(), partition = index, error = %err, "retention failed")
+                }
+            }
+        }
+        topic.snapshot_producers();
+    }
+}
