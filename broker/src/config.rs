@@ -34,7 +34,8 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_ADVERTISED_HOST")]
     pub advertised_host: Option<String>,
 
-    /// Create a topic the first time a client asks for its metadata or produces to it.
+    /// Create a topic the first time a client asks for its metadata (as Kafka does; producers
+    /// ask for metadata before producing).
     #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
 

@@ -522,11 +522,18 @@ impl PartitionLog {
     /// The earliest offset whose record timestamp is at or after `timestamp_ms`, or `None` if
     /// every record is older (Kafka then answers with the log end offset or -1).
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<Offset> {
+        self.lookup_timestamp(timestamp_ms)
+            .map(|(offset, _)| offset)
+    }
+
+    /// Like [`Self::offset_for_timestamp`], with the timestamp of the record at the returned
+    /// offset (what ListOffsets answers).
+    pub fn lookup_timestamp(&self, timestamp_ms: i64) -> Option<(Offset, i64)> {
         self.snapshot()
             .iter()
             .filter(|s| s.max_timestamp() >= timestamp_ms)
-            .find_map(|s| s.offset_for_timestamp(timestamp_ms))
-            .map(Offset)
+            .find_map(|s| s.lookup_timestamp(timestamp_ms))
+            .map(|(offset, timestamp)| (Offset(offset), timestamp))
     }
 
     /// Deletes the oldest sealed segments beyond `retention.bytes` or older than

@@ -181,7 +181,7 @@ impl Segment {
     }
 
     /// The earliest offset in this segment whose record timestamp is `>= timestamp`.
-    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Option<i64> {
+    pub(crate) fn lookup_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
         if self.max_timestamp() < timestamp {
             return None;
         }
@@ -200,15 +200,22 @@ impl Segment {
             let bytes = &data[batch.position..batch.position + batch.len];
             if let Ok(records) = Records::new(bytes) {
                 for record in records.flatten() {
-                    if record.timestamp(header.base_timestamp) >= timestamp {
-                        return Some(record.offset(header.base_offset));
+                    let found = record.timestamp(header.base_timestamp);
+                    if found >= timestamp {
+                        return Some((record.offset(header.base_offset), found));
                     }
                 }
             }
         }
         // Compressed or broker-timestamped batches: the batch's first offset, which is at or
-        // before the first matching record, so a consumer starting there misses nothing.
-        Some(header.base_offset)
+        // before the first matching record, so a consumer starting there misses nothing, with
+        // that record's timestamp (every record's, for LogAppendTime; the first record's is
+        // the base timestamp, for CreateTime).
+        let first_timestamp = match header.attributes.timestamp_type() {
+            TimestampType::LogAppendTime => header.max_timestamp,
+            TimestampType::CreateTime => header.base_timestamp,
+        };
+        Some((header.base_offset, first_timestamp))
     }
 
     /// Records the final time-index entry, trims the files and reopens them read-only.

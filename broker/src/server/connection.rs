@@ -1,9 +1,16 @@
 //! One client connection: frames in, responses out, in request order.
 //!
 //! Kafka clients pipeline requests. Each request is handled in its own task so a long-polling
-//! fetch does not hold up a metadata request behind it, but responses are written strictly in
-//! request order (kafka-python rejects anything else): the reader queues a receiver per
-//! request, the writer awaits them one by one. The queue is bounded, and produce requests also
+//! fetch or an `acks=all` wait does not hold up the requests behind it, but:
+//!
+//! - requests take effect in request order: each task waits for its [`Turn`] before acting
+//!   (so pipelined produces append in order, and a fetch or a produce sees a topic created by
+//!   an earlier request), and hands the turn on as soon as its effect is done (a produce after
+//!   appending, before waiting for the sync; a fetch before long-polling);
+//! - responses are written strictly in request order (kafka-python rejects anything else):
+//!   the reader queues a receiver per request, the writer awaits them one by one.
+//!
+//! The queue is bounded, and produce requests also
 //! take permits from the broker-wide produce-bytes semaphore: when either is full the reader
 //! stops reading the socket, which is the broker's backpressure.
 
@@ -63,6 +70,7 @@ pub(crate) async fn serve(
         }
     });
 
+    let mut previous_turn: Option<oneshot::Receiver<()>> = None;
     let mut codec = FrameCodec::new(ctx.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let idle = ctx.config.idle_timeout();
@@ -108,9 +116,14 @@ pub(crate) async fn serve(
         if queue.send(response).await.is_err() {
             break;
         }
+        let (turn_done, next_turn) = oneshot::channel();
+        let turn = Turn {
+            previous: previous_turn.replace(next_turn),
+            done: Some(turn_done),
+        };
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            let outcome = dispatch::handle(&ctx, frame.freeze()).await;
+            let outcome = dispatch::handle(&ctx, frame.freeze(), turn).await;
             drop(permit);
             // The writer may be gone (client disconnected); nothing to do then.
             let _unwanted = done.send(outcome);
@@ -120,5 +133,31 @@ pub(crate) async fn serve(
     drop(queue);
     if writer.await.is_err() {
         tracing::error!(%peer, "connection writer panicked");
+    }
+}
+
+/// A request's place in its connection's order of effects (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Turn {
+    previous: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// Waits until every earlier request on the connection has taken effect.
+    pub(crate) async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // An error means the earlier request's task ended without releasing (it dropped
+            // its turn): it is done either way.
+            let _done = previous.await;
+        }
+    }
+
+    /// Lets the next request take effect. Dropping the turn does the same.
+    pub(crate) fn release(&mut self) {
+        if let Some(done) = self.done.take() {
+            // The next request may not exist yet or be gone; either is fine.
+            let _unwanted = done.send(());
+        }
     }
 }

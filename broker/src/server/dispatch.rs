@@ -15,6 +15,7 @@ use weir_protocol::error_code::ErrorCode;
 use weir_protocol::message::{MessageError, decode_request, encode_response};
 
 use super::Context;
+use super::connection::Turn;
 use super::handlers;
 
 /// What the connection does with a request.
@@ -34,7 +35,7 @@ pub(crate) fn is_produce(frame: &[u8]) -> bool {
 }
 
 /// Handles one request frame (without its size prefix).
-pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes) -> Outcome {
+pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes, mut turn: Turn) -> Outcome {
     let correlation_id =
         weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
     let request = match decode_request(frame, handlers::advertised) {
@@ -48,7 +49,8 @@ pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes) -> Outcome {
         Err(err) => return Outcome::Close(err.to_string()),
     };
     let (key, version) = (request.key, request.version);
-    match handlers::handle(ctx, &request.header, request.body, version).await {
+    turn.wait().await;
+    match handlers::handle(ctx, &request.header, request.body, version, &mut turn).await {
         Ok(Some(response)) => encode(key, version, correlation_id, &response),
         Ok(None) => Outcome::NoResponse,
         Err(reason) => Outcome::Close(reason),

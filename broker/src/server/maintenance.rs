@@ -37,16 +37,8 @@ pub(crate) fn pass(catalog: &TopicCatalog) {
     for topic in catalog.list() {
         for (index, log) in topic.partitions().iter().enumerate() {
             match log.apply_retention() {
-                Ok(0) => {}
-                Ok(deleted) => {
-                    tracing::info!(
-                        topic = topic.name(),
-                        partition = index,
-                        segments = deleted,
-                        log_start = log.log_start_offset().0,
-                        "retention deleted segments"
-                    );
-                }
+                // Deletions are logged by the log itself.
+                Ok(_) => {}
                 // A topic deleted meanwhile has closed logs: nothing to do.
                 Err(err @ LogError::Closed(_)) => {
                     tracing::debug!(error = %err, "retention skipped a closed log")

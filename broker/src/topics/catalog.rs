@@ -188,21 +188,8 @@ impl TopicCatalog {
 
     /// Creates a topic with `partitions` partitions.
     pub fn create(&self, name: &str, partitions: i64) -> Result<Arc<Topic>, CatalogError> {
-        validate_topic_name(name)?;
-        let count = u32::try_from(partitions)
-            .ok()
-            .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
-            .ok_or(CatalogError::InvalidPartitions(partitions))?;
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-        {
-            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
-            if topics.contains_key(name) {
-                return Err(CatalogError::AlreadyExists(name.to_owned()));
-            }
-            if let Some(other) = topics.keys().find(|other| collides(name, other)) {
-                return Err(CatalogError::Collides(name.to_owned(), other.clone()));
-            }
-        }
+        let count = self.check_create(name, partitions)?;
         let mut logs = Vec::with_capacity(count as usize);
         for p in 0..count {
             let dir = partition_dir(&self.data_dir, name, p);
@@ -222,6 +209,24 @@ impl TopicCatalog {
         }
         tracing::info!(topic = name, partitions = count, "created topic");
         Ok(topic)
+    }
+
+    /// Whether [`Self::create`] would succeed now (CreateTopics' `validate_only`); returns the
+    /// partition count.
+    pub fn check_create(&self, name: &str, partitions: i64) -> Result<u32, CatalogError> {
+        validate_topic_name(name)?;
+        let count = u32::try_from(partitions)
+            .ok()
+            .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
+            .ok_or(CatalogError::InvalidPartitions(partitions))?;
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        if topics.contains_key(name) {
+            return Err(CatalogError::AlreadyExists(name.to_owned()));
+        }
+        if let Some(other) = topics.keys().find(|other| collides(name, other)) {
+            return Err(CatalogError::Collides(name.to_owned(), other.clone()));
+        }
+        Ok(count)
     }
 
     /// Deletes a topic and its data.

@@ -33,7 +33,9 @@ pub(crate) fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOff
                     let (timestamp, offset) = match p.timestamp {
                         LATEST => (-1, log.high_watermark().0),
                         EARLIEST => (-1, log.log_start_offset().0),
-                        ts => log.offset_for_timestamp(ts).map_or((-1, -1), |o| (ts, o.0)),
+                        ts => log
+                            .lookup_timestamp(ts)
+                            .map_or((-1, -1), |(o, found)| (found, o.0)),
                     };
                     // leader_epoch exists from v4 only; v1-3 must leave it at its default.
                     response.with_timestamp(timestamp).with_offset(offset)

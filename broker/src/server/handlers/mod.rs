@@ -22,6 +22,7 @@ use weir_protocol::api::{ApiKey, VersionRange, supported_range};
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
+use super::connection::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;
 
@@ -53,6 +54,7 @@ pub(crate) async fn handle(
     _header: &RequestHeader,
     request: RequestKind,
     version: i16,
+    turn: &mut Turn,
 ) -> Result<Option<ResponseKind>, String> {
     Ok(Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
@@ -66,8 +68,12 @@ pub(crate) async fn handle(
             ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r))
         }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
-        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
+        RequestKind::Fetch(r) => {
+            // Reading has no effect for later requests to wait for.
+            turn.release();
+            ResponseKind::Fetch(fetch::handle(ctx, r).await)
+        }
+        RequestKind::Produce(r) => match produce::handle(ctx, r, turn).await? {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },

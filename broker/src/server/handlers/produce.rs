@@ -1,9 +1,19 @@
 //! Produce (key 0), v3-7: append one v2 batch per partition, answering per Kafka's acks.
 //!
-//! `acks=0`: no response at all. `acks=1`: answered once the batch is in the log (and synced,
-//! if the log's flush policy syncs every append). `acks=all` (-1): answered only after the
-//! batch is on disk; all partitions of the request wait for their syncs in parallel, and syncs
-//! are shared with every other waiter (group commit).
+//! `acks=0`: no response at all; if any partition fails the connection is closed instead, as
+//! Kafka does, so a fire-and-forget producer notices and refreshes its metadata. `acks=1`:
+//! answered once the batch is in the log (and synced, if the log's flush policy syncs every
+//! append). `acks=all` (-1): answered only after the batch is on disk; all partitions of the
+//! request wait for their syncs in parallel, and syncs are shared with every other waiter
+//! (group commit).
+//!
+//! Appends happen in request order on a connection: the handler holds the connection's
+//! [`Turn`] while appending and hands it on before waiting for the sync.
+//!
+//! Error codes follow Kafka: a batch that is not exactly one complete v2 batch (an empty
+//! record set, a truncated batch, two batches, magic 0 or 1, a control batch) is
+//! INVALID_RECORD, which clients do not retry; a batch damaged in transit (CRC, unknown magic,
+//! inconsistent records) is CORRUPT_MESSAGE, which they do.
 
 use std::sync::Arc;
 
@@ -11,15 +21,23 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::error_code::ErrorCode;
-use weir_protocol::record_batch::BatchHeader;
+use weir_protocol::record_batch::{HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, field};
 
 use super::{Context, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
-use crate::producers::{AppendError, Appended, PartitionProducers, SequenceError};
+use crate::producers::{AppendError, PartitionProducers, SequenceError};
+use crate::server::connection::Turn;
 
-pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// A refused partition: the code and a message for the log and (v8+) the client.
+type Refusal = (ErrorCode, String);
+
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    request: ProduceRequest,
+    turn: &mut Turn,
+) -> Result<Option<ProduceResponse>, String> {
     let acks = request.acks;
-    let refuse = if !matches!(acks, -1..=1) {
+    let refuse_all: Option<Refusal> = if !matches!(acks, -1..=1) {
         Some((
             ErrorCode::InvalidRequiredAcks,
             format!("acks must be -1, 0 or 1, not {acks}"),
@@ -36,6 +54,7 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
     // (topic index, partition index, log, offset to wait for)
     let mut durable_waits: Vec<(usize, usize, Arc<PartitionLog>, Offset)> = Vec::new();
     let mut appended = false;
+    let mut first_failure: Option<String> = None;
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let found = ctx.catalog.get(&topic.name.0);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -44,24 +63,23 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
                 .with_index(data.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1);
-            if let Some((code, message)) = &refuse {
-                partitions.push(
-                    response
-                        .with_error_code(code.code())
-                        .with_error_message(Some(wire_str(message.clone()))),
-                );
-                continue;
-            }
-            let Some((log, producers)) = found
-                .as_ref()
-                .and_then(|t| t.producer_partition(data.index))
-            else {
-                partitions
-                    .push(response.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
-                continue;
+            let outcome = match (
+                &refuse_all,
+                found
+                    .as_ref()
+                    .and_then(|t| t.producer_partition(data.index)),
+            ) {
+                (Some(refusal), _) => Err(refusal.clone()),
+                (None, None) => Err((
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("{}-{} does not exist", &*topic.name.0, data.index),
+                )),
+                (None, Some((log, producers))) => {
+                    append(log, producers, &data.records.unwrap_or_default()).map(|a| (log, a))
+                }
             };
-            match append(log, producers, &data.records.unwrap_or_default()) {
-                Ok(info) => {
+            match outcome {
+                Ok((log, info)) => {
                     appended |= !info.duplicate;
                     if acks == -1 || log.sync_before_ack() {
                         log.request_sync();
@@ -73,25 +91,14 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
                             .with_log_start_offset(log.log_start_offset().0),
                     );
                 }
-                Err(err) => {
-                    let code = match &err {
-                        AppendError::Log(err) => {
-                            if !matches!(err, LogError::InvalidBatch(_)) {
-                                tracing::warn!(topic = %topic.name.0, partition = data.index, error = %err, "produce failed");
-                            }
-                            log_error_code(err)
-                        }
-                        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
-                            ErrorCode::OutOfOrderSequenceNumber
-                        }
-                        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
-                            ErrorCode::InvalidProducerEpoch
-                        }
-                    };
+                Err((code, message)) => {
+                    first_failure.get_or_insert_with(|| {
+                        format!("{}-{}: {message}", &*topic.name.0, data.index)
+                    });
                     partitions.push(
                         response
                             .with_error_code(code.code())
-                            .with_error_message(Some(wire_str(err.to_string()))),
+                            .with_error_message(Some(wire_str(message))),
                     );
                 }
             }
@@ -102,6 +109,8 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
                 .with_partition_responses(partitions),
         );
     }
+    // Appends are done: later requests on this connection may act while we wait for syncs.
+    turn.release();
     if appended {
         ctx.appended.notify_waiters();
     }
@@ -111,26 +120,93 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: ProduceRequest) -> Optio
             p.error_code = log_error_code(&err).code();
             p.error_message = Some(wire_str(err.to_string()));
             p.base_offset = -1;
+            first_failure.get_or_insert_with(|| err.to_string());
         }
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
+    if acks != 0 {
+        return Ok(Some(ProduceResponse::default().with_responses(topics)));
+    }
+    match first_failure {
+        // No response exists to carry the error: close, so the client finds out.
+        Some(failure) => Err(format!("acks=0 produce failed: {failure}")),
+        None => Ok(None),
+    }
 }
 
-/// Appends the request's record set, which must be exactly one v2 batch from a producer
-/// (not a control batch), through the partition's idempotent-producer checks.
+/// Appends the request's record set through the partition's idempotent-producer checks.
 fn append(
     log: &PartitionLog,
     producers: &PartitionProducers,
     records: &Bytes,
-) -> Result<Appended, AppendError> {
-    let header = BatchHeader::parse(records).map_err(LogError::from)?;
-    if header.attributes.is_control() {
-        return Err(AppendError::Log(LogError::InvalidBatch(
-            weir_protocol::record_batch::BatchError::BadRecord {
-                index: 0,
-                reason: "producers may not send control batches",
-            },
-        )));
+) -> Result<crate::producers::Appended, Refusal> {
+    check_one_batch(records)?;
+    producers.append(log, records).map_err(|err| {
+        let code = match &err {
+            AppendError::Log(err) => {
+                if !matches!(err, LogError::InvalidBatch(_)) {
+                    tracing::warn!(dir = %log.dir().display(), error = %err, "produce failed");
+                }
+                log_error_code(err)
+            }
+            AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+                ErrorCode::OutOfOrderSequenceNumber
+            }
+            AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
+                ErrorCode::InvalidProducerEpoch
+            }
+        };
+        (code, err.to_string())
+    })
+}
+
+/// Kafka's rule for Produce v3+: the record set is exactly one complete v2 batch, and not a
+/// control batch. Damage inside the batch (CRC, records) is left to the log's validation.
+fn check_one_batch(records: &[u8]) -> Result<(), Refusal> {
+    let invalid = |why: String| Err((ErrorCode::InvalidRecord, why));
+    let Some(head) = records.get(..=field::ATTRIBUTES + 1) else {
+        return invalid(format!(
+            "record set of {} bytes holds no complete batch",
+            records.len()
+        ));
+    };
+    let magic = i8::from_be_bytes([head[field::MAGIC]]);
+    if matches!(magic, 0 | 1) {
+        return invalid(format!(
+            "magic {magic} batches are not accepted by Produce v3 and later"
+        ));
     }
-    producers.append(log, records)
+    if magic != MAGIC_V2 {
+        return Err((
+            ErrorCode::CorruptMessage,
+            format!("unknown record batch magic {magic}"),
+        ));
+    }
+    let declared = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    if usize::try_from(declared).is_ok_and(|len| len + LENGTH_PREFIX_LEN < HEADER_LEN) {
+        return Err((
+            ErrorCode::CorruptMessage,
+            format!("batch length {declared} is shorter than a batch header"),
+        ));
+    }
+    let total = usize::try_from(declared)
+        .ok()
+        .map(|len| len + LENGTH_PREFIX_LEN);
+    match total {
+        Some(total) if total > records.len() => {
+            return invalid(format!(
+                "truncated batch: {total} bytes declared, {} sent",
+                records.len()
+            ));
+        }
+        Some(total) if total < records.len() => {
+            return invalid("more than one batch for one partition".to_owned());
+        }
+        Some(_) => {}
+        None => return invalid(format!("negative batch length {declared}")),
+    }
+    let attributes = i16::from_be_bytes([head[field::ATTRIBUTES], head[field::ATTRIBUTES + 1]]);
+    if attributes & 0x20 != 0 {
+        return invalid("producers may not send control batches".to_owned());
+    }
+    Ok(())
 }

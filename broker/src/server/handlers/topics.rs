@@ -58,17 +58,7 @@ pub(crate) async fn create(
             continue;
         }
         let outcome = if request.validate_only {
-            crate::topics::validate_topic_name(&name)
-                .map_err(CatalogError::from)
-                .and_then(|()| {
-                    if !(1..=i64::from(crate::topics::MAX_PARTITIONS)).contains(&partitions) {
-                        Err(CatalogError::InvalidPartitions(partitions))
-                    } else if ctx.catalog.get(&name).is_some() {
-                        Err(CatalogError::AlreadyExists(name.clone()))
-                    } else {
-                        Ok(())
-                    }
-                })
+            ctx.catalog.check_create(&name, partitions).map(drop)
         } else {
             let catalog = Arc::clone(&ctx.catalog);
             let n = name.clone();
