@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole Weir test suite: formatting, lints, every test (unit, integration, property,
-# crash and failure-injection) and the doc tests. Installs what the tests need and fails,
-# never skips, when something is missing. `.ci/run` calls exactly this.
+# crash and failure-injection), the doc tests, then the real-client compatibility suite
+# (tests/compat: kcat and the Python clients against the weir-broker binary). Installs what the
+# tests need and fails, never skips, when something is missing. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +26,60 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --locked --doc
+
+# --- Real-client compatibility suite (tests/compat): kcat, confluent-kafka, kafka-python
+# against the real weir-broker binary. Every missing tool is installed or the run fails.
+
+# Runs apt-get as root, or through sudo when not root.
+apt_get() {
+    if [ "$(id -u)" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo DEBIAN_FRONTEND=noninteractive apt-get "$@"
+    else
+        return 1
+    fi
+}
+
+# Installs Debian packages; refreshes the package lists first if a plain install fails.
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || return 1
+    apt_get install -y "$@" || { apt_get update && apt_get install -y "$@"; }
+}
+
+if ! command -v kcat >/dev/null 2>&1; then
+    step "installing kcat (apt-get install -y kcat)"
+    apt_install kcat || true
+    if ! command -v kcat >/dev/null 2>&1; then
+        echo "error: kcat is required by the compatibility tests and could not be installed;" >&2
+        echo "       install it (Debian/Ubuntu: apt-get install -y kcat) and run again" >&2
+        exit 1
+    fi
+fi
+
+# A .venv left half-made (no working pip) is rebuilt. Debian ships venv's ensurepip apart, in
+# python3-venv.
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    step "creating .venv (python3 -m venv)"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv || true
+    rm -rf .venv
+    if ! python3 -m venv .venv; then
+        step "installing python3-venv (apt-get)"
+        rm -rf .venv
+        apt_install python3-venv || true
+        if ! python3 -m venv .venv; then
+            echo "error: the compatibility tests need python3 with the venv module;" >&2
+            echo "       install it (Debian/Ubuntu: apt-get install -y python3 python3-venv)" >&2
+            exit 1
+        fi
+    fi
+fi
+
+step "Python clients for the compatibility tests (pip install -r tests/compat/requirements.txt)"
+.venv/bin/python -m pip install --disable-pip-version-check -q -r tests/compat/requirements.txt
+
+step "cargo build -p weir-broker"
+cargo build -p weir-broker --locked
+
+step "compatibility tests (pytest tests/compat)"
+.venv/bin/python -m pytest tests/compat -q
