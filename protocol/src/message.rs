@@ -124,21 +124,42 @@ pub fn decode_request(
 ) -> Result<Request, MessageError> {
     let prefix = request_prefix(&frame)?;
     let version = prefix.api_version;
-    let key = ApiKey::try_from(prefix.api_key).map_err(|_unknown| MessageError::UnknownApiKey(prefix.api_key))?;
+    let key = ApiKey::try_from(prefix.api_key)
+        .map_err(|_unknown| MessageError::UnknownApiKey(prefix.api_key))?;
     let range = supported(key).ok_or(MessageError::UnsupportedApi(key))?;
     if !range.contains(version) {
-        return Err(MessageError::UnsupportedVersion { key, version, range });
+        return Err(MessageError::UnsupportedVersion {
+            key,
+            version,
+            range,
+        });
     }
-    let header = RequestHeader::decode(&mut frame, request_header_version(key, version)).map_err(|err| {
-        MessageError::BadHeader { key, version, reason: err.to_string() }
-    })?;
-    let bad_body = |reason: String| MessageError::BadBody { key, version, reason };
-    let wire_key = WireApiKey::try_from(prefix.api_key).map_err(|()| bad_body("unknown to the codec".into()))?;
-    let body = RequestKind::decode(wire_key, &mut frame, version).map_err(|err| bad_body(err.to_string()))?;
+    let header =
+        RequestHeader::decode(&mut frame, request_header_version(key, version)).map_err(|err| {
+            MessageError::BadHeader {
+                key,
+                version,
+                reason: err.to_string(),
+            }
+        })?;
+    let bad_body = |reason: String| MessageError::BadBody {
+        key,
+        version,
+        reason,
+    };
+    let wire_key = WireApiKey::try_from(prefix.api_key)
+        .map_err(|()| bad_body("unknown to the codec".into()))?;
+    let body = RequestKind::decode(wire_key, &mut frame, version)
+        .map_err(|err| bad_body(err.to_string()))?;
     if !frame.is_empty() {
         return Err(bad_body(format!("{} bytes left over", frame.len())));
     }
-    Ok(Request { key, version, header, body })
+    Ok(Request {
+        key,
+        version,
+        header,
+        body,
+    })
 }
 
 /// Encodes a request as a whole frame, size prefix included.
@@ -156,7 +177,9 @@ pub fn encode_request(
         .with_request_api_key(key.code())
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
-        .with_client_id(client_id.map(|id| kafka_protocol::protocol::StrBytes::from_string(id.to_owned())));
+        .with_client_id(
+            client_id.map(|id| kafka_protocol::protocol::StrBytes::from_string(id.to_owned())),
+        );
     framed(key, version, |buf| {
         header.encode(buf, request_header_version(key, version))?;
         body.encode(buf, version)
@@ -185,13 +208,26 @@ pub fn encode_response(
 ///
 /// # Errors
 /// [`MessageError::BadHeader`] or [`MessageError::BadBody`].
-pub fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> Result<(i32, ResponseKind), MessageError> {
-    let header = ResponseHeader::decode(&mut frame, response_header_version(key, version)).map_err(|err| {
-        MessageError::BadHeader { key, version, reason: err.to_string() }
-    })?;
-    let bad_body = |reason: String| MessageError::BadBody { key, version, reason };
-    let wire_key = WireApiKey::try_from(key.code()).map_err(|()| bad_body("unknown to the codec".into()))?;
-    let body = ResponseKind::decode(wire_key, &mut frame, version).map_err(|err| bad_body(err.to_string()))?;
+pub fn decode_response(
+    key: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<(i32, ResponseKind), MessageError> {
+    let header = ResponseHeader::decode(&mut frame, response_header_version(key, version))
+        .map_err(|err| MessageError::BadHeader {
+            key,
+            version,
+            reason: err.to_string(),
+        })?;
+    let bad_body = |reason: String| MessageError::BadBody {
+        key,
+        version,
+        reason,
+    };
+    let wire_key =
+        WireApiKey::try_from(key.code()).map_err(|()| bad_body("unknown to the codec".into()))?;
+    let body = ResponseKind::decode(wire_key, &mut frame, version)
+        .map_err(|err| bad_body(err.to_string()))?;
     Ok((header.correlation_id, body))
 }
 
@@ -202,7 +238,11 @@ fn framed<E: std::fmt::Display>(
 ) -> Result<BytesMut, MessageError> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
-    write(&mut buf).map_err(|err| MessageError::Encode { key, version, reason: err.to_string() })?;
+    write(&mut buf).map_err(|err| MessageError::Encode {
+        key,
+        version,
+        reason: err.to_string(),
+    })?;
     let len = buf.len() - 4;
     let size = i32::try_from(len).map_err(|_overflow| MessageError::TooLarge(len))?;
     buf[..4].copy_from_slice(&size.to_be_bytes());

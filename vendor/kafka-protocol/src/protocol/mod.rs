@@ -243,7 +243,15 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // Weir patch: tags are unsigned varints on the wire, and decoders store tags of 2^31 and
+    // above as negative keys. Callers count every unknown field but pass a range starting at
+    // 0 or above, so those fields were counted and never written: a corrupt encoding. Write
+    // them last, where they belong in unsigned order. (Every caller's range is `n..` with
+    // n >= 0, so the two ranges are disjoint.)
+    for (&k, v) in unknown_tagged_fields
+        .range(range)
+        .chain(unknown_tagged_fields.range(..0))
+    {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }
