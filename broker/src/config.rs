@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::groups::coordinator::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
 
 /// Weir: a Kafka-compatible message broker in one binary.
@@ -66,6 +67,33 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = 300_000)]
     pub retention_check_ms: u64,
 
+    /// Smallest session timeout a consumer may ask for, in milliseconds
+    /// (`group.min.session.timeout.ms`).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    pub group_min_session_timeout_ms: i32,
+
+    /// Largest session timeout a consumer may ask for, in milliseconds
+    /// (`group.max.session.timeout.ms`).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+
+    /// How long the first rebalance of an empty group waits for more members, in milliseconds
+    /// (`group.initial.rebalance.delay.ms`).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    pub group_initial_rebalance_delay_ms: i64,
+
     /// When appended records are synced to disk: `always` (before every acknowledgement, with
     /// group commit), `interval:<ms>` (in the background; acks=all still waits), or `os`.
     #[arg(long, env = "WEIR_FLUSH", default_value = "always", value_parser = parse_flush)]
@@ -119,6 +147,15 @@ impl BrokerConfig {
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             flush: self.flush,
             ..LogConfig::default()
+        }
+    }
+
+    /// The group coordinator's limits.
+    pub fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
         }
     }
 

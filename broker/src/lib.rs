@@ -10,12 +10,14 @@
 //!   tests, or from `main`), connections, dispatch, one handler per API.
 //! - [`producers`]: idempotent producers: id allocation, sequence checks and deduplication,
 //!   and the per-partition state's snapshots.
+//! - [`groups`]: consumer groups: the coordinator and the durable store of committed offsets.
 //! - [`config`]: flags and `WEIR_*` environment variables.
 //! - [`topics`]: legal topic names and the persisted catalog of topics and partition logs.
 //! - [`clock`]: the injected wall clock used for segment rolls and retention.
 
 pub mod clock;
 pub mod config;
+pub mod groups;
 pub mod log;
 pub mod producers;
 pub mod server;

@@ -123,7 +123,7 @@ pub(crate) async fn serve(
         };
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            let outcome = dispatch::handle(&ctx, frame.freeze(), turn).await;
+            let outcome = dispatch::handle(&ctx, frame.freeze(), turn, peer).await;
             drop(permit);
             // The writer may be gone (client disconnected); nothing to do then.
             let _unwanted = done.send(outcome);

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::group_service::GroupService;
+use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::groups::offsets::OffsetStore;
 use crate::producers::ProducerIds;
 use crate::topics::TopicCatalog;
 
@@ -28,6 +31,12 @@ pub(crate) struct Context {
     pub(crate) appended: Notify,
     /// Producer ids for InitProducerId.
     pub(crate) producer_ids: ProducerIds,
+    /// The consumer-group coordinator.
+    pub(crate) groups: Arc<GroupService>,
+    /// Committed offsets of consumer groups.
+    pub(crate) offsets: Arc<OffsetStore>,
+    /// Wall-clock time (commit timestamps, group timers).
+    pub(crate) clock: Arc<dyn Clock>,
     /// Permits are produce payload bytes (see [`MAX_PRODUCE_BYTES_IN_FLIGHT`]).
     pub(crate) produce_bytes: Arc<Semaphore>,
 }
@@ -42,6 +51,8 @@ impl Context {
         catalog: TopicCatalog,
         cluster_id: String,
         producer_ids: ProducerIds,
+        offsets: OffsetStore,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
             // Clients must reach us at a concrete address: an unspecified listen address
@@ -58,6 +69,9 @@ impl Context {
             catalog: Arc::new(catalog),
             cluster_id,
             producer_ids,
+            groups: Arc::new(GroupService::new(config.group_config(), Arc::clone(&clock))),
+            offsets: Arc::new(offsets),
+            clock,
             appended: Notify::new(),
             produce_bytes: Arc::new(Semaphore::new(MAX_PRODUCE_BYTES_IN_FLIGHT)),
             config,

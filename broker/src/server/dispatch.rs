@@ -6,6 +6,7 @@
 //! answer: a v0-encoded UNSUPPORTED_VERSION listing the supported range, so clients retry
 //! lower.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -35,7 +36,12 @@ pub(crate) fn is_produce(frame: &[u8]) -> bool {
 }
 
 /// Handles one request frame (without its size prefix).
-pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes, mut turn: Turn) -> Outcome {
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    frame: Bytes,
+    mut turn: Turn,
+    peer: SocketAddr,
+) -> Outcome {
     let correlation_id =
         weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
     let request = match decode_request(frame, handlers::advertised) {
@@ -50,7 +56,7 @@ pub(crate) async fn handle(ctx: &Arc<Context>, frame: Bytes, mut turn: Turn) -> 
     };
     let (key, version) = (request.key, request.version);
     turn.wait().await;
-    match handlers::handle(ctx, &request.header, request.body, version, &mut turn).await {
+    match handlers::handle(ctx, &request.header, peer, request.body, version, &mut turn).await {
         Ok(Some(response)) => encode(key, version, correlation_id, &response),
         Ok(None) => Outcome::NoResponse,
         Err(reason) => Outcome::Close(reason),

@@ -3,7 +3,7 @@
 //! Every `--retention-check-ms` (Kafka's `log.retention.check.interval.ms`) one pass, on a
 //! blocking thread since it deletes files and syncs: delete sealed segments past the
 //! retention limits, then snapshot producer state that changed (so a restart after a crash
-//! replays only what came after). Rolling by `segment.ms` happens on append, not here.
+//! replays only what came after), then compact the committed-offsets log if it has grown. Rolling by `segment.ms` happens on append, not here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,16 @@ pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let catalog = Arc::clone(&ctx.catalog);
-        if let Err(join) = tokio::task::spawn_blocking(move || pass(&catalog)).await {
+        let offsets = Arc::clone(&ctx.offsets);
+        let work = move || {
+            pass(&catalog);
+            if offsets.needs_compaction() {
+                if let Err(err) = offsets.compact() {
+                    tracing::warn!(error = %err, "compacting the committed offsets failed");
+                }
+            }
+        };
+        if let Err(join) = tokio::task::spawn_blocking(work).await {
             tracing::error!(error = %join, "maintenance pass panicked");
         }
     }

@@ -18,6 +18,7 @@
 mod connection;
 mod context;
 mod dispatch;
+mod group_service;
 mod handlers;
 mod maintenance;
 
@@ -29,9 +30,15 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::BrokerConfig;
+use crate::groups::offsets::{OffsetStore, OffsetStoreError};
+use crate::log::OsDisk;
 use crate::log::{Flusher, LogOptions};
 use crate::producers::{ProducerIdError, ProducerIds};
+
+/// The committed-offsets store's directory inside the data directory.
+const OFFSETS_DIR: &str = "__consumer_offsets";
 use crate::topics::{CatalogError, TopicCatalog};
 pub(crate) use context::Context;
 
@@ -51,6 +58,9 @@ pub enum BrokerError {
     /// Opening or closing the topic catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The committed-offsets store could not be opened.
+    #[error(transparent)]
+    Offsets(#[from] OffsetStoreError),
     /// The producer-id allocator could not be opened.
     #[error(transparent)]
     ProducerIds(#[from] ProducerIdError),
@@ -111,12 +121,16 @@ impl Broker {
                 source,
             })?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ctx = Arc::new(Context::new(
             config,
             addr,
             catalog,
             cluster_id,
             producer_ids,
+            offsets,
+            clock,
         ));
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
@@ -157,6 +171,7 @@ async fn serve(
 ) -> Result<(), BrokerError> {
     let connections = TaskTracker::new();
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
+    let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
     loop {
         // Wait for a free slot first: at the limit, further clients wait in the accept queue.
@@ -188,6 +203,12 @@ async fn serve(
     connections.wait().await;
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
+    }
+    if let Err(join) = group_timers.await {
+        tracing::error!(error = %join, "group timer task failed");
+    }
+    if let Err(err) = ctx.offsets.close() {
+        tracing::error!(error = %err, "closing the offsets store failed");
     }
     tracing::info!("all connections closed; syncing logs");
     let catalog = Arc::clone(&ctx.catalog);

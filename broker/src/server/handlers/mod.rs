@@ -8,12 +8,15 @@
 pub(crate) mod api_versions;
 pub(crate) mod describe_configs;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
@@ -37,6 +40,16 @@ pub(crate) const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
     ApiKey::DescribeConfigs,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::DeleteGroups,
 ];
 
 /// The version range advertised for `key`, if the broker serves it.
@@ -51,7 +64,8 @@ pub(crate) fn advertised(key: ApiKey) -> Option<VersionRange> {
 /// the connection with the reason.
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
-    _header: &RequestHeader,
+    header: &RequestHeader,
+    peer: SocketAddr,
     request: RequestKind,
     version: i16,
     turn: &mut Turn,
@@ -61,6 +75,29 @@ pub(crate) async fn handle(
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(ctx, r).await),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(ctx, &r))
+        }
+        RequestKind::JoinGroup(r) => {
+            // Parked until the rebalance completes: later requests must not wait for that.
+            turn.release();
+            ResponseKind::JoinGroup(groups::join(ctx, header, peer, r, version).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            turn.release();
+            ResponseKind::SyncGroup(groups::sync(ctx, r).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(ctx, &r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(ctx, &r, version)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe(ctx, &r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(ctx, &r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offsets::commit(ctx, r, version).await)
+        }
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(ctx, &r, version)),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(offsets::delete_groups(ctx, r).await)
+        }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
         }

@@ -110,6 +110,16 @@ pub(crate) async fn delete(
                 source: std::io::Error::other(join.to_string()),
             }),
         };
+        if outcome.is_ok() {
+            // A topic created again later must not inherit the old one's committed offsets.
+            let forgotten = match ctx.offsets.delete_topic(&name) {
+                Ok(ticket) => ctx.offsets.wait_durable(ticket).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = forgotten {
+                tracing::error!(topic = %name, error = %err, "cannot delete the topic's committed offsets");
+            }
+        }
         let result = DeletableTopicResult::default()
             .with_name(Some(kafka_protocol::messages::TopicName(wire_str(name))));
         results.push(match outcome {

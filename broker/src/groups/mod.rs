@@ -1,0 +1,4 @@
+//! Consumer groups: the coordinator and committed offsets.
+
+pub mod coordinator;
+pub mod offsets;

@@ -1,0 +1,202 @@
+//! The async shell around the pure group coordinator ([`crate::groups::coordinator`]).
+//!
+//! Owns the clock and the parked replies: a JoinGroup or SyncGroup that must wait gets a
+//! oneshot channel, registered under a [`ReplyTo`] id before the state machine sees the
+//! request, and answered whenever an [`Output`] names it (from this request, another
+//! member's, or a timer). One task sleeps until [`Coordinator::next_deadline`] and ticks the
+//! machine; it is woken whenever a request may have moved the deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use weir_protocol::error_code::ErrorCode;
+
+use crate::clock::Clock;
+use crate::groups::coordinator::{
+    Coordinator, GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResult, Output,
+    ReplyTo, SyncRequest, SyncResult,
+};
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResult>),
+    Sync(oneshot::Sender<SyncResult>),
+}
+
+struct Inner {
+    coordinator: Coordinator,
+    waiting: HashMap<ReplyTo, Waiter>,
+    next_reply: ReplyTo,
+}
+
+impl Inner {
+    fn park(&mut self, waiter: Waiter) -> ReplyTo {
+        self.next_reply += 1;
+        self.waiting.insert(self.next_reply, waiter);
+        self.next_reply
+    }
+
+    fn deliver(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            // A receiver may be gone (the client disconnected): nothing to do then.
+            match (output, &mut self.waiting) {
+                (Output::Join(to, result), waiting) => {
+                    if let Some(Waiter::Join(tx)) = waiting.remove(&to) {
+                        let _gone = tx.send(result);
+                    }
+                }
+                (Output::Sync(to, result), waiting) => {
+                    if let Some(Waiter::Sync(tx)) = waiting.remove(&to) {
+                        let _gone = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The broker's group coordinator, shared by all connections.
+pub(crate) struct GroupService {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+    /// Wakes the timer task when a request may have moved the next deadline.
+    changed: Notify,
+}
+
+impl std::fmt::Debug for GroupService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupService").finish_non_exhaustive()
+    }
+}
+
+impl GroupService {
+    pub(crate) fn new(config: GroupConfig, clock: Arc<dyn Clock>) -> Self {
+        // Member ids must not repeat across restarts: the start time makes them unique.
+        let nonce = format!("{:x}", clock.now_ms());
+        Self {
+            inner: Mutex::new(Inner {
+                coordinator: Coordinator::new(config, nonce),
+                waiting: HashMap::new(),
+                next_reply: 0,
+            }),
+            clock,
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) async fn join(&self, request: JoinRequest) -> JoinResult {
+        let member_id = request.member_id.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.lock();
+            let to = inner.park(Waiter::Join(tx));
+            let outputs = inner.coordinator.join(self.now(), request, to);
+            inner.deliver(outputs);
+        }
+        self.changed.notify_one();
+        rx.await.unwrap_or_else(|_| JoinResult {
+            error: ErrorCode::CoordinatorNotAvailable,
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+        })
+    }
+
+    pub(crate) async fn sync(&self, request: SyncRequest) -> SyncResult {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.lock();
+            let to = inner.park(Waiter::Sync(tx));
+            let outputs = inner.coordinator.sync(self.now(), request, to);
+            inner.deliver(outputs);
+        }
+        self.changed.notify_one();
+        rx.await.unwrap_or(SyncResult {
+            error: ErrorCode::CoordinatorNotAvailable,
+            assignment: bytes::Bytes::new(),
+        })
+    }
+
+    pub(crate) fn heartbeat(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> ErrorCode {
+        let now = self.now();
+        let error = self
+            .lock()
+            .coordinator
+            .heartbeat(now, group, member, instance, generation);
+        self.changed.notify_one();
+        error
+    }
+
+    pub(crate) fn leave(&self, group: &str, member: &str, instance: Option<&str>) -> ErrorCode {
+        let now = self.now();
+        let mut inner = self.lock();
+        let (error, outputs) = inner.coordinator.leave(now, group, member, instance);
+        inner.deliver(outputs);
+        drop(inner);
+        self.changed.notify_one();
+        error
+    }
+
+    pub(crate) fn check_commit(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ErrorCode> {
+        let now = self.now();
+        self.lock()
+            .coordinator
+            .check_commit(now, group, member, instance, generation)
+    }
+
+    pub(crate) fn describe(&self, group: &str) -> Option<GroupDescription> {
+        self.lock().coordinator.describe(group)
+    }
+
+    pub(crate) fn list(&self) -> Vec<(String, GroupState, String)> {
+        self.lock().coordinator.list()
+    }
+
+    pub(crate) fn delete(&self, group: &str) -> Result<(), ErrorCode> {
+        self.lock().coordinator.delete(group)
+    }
+
+    /// Ticks the state machine at its deadlines until `stop`.
+    pub(crate) async fn run_timers(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let deadline = self.lock().coordinator.next_deadline();
+            let wait = deadline.map_or(Duration::from_secs(3600), |d| {
+                Duration::from_millis(u64::try_from(d.saturating_sub(self.now())).unwrap_or(0))
+            });
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.changed.notified() => continue,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let now = self.now();
+            let mut inner = self.lock();
+            let outputs = inner.coordinator.tick(now);
+            inner.deliver(outputs);
+        }
+    }
+}

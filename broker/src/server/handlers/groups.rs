@@ -1,0 +1,216 @@
+//! Group membership APIs: FindCoordinator 0-2, JoinGroup 0-5, SyncGroup 0-3, Heartbeat 0-3,
+//! LeaveGroup 0-3, DescribeGroups 0-4, ListGroups 0-2. Each translates between the wire
+//! messages and the coordinator's domain types; the rules live in
+//! [`crate::groups::coordinator`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse,
+};
+use weir_protocol::error_code::ErrorCode;
+
+use super::{Context, wire_str};
+use crate::groups::coordinator::{GroupState, JoinRequest, SyncRequest};
+use crate::server::context::NODE_ID;
+
+/// FindCoordinator key type for transactions (not supported).
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub(crate) fn find_coordinator(
+    ctx: &Arc<Context>,
+    request: &FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let response = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(-1))
+        .with_host(wire_str(""))
+        .with_port(-1);
+    if request.key_type == KEY_TYPE_TRANSACTION {
+        return response
+            .with_error_code(ErrorCode::CoordinatorNotAvailable.code())
+            .with_error_message(Some(wire_str("transactions are not supported")));
+    }
+    // One broker: it coordinates every group.
+    response
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(wire_str(ctx.advertised_host.clone()))
+        .with_port(ctx.advertised_port)
+}
+
+pub(crate) async fn join(
+    ctx: &Arc<Context>,
+    header: &RequestHeader,
+    peer: SocketAddr,
+    request: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let domain = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|s| s.to_string()),
+        session_timeout_ms: request.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+        version,
+    };
+    let result = ctx.groups.join(domain).await;
+    JoinGroupResponse::default()
+        .with_error_code(result.error.code())
+        .with_generation_id(result.generation_id)
+        // Non-nullable before v7: an empty string stands for "none".
+        .with_protocol_type(Some(wire_str(result.protocol_type.unwrap_or_default())))
+        .with_protocol_name(Some(wire_str(result.protocol_name.unwrap_or_default())))
+        .with_leader(wire_str(result.leader))
+        .with_member_id(wire_str(result.member_id))
+        .with_members(
+            result
+                .members
+                .into_iter()
+                .map(|m| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(wire_str(m.member_id))
+                        .with_group_instance_id(m.group_instance_id.map(wire_str))
+                        .with_metadata(m.metadata)
+                })
+                .collect(),
+        )
+}
+
+pub(crate) async fn sync(ctx: &Arc<Context>, request: SyncGroupRequest) -> SyncGroupResponse {
+    let domain = SyncRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|s| s.to_string()),
+        generation_id: request.generation_id,
+        assignments: request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let result = ctx.groups.sync(domain).await;
+    SyncGroupResponse::default()
+        .with_error_code(result.error.code())
+        .with_assignment(result.assignment)
+}
+
+pub(crate) fn heartbeat(ctx: &Arc<Context>, request: &HeartbeatRequest) -> HeartbeatResponse {
+    let error = ctx.groups.heartbeat(
+        &request.group_id.0,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(error.code())
+}
+
+pub(crate) fn leave(
+    ctx: &Arc<Context>,
+    request: &LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let group = &request.group_id.0;
+    if version < 3 {
+        let error = ctx.groups.leave(group, &request.member_id, None);
+        return LeaveGroupResponse::default().with_error_code(error.code());
+    }
+    let members = request
+        .members
+        .iter()
+        .map(|m| {
+            let error = ctx
+                .groups
+                .leave(group, &m.member_id, m.group_instance_id.as_deref());
+            MemberResponse::default()
+                .with_member_id(m.member_id.clone())
+                .with_group_instance_id(m.group_instance_id.clone())
+                .with_error_code(error.code())
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}
+
+pub(crate) fn describe(
+    ctx: &Arc<Context>,
+    request: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .iter()
+        .map(|id| {
+            let described = DescribedGroup::default().with_group_id(id.clone());
+            match ctx.groups.describe(&id.0) {
+                Some(d) => described
+                    .with_group_state(wire_str(d.state.name()))
+                    .with_protocol_type(wire_str(d.protocol_type))
+                    .with_protocol_data(wire_str(d.protocol))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(wire_str(m.member_id))
+                                    .with_group_instance_id(m.group_instance_id.map(wire_str))
+                                    .with_client_id(wire_str(m.client_id))
+                                    .with_client_host(wire_str(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+                // Only committed offsets: an empty group, as Kafka shows it.
+                None if ctx.offsets.has_group(&id.0) => described
+                    .with_group_state(wire_str(GroupState::Empty.name()))
+                    .with_protocol_type(wire_str("")),
+                // Kafka describes a group it does not know as Dead, without an error.
+                None => described.with_group_state(wire_str(GroupState::Dead.name())),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub(crate) fn list(ctx: &Arc<Context>, _request: &ListGroupsRequest) -> ListGroupsResponse {
+    let mut groups: Vec<(String, GroupState, String)> = ctx.groups.list();
+    // Groups known only by their committed offsets (simple commits) are listed too.
+    for id in ctx.offsets.groups() {
+        if !groups.iter().any(|(g, _, _)| *g == id) {
+            groups.push((id, GroupState::Empty, String::new()));
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let listed = groups
+        .into_iter()
+        .map(|(id, state, protocol_type)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(wire_str(id)))
+                .with_protocol_type(wire_str(protocol_type))
+                .with_group_state(wire_str(state.name()))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}
