@@ -30,6 +30,13 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
     RequestKind, ResponseKind,
 };
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_broker::{Broker, BrokerConfig, RunningBroker};
@@ -182,6 +189,16 @@ apis! {
     ListOffsetsRequest => ListOffsets(ListOffsetsResponse);
     InitProducerIdRequest => InitProducerId(InitProducerIdResponse);
     DescribeConfigsRequest => DescribeConfigs(DescribeConfigsResponse);
+    FindCoordinatorRequest => FindCoordinator(FindCoordinatorResponse);
+    JoinGroupRequest => JoinGroup(JoinGroupResponse);
+    SyncGroupRequest => SyncGroup(SyncGroupResponse);
+    HeartbeatRequest => Heartbeat(HeartbeatResponse);
+    LeaveGroupRequest => LeaveGroup(LeaveGroupResponse);
+    OffsetCommitRequest => OffsetCommit(OffsetCommitResponse);
+    OffsetFetchRequest => OffsetFetch(OffsetFetchResponse);
+    DescribeGroupsRequest => DescribeGroups(DescribeGroupsResponse);
+    ListGroupsRequest => ListGroups(ListGroupsResponse);
+    DeleteGroupsRequest => DeleteGroups(DeleteGroupsResponse);
 }
 
 /// A request that was sent and whose response is still to be read with [`Client::recv`].

@@ -634,8 +634,8 @@ impl Inner {
                 cause: Arc::clone(cause),
             });
         }
-        // Together, under the append lock: every record up to `target` is in one of `files`.
-        // A log retired after this holds later records too and is synced by the next sync.
+        // Together, under the append lock: every record up to `target` is in `retired` or
+        // `active`. A log retired after this holds later records too: the next sync covers it.
         let (target, retired, active) = {
             let mut w = lock(&self.writer);
             let retired = std::mem::take(&mut w.retired);

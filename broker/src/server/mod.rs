@@ -207,8 +207,12 @@ async fn serve(
     if let Err(join) = group_timers.await {
         tracing::error!(error = %join, "group timer task failed");
     }
-    if let Err(err) = ctx.offsets.close() {
-        tracing::error!(error = %err, "closing the offsets store failed");
+    // close() syncs: off the async workers.
+    let offsets = Arc::clone(&ctx.offsets);
+    match tokio::task::spawn_blocking(move || offsets.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "closing the offsets store failed"),
+        Err(join) => tracing::error!(error = %join, "closing the offsets store panicked"),
     }
     tracing::info!("all connections closed; syncing logs");
     let catalog = Arc::clone(&ctx.catalog);

@@ -26,9 +26,14 @@ use crate::groups::offsets::{CommittedOffset, OffsetStoreError};
 fn store_error_code(err: &OffsetStoreError) -> ErrorCode {
     match err {
         OffsetStoreError::MetadataTooLarge { .. } => ErrorCode::OffsetMetadataTooLarge,
+        OffsetStoreError::NameTooLong { .. } | OffsetStoreError::CommitTooLarge { .. } => {
+            ErrorCode::InvalidCommitOffsetSize
+        }
+        // Kafka's answer when the offsets store cannot write: clients look for the
+        // coordinator again and retry.
         other => {
             tracing::error!(error = %other, "offset store failed");
-            ErrorCode::CoordinatorNotAvailable
+            ErrorCode::NotCoordinator
         }
     }
 }
