@@ -641,6 +641,16 @@ impl Coordinator {
                 Err(ErrorCode::IllegalGeneration)
             };
         };
+        // Kafka's order: fencing, simple commits, the rebalance, then member and generation.
+        if let Some(instance) = instance_id {
+            if group
+                .instances
+                .get(instance)
+                .is_some_and(|current| current != member_id)
+            {
+                return Err(ErrorCode::FencedInstanceId);
+            }
+        }
         if generation_id < 0 && group.members.is_empty() {
             return Ok(());
         }
@@ -1641,5 +1651,132 @@ mod tests {
         c.leave(DELAY, "g", &ids[0], None);
         assert_eq!(c.delete("g"), Ok(()));
         assert!(c.describe("g").is_none());
+    }
+
+    #[test]
+    fn completing_rebalance_rules() {
+        let mut c = coordinator();
+        for i in 0..2 {
+            c.join(0, join_req("", &["range"], 3), i);
+        }
+        let done = joins(&c.tick(DELAY));
+        let leader = done[0].1.leader.clone();
+        let follower = done
+            .iter()
+            .map(|(_, r)| r.member_id.clone())
+            .find(|m| *m != leader)
+            .unwrap();
+        assert_eq!(state(&c), GroupState::CompletingRebalance);
+        // Same metadata: the same result again; heartbeats are fine.
+        let again = joins(&c.join(DELAY + 1, join_req(&follower, &["range"], 3), 10));
+        assert_eq!(
+            (again[0].1.error, again[0].1.generation_id),
+            (ErrorCode::None, 1)
+        );
+        assert_eq!(
+            c.heartbeat(DELAY + 1, "g", &follower, None, 1),
+            ErrorCode::None
+        );
+        // Sync errors.
+        assert_eq!(
+            syncs(&c.sync(DELAY + 1, sync_req(&follower, 2, &[]), 11))[0]
+                .1
+                .error,
+            ErrorCode::IllegalGeneration
+        );
+        assert_eq!(
+            syncs(&c.sync(DELAY + 1, sync_req("nobody", 1, &[]), 12))[0]
+                .1
+                .error,
+            ErrorCode::UnknownMemberId
+        );
+        assert_eq!(
+            syncs(&c.sync(
+                DELAY + 1,
+                SyncRequest {
+                    group_id: "other".into(),
+                    ..sync_req(&follower, 1, &[])
+                },
+                13
+            ))[0]
+                .1
+                .error,
+            ErrorCode::UnknownMemberId
+        );
+        // The follower waits for the leader; the leader leaves instead: the follower is told to
+        // rejoin, and the group rebalances without the leader.
+        assert!(
+            c.sync(DELAY + 2, sync_req(&follower, 1, &[]), 14)
+                .is_empty()
+        );
+        let (error, out) = c.leave(DELAY + 3, "g", &leader, None);
+        assert_eq!(error, ErrorCode::None);
+        assert_eq!(
+            syncs(&out),
+            [(14, SyncResult::error(ErrorCode::RebalanceInProgress))]
+        );
+        assert_eq!(state(&c), GroupState::PreparingRebalance);
+        let rejoined = joins(&c.join(DELAY + 4, join_req(&follower, &["range"], 3), 15));
+        assert_eq!(
+            (rejoined[0].1.generation_id, rejoined[0].1.leader.clone()),
+            (2, follower.clone()),
+            "a new leader is elected"
+        );
+    }
+
+    #[test]
+    fn empty_groups_refuse_members_and_the_last_leave_empties_a_group() {
+        let mut c = coordinator();
+        let (ids, generation) = stable_group(&mut c, 1);
+        let (error, _) = c.leave(DELAY + 1, "g", &ids[0], None);
+        assert_eq!(error, ErrorCode::None);
+        assert_eq!(state(&c), GroupState::Empty);
+        assert_eq!(
+            c.heartbeat(DELAY + 2, "g", &ids[0], None, generation),
+            ErrorCode::UnknownMemberId
+        );
+        assert_eq!(
+            joins(&c.join(DELAY + 2, join_req(&ids[0], &["range"], 3), 1))[0]
+                .1
+                .error,
+            ErrorCode::UnknownMemberId
+        );
+        assert_eq!(
+            syncs(&c.sync(DELAY + 2, sync_req(&ids[0], generation + 1, &[]), 2))[0]
+                .1
+                .error,
+            ErrorCode::UnknownMemberId
+        );
+        assert_eq!(
+            c.leave(DELAY + 2, "nope", "m", None).0,
+            ErrorCode::UnknownMemberId
+        );
+        assert_eq!(c.next_deadline(), None, "nothing left to time");
+    }
+
+    #[test]
+    fn static_member_errors() {
+        let mut c = coordinator();
+        let mut req = join_req("", &["range"], 5);
+        req.group_instance_id = Some("i".into());
+        c.join(0, req.clone(), 1);
+        let first = joins(&c.tick(DELAY))[0].1.clone();
+        // Rejoining with a member id that is not the instance's current one is fenced.
+        let mut stale = req.clone();
+        stale.member_id = "someone-else".into();
+        c.join(DELAY, req, 2); // replaces first.member_id (the group is completing: rebalance)
+        stale.member_id.clone_from(&first.member_id);
+        assert_eq!(
+            joins(&c.join(DELAY + 1, stale, 3))[0].1.error,
+            ErrorCode::FencedInstanceId
+        );
+        assert_eq!(
+            c.leave(DELAY + 1, "g", &first.member_id, Some("i")).0,
+            ErrorCode::FencedInstanceId
+        );
+        assert_eq!(
+            c.check_commit(DELAY + 1, "g", &first.member_id, Some("i"), 1),
+            Err(ErrorCode::FencedInstanceId)
+        );
     }
 }
