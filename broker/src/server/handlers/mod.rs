@@ -1,9 +1,8 @@
 //! One module per API. Each turns a decoded request into a response using the topic catalog
 //! and the logs; errors become Kafka error codes in the response.
 //!
-//! Only the APIs implemented here are advertised in ApiVersions: [`advertised`] intersects the
-//! shared table (`weir_protocol::api::SUPPORTED_APIS`) with [`IMPLEMENTED`], so a client never
-//! sees a version the broker cannot serve.
+//! ApiVersions advertises exactly the shared table (`weir_protocol::api::SUPPORTED_APIS`):
+//! every API in it has a handler here, for every version of its range.
 
 pub(crate) mod api_versions;
 pub(crate) mod describe_configs;
@@ -29,35 +28,10 @@ use super::connection::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;
 
-/// The APIs this broker serves (every version of their range in the shared table).
-pub(crate) const IMPLEMENTED: &[ApiKey] = &[
-    ApiKey::ApiVersions,
-    ApiKey::Metadata,
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::CreateTopics,
-    ApiKey::DeleteTopics,
-    ApiKey::InitProducerId,
-    ApiKey::DescribeConfigs,
-    ApiKey::FindCoordinator,
-    ApiKey::JoinGroup,
-    ApiKey::SyncGroup,
-    ApiKey::Heartbeat,
-    ApiKey::LeaveGroup,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-    ApiKey::DescribeGroups,
-    ApiKey::ListGroups,
-    ApiKey::DeleteGroups,
-];
-
-/// The version range advertised for `key`, if the broker serves it.
+/// The version range advertised for `key`: the shared table's, since every API in it has a
+/// handler here (the `match` in [`handle`] closes the connection for any other request).
 pub(crate) fn advertised(key: ApiKey) -> Option<VersionRange> {
-    IMPLEMENTED
-        .contains(&key)
-        .then(|| supported_range(key))
-        .flatten()
+    supported_range(key)
 }
 
 /// Runs the handler for `request`. `Ok(None)` means no response is sent (acks=0); `Err` closes
