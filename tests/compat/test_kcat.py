@@ -133,7 +133,7 @@ def test_produce_consume_every_codec(broker, kcat, tmp_path, codec):
     # without Produce v0, Kafka 4.0 included).
     expected = codec_on_the_wire(codec, kcat_librdkafka_version(kcat), api_versions(broker.bootstrap))
     codecs = stored_codecs(broker.data_dir, topic, partitions)
-    assert set(codecs) == {expected}, (
+    assert codec_mix_ok(codecs, expected), (
         f"kcat -z {codec}: stored batches by codec {codecs}, expected {expected}; the broker "
         f"advertises {_codec_relevant_versions(broker.bootstrap)}"
     )
@@ -168,9 +168,20 @@ def test_consume_batches_compressed_by_confluent_kafka(broker, kcat, codec):
     librdkafka = tuple(int(x) for x in confluent_kafka.libversion()[0].split(".")[:3])
     expected = codec_on_the_wire(codec, librdkafka, api_versions(broker.bootstrap))
     codecs = stored_codecs(broker.data_dir, topic, 1)
-    assert set(codecs) == {expected}, (
+    assert codec_mix_ok(codecs, expected), (
         f"confluent-kafka compression.type={codec}: stored batches by codec {codecs}, expected "
         f"{expected}; the broker advertises {_codec_relevant_versions(broker.bootstrap)}"
+    )
+
+
+def codec_mix_ok(codecs: dict[str, int], expected: str) -> bool:
+    """Whether the stored batches are what librdkafka sends for `expected`: batches of that
+    codec, plus possibly a few uncompressed ones, because librdkafka sends a batch
+    uncompressed when compressing it does not make it smaller (small tail batches)."""
+    if expected == "none":
+        return set(codecs) == {"none"}
+    return codecs.get(expected, 0) > 0 and set(codecs) <= {expected, "none"} and (
+        codecs.get("none", 0) <= codecs[expected]
     )
 
 
