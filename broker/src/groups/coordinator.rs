@@ -572,7 +572,17 @@ impl Coordinator {
         }
         let mut out = remove_member(group, &member_id, now);
         out.extend(try_complete_join(group, now));
+        self.forget_empty_groups();
         (ErrorCode::None, out)
+    }
+
+    /// Drops groups with no members and nothing pending, so that the table does not grow
+    /// with every group name ever used. Their committed offsets are kept by the store (which
+    /// is how ListGroups and DescribeGroups still show them, as Empty).
+    fn forget_empty_groups(&mut self) {
+        self.groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.members.is_empty() && g.pending.is_empty())
+        });
     }
 
     /// Expires sessions, pending member ids and rebalance timeouts due at `now`.
@@ -595,6 +605,7 @@ impl Coordinator {
             }
             out.extend(try_complete_join(group, now));
         }
+        self.forget_empty_groups();
         out
     }
 
@@ -1607,7 +1618,6 @@ mod tests {
             "a group with members"
         );
         c.leave(DELAY, "g", &id, None);
-        assert_eq!(state(&c), GroupState::Empty);
         assert_eq!(
             c.check_commit(DELAY, "g", "", None, -1),
             Ok(()),
@@ -1730,7 +1740,12 @@ mod tests {
         let (ids, generation) = stable_group(&mut c, 1);
         let (error, _) = c.leave(DELAY + 1, "g", &ids[0], None);
         assert_eq!(error, ErrorCode::None);
-        assert_eq!(state(&c), GroupState::Empty);
+        assert_eq!(
+            state(&c),
+            GroupState::Dead,
+            "an empty group is forgotten (its offsets are not)"
+        );
+        assert!(c.list().is_empty());
         assert_eq!(
             c.heartbeat(DELAY + 2, "g", &ids[0], None, generation),
             ErrorCode::UnknownMemberId
