@@ -1,7 +1,29 @@
-//! `weir-client`: producer, consumer and admin for Weir and any Kafka-protocol broker.
+//! `weir-client`: the Rust client for Weir and any Kafka-protocol broker.
 //!
-//! The crate is filled by the client issue; today it only re-exports the protocol pieces it
-//! will be built on, so that the dependency direction (client -> protocol, never broker) is
-//! fixed from the start.
+//! # Layout
+//!
+//! - [`config`]: [`ClientConfig`], the builder of settings shared by every client.
+//! - [`connection`]: one broker connection: framing, API version negotiation against the
+//!   shared table, pipelined requests.
+//! - [`cluster`]: brokers, cached topic metadata, one connection per broker, reconnection
+//!   with backoff.
+//! - [`admin`]: [`Admin`]: topics and consumer groups.
+//! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
+//! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
+//! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
+//!
+//! The client depends on `weir-protocol` only, never on the broker.
 
+pub mod admin;
+pub mod backoff;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod partitioner;
+
+pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, NewTopic, PartitionLag};
+pub use cluster::{Cluster, PartitionInfo, TopicInfo};
+pub use config::ClientConfig;
+pub use error::{Error, Result};
 pub use weir_protocol as protocol;
