@@ -8,6 +8,9 @@
 //! - [`cluster`]: brokers, cached topic metadata, one connection per broker, reconnection
 //!   with backoff.
 //! - [`admin`]: [`Admin`]: topics and consumer groups.
+//! - [`consumer`]: [`Consumer`]: assigned or group-managed partitions, bounded prefetch,
+//!   committed offsets, range and round-robin assignors.
+//! - [`producer`]: [`Producer`]: batching, backpressure, retries, idempotent delivery.
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
 //! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
@@ -19,11 +22,15 @@ pub mod backoff;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod partitioner;
+pub mod producer;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, NewTopic, PartitionLag};
 pub use cluster::{Cluster, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
 pub use error::{Error, Result};
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_protocol as protocol;

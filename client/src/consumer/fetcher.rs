@@ -1,0 +1,417 @@
+//! The fetch task: resolves positions (committed offset, else the reset policy) and keeps
+//! one long-polling fetch in flight per leader for the partitions that have room to buffer.
+//!
+//! Owns the prefetch bound. A fetch is sent only while the consumer's buffered plus reserved
+//! bytes are below `max_prefetch_bytes`; it asks for at most what is left, and reserves that
+//! much until it is answered. A partition is fetched only while its own buffer is below
+//! `max_partition_fetch_bytes`. So when the application stops polling, fetching stops.
+//!
+//! Answers are applied only if the partition's epoch is unchanged since the request (no
+//! seek, reset or reassignment in between), so a late answer never moves a position.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use weir_protocol::error_code::ErrorCode;
+
+use super::config::{OffsetReset, millis_i32};
+use super::offsets::{self, s};
+use super::record::{TopicPartition, decode};
+use super::state::{Chunk, Shared};
+use crate::error::{Error, Result};
+
+/// A partition in a request, with what the answer is checked against.
+#[derive(Debug)]
+struct Sent {
+    tp: TopicPartition,
+    epoch: u64,
+    fetch_offset: i64,
+}
+
+/// What a finished background request reports.
+#[derive(Debug)]
+enum Done {
+    Fetched {
+        node: i32,
+        sent: Vec<Sent>,
+        reserved: usize,
+        result: Result<FetchResponse>,
+    },
+    Resolved {
+        wanted: Vec<(TopicPartition, u64)>,
+        result: Result<HashMap<TopicPartition, (i64, Option<i64>)>>,
+    },
+}
+
+/// Runs until aborted (when the consumer is dropped or closed).
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut busy: HashSet<i32> = HashSet::new();
+    loop {
+        let woken = shared.fetch_wake.notified();
+        start_resolving(&shared, &mut tasks);
+        let retry_at = start_fetches(&shared, &mut tasks, &mut busy).await;
+        let sleep = tokio::time::sleep_until(
+            retry_at.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600)),
+        );
+        tokio::select! {
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                Ok(Done::Fetched { node, sent, reserved, result }) => {
+                    busy.remove(&node);
+                    apply_fetch(&shared, sent, reserved, result).await;
+                }
+                Ok(Done::Resolved { wanted, result }) => apply_resolved(&shared, wanted, result),
+                Err(err) => tracing::error!(error = %err, "consumer fetch task failed"),
+            },
+            () = woken => {}
+            () = sleep => {}
+        }
+    }
+}
+
+/// Starts one lookup for every partition without a position.
+fn start_resolving(shared: &Arc<Shared>, tasks: &mut JoinSet<Done>) {
+    let now = Instant::now();
+    let mut wanted = Vec::new();
+    let mut reset = Vec::new();
+    {
+        let mut state = shared.lock();
+        for (tp, p) in &mut state.partitions {
+            if p.position.is_some() || p.resolving || p.stalled || p.retry_at > Some(now) {
+                continue;
+            }
+            p.resolving = true;
+            wanted.push((tp.clone(), p.epoch));
+            reset.push((tp.clone(), p.reset));
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let shared = Arc::clone(shared);
+    tasks.spawn(async move {
+        let result = resolve(&shared, reset).await;
+        Done::Resolved { wanted, result }
+    });
+}
+
+/// Committed offsets first (with a group id, unless a reset was asked for), then the reset
+/// policy. Answers position and the committed offset when it was used.
+async fn resolve(
+    shared: &Shared,
+    partitions: Vec<(TopicPartition, Option<OffsetReset>)>,
+) -> Result<HashMap<TopicPartition, (i64, Option<i64>)>> {
+    let mut out = HashMap::new();
+    let ask: Vec<TopicPartition> = partitions
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    if shared.config.group_id.is_some() && !ask.is_empty() {
+        for (tp, offset) in offsets::committed(shared, &ask).await? {
+            out.insert(tp, (offset, Some(offset)));
+        }
+    }
+    let policy = shared.config.auto_offset_reset;
+    // Partitions under the `none` policy stay unresolved (and are reported) without
+    // failing the lookup of the others.
+    let rest: Vec<(TopicPartition, OffsetReset)> = partitions
+        .into_iter()
+        .filter(|(tp, _)| !out.contains_key(tp))
+        .map(|(tp, r)| (tp, r.unwrap_or(policy)))
+        .filter(|(_, r)| *r != OffsetReset::Fail)
+        .collect();
+    for (tp, offset) in offsets::reset_offsets(shared, &rest).await? {
+        out.insert(tp, (offset, None));
+    }
+    Ok(out)
+}
+
+fn apply_resolved(
+    shared: &Shared,
+    wanted: Vec<(TopicPartition, u64)>,
+    result: Result<HashMap<TopicPartition, (i64, Option<i64>)>>,
+) {
+    let mut state = shared.lock();
+    let retry_at = Instant::now() + shared.config.retry_backoff;
+    let failed = result
+        .as_ref()
+        .err()
+        .map(|e| (e.is_retriable(), e.to_string()));
+    let resolved = result.as_ref().ok();
+    let mut no_policy = Vec::new();
+    for (tp, epoch) in wanted {
+        let Some(p) = state.partitions.get_mut(&tp) else {
+            continue;
+        };
+        if p.epoch != epoch {
+            continue;
+        }
+        p.resolving = false;
+        match resolved.and_then(|r| r.get(&tp)) {
+            Some(&(position, committed)) => {
+                p.position = Some(position);
+                p.fetch_offset = position;
+                p.reset = None;
+                if committed.is_some() {
+                    p.committed = committed;
+                }
+            }
+            None if resolved.is_some() => {
+                p.stalled = true;
+                no_policy.push(tp);
+            }
+            None => {
+                p.retry_at = Some(retry_at);
+                if let Some((false, _)) = failed {
+                    p.stalled = true;
+                }
+            }
+        }
+    }
+    for tp in no_policy {
+        state.report(Error::InvalidArgument(format!(
+            "no committed offset for {tp} and auto.offset.reset is none; seek it"
+        )));
+    }
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "resolving positions failed");
+        if !err.is_retriable() {
+            state.report(err);
+        }
+    }
+    drop(state);
+    shared.data_wake.notify_one();
+    shared.fetch_wake.notify_one();
+}
+
+/// Sends a fetch to every idle leader with fetchable partitions. Returns when the loop must
+/// look again for partitions now backing off.
+async fn start_fetches(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<Done>,
+    busy: &mut HashSet<i32>,
+) -> Option<Instant> {
+    let config = &shared.config;
+    let now = Instant::now();
+    let mut retry_at: Option<Instant> = None;
+    let candidates: Vec<TopicPartition> = {
+        let state = shared.lock();
+        state
+            .partitions
+            .iter()
+            .filter(|(_, p)| {
+                if let Some(at) = p.retry_at.filter(|&at| at > now) {
+                    retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                    return false;
+                }
+                p.position.is_some()
+                    && !p.paused
+                    && !p.in_flight
+                    && !p.stalled
+                    && p.buffered_bytes < config.max_partition_fetch_bytes
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    };
+    if candidates.is_empty() {
+        return retry_at;
+    }
+    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in candidates {
+        match offsets::leader(shared, &tp).await {
+            Ok(node) if !busy.contains(&node) => by_leader.entry(node).or_default().push(tp),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!(%tp, error = %err, "no leader to fetch from");
+                let at = now + config.retry_backoff;
+                if let Some(p) = shared.lock().partitions.get_mut(&tp) {
+                    p.retry_at = Some(at);
+                }
+                retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+            }
+        }
+    }
+    for (node, tps) in by_leader {
+        let mut state = shared.lock();
+        let used = state.buffered_bytes + state.reserved_bytes;
+        let free = config
+            .max_prefetch_bytes
+            .saturating_sub(used)
+            .min(config.fetch_max_bytes);
+        if free == 0 {
+            break;
+        }
+        let mut sent = Vec::new();
+        let mut asked = 0usize;
+        let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+        for tp in tps {
+            let Some(p) = state.partitions.get_mut(&tp) else {
+                continue;
+            };
+            // Re-checked under the lock: a poll or seek may have run since.
+            if p.position.is_none() || p.in_flight || p.paused || p.stalled {
+                continue;
+            }
+            let room = config
+                .max_partition_fetch_bytes
+                .saturating_sub(p.buffered_bytes)
+                .min(free)
+                .max(1);
+            asked = asked.saturating_add(room);
+            p.in_flight = true;
+            topics.entry(tp.topic.clone()).or_default().push(
+                FetchPartition::default()
+                    .with_partition(tp.partition)
+                    .with_fetch_offset(p.fetch_offset)
+                    .with_partition_max_bytes(i32::try_from(room).unwrap_or(i32::MAX)),
+            );
+            sent.push(Sent {
+                epoch: p.epoch,
+                fetch_offset: p.fetch_offset,
+                tp,
+            });
+        }
+        if sent.is_empty() {
+            continue;
+        }
+        let reserve = asked.min(free);
+        state.reserved_bytes += reserve;
+        drop(state);
+        let request = FetchRequest::default()
+            .with_max_wait_ms(millis_i32(config.fetch_max_wait))
+            .with_min_bytes(config.fetch_min_bytes)
+            .with_max_bytes(i32::try_from(reserve).unwrap_or(i32::MAX))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(s(&topic)))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        busy.insert(node);
+        let shared = Arc::clone(shared);
+        tasks.spawn(async move {
+            // The broker holds the request up to max_wait: allow for it on top of the timeout.
+            let result = match shared.cluster.node(node).await {
+                Ok(connection) => tokio::time::timeout(
+                    shared.config.client.request_timeout + shared.config.fetch_max_wait,
+                    connection.call(request),
+                )
+                .await
+                .unwrap_or_else(|_elapsed| Err(Error::Timeout(format!("Fetch to broker {node}")))),
+                Err(err) => Err(err),
+            };
+            Done::Fetched {
+                node,
+                sent,
+                reserved: reserve,
+                result,
+            }
+        });
+    }
+    retry_at
+}
+
+/// Applies a fetch answer: records into the buffers, errors into resets, retries or reports.
+async fn apply_fetch(
+    shared: &Shared,
+    sent: Vec<Sent>,
+    reserved: usize,
+    result: Result<FetchResponse>,
+) {
+    let mut stale_metadata = false;
+    {
+        let mut state = shared.lock();
+        state.reserved_bytes -= reserved;
+        let retry_at = Instant::now() + shared.config.retry_backoff;
+        let mut answers: HashMap<(String, i32), (i16, Option<bytes::Bytes>)> = HashMap::new();
+        match result {
+            Ok(response) => {
+                for topic in response.responses {
+                    for p in topic.partitions {
+                        answers.insert(
+                            (topic.topic.0.to_string(), p.partition_index),
+                            (p.error_code, p.records),
+                        );
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "fetch failed");
+                stale_metadata = true;
+            }
+        }
+        for sent in sent {
+            let answer = answers.remove(&(sent.tp.topic.clone(), sent.tp.partition));
+            let state = &mut *state;
+            let Some(p) = state.partitions.get_mut(&sent.tp) else {
+                continue;
+            };
+            p.in_flight = false;
+            if p.epoch != sent.epoch || p.fetch_offset != sent.fetch_offset {
+                continue;
+            }
+            let Some((code, records)) = answer else {
+                p.retry_at = Some(retry_at);
+                continue;
+            };
+            match code {
+                0 => {}
+                c if c == ErrorCode::OffsetOutOfRange.code() => {
+                    tracing::info!(tp = %sent.tp, offset = sent.fetch_offset, "offset out of range, resetting");
+                    state.buffered_bytes -= p.clear();
+                    p.position = None;
+                    p.reset = Some(shared.config.auto_offset_reset);
+                    continue;
+                }
+                _ => {
+                    let err = Error::from_code(code, None, || format!("fetching {}", sent.tp))
+                        .unwrap_or(Error::Closed);
+                    p.retry_at = Some(retry_at);
+                    if err.is_retriable() {
+                        stale_metadata = true;
+                    } else {
+                        p.stalled = true;
+                        state.report(err);
+                    }
+                    continue;
+                }
+            }
+            let bytes = records.unwrap_or_default();
+            match decode(&sent.tp, &p.topic, &bytes, sent.fetch_offset) {
+                Ok(decoded) => {
+                    p.fetch_offset = decoded.next_offset;
+                    if decoded.records.is_empty() {
+                        if p.chunks.is_empty() {
+                            p.position = Some(p.fetch_offset);
+                        }
+                    } else {
+                        p.chunks.push_back(Chunk {
+                            records: decoded.records.into(),
+                            bytes: bytes.len(),
+                        });
+                        p.buffered_bytes += bytes.len();
+                        state.buffered_bytes += bytes.len();
+                    }
+                }
+                Err(err) => {
+                    p.stalled = true;
+                    state.report(err);
+                }
+            }
+        }
+        state.check_invariants();
+    }
+    if stale_metadata {
+        shared.cluster.invalidate().await;
+    }
+    shared.data_wake.notify_one();
+}

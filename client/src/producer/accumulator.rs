@@ -1,0 +1,330 @@
+//! Records waiting to be sent, batched per partition, and the bookkeeping that bounds them.
+//!
+//! Owns: the queue of batches per partition (only the last one may still take records), the
+//! sticky partitioner (its state changes when a batch is sealed), the buffer-memory
+//! [`Reservation`]s the batches hold, and the tickets that let `flush` wait for exactly the
+//! records sent before it.
+//!
+//! Does not: talk to brokers, assign sequence numbers (the sender does when it takes a batch)
+//! or sleep. It lives behind the producer's `std::sync::Mutex`, held only for short,
+//! non-blocking sections.
+//!
+//! Invariants: each record is in exactly one batch; a batch's reservation covers the size
+//! bounds of its records; `incomplete` counts every batch taken out of here or still in
+//! here until the sender reports it done, keyed by the ticket of its first record.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, oneshot};
+use weir_protocol::record_batch::{BatchBuilder, RecordInput};
+
+use super::error::DeliveryError;
+use super::record::{ProducerRecord, RecordMetadata};
+use crate::backoff::SplitMix64;
+use crate::partitioner::StickyPartitioner;
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TopicPartition {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+}
+
+/// Where a record's outcome goes.
+pub(crate) type Reply = oneshot::Sender<Result<RecordMetadata, DeliveryError>>;
+
+/// Buffer memory held, given back to the semaphore when dropped (whatever the batch's fate).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    semaphore: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Takes over `bytes` permits already acquired from `semaphore` (and forgotten).
+    pub(crate) fn new(semaphore: Arc<Semaphore>, bytes: usize) -> Self {
+        Self { semaphore, bytes }
+    }
+
+    fn absorb(&mut self, mut other: Self) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.semaphore.add_permits(self.bytes);
+        }
+    }
+}
+
+/// Records of one partition on their way into one v2 batch.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) tp: TopicPartition,
+    /// The records encoded so far (producer id and sequence are set when it is taken).
+    pub(crate) builder: BatchBuilder,
+    /// One per record, in order, with the record's timestamp.
+    pub(crate) replies: Vec<(Reply, i64)>,
+    /// The buffer memory of its records.
+    pub(crate) reservation: Reservation,
+    /// When the first record arrived: `linger` and `delivery_timeout` count from here.
+    pub(crate) created: Instant,
+    /// The ticket of its first record (see [`Accumulator::flush_target`]).
+    pub(crate) first_ticket: u64,
+    /// No more records go in.
+    sealed: bool,
+}
+
+impl Batch {
+    /// Full, lingered long enough, flushed, or the producer is closing.
+    fn is_ready(&self, closing: bool, flush_ticket: u64, linger: Duration, now: Instant) -> bool {
+        self.sealed || closing || self.first_ticket < flush_ticket || now >= self.created + linger
+    }
+}
+
+/// All batches not yet taken by the sender, plus the bookkeeping of those it holds.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    queues: HashMap<TopicPartition, VecDeque<Batch>>,
+    sticky: StickyPartitioner<SplitMix64>,
+    batch_size: usize,
+    linger: Duration,
+    /// The ticket of the next record.
+    next_ticket: u64,
+    /// Batches whose first ticket is below this are sent without waiting for `linger`.
+    flush_ticket: u64,
+    /// Batches not completed yet, by first ticket (several batches can share none, but a
+    /// count keeps this honest).
+    incomplete: BTreeMap<u64, usize>,
+    /// No more records are accepted; every batch is ready.
+    pub(crate) closing: bool,
+}
+
+impl Accumulator {
+    pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
+        Self {
+            queues: HashMap::new(),
+            sticky: StickyPartitioner::new(SplitMix64::from_entropy()),
+            batch_size,
+            linger,
+            next_ticket: 0,
+            flush_ticket: 0,
+            incomplete: BTreeMap::new(),
+            closing: false,
+        }
+    }
+
+    /// The sticky partition for an unkeyed record of `topic`.
+    pub(crate) fn sticky_partition(
+        &mut self,
+        topic: &str,
+        count: i32,
+        available: &[i32],
+    ) -> Option<i32> {
+        self.sticky.partition(topic, count, available)
+    }
+
+    /// Adds a record to the open batch of `tp` (or a new one). Returns whether the sender
+    /// should look again: a batch was created (its linger starts) or sealed.
+    pub(crate) fn append(
+        &mut self,
+        tp: TopicPartition,
+        record: &ProducerRecord,
+        timestamp: i64,
+        reservation: Reservation,
+        reply: Reply,
+        now: Instant,
+    ) -> bool {
+        let size = record.size_bound();
+        let queue = self.queues.entry(tp.clone()).or_default();
+        let mut wake = false;
+        let fits = queue.back().is_some_and(|open| {
+            !open.sealed && open.builder.size_in_bytes().saturating_add(size) <= self.batch_size
+        });
+        if !fits {
+            if let Some(open) = queue.back_mut().filter(|b| !b.sealed) {
+                open.sealed = true;
+                self.sticky.on_new_batch(&tp.topic, tp.partition);
+            }
+            *self.incomplete.entry(self.next_ticket).or_default() += 1;
+            queue.push_back(Batch {
+                tp: tp.clone(),
+                builder: BatchBuilder::new(),
+                replies: Vec::new(),
+                reservation: Reservation::new(Arc::clone(&reservation.semaphore), 0),
+                created: now,
+                first_ticket: self.next_ticket,
+                sealed: false,
+            });
+            wake = true;
+        }
+        // Never `None`: a batch was pushed above unless the last one had room.
+        let Some(batch) = queue.back_mut() else {
+            return wake;
+        };
+        let headers: Vec<(&[u8], Option<&[u8]>)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_deref()))
+            .collect();
+        batch.builder.push(RecordInput {
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &headers,
+            timestamp,
+        });
+        batch.replies.push((reply, timestamp));
+        batch.reservation.absorb(reservation);
+        if batch.builder.size_in_bytes() >= self.batch_size {
+            batch.sealed = true;
+            self.sticky.on_new_batch(&tp.topic, tp.partition);
+            wake = true;
+        }
+        self.next_ticket += 1;
+        wake
+    }
+
+    /// Partitions whose first batch may be sent now, and the earliest time another becomes
+    /// ready by lingering.
+    pub(crate) fn ready(&self, now: Instant) -> (Vec<TopicPartition>, Option<Instant>) {
+        let mut ready = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (tp, queue) in &self.queues {
+            let Some(front) = queue.front() else { continue };
+            if self.is_ready(front, now) {
+                ready.push(tp.clone());
+            } else {
+                let at = front.created + self.linger;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        ready.sort_unstable();
+        (ready, next)
+    }
+
+    fn is_ready(&self, batch: &Batch, now: Instant) -> bool {
+        batch.is_ready(self.closing, self.flush_ticket, self.linger, now)
+    }
+
+    /// Takes the first batch of `tp` if it is ready, sealing it.
+    pub(crate) fn take(&mut self, tp: &TopicPartition, now: Instant) -> Option<Batch> {
+        let queue = self.queues.get_mut(tp)?;
+        let (closing, flush_ticket, linger) = (self.closing, self.flush_ticket, self.linger);
+        if !queue
+            .front()
+            .is_some_and(|b| b.is_ready(closing, flush_ticket, linger, now))
+        {
+            return None;
+        }
+        let mut batch = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(tp);
+        }
+        if !batch.sealed {
+            batch.sealed = true;
+            self.sticky.on_new_batch(&tp.topic, tp.partition);
+        }
+        Some(batch)
+    }
+
+    /// Removes the batches created at or before `deadline` (they waited too long to be
+    /// sent at all).
+    pub(crate) fn expire(&mut self, deadline: Instant) -> Vec<Batch> {
+        let mut expired = Vec::new();
+        self.queues.retain(|_, queue| {
+            while queue.front().is_some_and(|b| b.created <= deadline) {
+                expired.extend(queue.pop_front());
+            }
+            !queue.is_empty()
+        });
+        expired
+    }
+
+    /// The earliest creation time of a waiting batch (for the delivery timeout).
+    pub(crate) fn oldest(&self) -> Option<Instant> {
+        self.queues
+            .values()
+            .filter_map(|q| q.front().map(|b| b.created))
+            .min()
+    }
+
+    /// A batch left the producer (delivered or failed).
+    pub(crate) fn complete(&mut self, first_ticket: u64) {
+        if let Some(count) = self.incomplete.get_mut(&first_ticket) {
+            *count -= 1;
+            if *count == 0 {
+                self.incomplete.remove(&first_ticket);
+            }
+        }
+    }
+
+    /// Makes every record accepted so far ready, and returns the ticket to wait for.
+    pub(crate) fn flush_target(&mut self) -> u64 {
+        self.flush_ticket = self.flush_ticket.max(self.next_ticket);
+        self.next_ticket
+    }
+
+    /// Whether every batch holding a record with a ticket below `target` is complete.
+    pub(crate) fn flushed(&self, target: u64) -> bool {
+        self.incomplete
+            .keys()
+            .next()
+            .is_none_or(|&first| first >= target)
+    }
+
+    /// Whether no batch is waiting or outstanding.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bytes: usize) -> ProducerRecord {
+        ProducerRecord::new("t", vec![0u8; bytes])
+    }
+
+    #[test]
+    fn batches_seal_at_batch_size_and_flush_waits_for_earlier_tickets() {
+        let memory = Arc::new(Semaphore::new(0));
+        let mut acc = Accumulator::new(300, Duration::from_secs(60));
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition: 0,
+        };
+        let now = Instant::now();
+        let append = |acc: &mut Accumulator, size| {
+            let r = record(size);
+            let reservation = Reservation::new(Arc::clone(&memory), r.size_bound());
+            acc.append(tp.clone(), &r, 0, reservation, oneshot::channel().0, now)
+        };
+        assert!(append(&mut acc, 100), "a new batch starts its linger");
+        assert!(!append(&mut acc, 50), "the open batch had room");
+        assert!(append(&mut acc, 200), "no room: sealed, and a new batch");
+        // The sealed batch is ready; the open one lingers.
+        let (ready, next) = acc.ready(now);
+        assert_eq!(ready, std::slice::from_ref(&tp));
+        assert_eq!(next, None, "the front batch is ready");
+        let first = acc.take(&tp, now).unwrap();
+        assert_eq!(first.replies.len(), 2);
+        assert!(acc.take(&tp, now).is_none(), "still lingering");
+
+        let target = acc.flush_target();
+        assert_eq!(target, 3);
+        assert!(!acc.flushed(target));
+        let second = acc.take(&tp, now).expect("flushed batches are ready");
+        acc.complete(first.first_ticket);
+        assert!(!acc.flushed(target));
+        acc.complete(second.first_ticket);
+        assert!(acc.flushed(target) && acc.is_idle());
+        // Memory comes back when the batches are dropped.
+        drop((first, second));
+        assert_eq!(memory.available_permits(), 3 * 36 + 350);
+    }
+}

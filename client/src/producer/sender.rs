@@ -1,0 +1,651 @@
+//! The producer's background task: takes ready batches, sends them to partition leaders,
+//! retries, and answers every record exactly once.
+//!
+//! Owns: the producer id and each partition's next sequence number, the batches taken out of
+//! the accumulator (in flight or waiting to be retried), requests in flight per broker, and
+//! retry backoff per partition.
+//!
+//! Ordering: each partition has **at most one batch in flight**, and a batch waiting to be
+//! retried goes before any newer batch of its partition. So records of a partition reach the
+//! log in the order they were accepted, retries included, and the broker never sees a
+//! sequence gap it did not cause itself. Up to `max_in_flight` requests per broker run at
+//! once, each holding at most one batch per partition.
+//!
+//! Idempotence: a sequence number is given to a batch when it is taken and the batch keeps
+//! its bytes (producer id, epoch, sequence) across retries, so a retry of a batch the broker
+//! already has is answered with the original offsets and written once. A sequenced batch that
+//! fails for good (an error retrying cannot fix, or `delivery_timeout`) leaves the broker's
+//! expectation unknown; the producer then takes a new producer id and starts every partition
+//! at sequence 0 again (a producer id the broker has never seen may start anywhere).
+//!
+//! Does not: batch records (the accumulator does) or refuse records (`send` does).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
+use weir_protocol::error_code::ErrorCode;
+
+use super::accumulator::{Batch, Reply, Reservation, TopicPartition};
+use super::config::Acks;
+use super::error::{DeliveryError, FailedBatch};
+use super::record::RecordMetadata;
+use super::{Shared, lock};
+use crate::backoff::{Backoff, SplitMix64};
+use crate::cluster::TopicInfo;
+use crate::error::Error;
+
+/// A batch taken out of the accumulator, encoded and (when idempotent) sequenced.
+#[derive(Debug)]
+struct SentBatch {
+    tp: TopicPartition,
+    /// The encoded batch, identical on every attempt.
+    records: Bytes,
+    replies: Vec<(Reply, i64)>,
+    /// Released when the batch is dropped.
+    reservation: Reservation,
+    created: Instant,
+    first_ticket: u64,
+    /// It carries a producer id and sequence number.
+    sequenced: bool,
+    /// Why the last attempt failed.
+    last_error: Option<Arc<Error>>,
+}
+
+/// What request tasks report back.
+#[derive(Debug)]
+enum Event {
+    Produced {
+        node: i32,
+        batches: Vec<SentBatch>,
+        /// `Ok(None)` for acks=0.
+        outcome: Result<Option<ProduceResponse>, Error>,
+    },
+    ProducerId(Result<(i64, i16), Error>),
+}
+
+/// The producer id, when idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    NotIdempotent,
+    Missing { retry_at: Instant },
+    Requesting,
+    Ready { id: i64, epoch: i16 },
+}
+
+#[derive(Debug)]
+struct PartitionState {
+    in_flight: bool,
+    /// A batch to send again at the given time, before anything newer.
+    retry: Option<(Instant, SentBatch)>,
+    /// The sequence of the next new batch, under the current producer id.
+    next_sequence: i32,
+    backoff: Backoff<SplitMix64>,
+}
+
+/// The sender task's state.
+#[derive(Debug)]
+struct Sender {
+    shared: Arc<Shared>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    /// Bounded in practice: at most `max_in_flight` requests per broker plus one producer id
+    /// request report here.
+    events: mpsc::UnboundedReceiver<Event>,
+    partitions: HashMap<TopicPartition, PartitionState>,
+    /// Produce requests in flight per broker.
+    in_flight: HashMap<i32, usize>,
+    identity: Identity,
+    identity_backoff: Backoff<SplitMix64>,
+}
+
+/// Runs until the producer is closing and every batch is answered.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let config = &shared.config;
+    let identity = if config.idempotence {
+        Identity::Missing {
+            retry_at: Instant::now(),
+        }
+    } else {
+        Identity::NotIdempotent
+    };
+    let identity_backoff = Backoff::new(
+        config.retry_backoff,
+        config.retry_backoff_max,
+        SplitMix64::from_entropy(),
+    );
+    let mut sender = Sender {
+        shared,
+        events_tx,
+        events,
+        partitions: HashMap::new(),
+        in_flight: HashMap::new(),
+        identity,
+        identity_backoff,
+    };
+    sender.run().await;
+}
+
+impl Sender {
+    async fn run(&mut self) {
+        loop {
+            let now = Instant::now();
+            self.expire(now);
+            let mut wake_at = self.request_identity(now);
+            wake_at = earliest(wake_at, self.send_ready(now).await);
+            let finished = {
+                let accumulator = lock(&self.shared.accumulator);
+                accumulator.closing && accumulator.is_idle()
+            };
+            if finished {
+                tracing::debug!("producer closed: every record answered");
+                return;
+            }
+            let sleep = tokio::time::sleep_until(
+                wake_at
+                    .unwrap_or_else(|| now + Duration::from_secs(3600))
+                    .into(),
+            );
+            tokio::select! {
+                () = self.shared.wake.notified() => {}
+                Some(event) = self.events.recv() => self.handle(event).await,
+                () = sleep => {}
+            }
+            // Take whatever else has arrived before looking at the batches again.
+            while let Ok(event) = self.events.try_recv() {
+                self.handle(event).await;
+            }
+        }
+    }
+
+    /// Asks for a producer id when one is needed and due; returns when to ask again.
+    fn request_identity(&mut self, now: Instant) -> Option<Instant> {
+        let Identity::Missing { retry_at } = self.identity else {
+            return None;
+        };
+        if retry_at > now {
+            return Some(retry_at);
+        }
+        self.identity = Identity::Requesting;
+        let cluster = Arc::clone(&self.shared.cluster);
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000);
+            let outcome =
+                cluster.call_any(request).await.and_then(|response| {
+                    match Error::from_code(response.error_code, None, || {
+                        "InitProducerId".to_owned()
+                    }) {
+                        Some(err) => Err(err),
+                        None => Ok((response.producer_id.0, response.producer_epoch)),
+                    }
+                });
+            // The sender is gone only once the producer is closed and idle.
+            let _closed = events.send(Event::ProducerId(outcome));
+        });
+        None
+    }
+
+    /// Fails the batches that have waited longer than `delivery_timeout`.
+    fn expire(&mut self, now: Instant) {
+        let timeout = self.shared.config.delivery_timeout;
+        let Some(deadline) = now.checked_sub(timeout) else {
+            return;
+        };
+        let expired = lock(&self.shared.accumulator).expire(deadline);
+        for batch in expired {
+            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, "batch expired before it was sent");
+            self.answer_unsent(batch, DeliveryError::TimedOut { last_error: None });
+        }
+        let due: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(|(_, s)| s.retry.as_ref().is_some_and(|(_, b)| b.created <= deadline))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in due {
+            if let Some((_, batch)) = self.partitions.get_mut(&tp).and_then(|s| s.retry.take()) {
+                let last_error = batch.last_error.clone();
+                self.fail(batch, DeliveryError::TimedOut { last_error }, now);
+            }
+        }
+    }
+
+    /// Sends every batch that is ready and may go; returns when to look again (besides the
+    /// events that wake the task anyway).
+    async fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+        let config = &self.shared.config;
+        let (ready, linger_at) = lock(&self.shared.accumulator).ready(now);
+        let oldest = lock(&self.shared.accumulator).oldest();
+        let mut wake_at = earliest(linger_at, oldest.map(|o| o + config.delivery_timeout));
+        let mut candidates: BTreeSet<TopicPartition> = ready.into_iter().collect();
+        for (tp, state) in &self.partitions {
+            if let Some((at, batch)) = &state.retry {
+                candidates.insert(tp.clone());
+                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
+                // A retry already due waits for something that wakes the task anyway (a
+                // response, a producer id, metadata backoff); waking for it would spin.
+                if *at > now {
+                    wake_at = earliest(wake_at, Some(*at));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return wake_at;
+        }
+        let topics: BTreeSet<Arc<str>> =
+            candidates.iter().map(|tp| Arc::clone(&tp.topic)).collect();
+        let mut metadata: HashMap<Arc<str>, TopicInfo> = HashMap::new();
+        for topic in topics {
+            match self.shared.cluster.topic(&topic).await {
+                Ok(info) => {
+                    metadata.insert(topic, info);
+                }
+                Err(err) => tracing::debug!(%topic, error = %err, "no metadata to send with"),
+            }
+        }
+        let mut stale = false;
+        let mut requests: BTreeMap<i32, (usize, Vec<SentBatch>)> = BTreeMap::new();
+        let mut unencodable = Vec::new();
+        for tp in candidates {
+            let leader = metadata.get(&tp.topic).and_then(|info| {
+                info.partitions
+                    .iter()
+                    .find(|p| p.partition == tp.partition && p.leader >= 0)
+                    .map(|p| p.leader)
+            });
+            let Some(leader) = leader else {
+                stale = true;
+                wake_at = earliest(wake_at, Some(now + config.retry_backoff));
+                continue;
+            };
+            let state = self
+                .partitions
+                .entry(tp.clone())
+                .or_insert_with(|| PartitionState {
+                    in_flight: false,
+                    retry: None,
+                    next_sequence: 0,
+                    backoff: Backoff::new(
+                        config.retry_backoff,
+                        config.retry_backoff_max,
+                        SplitMix64::from_entropy(),
+                    ),
+                });
+            if state.in_flight || state.retry.as_ref().is_some_and(|(at, _)| *at > now) {
+                continue;
+            }
+            if self.in_flight.get(&leader).copied().unwrap_or(0) >= config.max_in_flight {
+                continue;
+            }
+            let (bytes, batches) = requests.entry(leader).or_default();
+            let batch = if let Some((_, batch)) = state.retry.take() {
+                batch
+            } else {
+                let producer = match self.identity {
+                    Identity::NotIdempotent => None,
+                    Identity::Ready { id, epoch } => Some((id, epoch, state.next_sequence)),
+                    Identity::Missing { .. } | Identity::Requesting => continue,
+                };
+                let Some(batch) = lock(&self.shared.accumulator).take(&tp, now) else {
+                    continue;
+                };
+                let count = batch.replies.len();
+                let mut sent = seal(batch, producer);
+                if sent.records.is_empty() {
+                    sent.sequenced = false;
+                    unencodable.push(sent);
+                    continue;
+                }
+                if producer.is_some() {
+                    state.next_sequence = next_sequence(state.next_sequence, count);
+                }
+                sent
+            };
+            if !batches.is_empty()
+                && bytes.saturating_add(batch.records.len()) > config.max_request_size
+            {
+                // No room in this request: put it back, and come back at once.
+                state.retry = Some((now, batch));
+                wake_at = Some(now);
+                continue;
+            }
+            *bytes += batch.records.len();
+            state.in_flight = true;
+            batches.push(batch);
+        }
+        for batch in unencodable {
+            let err = Error::InvalidArgument("the batch is too large to encode".to_owned());
+            self.fail(batch, DeliveryError::Failed(Arc::new(err)), now);
+        }
+        if stale {
+            self.shared.cluster.invalidate().await;
+        }
+        for (node, (_, batches)) in requests {
+            if !batches.is_empty() {
+                self.dispatch(node, batches);
+            }
+        }
+        wake_at
+    }
+
+    /// Starts one produce request to `node`.
+    fn dispatch(&mut self, node: i32, batches: Vec<SentBatch>) {
+        let config = &self.shared.config;
+        *self.in_flight.entry(node).or_default() += 1;
+        let mut topics: BTreeMap<Arc<str>, Vec<PartitionProduceData>> = BTreeMap::new();
+        for batch in &batches {
+            topics.entry(Arc::clone(&batch.tp.topic)).or_default().push(
+                PartitionProduceData::default()
+                    .with_index(batch.tp.partition)
+                    .with_records(Some(batch.records.clone())),
+            );
+        }
+        let timeout_ms =
+            i32::try_from(config.client.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let request = ProduceRequest::default()
+            .with_acks(config.acks.code())
+            .with_timeout_ms(timeout_ms)
+            .with_topic_data(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partition_data(partitions)
+                    })
+                    .collect(),
+            );
+        tracing::debug!(node, batches = batches.len(), "sending produce request");
+        let cluster = Arc::clone(&self.shared.cluster);
+        let events = self.events_tx.clone();
+        let acks = config.acks;
+        let request_timeout = config.client.request_timeout;
+        tokio::spawn(async move {
+            let outcome = if acks == Acks::None {
+                let sent = async {
+                    let connection = cluster.node(node).await?;
+                    connection.send_only(request).await
+                };
+                tokio::time::timeout(request_timeout, sent)
+                    .await
+                    .unwrap_or_else(|_elapsed| {
+                        Err(Error::Timeout(format!("Produce to broker {node}")))
+                    })
+                    .map(|()| None)
+            } else {
+                cluster.call(node, request).await.map(Some)
+            };
+            let _closed = events.send(Event::Produced {
+                node,
+                batches,
+                outcome,
+            });
+        });
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let now = Instant::now();
+        match event {
+            Event::ProducerId(Ok((id, epoch))) => {
+                tracing::debug!(producer_id = id, epoch, "producer id assigned");
+                self.identity = Identity::Ready { id, epoch };
+                self.identity_backoff.reset();
+            }
+            Event::ProducerId(Err(err)) => {
+                let delay = self
+                    .identity_backoff
+                    .next()
+                    .unwrap_or(self.shared.config.retry_backoff_max);
+                tracing::debug!(error = %err, ?delay, "no producer id yet");
+                self.identity = Identity::Missing {
+                    retry_at: now + delay,
+                };
+            }
+            Event::Produced {
+                node,
+                batches,
+                outcome,
+            } => {
+                if let Some(count) = self.in_flight.get_mut(&node) {
+                    *count = count.saturating_sub(1);
+                }
+                let stale = match outcome {
+                    Err(err) => {
+                        tracing::debug!(node, error = %err, "produce request failed");
+                        let err = Arc::new(err);
+                        for batch in batches {
+                            self.retry_or_fail(batch, Arc::clone(&err), now);
+                        }
+                        true
+                    }
+                    Ok(None) => {
+                        for batch in batches {
+                            self.succeed(batch, -1);
+                        }
+                        false
+                    }
+                    Ok(Some(response)) => self.answer(node, batches, &response, now),
+                };
+                if stale {
+                    self.shared.cluster.invalidate().await;
+                }
+            }
+        }
+    }
+
+    /// Applies a produce response; returns whether metadata looks stale.
+    fn answer(
+        &mut self,
+        node: i32,
+        batches: Vec<SentBatch>,
+        response: &ProduceResponse,
+        now: Instant,
+    ) -> bool {
+        let mut stale = false;
+        for batch in batches {
+            let found = response
+                .responses
+                .iter()
+                .filter(|t| *t.name.0 == *batch.tp.topic)
+                .flat_map(|t| &t.partition_responses)
+                .find(|p| p.index == batch.tp.partition);
+            let Some(partition) = found else {
+                let err = Error::Kafka {
+                    code: ErrorCode::UnknownServerError.code(),
+                    message: Some("the response leaves the partition out".to_owned()),
+                    context: format!("Produce to broker {node}"),
+                };
+                self.retry_or_fail(batch, Arc::new(err), now);
+                continue;
+            };
+            let context = || format!("Produce to {}-{}", batch.tp.topic, batch.tp.partition);
+            match Error::from_code(
+                partition.error_code,
+                partition.error_message.as_deref(),
+                context,
+            ) {
+                None => self.succeed(batch, partition.base_offset),
+                Some(err) => {
+                    stale |= matches!(
+                        err.code(),
+                        Some(
+                            ErrorCode::NotLeaderOrFollower
+                                | ErrorCode::UnknownTopicOrPartition
+                                | ErrorCode::LeaderNotAvailable
+                        )
+                    );
+                    self.retry_or_fail(batch, Arc::new(err), now);
+                }
+            }
+        }
+        stale
+    }
+
+    fn retry_or_fail(&mut self, mut batch: SentBatch, err: Arc<Error>, now: Instant) {
+        let delivery_timeout = self.shared.config.delivery_timeout;
+        let Some(state) = self.partitions.get_mut(&batch.tp) else {
+            self.fail(batch, DeliveryError::Failed(err), now);
+            return;
+        };
+        state.in_flight = false;
+        if !err.is_retriable() {
+            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, "batch failed");
+            self.fail(batch, DeliveryError::Failed(err), now);
+        } else if now >= batch.created + delivery_timeout {
+            self.fail(
+                batch,
+                DeliveryError::TimedOut {
+                    last_error: Some(err),
+                },
+                now,
+            );
+        } else {
+            let delay = state
+                .backoff
+                .next()
+                .unwrap_or(self.shared.config.retry_backoff_max);
+            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, ?delay, "retrying batch");
+            batch.last_error = Some(err);
+            state.retry = Some((now + delay, batch));
+        }
+    }
+
+    fn succeed(&mut self, batch: SentBatch, base_offset: i64) {
+        if let Some(state) = self.partitions.get_mut(&batch.tp) {
+            state.in_flight = false;
+            state.backoff.reset();
+        }
+        let SentBatch {
+            tp,
+            replies,
+            reservation,
+            first_ticket,
+            ..
+        } = batch;
+        for (offset_delta, (reply, timestamp)) in (0_i64..).zip(replies) {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset.saturating_add(offset_delta)
+            };
+            // The caller may have dropped its handle; the outcome is then not wanted.
+            let _unwanted = reply.send(Ok(RecordMetadata {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+                offset,
+                timestamp,
+            }));
+        }
+        drop(reservation);
+        self.complete(first_ticket);
+    }
+
+    /// Fails a batch taken out of the accumulator; a sequenced one costs the producer id.
+    fn fail(&mut self, batch: SentBatch, error: DeliveryError, now: Instant) {
+        if batch.sequenced && matches!(self.identity, Identity::Ready { .. }) {
+            tracing::debug!("a sequenced batch failed: taking a new producer id");
+            self.identity = Identity::Missing { retry_at: now };
+            for state in self.partitions.values_mut() {
+                state.next_sequence = 0;
+            }
+        }
+        let SentBatch {
+            tp,
+            replies,
+            reservation,
+            first_ticket,
+            ..
+        } = batch;
+        self.report(&tp, replies, &error);
+        drop(reservation);
+        self.complete(first_ticket);
+    }
+
+    /// Fails a batch that never left the accumulator (no sequence spent).
+    fn answer_unsent(&mut self, batch: Batch, error: DeliveryError) {
+        let Batch {
+            tp,
+            replies,
+            reservation,
+            first_ticket,
+            ..
+        } = batch;
+        self.report(&tp, replies, &error);
+        drop(reservation);
+        self.complete(first_ticket);
+    }
+
+    fn report(&self, tp: &TopicPartition, replies: Vec<(Reply, i64)>, error: &DeliveryError) {
+        let records = replies.len();
+        for (reply, _) in replies {
+            let _unwanted = reply.send(Err(error.clone()));
+        }
+        lock(&self.shared.failures).record(FailedBatch {
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
+            records,
+            error: error.clone(),
+        });
+    }
+
+    fn complete(&self, first_ticket: u64) {
+        lock(&self.shared.accumulator).complete(first_ticket);
+        self.shared.completed.notify_waiters();
+    }
+}
+
+/// Encodes a batch taken from the accumulator, with its producer id and first sequence.
+/// `records` is empty if the batch cannot be encoded (more than `i32::MAX` bytes).
+fn seal(batch: Batch, producer: Option<(i64, i16, i32)>) -> SentBatch {
+    let builder = match producer {
+        Some((id, epoch, sequence)) => batch.builder.with_producer(id, epoch, sequence),
+        None => batch.builder,
+    };
+    SentBatch {
+        tp: batch.tp,
+        records: builder.build().unwrap_or_default(),
+        replies: batch.replies,
+        reservation: batch.reservation,
+        created: batch.created,
+        first_ticket: batch.first_ticket,
+        sequenced: producer.is_some(),
+        last_error: None,
+    }
+}
+
+/// The sequence after `count` records from `sequence`: Kafka's sequences wrap to 0 after
+/// `i32::MAX`.
+fn next_sequence(sequence: i32, count: usize) -> i32 {
+    let modulus = 1_i64 << 31;
+    let count = i64::try_from(count).unwrap_or(i64::MAX) % modulus;
+    let next = (i64::from(sequence) + count) % modulus;
+    i32::try_from(next).unwrap_or(0)
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_wrap_after_i32_max() {
+        assert_eq!(next_sequence(0, 5), 5);
+        assert_eq!(next_sequence(i32::MAX - 1, 1), i32::MAX);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 2, 10), 7);
+    }
+}
