@@ -11,6 +11,7 @@
 //! - [`consumer`]: [`Consumer`]: assigned or group-managed partitions, bounded prefetch,
 //!   committed offsets, range and round-robin assignors.
 //! - [`producer`]: [`Producer`]: batching, backpressure, retries, idempotent delivery.
+//! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded.
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
 //! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod backoff;
 pub mod cluster;
+pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod consumer;

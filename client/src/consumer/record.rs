@@ -4,7 +4,9 @@
 //! Keys, values and header values are `Bytes` slices of the fetched buffer: nothing is copied.
 //! Decoding skips records below the fetch offset (a fetch from the middle of a batch returns
 //! the whole batch), control batches, and a partial batch at the end (the broker may cut the
-//! response at its byte limit). Compressed batches are an error: weir-protocol has no codecs.
+//! response at its byte limit). Compressed batches are decompressed with
+//! [`crate::compression`], bounded by [`DEFAULT_MAX_DECOMPRESSED`]; their records are slices
+//! of the decompressed buffer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,9 +14,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{
-    BatchHeader, Compression, LENGTH_PREFIX_LEN, Records, batch_len_prefix, validate_batch,
+    BatchHeader, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, Records, batch_len_prefix,
+    validate_batch,
 };
 
+use crate::compression::{DEFAULT_MAX_DECOMPRESSED, decompress};
 use crate::error::Error;
 
 /// A topic and a partition index.
@@ -87,7 +91,7 @@ pub(crate) struct Decoded {
 
 /// Decodes the batches in `bytes`, keeping records at or after `fetch_offset`.
 ///
-/// A bad batch (CRC, layout) or a compressed one is an error, unless records were already
+/// A bad batch (CRC, layout, undecodable or oversized compressed records) is an error, unless records were already
 /// decoded before it: those are returned and the error comes on the next fetch, from the
 /// bad batch's offset.
 pub(crate) fn decode(
@@ -121,23 +125,25 @@ pub(crate) fn decode(
             out.next_offset = header.next_offset();
             continue;
         }
-        match header.attributes.compression() {
-            Ok(Compression::None) => {}
-            Ok(codec) => {
-                let err = Error::Kafka {
-                    code: ErrorCode::UnsupportedCompressionType.code(),
-                    message: Some(format!(
-                        "batch at offset {} is {codec:?}-compressed; weir-client cannot \
-                         decompress yet",
-                        header.base_offset
-                    )),
-                    context: format!("fetching {tp}"),
-                };
-                return partial(err, out);
-            }
+        let codec = match header.attributes.compression() {
+            Ok(codec) => codec,
             Err(err) => return partial(corrupt(tp, header.base_offset, &err), out),
-        }
-        if let Err(err) = push_records(&mut out, topic, tp.partition, bytes, batch, &header) {
+        };
+        let plain_records = batch.get(HEADER_LEN..).unwrap_or_default();
+        let decompressed;
+        let (owner, raw): (&Bytes, &[u8]) = if codec == Compression::None {
+            (bytes, plain_records)
+        } else {
+            match decompress(codec, plain_records, DEFAULT_MAX_DECOMPRESSED) {
+                Ok(plain) => {
+                    decompressed = Bytes::from(plain);
+                    (&decompressed, &decompressed[..])
+                }
+                Err(err) => return partial(corrupt(tp, header.base_offset, &err), out),
+            }
+        };
+        let records = Records::from_raw(raw, header.records_count);
+        if let Err(err) = push_records(&mut out, topic, tp.partition, owner, records, &header) {
             return partial(corrupt(tp, header.base_offset, &err), out);
         }
         out.next_offset = header.next_offset();
@@ -167,19 +173,19 @@ fn push_records(
     out: &mut Decoded,
     topic: &Arc<str>,
     partition: i32,
-    bytes: &Bytes,
-    batch: &[u8],
+    owner: &Bytes,
+    records: Records<'_>,
     header: &BatchHeader,
 ) -> Result<(), weir_protocol::record_batch::BatchError> {
     let log_append = header.attributes.timestamp_type()
         == weir_protocol::record_batch::TimestampType::LogAppendTime;
-    for record in Records::new(batch)? {
+    for record in records {
         let record = record?;
         let offset = record.offset(header.base_offset);
         if offset < out.next_offset {
             continue;
         }
-        let slice = |s: &[u8]| bytes.slice_ref(s);
+        let slice = |s: &[u8]| owner.slice_ref(s);
         out.records.push(ConsumerRecord {
             topic: Arc::clone(topic),
             partition,
@@ -206,7 +212,9 @@ fn push_records(
 
 #[cfg(test)]
 mod tests {
-    use weir_protocol::record_batch::{BatchBuilder, RecordInput, set_base_offset};
+    use weir_protocol::record_batch::{
+        BatchBuilder, RecordInput, set_base_offset, with_compressed_records,
+    };
 
     use super::*;
 
@@ -244,31 +252,55 @@ mod tests {
         assert_eq!(r.headers[0].key, "h");
     }
 
-    #[test]
-    fn a_compressed_batch_is_a_clear_error() {
-        let tp = TopicPartition::new("t", 0);
-        let mut bytes = batch(0, &["a"]).to_vec();
-        // Attributes: gzip. The CRC then no longer matches, so recompute it as a producer would.
-        bytes[22] = 1;
-        let crc = crc32c(&bytes[21..]);
-        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-        let err = decode(&tp, &Arc::from("t"), &Bytes::from(bytes), 0).unwrap_err();
-        assert_eq!(err.code(), Some(ErrorCode::UnsupportedCompressionType));
-        assert!(err.to_string().contains("Gzip"), "{err}");
+    fn compressed(plain: &[u8], codec: Compression, section: &[u8]) -> Vec<u8> {
+        let mut bytes = with_compressed_records(plain, codec, section)
+            .unwrap()
+            .to_vec();
+        set_base_offset(
+            &mut bytes,
+            i64::from_be_bytes(plain[..8].try_into().unwrap()),
+        );
+        bytes
     }
 
-    fn crc32c(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0x82F6_3B78
-                } else {
-                    crc >> 1
-                };
-            }
+    #[test]
+    fn compressed_batches_are_decoded() {
+        let tp = TopicPartition::new("t", 0);
+        let mut all = Vec::new();
+        let codecs = [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        for (i, codec) in (0i64..).zip(codecs) {
+            let plain = batch(i * 2, &["x", "y"]);
+            let section = crate::compression::compress(codec, &plain[HEADER_LEN..]).unwrap();
+            all.extend_from_slice(&compressed(&plain, codec, &section));
         }
-        !crc
+        let decoded = decode(&tp, &Arc::from("t"), &Bytes::from(all), 3).unwrap();
+        let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [3, 4, 5, 6, 7]);
+        assert_eq!(decoded.next_offset, 8);
+        let r = &decoded.records[0];
+        assert_eq!(r.value.as_deref(), Some(&b"y"[..]));
+        assert_eq!(r.timestamp, 1001);
+        assert_eq!(r.headers[0].value.as_deref(), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn an_undecodable_compressed_batch_is_corrupt() {
+        let tp = TopicPartition::new("t", 0);
+        let plain = batch(0, &["a"]);
+        let bytes = compressed(&plain, Compression::Gzip, b"not gzip at all");
+        let err = decode(&tp, &Arc::from("t"), &Bytes::from(bytes), 0).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::CorruptMessage));
+        assert!(err.to_string().contains("Gzip"), "{err}");
+
+        // Records that decompress fine but do not match the header's count.
+        let section = crate::compression::compress(Compression::Lz4, b"\x02").unwrap();
+        let bytes = compressed(&plain, Compression::Lz4, &section);
+        let err = decode(&tp, &Arc::from("t"), &Bytes::from(bytes), 0).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::CorruptMessage));
     }
 }

@@ -44,13 +44,37 @@ impl Acks {
     }
 }
 
-/// How batches are compressed. Only [`Compression::None`] exists for now.
+/// How batches are compressed (Kafka's `compression.type`). The records section of each
+/// batch is compressed; a batch that compression would not make smaller is sent
+/// uncompressed, as librdkafka does. See [`crate::compression`] for the formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Compression {
     /// Batches are sent as built.
     #[default]
     None,
+    /// gzip (deflate), default level.
+    Gzip,
+    /// Snappy, in the xerial framing the Java client writes.
+    Snappy,
+    /// LZ4 frame format.
+    Lz4,
+    /// Zstandard, default level (3).
+    Zstd,
+}
+
+impl Compression {
+    /// The codec as the batch attributes name it.
+    pub fn codec(self) -> weir_protocol::record_batch::Compression {
+        use weir_protocol::record_batch::Compression as Codec;
+        match self {
+            Self::None => Codec::None,
+            Self::Gzip => Codec::Gzip,
+            Self::Snappy => Codec::Snappy,
+            Self::Lz4 => Codec::Lz4,
+            Self::Zstd => Codec::Zstd,
+        }
+    }
 }
 
 /// Producer settings. Every field is public; the setters exist for chaining.
@@ -91,7 +115,7 @@ pub struct ProducerConfig {
     pub retry_backoff_max: Duration,
     /// Largest produce request, and so the largest record. Default 1 MiB (`max.request.size`).
     pub max_request_size: usize,
-    /// Batch compression. Default (and only choice for now) [`Compression::None`].
+    /// Batch compression. Default [`Compression::None`].
     pub compression: Compression,
 }
 

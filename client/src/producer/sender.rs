@@ -30,9 +30,10 @@ use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceRes
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 use weir_protocol::error_code::ErrorCode;
+use weir_protocol::record_batch::{Compression as Codec, HEADER_LEN, with_compressed_records};
 
 use super::accumulator::{Batch, Reply, Reservation, TopicPartition};
-use super::config::Acks;
+use super::config::{Acks, Compression};
 use super::error::{DeliveryError, FailedBatch};
 use super::record::RecordMetadata;
 use super::{Shared, lock};
@@ -298,7 +299,7 @@ impl Sender {
                     continue;
                 };
                 let count = batch.replies.len();
-                let mut sent = seal(batch, producer);
+                let mut sent = seal(batch, producer, self.shared.config.compression);
                 if sent.records.is_empty() {
                     sent.sequenced = false;
                     unencodable.push(sent);
@@ -602,22 +603,49 @@ impl Sender {
     }
 }
 
-/// Encodes a batch taken from the accumulator, with its producer id and first sequence.
-/// `records` is empty if the batch cannot be encoded (more than `i32::MAX` bytes).
-fn seal(batch: Batch, producer: Option<(i64, i16, i32)>) -> SentBatch {
+/// Encodes a batch taken from the accumulator, with its producer id and first sequence, and
+/// compresses it with `compression`. `records` is empty if the batch cannot be encoded (more
+/// than `i32::MAX` bytes).
+fn seal(batch: Batch, producer: Option<(i64, i16, i32)>, compression: Compression) -> SentBatch {
     let builder = match producer {
         Some((id, epoch, sequence)) => batch.builder.with_producer(id, epoch, sequence),
         None => batch.builder,
     };
+    let records = builder
+        .build()
+        .map(|plain| compress_batch(plain, compression))
+        .unwrap_or_default();
     SentBatch {
         tp: batch.tp,
-        records: builder.build().unwrap_or_default(),
+        records,
         replies: batch.replies,
         reservation: batch.reservation,
         created: batch.created,
         first_ticket: batch.first_ticket,
         sequenced: producer.is_some(),
         last_error: None,
+    }
+}
+
+/// `plain` with its records section compressed, or `plain` itself when the codec is none,
+/// fails, or does not make the batch smaller.
+fn compress_batch(plain: Bytes, compression: Compression) -> Bytes {
+    let codec = compression.codec();
+    if codec == Codec::None {
+        return plain;
+    }
+    let Some(records) = plain.get(HEADER_LEN..) else {
+        return plain;
+    };
+    match crate::compression::compress(codec, records) {
+        Ok(packed) if packed.len() < records.len() => {
+            with_compressed_records(&plain, codec, &packed).unwrap_or(plain)
+        }
+        Ok(_) => plain,
+        Err(err) => {
+            tracing::debug!(error = %err, "sending a batch uncompressed");
+            plain
+        }
     }
 }
 

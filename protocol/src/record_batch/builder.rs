@@ -4,10 +4,12 @@
 //! with 61 reserved bytes; [`BatchBuilder::build`] then fills in the header and CRC-32C in
 //! place, so building is linear in the batch size. Batches are uncompressed, with base offset
 //! 0 (the broker assigns the real one) and attributes 0 (create time, not transactional).
+//! [`with_compressed_records`] turns such a batch into a compressed one, given the
+//! compressed records section (this crate has no codecs).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, field};
+use super::{Attributes, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, field};
 use crate::varint::{encode_varint, encode_varlong, varint_len, varlong_len};
 
 /// One record to append: borrowed key, value and headers plus an absolute timestamp.
@@ -210,6 +212,36 @@ impl BatchBuilder {
     }
 }
 
+/// Rebuilds `batch` (a batch from [`BatchBuilder::build`], uncompressed) with its records
+/// section replaced by `records`, the same records compressed with `compression`: the
+/// header is kept, the codec bits and `BatchLength` are set and the CRC-32C is recomputed.
+///
+/// Returns `None` if `batch` is shorter than a header or the result would exceed `i32::MAX`
+/// bytes. With [`Compression::None`] and the original records it returns `batch` unchanged.
+pub fn with_compressed_records(
+    batch: &[u8],
+    compression: Compression,
+    records: &[u8],
+) -> Option<Bytes> {
+    let header = batch.get(..HEADER_LEN)?;
+    let total = HEADER_LEN.checked_add(records.len())?;
+    let batch_length = i32::try_from(total.checked_sub(LENGTH_PREFIX_LEN)?).ok()?;
+    let mut buf = BytesMut::with_capacity(total);
+    buf.put_slice(header);
+    buf.put_slice(records);
+    put_at(&mut buf, field::BATCH_LENGTH, &batch_length.to_be_bytes());
+    let attributes = i16::from_be_bytes([
+        *header.get(field::ATTRIBUTES)?,
+        *header.get(field::ATTRIBUTES + 1)?,
+    ]);
+    let codec = Attributes::with_compression(compression).0;
+    let attributes = (attributes & !0x07) | codec;
+    put_at(&mut buf, field::ATTRIBUTES, &attributes.to_be_bytes());
+    let crc = crc32c::crc32c(buf.get(field::ATTRIBUTES..)?);
+    put_at(&mut buf, field::CRC, &crc.to_be_bytes());
+    Some(buf.freeze())
+}
+
 /// Encoded size of a nullable byte string: varint length (-1 for null) plus the bytes.
 fn bytes_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
@@ -277,5 +309,34 @@ mod tests {
         assert_eq!(header.base_timestamp, 1_000);
         assert_eq!(header.max_timestamp, 1_000 + 4_000_000);
         crate::record_batch::check_records(&batch, &header).expect("records");
+    }
+
+    #[test]
+    fn compressed_records_replace_the_section() {
+        let mut builder = BatchBuilder::new().with_producer(3, 0, 5);
+        for i in 0..3i64 {
+            builder.push(RecordInput {
+                key: None,
+                value: Some(b"value"),
+                headers: &[],
+                timestamp: 10 + i,
+            });
+        }
+        let batch = builder.build().expect("non-empty");
+        let same = with_compressed_records(&batch, Compression::None, &batch[HEADER_LEN..]);
+        assert_eq!(same.as_ref(), Some(&batch));
+
+        let packed = with_compressed_records(&batch, Compression::Zstd, b"opaque").expect("fits");
+        assert_eq!(packed.len(), HEADER_LEN + 6);
+        let header = crate::record_batch::validate_batch(&packed).expect("valid CRC and length");
+        assert_eq!(header.attributes.compression(), Ok(Compression::Zstd));
+        assert_eq!(header.records_count, 3);
+        assert_eq!(header.base_sequence, 5);
+        assert_eq!(header.max_timestamp, 12);
+        assert_eq!(&packed[HEADER_LEN..], b"opaque");
+        assert_eq!(
+            with_compressed_records(&batch[..60], Compression::Gzip, b"x"),
+            None
+        );
     }
 }

@@ -33,7 +33,7 @@ mod builder;
 mod header;
 mod records;
 
-pub use builder::{BatchBuilder, RecordInput};
+pub use builder::{BatchBuilder, RecordInput, with_compressed_records};
 pub use header::{
     Attributes, BatchHeader, Compression, TimestampType, batch_len_prefix, set_base_offset,
     set_partition_leader_epoch, validate_batch,
