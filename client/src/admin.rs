@@ -18,10 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest,
-    GroupId, ListGroupsRequest, ListOffsetsRequest, OffsetFetchRequest, TopicName,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -422,63 +421,21 @@ impl Admin {
         Ok(response.node_id.0)
     }
 
-    /// The latest offset of each partition, asked of each partition's leader.
+    /// The latest offset of each partition whose leader answers (lag is unknown for others).
     async fn end_offsets(
         &self,
         partitions: Vec<(String, i32)>,
     ) -> Result<BTreeMap<(String, i32), i64>> {
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            let Ok(info) = self.cluster.topic(&topic).await else {
-                continue;
-            };
-            let Some(leader) = info
-                .partitions
-                .iter()
-                .find(|p| p.partition == partition)
-                .map(|p| p.leader)
-            else {
-                continue;
-            };
-            by_leader
-                .entry(leader)
-                .or_default()
-                .entry(topic)
-                .or_default()
-                .push(partition);
-        }
-        let mut ends = BTreeMap::new();
-        for (leader, topics) in by_leader {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, parts)| {
-                            ListOffsetsTopic::default()
-                                .with_name(TopicName(s(&topic)))
-                                .with_partitions(
-                                    parts
-                                        .into_iter()
-                                        .map(|p| {
-                                            ListOffsetsPartition::default()
-                                                .with_partition_index(p)
-                                                .with_timestamp(-1)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                );
-            let response = self.cluster.call(leader, request).await?;
-            for topic in response.topics {
-                for p in topic.partitions {
-                    if p.error_code == 0 {
-                        ends.insert((topic.name.0.to_string(), p.partition_index), p.offset);
-                    }
-                }
-            }
-        }
-        Ok(ends)
+        let latest: Vec<(String, i32, i64)> = partitions
+            .into_iter()
+            .map(|(topic, partition)| (topic, partition, -1))
+            .collect();
+        Ok(self
+            .cluster
+            .list_offsets(&latest)
+            .await?
+            .into_iter()
+            .filter_map(|(tp, outcome)| outcome.ok().map(|offset| (tp, offset)))
+            .collect())
     }
 }

@@ -7,16 +7,20 @@
 //! replaced on next use; attempts to reach a broker that keeps failing are spaced out by
 //! exponential backoff with jitter ([`crate::backoff`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::net::lookup_host;
 use tokio::sync::Mutex;
+use weir_protocol::error_code::ErrorCode;
 
 use crate::backoff::{Backoff, SplitMix64};
 use crate::config::ClientConfig;
@@ -303,6 +307,89 @@ impl Cluster {
                 message: None,
                 context: format!("metadata for {topic}"),
             })
+    }
+
+    /// The leader of `topic`-`partition` from cached metadata (refreshed when stale).
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION, or LEADER_NOT_AVAILABLE (the cache is then invalidated).
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
+        let info = self.topic(topic).await?;
+        let error = |code: ErrorCode| Error::Kafka {
+            code: code.code(),
+            message: None,
+            context: format!("metadata for {topic}-{partition}"),
+        };
+        let found = info
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .ok_or_else(|| error(ErrorCode::UnknownTopicOrPartition))?;
+        if found.leader < 0 {
+            self.invalidate().await;
+            return Err(error(ErrorCode::LeaderNotAvailable));
+        }
+        Ok(found.leader)
+    }
+
+    /// ListOffsets for each `(topic, partition, timestamp)` (-1 latest, -2 earliest), one
+    /// request per partition leader. Each partition gets its own outcome: its offset, or why
+    /// it has none (no leader, or the broker's error).
+    ///
+    /// # Errors
+    /// A request that fails as a whole (network, timeout).
+    pub async fn list_offsets(
+        &self,
+        partitions: &[(String, i32, i64)],
+    ) -> Result<BTreeMap<(String, i32), Result<i64>>> {
+        let mut out = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<ListOffsetsPartition>>> =
+            BTreeMap::new();
+        for (topic, partition, timestamp) in partitions {
+            match self.leader(topic, *partition).await {
+                Ok(leader) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .entry(topic)
+                    .or_default()
+                    .push(
+                        ListOffsetsPartition::default()
+                            .with_partition_index(*partition)
+                            .with_timestamp(*timestamp),
+                    ),
+                Err(err) => {
+                    out.insert((topic.clone(), *partition), Err(err));
+                }
+            }
+        }
+        for (leader, topics) in by_leader {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, parts)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                                .with_partitions(parts)
+                        })
+                        .collect(),
+                );
+            let response = self.call(leader, request).await?;
+            for topic in response.topics {
+                let name = topic.name.0.to_string();
+                for p in topic.partitions {
+                    let outcome = match Error::from_code(p.error_code, None, || {
+                        format!("listing offsets of {name}-{}", p.partition_index)
+                    }) {
+                        Some(err) => Err(err),
+                        None => Ok(p.offset),
+                    };
+                    out.insert((name.clone(), p.partition_index), outcome);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets the cached metadata, so the next lookup asks a broker (after a

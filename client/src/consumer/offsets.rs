@@ -6,14 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, GroupId, ListOffsetsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, TopicName,
+    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::error_code::ErrorCode;
@@ -212,7 +210,7 @@ pub(crate) async fn reset_offsets(
     shared: &Shared,
     partitions: &[(TopicPartition, OffsetReset)],
 ) -> Result<HashMap<TopicPartition, i64>> {
-    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<ListOffsetsPartition>>> = BTreeMap::new();
+    let mut wanted = Vec::with_capacity(partitions.len());
     for (tp, reset) in partitions {
         let timestamp = match reset {
             OffsetReset::Earliest => -2,
@@ -223,43 +221,17 @@ pub(crate) async fn reset_offsets(
                 )));
             }
         };
-        let leader = leader(shared, tp).await?;
-        by_leader
-            .entry(leader)
-            .or_default()
-            .entry(&tp.topic)
-            .or_default()
-            .push(
-                ListOffsetsPartition::default()
-                    .with_partition_index(tp.partition)
-                    .with_timestamp(timestamp),
-            );
+        wanted.push((tp.topic.clone(), tp.partition, timestamp));
     }
     let mut out = HashMap::new();
-    for (leader, topics) in by_leader {
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(topic, parts)| {
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(s(topic)))
-                            .with_partitions(parts)
-                    })
-                    .collect(),
-            );
-        let response = shared.cluster.call(leader, request).await?;
-        for topic in response.topics {
-            for p in topic.partitions {
-                let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
-                if let Some(err) = Error::from_code(p.error_code, None, || {
-                    format!("looking up the reset offset of {tp}")
-                }) {
-                    shared.cluster.invalidate().await;
-                    return Err(err);
-                }
-                out.insert(tp, p.offset);
+    for ((topic, partition), outcome) in shared.cluster.list_offsets(&wanted).await? {
+        match outcome {
+            Ok(offset) => {
+                out.insert(TopicPartition::new(topic.as_str(), partition), offset);
+            }
+            Err(err) => {
+                shared.cluster.invalidate().await;
+                return Err(err);
             }
         }
     }
@@ -268,24 +240,5 @@ pub(crate) async fn reset_offsets(
 
 /// The leader of `tp` from cached metadata.
 pub(crate) async fn leader(shared: &Shared, tp: &TopicPartition) -> Result<i32> {
-    let info = shared.cluster.topic(&tp.topic).await?;
-    let unknown = || Error::Kafka {
-        code: ErrorCode::UnknownTopicOrPartition.code(),
-        message: None,
-        context: format!("metadata for {tp}"),
-    };
-    let partition = info
-        .partitions
-        .iter()
-        .find(|p| p.partition == tp.partition)
-        .ok_or_else(unknown)?;
-    if partition.leader < 0 {
-        shared.cluster.invalidate().await;
-        return Err(Error::Kafka {
-            code: ErrorCode::LeaderNotAvailable.code(),
-            message: None,
-            context: format!("metadata for {tp}"),
-        });
-    }
-    Ok(partition.leader)
+    shared.cluster.leader(&tp.topic, tp.partition).await
 }
