@@ -28,7 +28,7 @@ use super::assignor::{
 use super::config::millis_i32;
 use super::offsets::{self, coordinator, forget_coordinator_on, group_id, s};
 use super::record::TopicPartition;
-use super::state::{Generation, Shared};
+use super::state::{Generation, Processed, Shared};
 use crate::error::{Error, Result};
 
 /// Why the heartbeat loop ended.
@@ -253,15 +253,7 @@ async fn revoke(shared: &Shared, generation: &Generation, commit: bool) {
     let offsets: BTreeMap<TopicPartition, i64> = {
         let mut state = shared.lock();
         state.generation = None;
-        let offsets = state
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| {
-                p.consumed
-                    .filter(|&c| p.committed != Some(c))
-                    .map(|c| (tp.clone(), c))
-            })
-            .collect();
+        let offsets = state.uncommitted(Processed::EarlierPolls);
         state.assign(Vec::new());
         offsets
     };

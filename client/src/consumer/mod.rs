@@ -56,7 +56,7 @@ use weir_protocol::error_code::ErrorCode;
 pub use assignor::Assignor;
 pub use config::{ConsumerConfig, OffsetReset};
 pub use record::{ConsumerRecord, RecordHeader, TopicPartition};
-use state::{Generation, Shared};
+use state::{Generation, Processed, Shared};
 
 use crate::error::{Error, Result};
 
@@ -245,17 +245,7 @@ impl Consumer {
         let Ok(generation) = self.generation() else {
             return;
         };
-        let offsets: BTreeMap<TopicPartition, i64> = self
-            .shared
-            .lock()
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| {
-                p.consumed
-                    .filter(|&c| p.committed != Some(c))
-                    .map(|c| (tp.clone(), c))
-            })
-            .collect();
+        let offsets = self.shared.lock().uncommitted(Processed::EarlierPolls);
         if let Err(err) = offsets::commit(&self.shared, &generation, &offsets).await {
             tracing::warn!(error = %err, "auto-commit failed");
         }
@@ -463,17 +453,7 @@ impl Consumer {
         let mut result = Ok(());
         if self.shared.config.group_id.is_some() && self.shared.config.enable_auto_commit {
             if let Ok(generation) = self.generation() {
-                let offsets: BTreeMap<TopicPartition, i64> = self
-                    .shared
-                    .lock()
-                    .partitions
-                    .iter()
-                    .filter_map(|(tp, p)| {
-                        p.position
-                            .filter(|&o| p.committed != Some(o))
-                            .map(|o| (tp.clone(), o))
-                    })
-                    .collect();
+                let offsets = self.shared.lock().uncommitted(Processed::AllReturned);
                 result = offsets::commit(&self.shared, &generation, &offsets).await;
             }
         }

@@ -132,7 +132,32 @@ pub(crate) struct State {
     pub(crate) member_id: String,
 }
 
+/// Which offset of a partition is ready to be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Processed {
+    /// Records returned by earlier polls (auto-commit, revocation).
+    EarlierPolls,
+    /// Everything returned so far (explicit commit, close).
+    AllReturned,
+}
+
 impl State {
+    /// The offsets to commit, per partition, leaving out those already committed.
+    pub(crate) fn uncommitted(&self, processed: Processed) -> BTreeMap<TopicPartition, i64> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, p)| {
+                let offset = match processed {
+                    Processed::EarlierPolls => p.consumed,
+                    Processed::AllReturned => p.position,
+                };
+                offset
+                    .filter(|&o| p.committed != Some(o))
+                    .map(|o| (tp.clone(), o))
+            })
+            .collect()
+    }
+
     /// Makes `partitions` the assignment: kept partitions keep their state, others are
     /// dropped with their buffers, new ones start unresolved.
     pub(crate) fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
