@@ -245,14 +245,40 @@ impl Connection {
     /// # Errors
     /// As [`Self::call`].
     pub async fn call_at<R: Request>(&self, version: i16, request: R) -> Result<R::Response> {
+        self.queue_at(version, request).await?.await
+    }
+
+    /// Queues `request` at the negotiated version and returns the wait for its response.
+    /// Requests queued one after another (each `queue` awaited before the next) are written
+    /// in that order, which is what lets a producer pipeline a partition's batches.
+    ///
+    /// # Errors
+    /// As [`Self::call`]; the returned future fails as [`Self::call`] does.
+    pub async fn queue<R: Request>(
+        &self,
+        request: R,
+    ) -> Result<impl Future<Output = Result<R::Response>> + Send + use<R>> {
+        let version = self.version(R::KEY).ok_or(Error::UnsupportedApi {
+            addr: self.inner.addr,
+            api: R::KEY,
+        })?;
+        self.queue_at(version, request).await
+    }
+
+    async fn queue_at<R: Request>(
+        &self,
+        version: i16,
+        request: R,
+    ) -> Result<impl Future<Output = Result<R::Response>> + Send + use<R>> {
+        let addr = self.inner.addr;
         let (tx, rx) = oneshot::channel();
         self.send(R::KEY, version, request.into(), Some(tx)).await?;
-        let kind = rx
-            .await
-            .map_err(|_closed| Error::Disconnected(self.inner.addr))??;
-        R::response(kind).ok_or(Error::Protocol {
-            addr: self.inner.addr,
-            source: weir_protocol::message::MessageError::TooShort(0),
+        Ok(async move {
+            let kind = rx.await.map_err(|_closed| Error::Disconnected(addr))??;
+            R::response(kind).ok_or(Error::Protocol {
+                addr,
+                source: weir_protocol::message::MessageError::TooShort(0),
+            })
         })
     }
 

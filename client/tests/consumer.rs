@@ -11,6 +11,10 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::protocol::StrBytes;
 use weir_broker::{Broker, BrokerConfig, RunningBroker};
+
+#[path = "support/proxy.rs"]
+mod proxy;
+use proxy::{Chaos, fault_seed, proxy};
 use weir_client::connection::Connection;
 use weir_client::consumer::RecordHeader;
 use weir_client::protocol::record_batch::{BatchBuilder, RecordInput};
@@ -20,8 +24,14 @@ use weir_client::{
 };
 
 async fn broker() -> (tempfile::TempDir, RunningBroker) {
+    broker_advertising(None).await
+}
+
+/// A broker whose metadata names `advertised` (same port) as its host.
+async fn broker_advertising(advertised: Option<&str>) -> (tempfile::TempDir, RunningBroker) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = BrokerConfig::for_tests(dir.path());
+    config.advertised_host = advertised.map(str::to_owned);
     config.auto_create_topics = false;
     config.group_initial_rebalance_delay_ms = 0;
     config.group_min_session_timeout_ms = 1000;
@@ -315,6 +325,97 @@ async fn a_slow_application_bounds_the_prefetch() {
     }
     let offsets: Vec<i64> = received.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..2_000).collect::<Vec<i64>>());
+    broker.shutdown().await.unwrap();
+}
+
+/// Connections cut in the middle of fetches and commits (closed or reset), delayed and split
+/// chunks: the consumer reconnects and goes on from its position, so every record comes once
+/// and in order, and its commits land.
+#[tokio::test]
+async fn a_faulty_network_neither_skips_nor_repeats_records() {
+    let seed = fault_seed();
+    let (_dir, broker) = broker_advertising(Some("127.0.0.2")).await;
+    let proxy_addr = std::net::SocketAddr::from(([127, 0, 0, 2], broker.addr().port()));
+    let faults = proxy(proxy_addr, broker.addr()).await;
+    let (partitions, per_partition, batch) = (3, 2_000, 50);
+    create(&broker, "chaos", partitions).await;
+    for partition in 0..partitions {
+        for start in (0..per_partition).step_by(batch) {
+            let prefix = format!("p{partition}");
+            produce(
+                &broker,
+                "chaos",
+                partition,
+                &values(&prefix, start..start + batch),
+            )
+            .await;
+        }
+    }
+    *faults.chaos.lock().unwrap() = Some(Chaos::new(seed, 100, 50, Duration::from_millis(1500)));
+    let client = ClientConfig::new([proxy_addr.to_string()])
+        .request_timeout(Duration::from_secs(1))
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50));
+    // Small fetches: many requests to break.
+    let mut consumer = Consumer::new(
+        ConsumerConfig::new(client)
+            .group_id("chaos-readers")
+            .enable_auto_commit(false)
+            .auto_offset_reset(OffsetReset::Earliest)
+            .fetch_wait(Duration::from_millis(100), 1)
+            .max_partition_fetch_bytes(4 << 10),
+    );
+    let all: Vec<TopicPartition> = (0..partitions).map(|p| tp("chaos", p)).collect();
+    consumer.assign(all.clone()).unwrap();
+    let mut seen: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let total = usize::try_from(partitions).unwrap() * per_partition;
+    let (mut received, mut failed_commits) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while received < total {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "seed {seed}: {received} of {total} records after 60 s"
+        );
+        // A poll may fail while the network is cut; the next one goes on from the position.
+        let Ok(records) = consumer.poll(Duration::from_millis(200)).await else {
+            continue;
+        };
+        for record in &records {
+            seen.entry(record.partition).or_default().push(text(record));
+        }
+        received += records.len();
+        if !records.is_empty() && consumer.commit().await.is_err() {
+            failed_commits += 1;
+        }
+    }
+    for partition in 0..partitions {
+        let expected = values(&format!("p{partition}"), 0..per_partition);
+        assert_eq!(
+            seen[&partition], expected,
+            "seed {seed}: partition {partition}"
+        );
+    }
+    // The last commit may have been cut: commit until one lands.
+    let mut attempts = 0;
+    while let Err(err) = consumer.commit().await {
+        attempts += 1;
+        assert!(attempts < 20, "seed {seed}: commit keeps failing: {err}");
+    }
+    *faults.chaos.lock().unwrap() = None;
+    let cuts = faults.cuts.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(cuts > 0, "seed {seed}: no connection was cut");
+    let committed = Consumer::new(config(&broker).group_id("chaos-readers"))
+        .committed(&all)
+        .await
+        .unwrap();
+    for p in &all {
+        assert_eq!(
+            committed[p],
+            i64::try_from(per_partition).unwrap(),
+            "seed {seed}: {p:?}"
+        );
+    }
+    eprintln!("seed {seed}: {cuts} connections cut, {failed_commits} commits failed and redone");
+    consumer.close().await.unwrap();
     broker.shutdown().await.unwrap();
 }
 

@@ -1,23 +1,22 @@
 //! The producer against an in-process broker: offsets, key partitioning, order under
 //! concurrency, backpressure, retries without duplicates, and failure reports.
 //!
-//! Faults come from a TCP proxy in this file. The broker advertises `127.0.0.2` (its port
-//! stays the same) and the proxy listens there, so metadata sends the client back through the
-//! proxy rather than around it.
+//! Faults come from the TCP proxy of `support/proxy.rs`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use weir_broker::{Broker, BrokerConfig, RunningBroker};
+
+#[path = "support/proxy.rs"]
+mod proxy;
+use proxy::{Chaos, fault_seed, proxy};
 use weir_client::connection::Connection;
 use weir_client::partitioner::partition_for_key;
 use weir_client::producer::{Acks, DeliveryError, SendFailure};
@@ -101,65 +100,6 @@ async fn read_partition(addr: SocketAddr, topic: &str, partition: i32) -> Vec<(i
         }
         if out.len() == before {
             return out;
-        }
-    }
-}
-
-/// A TCP proxy that can hold traffic (stall) or cut the connection at the next response.
-#[derive(Debug, Default)]
-struct Faults {
-    /// Bytes are held, in both directions, while set.
-    stalled: AtomicBool,
-    /// The next chunk from the broker is dropped and the connection closed (once).
-    cut_next_response: AtomicBool,
-    /// Connections accepted.
-    accepted: AtomicUsize,
-}
-
-async fn proxy(listen: SocketAddr, upstream: SocketAddr) -> Arc<Faults> {
-    let listener = TcpListener::bind(listen).await.expect("proxy binds");
-    let faults = Arc::new(Faults::default());
-    let shared = Arc::clone(&faults);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            shared.accepted.fetch_add(1, Ordering::SeqCst);
-            let Ok(server) = TcpStream::connect(upstream).await else {
-                continue;
-            };
-            let faults = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::select! {
-                    () = pump(client_read, server_write, &faults, false) => {}
-                    () = pump(server_read, client_write, &faults, true) => {}
-                }
-            });
-        }
-    });
-    faults
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    faults: &Faults,
-    responses: bool,
-) {
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while faults.stalled.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if responses && faults.cut_next_response.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
         }
     }
 }
@@ -396,6 +336,73 @@ async fn a_dropped_connection_is_retried_and_nothing_is_written_twice() {
         .collect();
     let expected: Vec<Bytes> = (0..count).map(|i| Bytes::from(format!("{i}"))).collect();
     assert_eq!(values, expected);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_faulty_network_neither_loses_nor_duplicates_nor_reorders() {
+    let seed = fault_seed();
+    let (_dir, broker) = broker(Some("127.0.0.2")).await;
+    let proxy_addr = SocketAddr::from(([127, 0, 0, 2], broker.addr().port()));
+    let faults = proxy(proxy_addr, broker.addr()).await;
+    let partitions = 3;
+    create(broker.addr(), "chaos", partitions).await;
+    // Cuts in the middle of requests and responses (closed or reset), delays beyond the
+    // request timeout now and then, and frames split into pieces.
+    *faults.chaos.lock().unwrap() = Some(Chaos::new(seed, 100, 50, Duration::from_millis(1200)));
+    // Small batches and several in flight per partition: many pipelined requests to break.
+    let producer = Producer::new(
+        config(proxy_addr)
+            .batch_size(512)
+            .delivery_timeout(Duration::from_secs(60))
+            .max_block(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let count = 6_000_usize;
+    let mut deliveries = Vec::new();
+    for i in 0..count {
+        let partition = i32::try_from(i).unwrap() % partitions;
+        let record = ProducerRecord::new("chaos", format!("{i}")).partition(partition);
+        deliveries.push((partition, producer.send(record).await.unwrap()));
+        if i % 10 == 0 {
+            // Records arrive over time, as from an application: many requests, not a few.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let mut reported: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (partition, delivery) in deliveries {
+        let written = delivery
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(written.partition, partition);
+        reported.entry(partition).or_default().push(written.offset);
+    }
+    producer.close().await.unwrap();
+    *faults.chaos.lock().unwrap() = None;
+    let cuts = faults.cuts.load(Ordering::SeqCst);
+    assert!(cuts > 0, "seed {seed}: no connection was cut");
+    for partition in 0..partitions {
+        let stored = read_partition(broker.addr(), "chaos", partition).await;
+        let values: Vec<String> = stored
+            .iter()
+            .map(|(_, _, v)| String::from_utf8(v.to_vec()).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..count)
+            .filter(|i| i32::try_from(*i).unwrap() % partitions == partition)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(values, expected, "seed {seed}: partition {partition}");
+        let offsets: Vec<i64> = stored.iter().map(|(o, _, _)| *o).collect();
+        assert_eq!(
+            reported[&partition], offsets,
+            "seed {seed}: partition {partition}"
+        );
+    }
+    eprintln!(
+        "seed {seed}: {cuts} connections cut, {} chunks delayed, {} connections",
+        faults.delays.load(Ordering::SeqCst),
+        faults.accepted.load(Ordering::SeqCst)
+    );
     broker.shutdown().await.unwrap();
 }
 

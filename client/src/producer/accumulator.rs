@@ -9,6 +9,12 @@
 //! or sleep. It lives behind the producer's `std::sync::Mutex`, held only for short,
 //! non-blocking sections.
 //!
+//! Batch size adapts to the partition's pace: while a batch of the partition is with the
+//! sender (in flight or waiting to be retried) the open batch keeps taking records up to
+//! `max_batch` instead of sealing at `batch_size`, because it could not be sent earlier
+//! anyway. So a busy partition sends fewer, larger batches (as librdkafka's 1 MB batches do)
+//! and an idle one still sends as soon as `batch_size` or `linger` says.
+//!
 //! Invariants: each record is in exactly one batch; a batch's reservation covers the size
 //! bounds of its records; `incomplete` counts every batch taken out of here or still in
 //! here until the sender reports it done, keyed by the ticket of its first record.
@@ -79,10 +85,24 @@ pub(crate) struct Batch {
     sealed: bool,
 }
 
+/// What decides when a batch may go, besides the batch itself.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    closing: bool,
+    flush_ticket: u64,
+    linger: Duration,
+    batch_size: usize,
+}
+
 impl Batch {
-    /// Full, lingered long enough, flushed, or the producer is closing.
-    fn is_ready(&self, closing: bool, flush_ticket: u64, linger: Duration, now: Instant) -> bool {
-        self.sealed || closing || self.first_ticket < flush_ticket || now >= self.created + linger
+    /// Full (sealed, or grown past `batch_size` while its partition was busy), lingered long
+    /// enough, flushed, or the producer is closing.
+    fn is_ready(&self, when: Readiness, now: Instant) -> bool {
+        self.sealed
+            || when.closing
+            || self.first_ticket < when.flush_ticket
+            || self.builder.size_in_bytes() >= when.batch_size
+            || now >= self.created + when.linger
     }
 }
 
@@ -92,7 +112,11 @@ pub(crate) struct Accumulator {
     queues: HashMap<TopicPartition, VecDeque<Batch>>,
     sticky: StickyPartitioner<SplitMix64>,
     batch_size: usize,
+    /// The size an open batch may grow to while its partition is busy.
+    max_batch: usize,
     linger: Duration,
+    /// Partitions with batches taken by the sender and not yet answered, and how many.
+    busy: HashMap<TopicPartition, usize>,
     /// The ticket of the next record.
     next_ticket: u64,
     /// Batches whose first ticket is below this are sent without waiting for `linger`.
@@ -105,12 +129,16 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
+    /// Batches seal at `batch_size`, or at `max_batch` (at least `batch_size`) while their
+    /// partition is busy.
+    pub(crate) fn new(batch_size: usize, max_batch: usize, linger: Duration) -> Self {
         Self {
             queues: HashMap::new(),
             sticky: StickyPartitioner::new(SplitMix64::from_entropy()),
             batch_size,
+            max_batch: max_batch.max(batch_size),
             linger,
+            busy: HashMap::new(),
             next_ticket: 0,
             flush_ticket: 0,
             incomplete: BTreeMap::new(),
@@ -140,10 +168,15 @@ impl Accumulator {
         now: Instant,
     ) -> bool {
         let size = record.size_bound();
+        let limit = if self.busy.contains_key(&tp) {
+            self.max_batch
+        } else {
+            self.batch_size
+        };
         let queue = self.queues.entry(tp.clone()).or_default();
         let mut wake = false;
         let fits = queue.back().is_some_and(|open| {
-            !open.sealed && open.builder.size_in_bytes().saturating_add(size) <= self.batch_size
+            !open.sealed && open.builder.size_in_bytes().saturating_add(size) <= limit
         });
         if !fits {
             if let Some(open) = queue.back_mut().filter(|b| !b.sealed) {
@@ -179,7 +212,7 @@ impl Accumulator {
         });
         batch.replies.push((reply, timestamp));
         batch.reservation.absorb(reservation);
-        if batch.builder.size_in_bytes() >= self.batch_size {
+        if batch.builder.size_in_bytes() >= limit {
             batch.sealed = true;
             self.sticky.on_new_batch(&tp.topic, tp.partition);
             wake = true;
@@ -206,21 +239,29 @@ impl Accumulator {
         (ready, next)
     }
 
-    fn is_ready(&self, batch: &Batch, now: Instant) -> bool {
-        batch.is_ready(self.closing, self.flush_ticket, self.linger, now)
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            closing: self.closing,
+            flush_ticket: self.flush_ticket,
+            linger: self.linger,
+            batch_size: self.batch_size,
+        }
     }
 
-    /// Takes the first batch of `tp` if it is ready, sealing it.
+    fn is_ready(&self, batch: &Batch, now: Instant) -> bool {
+        batch.is_ready(self.readiness(), now)
+    }
+
+    /// Takes the first batch of `tp` if it is ready, sealing it; `tp` is busy until
+    /// [`Self::complete`] reports the batch answered.
     pub(crate) fn take(&mut self, tp: &TopicPartition, now: Instant) -> Option<Batch> {
+        let when = self.readiness();
         let queue = self.queues.get_mut(tp)?;
-        let (closing, flush_ticket, linger) = (self.closing, self.flush_ticket, self.linger);
-        if !queue
-            .front()
-            .is_some_and(|b| b.is_ready(closing, flush_ticket, linger, now))
-        {
+        if !queue.front().is_some_and(|b| b.is_ready(when, now)) {
             return None;
         }
         let mut batch = queue.pop_front()?;
+        *self.busy.entry(tp.clone()).or_default() += 1;
         if queue.is_empty() {
             self.queues.remove(tp);
         }
@@ -252,8 +293,14 @@ impl Accumulator {
             .min()
     }
 
-    /// A batch left the producer (delivered or failed).
-    pub(crate) fn complete(&mut self, first_ticket: u64) {
+    /// A batch left the producer (delivered or failed); `taken` if the sender had it.
+    pub(crate) fn complete(&mut self, tp: &TopicPartition, first_ticket: u64, taken: bool) {
+        if taken && let Some(count) = self.busy.get_mut(tp) {
+            *count -= 1;
+            if *count == 0 {
+                self.busy.remove(tp);
+            }
+        }
         if let Some(count) = self.incomplete.get_mut(&first_ticket) {
             *count -= 1;
             if *count == 0 {
@@ -293,7 +340,7 @@ mod tests {
     #[test]
     fn batches_seal_at_batch_size_and_flush_waits_for_earlier_tickets() {
         let memory = Arc::new(Semaphore::new(0));
-        let mut acc = Accumulator::new(300, Duration::from_secs(60));
+        let mut acc = Accumulator::new(300, 300, Duration::from_secs(60));
         let tp = TopicPartition {
             topic: Arc::from("t"),
             partition: 0,
@@ -319,9 +366,9 @@ mod tests {
         assert_eq!(target, 3);
         assert!(!acc.flushed(target));
         let second = acc.take(&tp, now).expect("flushed batches are ready");
-        acc.complete(first.first_ticket);
+        acc.complete(&tp, first.first_ticket, true);
         assert!(!acc.flushed(target));
-        acc.complete(second.first_ticket);
+        acc.complete(&tp, second.first_ticket, true);
         assert!(acc.flushed(target) && acc.is_idle());
         // Memory comes back when the batches are dropped.
         drop((first, second));

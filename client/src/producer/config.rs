@@ -94,7 +94,10 @@ pub struct ProducerConfig {
     /// upper bound of its encoded size; the 61-byte batch headers come on top.
     pub buffer_memory: usize,
     /// A batch is sent once it holds this many bytes, without waiting for `linger`. Default
-    /// 16 KiB (Kafka's `batch.size`); a larger record gets a batch of its own.
+    /// 16 KiB (Kafka's `batch.size`); a larger record gets a batch of its own. While the
+    /// partition's previous batch is still unanswered the open batch keeps growing, up to
+    /// `max_request_size`, since it could not go earlier anyway: a busy partition sends fewer,
+    /// larger batches.
     pub batch_size: usize,
     /// How long a batch that is not full waits for more records. Default 5 ms (Kafka's
     /// `linger.ms` since 3.x): a little latency for much larger batches.
@@ -106,8 +109,10 @@ pub struct ProducerConfig {
     /// included; then it fails. Default 120 s (`delivery.timeout.ms`). Must be at least
     /// `linger + request_timeout`.
     pub delivery_timeout: Duration,
-    /// Produce requests in flight per broker. Default 5 (`max.in.flight.requests.per.connection`).
-    /// Each partition has at most one batch in flight, which keeps its records in order.
+    /// Produce requests in flight per broker, and batches in flight per partition. Default 5
+    /// (`max.in.flight.requests.per.connection`). With idempotence the broker's sequence
+    /// checks keep each partition in order through retries; without it a retried batch can
+    /// land after newer ones (as in Kafka), and 1 keeps the order.
     pub max_in_flight: usize,
     /// First delay before retrying a failed batch. Default 100 ms (`retry.backoff.ms`).
     pub retry_backoff: Duration,

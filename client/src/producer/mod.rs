@@ -128,7 +128,11 @@ impl Producer {
             config.buffer_memory.min(Semaphore::MAX_PERMITS),
         ));
         let shared = Arc::new(Shared {
-            accumulator: Mutex::new(Accumulator::new(config.batch_size, config.linger)),
+            accumulator: Mutex::new(Accumulator::new(
+                config.batch_size,
+                config.max_request_size.saturating_sub(HEADER_BYTES),
+                config.linger,
+            )),
             config,
             cluster,
             memory,

@@ -5,11 +5,19 @@
 //! the accumulator (in flight or waiting to be retried), requests in flight per broker, and
 //! retry backoff per partition.
 //!
-//! Ordering: each partition has **at most one batch in flight**, and a batch waiting to be
-//! retried goes before any newer batch of its partition. So records of a partition reach the
-//! log in the order they were accepted, retries included, and the broker never sees a
-//! sequence gap it did not cause itself. Up to `max_in_flight` requests per broker run at
-//! once, each holding at most one batch per partition.
+//! Pipelining: up to `max_in_flight` requests per broker run at once, each holding at most
+//! one batch per partition, and a partition may have up to `max_in_flight` batches in flight
+//! (librdkafka and the Java client pipeline the same way; one batch at a time caps a
+//! partition at one batch per round trip).
+//!
+//! Ordering: when a batch fails and will be retried, nothing newer of its partition is sent
+//! until every batch of the partition in flight has been answered; then the failed batches go
+//! again one at a time, oldest first, before anything newer. With idempotence the broker's
+//! sequence checks refuse any batch that would overtake a failed one (OUT_OF_ORDER_SEQUENCE,
+//! retried here as such while an older batch is being retried), so records of a partition
+//! reach the log in the order they were accepted, retries included. Without idempotence a
+//! batch sent after a failed one may already be written when the failed one is retried, as
+//! in Kafka; `max_in_flight(1)` keeps the order then.
 //!
 //! Idempotence: a sequence number is given to a batch when it is taken and the batch keeps
 //! its bytes (producer id, epoch, sequence) across retries, so a retry of a batch the broker
@@ -20,7 +28,7 @@
 //!
 //! Does not: batch records (the accumulator does) or refuse records (`send` does).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,9 +89,14 @@ enum Identity {
 
 #[derive(Debug)]
 struct PartitionState {
-    in_flight: bool,
-    /// A batch to send again at the given time, before anything newer.
-    retry: Option<(Instant, SentBatch)>,
+    /// The first tickets of the partition's batches in flight.
+    in_flight: BTreeSet<u64>,
+    /// Batches to send again, oldest first, before anything newer: one at a time, once
+    /// nothing of the partition is in flight and `retry_at` has come.
+    retries: VecDeque<SentBatch>,
+    retry_at: Instant,
+    /// A sealed batch that did not fit in the last request: the next to go.
+    unsent: Option<SentBatch>,
     /// The sequence of the next new batch, under the current producer id.
     next_sequence: i32,
     backoff: Backoff<SplitMix64>,
@@ -100,8 +113,64 @@ struct Sender {
     partitions: HashMap<TopicPartition, PartitionState>,
     /// Produce requests in flight per broker.
     in_flight: HashMap<i32, usize>,
+    /// The queue of each broker's [`lane`].
+    lanes: HashMap<i32, LaneQueue>,
     identity: Identity,
     identity_backoff: Backoff<SplitMix64>,
+}
+
+/// One broker's produce requests, in the order the sender made them.
+type LaneQueue = mpsc::UnboundedSender<(ProduceRequest, Vec<SentBatch>)>;
+
+/// Writes one broker's produce requests to its connection in the order the sender made them,
+/// so that a partition's pipelined batches reach the broker in sequence order, and reports
+/// each outcome as an [`Event`]. Responses are awaited apart, so requests stay pipelined.
+/// Ends when the sender drops its queue.
+async fn lane(
+    shared: Arc<Shared>,
+    node: i32,
+    mut requests: mpsc::UnboundedReceiver<(ProduceRequest, Vec<SentBatch>)>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let config = &shared.config;
+    let timeout = config.client.request_timeout;
+    let timed_out = move || Error::Timeout(format!("Produce to broker {node}"));
+    while let Some((request, batches)) = requests.recv().await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queued = tokio::time::timeout_at(deadline, async {
+            let connection = shared.cluster.node(node).await?;
+            if config.acks == Acks::None {
+                connection.send_only(request).await.map(|()| None)
+            } else {
+                connection.queue(request).await.map(Some)
+            }
+        })
+        .await
+        .unwrap_or_else(|_elapsed| Err(timed_out()));
+        let events = events.clone();
+        match queued {
+            Ok(Some(response)) => {
+                tokio::spawn(async move {
+                    let outcome = tokio::time::timeout_at(deadline, response)
+                        .await
+                        .unwrap_or_else(|_elapsed| Err(timed_out()))
+                        .map(Some);
+                    let _closed = events.send(Event::Produced {
+                        node,
+                        batches,
+                        outcome,
+                    });
+                });
+            }
+            outcome => {
+                let _closed = events.send(Event::Produced {
+                    node,
+                    batches,
+                    outcome: outcome.map(|_| None),
+                });
+            }
+        }
+    }
 }
 
 /// Runs until the producer is closing and every batch is answered.
@@ -126,6 +195,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         events,
         partitions: HashMap::new(),
         in_flight: HashMap::new(),
+        lanes: HashMap::new(),
         identity,
         identity_backoff,
     };
@@ -205,17 +275,18 @@ impl Sender {
             tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, "batch expired before it was sent");
             self.answer_unsent(batch, DeliveryError::TimedOut { last_error: None });
         }
-        let due: Vec<TopicPartition> = self
-            .partitions
-            .iter()
-            .filter(|(_, s)| s.retry.as_ref().is_some_and(|(_, b)| b.created <= deadline))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in due {
-            if let Some((_, batch)) = self.partitions.get_mut(&tp).and_then(|s| s.retry.take()) {
-                let last_error = batch.last_error.clone();
-                self.fail(batch, DeliveryError::TimedOut { last_error }, now);
+        let mut due = Vec::new();
+        for state in self.partitions.values_mut() {
+            while state.retries.front().is_some_and(|b| b.created <= deadline) {
+                due.extend(state.retries.pop_front());
             }
+            if state.unsent.as_ref().is_some_and(|b| b.created <= deadline) {
+                due.extend(state.unsent.take());
+            }
+        }
+        for batch in due {
+            let last_error = batch.last_error.clone();
+            self.fail(batch, DeliveryError::TimedOut { last_error }, now);
         }
     }
 
@@ -228,13 +299,17 @@ impl Sender {
         let mut wake_at = earliest(linger_at, oldest.map(|o| o + config.delivery_timeout));
         let mut candidates: BTreeSet<TopicPartition> = ready.into_iter().collect();
         for (tp, state) in &self.partitions {
-            if let Some((at, batch)) = &state.retry {
+            if let Some(batch) = &state.unsent {
+                candidates.insert(tp.clone());
+                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
+            }
+            if let Some(batch) = state.retries.front() {
                 candidates.insert(tp.clone());
                 wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
                 // A retry already due waits for something that wakes the task anyway (a
                 // response, a producer id, metadata backoff); waking for it would spin.
-                if *at > now {
-                    wake_at = earliest(wake_at, Some(*at));
+                if state.retry_at > now {
+                    wake_at = earliest(wake_at, Some(state.retry_at));
                 }
             }
         }
@@ -271,8 +346,10 @@ impl Sender {
                 .partitions
                 .entry(tp.clone())
                 .or_insert_with(|| PartitionState {
-                    in_flight: false,
-                    retry: None,
+                    in_flight: BTreeSet::new(),
+                    retries: VecDeque::new(),
+                    retry_at: now,
+                    unsent: None,
                     next_sequence: 0,
                     backoff: Backoff::new(
                         config.retry_backoff,
@@ -280,14 +357,21 @@ impl Sender {
                         SplitMix64::from_entropy(),
                     ),
                 });
-            if state.in_flight || state.retry.as_ref().is_some_and(|(at, _)| *at > now) {
+            let may_send = if state.retries.is_empty() {
+                state.in_flight.len() < config.max_in_flight
+            } else {
+                state.in_flight.is_empty() && state.retry_at <= now
+            };
+            if !may_send {
                 continue;
             }
             if self.in_flight.get(&leader).copied().unwrap_or(0) >= config.max_in_flight {
                 continue;
             }
             let (bytes, batches) = requests.entry(leader).or_default();
-            let batch = if let Some((_, batch)) = state.retry.take() {
+            let batch = if let Some(batch) = state.retries.pop_front() {
+                batch
+            } else if let Some(batch) = state.unsent.take() {
                 batch
             } else {
                 let producer = match self.identity {
@@ -313,13 +397,17 @@ impl Sender {
             if !batches.is_empty()
                 && bytes.saturating_add(batch.records.len()) > config.max_request_size
             {
-                // No room in this request: put it back, and come back at once.
-                state.retry = Some((now, batch));
+                // No room in this request: put it back in front, and come back at once.
+                if batch.last_error.is_some() {
+                    state.retries.push_front(batch);
+                } else {
+                    state.unsent = Some(batch);
+                }
                 wake_at = Some(now);
                 continue;
             }
             *bytes += batch.records.len();
-            state.in_flight = true;
+            state.in_flight.insert(batch.first_ticket);
             batches.push(batch);
         }
         for batch in unencodable {
@@ -332,6 +420,9 @@ impl Sender {
         for (node, (_, batches)) in requests {
             if !batches.is_empty() {
                 self.dispatch(node, batches);
+                // A request takes one batch per partition: look again at once for the next
+                // ones (a round that sends nothing waits as usual, so this cannot spin).
+                wake_at = Some(now);
             }
         }
         wake_at
@@ -365,31 +456,24 @@ impl Sender {
                     .collect(),
             );
         tracing::debug!(node, batches = batches.len(), "sending produce request");
-        let cluster = Arc::clone(&self.shared.cluster);
-        let events = self.events_tx.clone();
-        let acks = config.acks;
-        let request_timeout = config.client.request_timeout;
-        tokio::spawn(async move {
-            let outcome = if acks == Acks::None {
-                let sent = async {
-                    let connection = cluster.node(node).await?;
-                    connection.send_only(request).await
-                };
-                tokio::time::timeout(request_timeout, sent)
-                    .await
-                    .unwrap_or_else(|_elapsed| {
-                        Err(Error::Timeout(format!("Produce to broker {node}")))
-                    })
-                    .map(|()| None)
-            } else {
-                cluster.call(node, request).await.map(Some)
-            };
-            let _closed = events.send(Event::Produced {
+        let lane = self.lanes.entry(node).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(lane(
+                Arc::clone(&self.shared),
+                node,
+                rx,
+                self.events_tx.clone(),
+            ));
+            tx
+        });
+        if let Err(mpsc::error::SendError((_, batches))) = lane.send((request, batches)) {
+            // Not reached: a lane lives as long as the sender holds its queue.
+            let _closed = self.events_tx.send(Event::Produced {
                 node,
                 batches,
-                outcome,
+                outcome: Err(Error::Disconnected(std::net::SocketAddr::from(([0; 4], 0)))),
             });
-        });
+        }
     }
 
     async fn handle(&mut self, event: Event) {
@@ -496,8 +580,16 @@ impl Sender {
             self.fail(batch, DeliveryError::Failed(err), now);
             return;
         };
-        state.in_flight = false;
-        if !err.is_retriable() {
+        state.in_flight.remove(&batch.first_ticket);
+        // The broker refuses a batch whose predecessor it does not have; while an older batch
+        // of the partition failed (or may yet), this one is simply sent again after it.
+        let behind_a_failure = err.code() == Some(ErrorCode::OutOfOrderSequenceNumber)
+            && (state
+                .retries
+                .iter()
+                .any(|b| b.first_ticket < batch.first_ticket)
+                || state.in_flight.range(..batch.first_ticket).next().is_some());
+        if !err.is_retriable() && !behind_a_failure {
             tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, "batch failed");
             self.fail(batch, DeliveryError::Failed(err), now);
         } else if now >= batch.created + delivery_timeout {
@@ -509,20 +601,29 @@ impl Sender {
                 now,
             );
         } else {
-            let delay = state
-                .backoff
-                .next()
-                .unwrap_or(self.shared.config.retry_backoff_max);
-            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, ?delay, "retrying batch");
+            // One backoff per round of failures, however many batches were in flight.
+            if state.retries.is_empty() {
+                let delay = state
+                    .backoff
+                    .next()
+                    .unwrap_or(self.shared.config.retry_backoff_max);
+                state.retry_at = now + delay;
+            }
+            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, retry_at = ?state.retry_at, "retrying batch");
             batch.last_error = Some(err);
-            state.retry = Some((now + delay, batch));
+            let at = state
+                .retries
+                .partition_point(|b| b.first_ticket < batch.first_ticket);
+            state.retries.insert(at, batch);
         }
     }
 
     fn succeed(&mut self, batch: SentBatch, base_offset: i64) {
         if let Some(state) = self.partitions.get_mut(&batch.tp) {
-            state.in_flight = false;
-            state.backoff.reset();
+            state.in_flight.remove(&batch.first_ticket);
+            if state.retries.is_empty() {
+                state.backoff.reset();
+            }
         }
         let SentBatch {
             tp,
@@ -546,11 +647,14 @@ impl Sender {
             }));
         }
         drop(reservation);
-        self.complete(first_ticket);
+        self.complete(&tp, first_ticket, true);
     }
 
     /// Fails a batch taken out of the accumulator; a sequenced one costs the producer id.
     fn fail(&mut self, batch: SentBatch, error: DeliveryError, now: Instant) {
+        if let Some(state) = self.partitions.get_mut(&batch.tp) {
+            state.in_flight.remove(&batch.first_ticket);
+        }
         if batch.sequenced && matches!(self.identity, Identity::Ready { .. }) {
             tracing::debug!("a sequenced batch failed: taking a new producer id");
             self.identity = Identity::Missing { retry_at: now };
@@ -567,7 +671,7 @@ impl Sender {
         } = batch;
         self.report(&tp, replies, &error);
         drop(reservation);
-        self.complete(first_ticket);
+        self.complete(&tp, first_ticket, true);
     }
 
     /// Fails a batch that never left the accumulator (no sequence spent).
@@ -581,7 +685,7 @@ impl Sender {
         } = batch;
         self.report(&tp, replies, &error);
         drop(reservation);
-        self.complete(first_ticket);
+        self.complete(&tp, first_ticket, false);
     }
 
     fn report(&self, tp: &TopicPartition, replies: Vec<(Reply, i64)>, error: &DeliveryError) {
@@ -597,8 +701,8 @@ impl Sender {
         });
     }
 
-    fn complete(&self, first_ticket: u64) {
-        lock(&self.shared.accumulator).complete(first_ticket);
+    fn complete(&self, tp: &TopicPartition, first_ticket: u64, taken: bool) {
+        lock(&self.shared.accumulator).complete(tp, first_ticket, taken);
         self.shared.completed.notify_waiters();
     }
 }
