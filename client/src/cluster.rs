@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -71,6 +72,9 @@ struct State {
 pub struct Cluster {
     config: ClientConfig,
     state: Mutex<State>,
+    /// Bumped whenever cached metadata changes or is invalidated: lets callers keep cheap
+    /// copies of what they derive from it (see [`Self::metadata_epoch`]).
+    epoch: AtomicU64,
 }
 
 impl Cluster {
@@ -79,7 +83,15 @@ impl Cluster {
         Arc::new(Self {
             config,
             state: Mutex::new(State::default()),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// A number that changes whenever cached metadata is refreshed or invalidated. A value
+    /// derived from [`Self::topic`] while the epoch was `e` is current as long as the epoch is
+    /// still `e` (and the metadata not older than `metadata_max_age`).
+    pub fn metadata_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The configuration.
@@ -277,6 +289,7 @@ impl Cluster {
             });
         }
         state.refreshed = Some(Instant::now());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         infos
     }
 
@@ -396,6 +409,7 @@ impl Cluster {
     /// NOT_LEADER_OR_FOLLOWER and the like).
     pub async fn invalidate(&self) {
         self.state.lock().await.refreshed = None;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The controller's node id (for topic creation and deletion), from fresh metadata.

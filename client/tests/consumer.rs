@@ -174,6 +174,27 @@ async fn assign_and_poll_read_exactly_what_was_produced() {
 }
 
 #[tokio::test]
+async fn records_come_as_a_stream() {
+    use futures_util::StreamExt;
+
+    let (_dir, broker) = broker().await;
+    create(&broker, "s", 1).await;
+    produce(&broker, "s", 0, &values("s", 0..5)).await;
+    let mut consumer = Consumer::new(config(&broker));
+    consumer.assign([tp("s", 0)]).unwrap();
+    let records: Vec<String> = consumer
+        .stream()
+        .take(5)
+        .map(|r| text(&r.unwrap()))
+        .collect()
+        .await;
+    assert_eq!(records, values("s", 0..5));
+    // The stream borrowed the consumer; it is usable again afterwards.
+    assert_eq!(consumer.position(&tp("s", 0)).await.unwrap(), 5);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn seek_position_pause_and_resume() {
     let (_dir, broker) = broker().await;
     create(&broker, "s", 2).await;

@@ -199,6 +199,28 @@ impl Consumer {
         }
     }
 
+    /// The records as a [`Stream`](futures_util::Stream), one [`Self::next`] after another:
+    /// use it with `StreamExt` (`take`, `filter`, `for_each`...). It never ends by itself;
+    /// each error is an item, and the stream goes on after it.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut weir_client::Consumer) -> weir_client::Result<()> {
+    /// use futures_util::StreamExt;
+    ///
+    /// let first: Vec<_> = consumer.stream().take(10).collect().await;
+    /// for record in first {
+    ///     println!("{:?}", record?.value);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stream(&mut self) -> impl futures_util::Stream<Item = Result<ConsumerRecord>> + '_ {
+        futures_util::stream::unfold(self, |consumer| async move {
+            let item = consumer.next().await;
+            Some((item, consumer))
+        })
+    }
+
     async fn take(&mut self, max: usize, deadline: Option<Instant>) -> Result<Vec<ConsumerRecord>> {
         self.ensure_started();
         {

@@ -42,6 +42,7 @@ pub mod error;
 pub mod record;
 mod sender;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +73,19 @@ struct Shared {
     completed: Notify,
     /// Failures since the last flush or close.
     failures: Mutex<FlushError>,
+    /// What `send` needs of each topic's metadata, kept while the cluster's metadata epoch
+    /// is unchanged, so that the common path takes no async lock and allocates nothing.
+    routes: Mutex<HashMap<String, Route>>,
+}
+
+/// A topic's partition count and available partitions, as of a metadata epoch.
+#[derive(Debug, Clone)]
+struct Route {
+    topic: Arc<str>,
+    count: i32,
+    available: Arc<[i32]>,
+    epoch: u64,
+    fetched: Instant,
 }
 
 /// Locks a mutex; a panic while it was held leaves data that is still consistent (every
@@ -139,6 +153,7 @@ impl Producer {
             wake: Notify::new(),
             completed: Notify::new(),
             failures: Mutex::new(FlushError::default()),
+            routes: Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(sender::run(Arc::clone(&shared)));
         Ok(Self {
@@ -186,12 +201,12 @@ impl Producer {
         if size > limit {
             return refuse(record, SendFailure::RecordTooLarge { size, limit });
         }
-        let info = match self.metadata(&record.topic, deadline).await {
-            Ok(info) => info,
+        let route = match self.route(&record.topic, started, deadline).await {
+            Ok(route) => route,
             Err(err) => return refuse(record, SendFailure::Metadata(err)),
         };
-        let count = info.partitions.len();
-        let count_i32 = i32::try_from(count).unwrap_or(i32::MAX);
+        let count_i32 = route.count;
+        let count = usize::try_from(count_i32).unwrap_or(0);
         let partition = match (record.partition, &record.key) {
             (Some(p), _) if (0..count_i32).contains(&p) => Some(p),
             (Some(p), _) => {
@@ -204,15 +219,11 @@ impl Producer {
                 );
             }
             (None, Some(key)) => partition_for_key(key, count_i32),
-            (None, None) => {
-                let available: Vec<i32> = info
-                    .partitions
-                    .iter()
-                    .filter(|p| p.leader >= 0 && p.error_code == 0)
-                    .map(|p| p.partition)
-                    .collect();
-                lock(&shared.accumulator).sticky_partition(&record.topic, count_i32, &available)
-            }
+            (None, None) => lock(&shared.accumulator).sticky_partition(
+                &record.topic,
+                count_i32,
+                &route.available,
+            ),
         };
         let Some(partition) = partition else {
             return refuse(
@@ -225,11 +236,21 @@ impl Producer {
         };
         // `size` fits a u32: it is at most `limit`.
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let acquired = tokio::time::timeout_at(
-            deadline.into(),
-            Arc::clone(&shared.memory).acquire_many_owned(permits),
-        )
-        .await;
+        // Room at once is the common case: no timer, no clock read.
+        let mut waited = false;
+        let acquired = match Arc::clone(&shared.memory).try_acquire_many_owned(permits) {
+            Ok(permit) => Ok(Ok(permit)),
+            Err(tokio::sync::TryAcquireError::Closed) => Ok(Err(())),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                waited = true;
+                tokio::time::timeout_at(
+                    deadline.into(),
+                    Arc::clone(&shared.memory).acquire_many_owned(permits),
+                )
+                .await
+                .map(|acquired| acquired.map_err(drop))
+            }
+        };
         let reservation = match acquired {
             Ok(Ok(permit)) => {
                 permit.forget();
@@ -244,9 +265,10 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let (reply, answer) = oneshot::channel();
         let tp = TopicPartition {
-            topic: Arc::from(record.topic.as_str()),
+            topic: route.topic,
             partition,
         };
+        let now = if waited { Instant::now() } else { started };
         let wake = {
             let mut accumulator = lock(&shared.accumulator);
             if accumulator.closing {
@@ -254,7 +276,7 @@ impl Producer {
                 drop(reservation);
                 return refuse(record, SendFailure::Closed);
             }
-            accumulator.append(tp, &record, timestamp, reservation, reply, Instant::now())
+            accumulator.append(tp, &record, timestamp, reservation, reply, now)
         };
         if wake {
             shared.wake.notify_one();
@@ -262,22 +284,60 @@ impl Producer {
         Ok(DeliveryFuture { reply: answer })
     }
 
+    /// What `send` needs of the topic's metadata: the cached route while the cluster's
+    /// metadata epoch is unchanged and it is younger than `metadata_max_age`, else fresh.
+    async fn route(&self, topic: &str, now: Instant, deadline: Instant) -> Result<Route> {
+        let shared = &self.handle.shared;
+        let epoch = shared.cluster.metadata_epoch();
+        let max_age = shared.config.client.metadata_max_age;
+        if let Some(route) = lock(&shared.routes)
+            .get(topic)
+            .filter(|r| r.epoch == epoch && now.saturating_duration_since(r.fetched) < max_age)
+        {
+            return Ok(route.clone());
+        }
+        let info = self.metadata(topic, deadline).await?;
+        let route = Route {
+            topic: Arc::from(topic),
+            count: i32::try_from(info.partitions.len()).unwrap_or(i32::MAX),
+            available: info
+                .partitions
+                .iter()
+                .filter(|p| p.leader >= 0 && p.error_code == 0)
+                .map(|p| p.partition)
+                .collect(),
+            // The epoch read before fetching: a refresh meanwhile makes the next send look
+            // again, never keeps an outdated route.
+            epoch,
+            fetched: Instant::now(),
+        };
+        lock(&shared.routes).insert(topic.to_owned(), route.clone());
+        Ok(route)
+    }
+
     /// The topic's metadata, retrying retriable failures (an unknown topic included, as it
     /// may be being created) until `deadline`.
     async fn metadata(&self, topic: &str, deadline: Instant) -> Result<TopicInfo> {
         let shared = &self.handle.shared;
-        let mut backoff = Backoff::new(
-            shared.config.retry_backoff,
-            shared.config.retry_backoff_max,
-            SplitMix64::from_entropy(),
-        );
+        let mut backoff = None;
+        let mut backoff = move || {
+            backoff
+                .get_or_insert_with(|| {
+                    Backoff::new(
+                        shared.config.retry_backoff,
+                        shared.config.retry_backoff_max,
+                        SplitMix64::from_entropy(),
+                    )
+                })
+                .next()
+        };
         loop {
             match shared.cluster.topic(topic).await {
                 Ok(info) if !info.partitions.is_empty() => return Ok(info),
                 Ok(_) => {}
                 Err(err) if !err.is_retriable() => return Err(err),
                 Err(err) => {
-                    let delay = backoff.next().unwrap_or(shared.config.retry_backoff_max);
+                    let delay = backoff().unwrap_or(shared.config.retry_backoff_max);
                     if Instant::now() + delay >= deadline {
                         return Err(err);
                     }
@@ -286,7 +346,7 @@ impl Producer {
                     continue;
                 }
             }
-            let delay = backoff.next().unwrap_or(shared.config.retry_backoff_max);
+            let delay = backoff().unwrap_or(shared.config.retry_backoff_max);
             if Instant::now() + delay >= deadline {
                 return Err(crate::Error::Timeout(format!("metadata for {topic}")));
             }
