@@ -113,6 +113,7 @@ pub async fn run(bootstrap: &str, state: &Path) -> Result<()> {
             bootstrap: bootstrap.to_owned(),
             session_timeout: Duration::from_secs(6),
             snapshot_every: 3,
+            crashes: None,
         })),
         tokio::spawn(projection::run(ProjectionConfig {
             bootstrap: bootstrap.to_owned(),

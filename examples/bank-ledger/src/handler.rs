@@ -11,9 +11,10 @@
 //! twice, and no saga step is lost.
 //!
 //! Ownership: the group gives each partition to one member. The client's eager rebalance
-//! drops all partitions; the handler notices a changed assignment between batches and
-//! forgets the state of every partition, so state is always rebuilt after the log was
-//! written by someone else. What the client cannot give (no rebalance listener, no
+//! drops all partitions at once; the handler checks before every command that its partition
+//! is still assigned, stops the batch when it is not, and forgets the state of every
+//! partition whenever the assignment changed, so state is always rebuilt after the log may
+//! have been written by someone else. What the client cannot give (no rebalance listener, no
 //! transactional fencing) is a guarantee that a member stalled for longer than its session
 //! timeout stops writing before the next owner starts: see the README.
 
@@ -21,6 +22,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use weir_client::backoff::{JitterSource, SplitMix64};
 use weir_client::{
     ClientConfig, Consumer, ConsumerConfig, DeliveryFuture, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
@@ -41,7 +43,34 @@ pub struct HandlerConfig {
     pub session_timeout: Duration,
     /// A partition is snapshotted after this many new events.
     pub snapshot_every: u32,
+    /// Crashes injected between the steps of a batch, for the crash test.
+    pub crashes: Option<CrashInjection>,
 }
+
+/// Exits the process (no cleanup, as a SIGKILL would) at a step boundary, with probability
+/// `1 / one_in` at each, from a seeded generator: the crash test's way of landing crashes
+/// in every window of the table in the README, which kills from outside rarely hit.
+#[derive(Debug, Clone)]
+pub struct CrashInjection {
+    /// One crash per this many step boundaries, on average.
+    pub one_in: u64,
+    /// The generator.
+    pub rng: SplitMix64,
+}
+
+impl CrashInjection {
+    fn maybe_crash(crashes: Option<&mut Self>, step: &str) {
+        if let Some(c) = crashes {
+            if c.rng.next_u64() % c.one_in.max(1) == 0 {
+                eprintln!("bank-ledger handler: crash injected {step}");
+                std::process::exit(CRASH_EXIT_CODE);
+            }
+        }
+    }
+}
+
+/// The exit code of an injected crash.
+pub const CRASH_EXIT_CODE: i32 = 86;
 
 /// One owned partition's state.
 #[derive(Debug)]
@@ -59,7 +88,7 @@ struct Owned {
 /// # Errors
 /// A failure the handler cannot continue after: an unacknowledged event or follow-up, a log
 /// that does not fold. Restarting is always safe.
-pub async fn run(config: HandlerConfig) -> Result<()> {
+pub async fn run(mut config: HandlerConfig) -> Result<()> {
     let bootstrap = config.bootstrap.as_str();
     let client = || ClientConfig::new([bootstrap]).client_id("bank-ledger-handler");
     let mut consumer = Consumer::new(
@@ -95,6 +124,13 @@ pub async fn run(config: HandlerConfig) -> Result<()> {
         let mut processed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for record in &records {
             let partition = record.partition;
+            if !consumer.assignment().contains(&record.topic_partition()) {
+                // A rebalance took the partition away while this batch was being handled:
+                // stop writing at once; the new owner handles the rest.
+                tracing::info!(partition, "partition revoked mid-batch");
+                owned.clear();
+                break;
+            }
             let state = match owned.entry(partition) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
@@ -135,6 +171,10 @@ pub async fn run(config: HandlerConfig) -> Result<()> {
                 }
             }
         }
+        CrashInjection::maybe_crash(
+            config.crashes.as_mut(),
+            "with events sent, not acknowledged",
+        );
         for (partition, event, delivery) in events {
             let written = delivery.await.map_err(|source| Error::Delivery {
                 what: format!("event {}", event.command_id),
@@ -151,7 +191,9 @@ pub async fn run(config: HandlerConfig) -> Result<()> {
                 state.events_offset = state.events_offset.max(written.offset + 1);
             }
         }
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "before the follow-ups");
         send_all(&producer, follow_ups.iter().map(command_record)).await?;
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "before the snapshots");
         let snapshots: Vec<Result<ProducerRecord>> = owned
             .iter_mut()
             .filter(|(_, s)| s.since_snapshot >= config.snapshot_every)
@@ -165,6 +207,7 @@ pub async fn run(config: HandlerConfig) -> Result<()> {
             })
             .collect();
         send_all(&producer, snapshots).await?;
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "before the commit");
         if let Err(err) = consumer.commit_offsets(processed).await {
             // Most likely a rebalance: these commands come back to the next owner, which
             // recognizes them. Our state may be stale by then, so forget it.

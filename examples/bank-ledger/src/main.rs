@@ -12,6 +12,7 @@ use bank_ledger::model::{Command, CommandKind};
 use bank_ledger::projection::{ProjectionConfig, ReadModel};
 use bank_ledger::{Result, demo, handler, projection, snapshot, topics, verify};
 use clap::{Parser, Subcommand};
+use weir_client::backoff::SplitMix64;
 
 /// An event-sourced bank ledger on Weir.
 #[derive(Debug, Parser)]
@@ -49,6 +50,13 @@ enum Cmd {
         /// Snapshot a partition after this many new events.
         #[arg(long, default_value_t = 100)]
         snapshot_every: u32,
+        /// For the crash test: exit (as if killed) at a step boundary of a batch, once in
+        /// this many boundaries on average.
+        #[arg(long)]
+        crash_one_in: Option<u64>,
+        /// Seed of the injected crashes.
+        #[arg(long, default_value_t = 0)]
+        crash_seed: u64,
     },
     /// Runs the projection service (group `ledger-projection`).
     Projection {
@@ -173,12 +181,18 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Handler {
             session_timeout_ms,
             snapshot_every,
+            crash_one_in,
+            crash_seed,
         } => {
             topics::setup(&bootstrap).await?;
             handler::run(handler::HandlerConfig {
                 bootstrap,
                 session_timeout: ms(session_timeout_ms),
                 snapshot_every,
+                crashes: crash_one_in.map(|one_in| handler::CrashInjection {
+                    one_in,
+                    rng: SplitMix64::new(crash_seed),
+                }),
             })
             .await
         }

@@ -1,7 +1,9 @@
 //! The ledger end to end under crashes: several clients send thousands of random commands
 //! (some of them twice, as a retrying client would) while the command handler and the
 //! projection service, real `bank-ledger` processes, are killed with SIGKILL and restarted
-//! at random moments. Afterwards:
+//! at random moments; the handler also exits by itself at random step boundaries of its
+//! batches (`--crash-one-in`), so that every window of the crash table in the README is hit.
+//! Afterwards:
 //!
 //! - every command sent took effect exactly once: its id is in its account's fold, the fold
 //!   refuses an id twice, and the event count is exactly the commands plus the saga steps;
@@ -22,11 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bank_ledger::embedded::Embedded;
-use bank_ledger::handler::command_record;
+use bank_ledger::handler::{CRASH_EXIT_CODE, command_record};
 use bank_ledger::model::{Command, CommandKind};
 use bank_ledger::projection::ReadModel;
 use bank_ledger::topics::{self, PARTITIONS};
 use bank_ledger::{settle, snapshot, verify};
+use tokio::time::Instant;
 use weir_client::backoff::{JitterSource, SplitMix64};
 use weir_client::{Producer, ProducerConfig};
 
@@ -35,6 +38,8 @@ const COMMANDS_PER_CLIENT: u64 = 700;
 const ACCOUNTS: u64 = 24;
 /// Account ids that are never opened: transfers to them are refunded.
 const GHOSTS: u64 = 3;
+/// The handler crashes at one step boundary in this many (four per batch).
+const CRASH_ONE_IN: u64 = 25;
 
 fn seed() -> u64 {
     std::env::var("WEIR_SEED")
@@ -56,8 +61,10 @@ fn below(rng: &mut SplitMix64, n: u64) -> u64 {
 struct Service {
     name: &'static str,
     args: Vec<String>,
+    /// `(one_in, seed)`: the handler's injected crashes, with a new seed at each start.
+    crashes: Option<(u64, u64)>,
     child: Option<Child>,
-    starts: u32,
+    starts: u64,
 }
 
 impl Service {
@@ -65,14 +72,24 @@ impl Service {
         Self {
             name,
             args,
+            crashes: None,
             child: None,
             starts: 0,
         }
     }
 
     fn start(&mut self) {
+        let mut args = self.args.clone();
+        if let Some((one_in, seed)) = self.crashes {
+            args.extend([
+                "--crash-one-in".to_owned(),
+                one_in.to_string(),
+                "--crash-seed".to_owned(),
+                (seed + self.starts).to_string(),
+            ]);
+        }
         let child = Process::new(env!("CARGO_BIN_EXE_bank-ledger"))
-            .args(&self.args)
+            .args(&args)
             .env("WEIR_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -81,12 +98,32 @@ impl Service {
         self.starts += 1;
     }
 
+    /// Whether the process crashed by injection (reaped then); any other exit fails the test.
+    fn crashed(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait().expect("try_wait") {
+            None => false,
+            Some(status) => {
+                assert_eq!(
+                    status.code(),
+                    Some(CRASH_EXIT_CODE),
+                    "{} exited on its own: {status}",
+                    self.name
+                );
+                self.child = None;
+                true
+            }
+        }
+    }
+
     /// SIGKILL (what `Child::kill` sends on Unix): no cleanup, no goodbye to the group.
     fn kill(&mut self) {
+        if self.crashed() {
+            return;
+        }
         if let Some(mut child) = self.child.take() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{} had already exited: {status}", self.name);
-            }
             child.kill().expect("kill");
             child.wait().expect("reap");
         }
@@ -209,6 +246,7 @@ async fn commands_take_effect_once_through_crashes_and_every_view_agrees() {
     let state: PathBuf = dir.path().join("model.json");
 
     let mut handler = Service::new("handler", handler_args(&bootstrap));
+    handler.crashes = Some((CRASH_ONE_IN, seed));
     let mut projection = Service::new("projection", projection_args(&bootstrap, &state, false));
     handler.start();
     projection.start();
@@ -222,8 +260,19 @@ async fn commands_take_effect_once_through_crashes_and_every_view_agrees() {
         let mut rng = SplitMix64::new(seed);
         tokio::spawn(async move {
             let mut kills = (0, 0);
+            let mut injected = 0;
+            let mut next_kill =
+                Instant::now() + Duration::from_millis(500 + below(&mut rng, 1_500));
             while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(500 + below(&mut rng, 1_500))).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if handler.crashed() {
+                    injected += 1;
+                    handler.start();
+                }
+                if Instant::now() < next_kill {
+                    continue;
+                }
+                next_kill = Instant::now() + Duration::from_millis(500 + below(&mut rng, 1_500));
                 let victim = if below(&mut rng, 2) == 0 {
                     kills.0 += 1;
                     &mut handler
@@ -232,10 +281,10 @@ async fn commands_take_effect_once_through_crashes_and_every_view_agrees() {
                     &mut projection
                 };
                 victim.kill();
-                tokio::time::sleep(Duration::from_millis(below(&mut rng, 400))).await;
+                tokio::time::sleep(Duration::from_millis(below(&mut rng, 300))).await;
                 victim.start();
             }
-            (handler, projection, kills)
+            (handler, projection, kills, injected)
         })
     };
     let mut sent = BTreeSet::new();
@@ -243,14 +292,20 @@ async fn commands_take_effect_once_through_crashes_and_every_view_agrees() {
         sent.extend(task.await.expect("client"));
     }
     done.store(true, Ordering::Relaxed);
-    let (mut handler, mut projection, kills) = chaos.await.expect("chaos");
+    let (mut handler, mut projection, kills, injected) = chaos.await.expect("chaos");
     println!(
-        "{} distinct commands sent; handler killed {} times, projection {} times",
+        "{} distinct commands sent; handler killed {} times and crashed {injected} times, \
+         projection killed {} times",
         sent.len(),
         kills.0,
         kills.1
     );
     assert!(kills.0 > 0 && kills.1 > 0, "both services were killed");
+    assert!(injected > 0, "the handler crashed between steps");
+    // Settle without injected crashes, so that the end is reached.
+    handler.kill();
+    handler.crashes = None;
+    handler.start();
 
     let model = wait_for_model(&bootstrap, &state).await;
     let log = verify::EventLog::read(&bootstrap)
