@@ -39,7 +39,7 @@ const ACCOUNTS: u64 = 24;
 /// Account ids that are never opened: transfers to them are refunded.
 const GHOSTS: u64 = 3;
 /// The handler crashes at one step boundary in this many (four per batch).
-const CRASH_ONE_IN: u64 = 25;
+const CRASH_ONE_IN: u64 = 15;
 
 fn seed() -> u64 {
     std::env::var("WEIR_SEED")

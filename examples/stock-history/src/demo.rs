@@ -14,8 +14,8 @@ use crate::snapshotter::{self, SnapshotterConfig};
 use crate::time::{self, DAY_MS};
 use crate::topics::{self, MOVEMENTS};
 
-/// The SKUs of the demo's warehouse.
-pub const SKUS: [&str; 6] = ["apple", "pear", "plum", "fig", "kiwi", "lime"];
+/// The SKUs of the demo's warehouse: two on each partition.
+pub const SKUS: [&str; 6] = ["apple", "pear", "plum", "mango", "kiwi", "peach"];
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -115,6 +115,7 @@ pub async fn run(bootstrap: &str, today_ms: i64) -> Result<()> {
         bootstrap: bootstrap.to_owned(),
         session_timeout: Duration::from_secs(6),
         snapshot_every: 10,
+        crashes: None,
     }));
     println!(
         "recording {} movements from {} to {}",
@@ -140,4 +141,32 @@ pub async fn run(bootstrap: &str, today_ms: i64) -> Result<()> {
         print_row(&query::as_of(bootstrap, at).await?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_client::partitioner::partition_for_key;
+
+    use super::*;
+    use crate::topics::PARTITIONS;
+
+    #[test]
+    fn every_partition_has_skus_and_the_script_never_goes_below_zero() {
+        for p in 0..PARTITIONS {
+            let on_p = SKUS
+                .iter()
+                .filter(|s| partition_for_key(s.as_bytes(), PARTITIONS) == Some(p))
+                .count();
+            assert_eq!(on_p, 2, "partition {p}");
+        }
+        let script = script(0);
+        assert!(script.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
+        for sku in SKUS {
+            let mut level = 0;
+            for (_, m) in script.iter().filter(|(_, m)| m.sku == sku) {
+                level += m.delta;
+                assert!(level >= 0, "{sku} below zero at {}", m.id);
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use stock_history::embedded::Embedded;
 use stock_history::model::Movement;
 use stock_history::snapshotter::SnapshotterConfig;
 use stock_history::{Error, Result, demo, query, snapshotter, time, topics};
+use weir_client::backoff::SplitMix64;
 
 /// Warehouse stock as of any moment, on Weir.
 #[derive(Debug, Parser)]
@@ -49,6 +50,13 @@ enum Cmd {
         /// Snapshot a partition after this many movements.
         #[arg(long, default_value_t = 100)]
         snapshot_every: u32,
+        /// For the crash test: exit (as if killed) at a step boundary of a batch, once in
+        /// this many boundaries on average.
+        #[arg(long)]
+        crash_one_in: Option<u64>,
+        /// Seed of the injected crashes.
+        #[arg(long, default_value_t = 0)]
+        crash_seed: u64,
     },
     /// Records one movement.
     Record {
@@ -122,12 +130,18 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Snapshotter {
             session_timeout_ms,
             snapshot_every,
+            crash_one_in,
+            crash_seed,
         } => {
             topics::setup(&bootstrap).await?;
             snapshotter::run(SnapshotterConfig {
                 bootstrap,
                 session_timeout: Duration::from_millis(session_timeout_ms),
                 snapshot_every,
+                crashes: crash_one_in.map(|one_in| snapshotter::CrashInjection {
+                    one_in,
+                    rng: SplitMix64::new(crash_seed),
+                }),
             })
             .await
         }

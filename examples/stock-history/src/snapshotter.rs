@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use weir_client::backoff::{JitterSource, SplitMix64};
 use weir_client::{
     ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
@@ -31,7 +32,34 @@ pub struct SnapshotterConfig {
     pub session_timeout: Duration,
     /// Snapshot a partition after this many movements.
     pub snapshot_every: u32,
+    /// Crashes injected between the steps of a batch, for the crash test.
+    pub crashes: Option<CrashInjection>,
 }
+
+/// Exits the process (no cleanup, as a SIGKILL would) at a step boundary of a batch, with
+/// probability `1 / one_in` at each, from a seeded generator: lands crashes between folding,
+/// writing a snapshot and its acknowledgement, which kills from outside rarely hit.
+#[derive(Debug, Clone)]
+pub struct CrashInjection {
+    /// One crash per this many step boundaries, on average.
+    pub one_in: u64,
+    /// The generator.
+    pub rng: SplitMix64,
+}
+
+impl CrashInjection {
+    fn maybe_crash(crashes: Option<&mut Self>, step: &str) {
+        if let Some(c) = crashes {
+            if c.rng.next_u64() % c.one_in.max(1) == 0 {
+                eprintln!("stock-history snapshotter: crash injected {step}");
+                std::process::exit(CRASH_EXIT_CODE);
+            }
+        }
+    }
+}
+
+/// The exit code of an injected crash.
+pub const CRASH_EXIT_CODE: i32 = 86;
 
 /// The latest snapshot of `partition`, if there is one.
 ///
@@ -85,7 +113,7 @@ struct Part {
 ///
 /// # Errors
 /// The client's failure; an unacknowledged snapshot.
-pub async fn run(config: SnapshotterConfig) -> Result<()> {
+pub async fn run(mut config: SnapshotterConfig) -> Result<()> {
     let bootstrap = config.bootstrap.as_str();
     let client = || ClientConfig::new([bootstrap]).client_id("stock-history-snapshotter");
     let mut consumer = Consumer::new(
@@ -167,6 +195,10 @@ pub async fn run(config: SnapshotterConfig) -> Result<()> {
                 due.push(part.snapshot.clone());
             }
         }
+        if due.is_empty() {
+            continue;
+        }
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "before writing snapshots");
         let mut written = Vec::new();
         let mut commits = BTreeMap::new();
         for snapshot in due {
@@ -184,16 +216,16 @@ pub async fn run(config: SnapshotterConfig) -> Result<()> {
                 snapshot.next_offset,
             );
         }
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "with snapshots sent");
         for delivery in written {
             delivery.await.map_err(|source| Error::Delivery {
                 what: "snapshot".to_owned(),
                 source,
             })?;
         }
-        if !commits.is_empty() {
-            if let Err(err) = consumer.commit_offsets(commits).await {
-                tracing::info!(error = %err, "committing progress failed (a rebalance?)");
-            }
+        CrashInjection::maybe_crash(config.crashes.as_mut(), "before the commit");
+        if let Err(err) = consumer.commit_offsets(commits).await {
+            tracing::info!(error = %err, "committing progress failed (a rebalance?)");
         }
     }
 }

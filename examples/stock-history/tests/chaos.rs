@@ -1,7 +1,9 @@
 //! Temporal queries under crashes: three recorders (one per partition, each with its own
 //! clock moving forward by random steps, equal stamps included) record thousands of
 //! movements while the snapshotter, a real `stock-history` process, is killed with SIGKILL
-//! and restarted at random moments. Afterwards:
+//! and restarted at random moments, and also exits by itself at random step boundaries
+//! (`--crash-one-in`: before writing snapshots, with snapshots sent but not acknowledged,
+//! before committing). Afterwards:
 //!
 //! - every snapshot ever written equals the fold of its partition's movements below the
 //!   offset it claims, is stamped with its last movement's time, and each partition's
@@ -24,13 +26,16 @@ use stock_history::embedded::Embedded;
 use stock_history::log;
 use stock_history::model::{Movement, Snapshot, Stock};
 use stock_history::query;
-use stock_history::snapshotter;
+use stock_history::snapshotter::{self, CRASH_EXIT_CODE};
 use stock_history::topics::{self, MOVEMENTS, PARTITIONS, SNAPSHOTS};
+use tokio::time::Instant;
 use weir_client::backoff::{JitterSource, SplitMix64};
 use weir_client::partitioner::partition_for_key;
 use weir_client::{Producer, ProducerConfig, ProducerRecord};
 
 const MOVEMENTS_PER_RECORDER: u64 = 800;
+/// The snapshotter crashes at one step boundary in this many (three per batch that writes).
+const CRASH_ONE_IN: u64 = 6;
 const SKUS: u64 = 30;
 /// 2026-01-01T00:00Z: where every recorder's clock starts.
 const START_MS: i64 = 1_767_225_600_000;
@@ -57,26 +62,58 @@ fn small(rng: &mut SplitMix64, n: u64) -> i64 {
 /// The snapshotter as a child process.
 struct Snapshotter {
     args: Vec<String>,
+    /// `(one_in, seed)`: injected crashes, with a new seed at each start.
+    crashes: Option<(u64, u64)>,
     child: Option<Child>,
+    starts: u64,
 }
 
 impl Snapshotter {
     fn start(&mut self) {
+        let mut args = self.args.clone();
+        if let Some((one_in, seed)) = self.crashes {
+            args.extend([
+                "--crash-one-in".to_owned(),
+                one_in.to_string(),
+                "--crash-seed".to_owned(),
+                (seed + self.starts).to_string(),
+            ]);
+        }
         let child = Process::new(env!("CARGO_BIN_EXE_stock-history"))
-            .args(&self.args)
+            .args(&args)
             .env("WEIR_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("start the snapshotter");
         self.child = Some(child);
+        self.starts += 1;
+    }
+
+    /// Whether it crashed by injection (reaped then); any other exit fails the test.
+    fn crashed(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait().expect("try_wait") {
+            None => false,
+            Some(status) => {
+                assert_eq!(
+                    status.code(),
+                    Some(CRASH_EXIT_CODE),
+                    "exited on its own: {status}"
+                );
+                self.child = None;
+                true
+            }
+        }
     }
 
     /// SIGKILL, then reap.
     fn kill(&mut self) {
+        if self.crashed() {
+            return;
+        }
         if let Some(mut child) = self.child.take() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the snapshotter had already exited: {status}");
-            }
             child.kill().expect("kill");
             child.wait().expect("reap");
         }
@@ -160,11 +197,13 @@ async fn as_of_queries_equal_the_fold_of_earlier_movements_through_crashes() {
             "--session-timeout-ms",
             "1000",
             "--snapshot-every",
-            "40",
+            "20",
         ]
         .map(str::to_owned)
         .to_vec(),
+        crashes: Some((CRASH_ONE_IN, seed)),
         child: None,
+        starts: 0,
     };
     snapshotter.start();
 
@@ -176,15 +215,25 @@ async fn as_of_queries_equal_the_fold_of_earlier_movements_through_crashes() {
         let done = Arc::clone(&done);
         let mut rng = SplitMix64::new(seed);
         tokio::spawn(async move {
-            let mut kills = 0;
+            let (mut kills, mut injected) = (0, 0);
+            let mut next_kill =
+                Instant::now() + Duration::from_millis(400 + below(&mut rng, 1_500));
             while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(400 + below(&mut rng, 1_500))).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if snapshotter.crashed() {
+                    injected += 1;
+                    snapshotter.start();
+                }
+                if Instant::now() < next_kill {
+                    continue;
+                }
+                next_kill = Instant::now() + Duration::from_millis(400 + below(&mut rng, 1_500));
                 snapshotter.kill();
                 kills += 1;
                 tokio::time::sleep(Duration::from_millis(below(&mut rng, 300))).await;
                 snapshotter.start();
             }
-            (snapshotter, kills)
+            (snapshotter, kills, injected)
         })
     };
     let mut recorded: Vec<(i64, Movement)> = Vec::new();
@@ -192,12 +241,17 @@ async fn as_of_queries_equal_the_fold_of_earlier_movements_through_crashes() {
         recorded.extend(task.await.expect("recorder"));
     }
     done.store(true, Ordering::Relaxed);
-    let (mut snapshotter, kills) = chaos.await.expect("chaos");
+    let (mut snapshotter, kills, injected) = chaos.await.expect("chaos");
     println!(
-        "{} movements recorded; snapshotter killed {kills} times",
+        "{} movements recorded; snapshotter killed {kills} times, crashed {injected} times",
         recorded.len()
     );
     assert!(kills >= 2, "the snapshotter was killed");
+    assert!(injected >= 1, "the snapshotter crashed between steps");
+    // Catch up without injected crashes.
+    snapshotter.kill();
+    snapshotter.crashes = None;
+    snapshotter.start();
     snapshotter::wait_caught_up(&bootstrap, Duration::from_secs(90))
         .await
         .expect("the snapshotter catches up");
