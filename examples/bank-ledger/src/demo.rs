@@ -65,7 +65,7 @@ pub async fn send(bootstrap: &str, commands: &[Command]) -> Result<()> {
         let delivery = producer
             .send(command_record(command)?)
             .await
-            .map_err(|err| Error::Timeout(format!("buffering command {}: {err}", command.id)))?;
+            .map_err(Box::new)?;
         pending.push((command.id.clone(), delivery));
     }
     for (id, delivery) in pending {
@@ -74,10 +74,7 @@ pub async fn send(bootstrap: &str, commands: &[Command]) -> Result<()> {
             source,
         })?;
     }
-    producer
-        .close()
-        .await
-        .map_err(|err| Error::Timeout(format!("closing the producer: {err}")))?;
+    producer.close().await.map_err(Error::from)?;
     Ok(())
 }
 
@@ -122,24 +119,25 @@ pub async fn run(bootstrap: &str, state: &Path) -> Result<()> {
             checkpoint_interval: Duration::from_millis(200),
         })),
     ];
-    let mut settled = Err(Error::Timeout("nothing sent".to_owned()));
-    for (round, commands) in script().iter().enumerate() {
-        println!(
-            "round {}: sending {} commands to {}",
-            round + 1,
-            commands.len(),
-            topics::COMMANDS
-        );
-        send(bootstrap, commands).await?;
-        settled = settle::wait(bootstrap, state, Duration::from_secs(60)).await;
-        if settled.is_err() {
-            break;
+    let rounds = async {
+        let mut model = ReadModel::default();
+        for (round, commands) in script().iter().enumerate() {
+            println!(
+                "round {}: sending {} commands to {}",
+                round + 1,
+                commands.len(),
+                topics::COMMANDS
+            );
+            send(bootstrap, commands).await?;
+            model = settle::wait(bootstrap, state, Duration::from_secs(60)).await?;
         }
+        Ok::<_, Error>(model)
     }
+    .await;
     for service in &services {
         service.abort();
     }
-    let model = settled?;
+    let model = rounds?;
     println!("\nread model ({}):", state.display());
     print_model(&model, None);
     let log = verify::EventLog::read(bootstrap).await?;

@@ -10,6 +10,12 @@ pub enum Error {
     /// The Kafka client failed (after its own retries).
     #[error(transparent)]
     Client(#[from] weir_client::Error),
+    /// The producer refused a record (its buffer stayed full, or it is closed).
+    #[error(transparent)]
+    Send(#[from] Box<weir_client::producer::SendError>),
+    /// Closing or flushing the producer found undelivered records.
+    #[error(transparent)]
+    Flush(#[from] weir_client::producer::FlushError),
     /// A record was not acknowledged.
     #[error("{what} was not written: {source}")]
     Delivery {

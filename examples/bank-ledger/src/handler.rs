@@ -163,9 +163,10 @@ pub async fn run(mut config: HandlerConfig) -> Result<()> {
                 Decision::New(event) => {
                     state.ledger.apply(&event)?;
                     follow_ups.extend(event.follow_up());
-                    let delivery = producer.send(event_record(&event)?).await.map_err(|err| {
-                        Error::Timeout(format!("buffering event {}: {err}", event.command_id))
-                    })?;
+                    let delivery = producer
+                        .send(event_record(&event)?)
+                        .await
+                        .map_err(Box::new)?;
                     state.since_snapshot += 1;
                     events.push((partition, event, delivery));
                 }
@@ -226,10 +227,7 @@ async fn send_all(
     for record in records {
         let record = record?;
         let what = format!("{} record", record.topic);
-        let delivery = producer
-            .send(record)
-            .await
-            .map_err(|err| Error::Timeout(format!("buffering {what}: {err}")))?;
+        let delivery = producer.send(record).await.map_err(Box::new)?;
         pending.push((what, delivery));
     }
     for (what, delivery) in pending {

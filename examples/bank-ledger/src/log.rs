@@ -39,11 +39,10 @@ pub async fn offsets_for(
     let request: Vec<(String, i32, i64)> = (0..partitions)
         .map(|p| (topic.to_owned(), p, timestamp_ms))
         .collect();
-    let answers = cluster.list_offsets(&request).await?;
+    let mut answers = cluster.list_offsets(&request).await?;
     (0..partitions)
-        .map(|p| match answers.get(&(topic.to_owned(), p)) {
-            Some(Ok(offset)) => Ok(*offset),
-            Some(Err(err)) => Err(Error::Timeout(format!("offsets of {topic}-{p}: {err}"))),
+        .map(|p| match answers.remove(&(topic.to_owned(), p)) {
+            Some(answer) => Ok(answer?),
             None => Err(Error::Timeout(format!("no answer for {topic}-{p}"))),
         })
         .collect()

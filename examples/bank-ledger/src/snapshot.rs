@@ -47,7 +47,8 @@ pub async fn rebuild(bootstrap: &str, partition: i32, use_snapshots: bool) -> Re
         ledger: Ledger::default(),
     };
     if use_snapshots {
-        let end = log::end_offsets(bootstrap, SNAPSHOTS, partition + 1).await?[usize_of(partition)];
+        let ends = log::end_offsets(bootstrap, SNAPSHOTS, partition + 1).await?;
+        let end = ends.last().copied().unwrap_or(0);
         if end > 0 {
             if let Some(record) = log::read(bootstrap, SNAPSHOTS, partition, end - 1, end)
                 .await?
@@ -57,7 +58,8 @@ pub async fn rebuild(bootstrap: &str, partition: i32, use_snapshots: bool) -> Re
             }
         }
     }
-    let end = log::end_offsets(bootstrap, EVENTS, partition + 1).await?[usize_of(partition)];
+    let ends = log::end_offsets(bootstrap, EVENTS, partition + 1).await?;
+    let end = ends.last().copied().unwrap_or(0);
     let mut ledger = start.ledger;
     for record in log::read(bootstrap, EVENTS, partition, start.events_offset, end).await? {
         let event: Event = log::decode(&record)?;
@@ -68,9 +70,4 @@ pub async fn rebuild(bootstrap: &str, partition: i32, use_snapshots: bool) -> Re
         events_offset: end,
         snapshot_offset: start.events_offset,
     })
-}
-
-/// A partition index as a vector index (partition indexes are never negative here).
-pub(crate) fn usize_of(partition: i32) -> usize {
-    usize::try_from(partition).unwrap_or(0)
 }

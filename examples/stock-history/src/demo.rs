@@ -65,10 +65,7 @@ pub async fn record(bootstrap: &str, movements: &[(i64, Movement)]) -> Result<()
         let record = ProducerRecord::new(MOVEMENTS, value)
             .key(movement.sku.clone())
             .timestamp(*at);
-        let delivery = producer
-            .send(record)
-            .await
-            .map_err(|err| Error::Timeout(format!("buffering a movement: {err}")))?;
+        let delivery = producer.send(record).await.map_err(Box::new)?;
         pending.push(delivery);
     }
     for delivery in pending {
@@ -77,10 +74,7 @@ pub async fn record(bootstrap: &str, movements: &[(i64, Movement)]) -> Result<()
             source,
         })?;
     }
-    producer
-        .close()
-        .await
-        .map_err(|err| Error::Timeout(format!("closing the producer: {err}")))
+    producer.close().await.map_err(Error::from)
 }
 
 /// One line of the table: the levels and where the answer came from.

@@ -206,10 +206,7 @@ pub async fn run(mut config: SnapshotterConfig) -> Result<()> {
             let record = ProducerRecord::new(SNAPSHOTS, value)
                 .partition(snapshot.partition)
                 .timestamp(snapshot.last_timestamp);
-            let delivery = producer
-                .send(record)
-                .await
-                .map_err(|err| Error::Timeout(format!("buffering a snapshot: {err}")))?;
+            let delivery = producer.send(record).await.map_err(Box::new)?;
             written.push(delivery);
             commits.insert(
                 TopicPartition::new(MOVEMENTS, snapshot.partition),
