@@ -171,12 +171,16 @@ async fn run(cli: Cli) -> Result<()> {
     {
         return run_demo(cli.bootstrap, listen, data_dir, keep_running).await;
     }
+    if let Cmd::Show { state, account } = &command {
+        // Reads only the local checkpoint: no broker needed.
+        demo::print_model(&ReadModel::load(state)?, account.as_deref());
+        return Ok(());
+    }
     let Some(bootstrap) = cli.bootstrap else {
         eprintln!("bank-ledger: this subcommand needs --bootstrap host:port");
         std::process::exit(2);
     };
     match command {
-        Cmd::Demo { .. } => Ok(()),
         Cmd::Setup => topics::setup(&bootstrap).await,
         Cmd::Handler {
             session_timeout_ms,
@@ -238,10 +242,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("command {id}");
             demo::send(&bootstrap, &[Command { id, account, kind }]).await
         }
-        Cmd::Show { state, account } => {
-            demo::print_model(&ReadModel::load(&state)?, account.as_deref());
-            Ok(())
-        }
+        Cmd::Demo { .. } | Cmd::Show { .. } => Ok(()),
         Cmd::Verify { state } => {
             let log = verify::EventLog::read(&bootstrap).await?;
             let report = verify::check(&log)?;
