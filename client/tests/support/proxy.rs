@@ -14,11 +14,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+// The client's own seedable generator: good enough to pick faults.
+use weir_client::backoff::{JitterSource, SplitMix64};
 
 /// Random network faults, drawn per chunk of bytes forwarded.
 #[derive(Debug)]
 pub(crate) struct Chaos {
-    state: u64,
+    rng: SplitMix64,
     /// Chance in 1000 that a chunk is cut part-way and the connection dropped.
     pub(crate) cut_per_mille: u64,
     /// Chance in 1000 that a chunk waits before it is forwarded, up to `max_delay`.
@@ -34,24 +36,15 @@ impl Chaos {
         max_delay: Duration,
     ) -> Self {
         Self {
-            state: seed,
+            rng: SplitMix64::new(seed),
             cut_per_mille,
             delay_per_mille,
             max_delay,
         }
     }
 
-    /// SplitMix64: small, seedable, and good enough to pick faults.
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.rng.next_u64() % n.max(1)
     }
 }
 
