@@ -23,6 +23,13 @@ const POLL_WAIT: Duration = Duration::from_millis(200);
 /// # Errors
 /// Unreachable broker, unknown topic or partition, a failing consumer, or output errors.
 pub(crate) async fn run(ctx: &Context, args: ConsumeArgs) -> CliResult {
+    if args.group.is_some() && matches!(args.offset, Start::Offset(_) | Start::Timestamp(_)) {
+        return Err(CliError::Usage(
+            "in a group, --offset is beginning or end (where partitions without a committed \
+             offset start); move the group with `weir groups reset-offsets`"
+                .to_owned(),
+        ));
+    }
     let cluster = ctx.cluster();
     let admin = Admin::with_cluster(cluster.clone());
     let names: Vec<&str> = args.topic.iter().map(String::as_str).collect();
@@ -91,13 +98,8 @@ async fn start_consumer(
         let reset = match args.offset {
             Start::Beginning => OffsetReset::Earliest,
             Start::End => OffsetReset::Latest,
-            Start::Offset(_) | Start::Timestamp(_) => {
-                return Err(CliError::Usage(
-                    "in a group, --offset is beginning or end (where partitions without a \
-                     committed offset start); move the group with `weir groups reset-offsets`"
-                        .to_owned(),
-                ));
-            }
+            // Refused in `run` before anything was connected.
+            Start::Offset(_) | Start::Timestamp(_) => OffsetReset::Fail,
         };
         let mut consumer = Consumer::new(config.group_id(group).auto_offset_reset(reset));
         consumer
