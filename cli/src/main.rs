@@ -63,9 +63,15 @@ fn fail(err: &CliError) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> CliResult {
+    // Only the commands that run until stopped catch Ctrl-C (to stop at a clean point); the
+    // others die of it as any command-line tool does.
+    let shutdown = match cli.command {
+        Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => Shutdown::on_signals(),
+        _ => Shutdown::default(),
+    };
     let ctx = Context {
         bootstrap: cli.bootstrap,
-        shutdown: Shutdown::on_signals(),
+        shutdown,
     };
     match cli.command {
         Command::Produce(args) => commands::produce::run(&ctx, args).await,

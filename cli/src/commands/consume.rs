@@ -155,7 +155,16 @@ async fn consume(
     let mut printed = 0u64;
     let limit = args.count.unwrap_or(u64::MAX);
     while printed < limit && !ctx.shutdown.is_requested() {
-        let records = consumer.poll(POLL_WAIT).await.map_err(|e| ctx.err(e))?;
+        let records = match consumer.poll(POLL_WAIT).await {
+            Ok(records) => records,
+            // The consumer retries these itself (a broker restarting, a leader moving); a
+            // follower should outlive them. Each is reported once.
+            Err(err) if err.is_retriable() => {
+                eprintln!("warning: {err} (retrying)");
+                continue;
+            }
+            Err(err) => return Err(ctx.err(err)),
+        };
         let mut rewind: HashMap<TopicPartition, i64> = HashMap::new();
         for record in &records {
             if printed >= limit {
