@@ -167,3 +167,49 @@ fn a_record_the_producer_refuses_fails_the_run_with_exit_code_4() {
     );
     assert_eq!(back, "before\nafter\n");
 }
+
+#[test]
+fn lines_are_sent_as_they_come_and_ctrl_c_delivers_them_and_exits_130() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    let env = Env::start();
+    env.ok(&["topics", "create", "live"], b"");
+    let mut child = env
+        .weir(&["produce", "-t", "live"])
+        .spawn()
+        .expect("spawn weir");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    stdin.write_all(b"one\ntwo\n").expect("write");
+    stdin.flush().expect("flush");
+    // The input stays open, as when typing: the lines must arrive without waiting for its end.
+    let deadline = Instant::now() + common::RUN_TIMEOUT;
+    loop {
+        let got = env.ok(
+            &["consume", "-t", "live", "--offset", "beginning", "-e"],
+            b"",
+        );
+        if got == "one\ntwo\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lines never arrived: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert_eq!(common::wait(&mut child).code(), Some(130));
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        stderr.starts_with("produced 2 records to live in "),
+        "{stderr}"
+    );
+}

@@ -105,7 +105,7 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
         tally.first_error = Some(err.to_string());
     }
     let seconds = started.elapsed().as_secs_f64();
-    let ok = tally.sent - tally.failed;
+    let ok = tally.sent.saturating_sub(tally.failed);
     eprintln!(
         "produced {ok} records to {} in {seconds:.2} s{}",
         args.topic,
@@ -181,8 +181,10 @@ fn to_record(topic: &str, line: Vec<u8>, separator: Option<&[u8]>) -> ProducerRe
 }
 
 /// Reads lines (without their `\n`) and sends them in chunks until the input ends or the
-/// receiver is gone. A line longer than [`RECORD_BYTES_MAX`] ends the input with an error.
-fn read_lines(mut input: impl BufRead, out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>) {
+/// receiver is gone. A chunk also goes as soon as the input has nothing more buffered, so
+/// lines typed or trickling in are sent at once rather than when the input ends. A line
+/// longer than [`RECORD_BYTES_MAX`] ends the input with an error.
+fn read_lines<R: Read>(mut input: BufReader<R>, out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>) {
     let mut chunk = Vec::with_capacity(LINES_PER_CHUNK);
     let mut line_number = 0u64;
     loop {
@@ -210,7 +212,7 @@ fn read_lines(mut input: impl BufRead, out: &mpsc::Sender<CliResult<Vec<Vec<u8>>
             return;
         }
         chunk.push(line);
-        if chunk.len() == LINES_PER_CHUNK
+        if (chunk.len() == LINES_PER_CHUNK || input.buffer().is_empty())
             && out
                 .blocking_send(Ok(std::mem::replace(
                     &mut chunk,
@@ -268,7 +270,7 @@ mod tests {
     #[test]
     fn lines_are_read_exactly_and_an_overlong_one_is_refused() {
         let (tx, mut rx) = mpsc::channel(64);
-        read_lines(&b"a\n\nb\r\nlast"[..], &tx);
+        read_lines(BufReader::new(&b"a\n\nb\r\nlast"[..]), &tx);
         drop(tx);
         let mut lines = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
@@ -281,7 +283,7 @@ mod tests {
 
         let (tx, mut rx) = mpsc::channel(64);
         let long = vec![b'x'; RECORD_BYTES_MAX + 1];
-        read_lines(&long[..], &tx);
+        read_lines(BufReader::new(&long[..]), &tx);
         drop(tx);
         let err = rx.try_recv().expect("an answer").expect_err("too long");
         assert!(err.to_string().contains("line 1 is longer"), "{err}");

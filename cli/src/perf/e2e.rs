@@ -84,7 +84,7 @@ pub(crate) async fn run(ctx: &Context, args: &PerfProduceArgs) -> CliResult<Repo
         topic: args.topic.clone(),
         records: args.records,
         record_size: args.record_size,
-        throughput: args.throughput,
+        throughput: args.throughput as f64,
         partitions,
         stamp: Some(epoch),
     };

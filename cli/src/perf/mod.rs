@@ -43,7 +43,11 @@ pub(crate) async fn run(ctx: &Context, command: PerfCommand) -> CliResult {
         return Err(CliError::Undelivered {
             failed: report.failed,
             total: report.records + report.failed,
-            first: "see the report".to_owned(),
+            first: match report.scenario {
+                "consume" => "the consumers saw fewer records than expected".to_owned(),
+                "e2e" => "the consumer did not see every record sent".to_owned(),
+                _ => "the broker did not acknowledge them (see the report)".to_owned(),
+            },
         });
     }
     Ok(())

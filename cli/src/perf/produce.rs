@@ -35,8 +35,8 @@ pub(crate) struct Plan {
     pub(crate) records: u64,
     /// Value size.
     pub(crate) record_size: usize,
-    /// Records per second in all (0: unlimited).
-    pub(crate) throughput: u64,
+    /// Records per second (0: unlimited); per producer once split by `send_all`.
+    pub(crate) throughput: f64,
     /// Partitions to spread over.
     pub(crate) partitions: i32,
     /// When set, each value starts with the µs since this instant at send time (e2e).
@@ -65,7 +65,7 @@ pub(crate) async fn run(ctx: &Context, args: &PerfProduceArgs) -> CliResult<Repo
         topic: args.topic.clone(),
         records: args.records,
         record_size: args.record_size,
-        throughput: args.throughput,
+        throughput: args.throughput as f64,
         partitions,
         stamp: None,
     };
@@ -152,7 +152,7 @@ pub(crate) async fn send_all(
         let share = plan.records / producers + u64::from(k < plan.records % producers);
         let mut mine = plan.clone();
         mine.records = share;
-        mine.throughput = plan.throughput / producers;
+        mine.throughput = plan.throughput / producers as f64;
         tasks.push(tokio::spawn(send(
             producer,
             mine,
@@ -204,8 +204,8 @@ async fn send(
         if i % 256 == 0 && shutdown.is_requested() {
             break;
         }
-        if plan.throughput > 0 {
-            let due = started + Duration::from_secs_f64(i as f64 / plan.throughput as f64);
+        if plan.throughput > 0.0 {
+            let due = started + Duration::from_secs_f64(i as f64 / plan.throughput);
             tokio::time::sleep_until(due).await;
         }
         let value = match plan.stamp {
