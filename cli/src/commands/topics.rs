@@ -43,7 +43,10 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                 .await
                 .map_err(|e| ctx.err(e))?;
             let count = created.first().map_or(0, |t| t.partitions.len());
-            println!("created topic {name} with {count} partitions");
+            println!(
+                "created topic {name} with {count} partition{}",
+                if count == 1 { "" } else { "s" }
+            );
         }
         TopicsCommand::Describe { names } => {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
