@@ -97,6 +97,45 @@ fn keys_headers_and_json_carry_everything() {
     assert_eq!(lines[1]["key"], "k2");
     assert_eq!(lines[1]["value"], "v:2");
     assert_eq!(lines[2]["key"], serde_json::Value::Null);
+
+    // Several topics at once: each record says where it came from.
+    env.ok(&["produce", "-t", "other"], b"elsewhere\n");
+    let both = env.ok(
+        &[
+            "consume",
+            "-t",
+            "kv",
+            "-t",
+            "other",
+            "--offset",
+            "beginning",
+            "-e",
+            "--format",
+            "json",
+        ],
+        b"",
+    );
+    let mut seen: Vec<(String, String)> = both
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            (
+                v["topic"].as_str().expect("topic").to_owned(),
+                v["value"].as_str().expect("value").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("kv", "nokey"),
+            ("kv", "v1"),
+            ("kv", "v:2"),
+            ("other", "elsewhere")
+        ]
+        .map(|(t, v)| (t.to_owned(), v.to_owned()))
+    );
     assert_eq!(
         lines[0]["headers"],
         serde_json::json!([{"key": "source", "value": "test"}, {"key": "n", "value": "1"}])
