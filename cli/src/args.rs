@@ -270,22 +270,26 @@ Examples:
   weir groups reset-offsets billing -t orders --to earliest
   weir groups reset-offsets billing -t orders -p 0 --to 42
   weir groups reset-offsets billing -t orders --to @1700000000000")]
-    ResetOffsets {
-        /// The group.
-        group: String,
-        /// Topic(s) whose offsets to set (repeatable).
-        #[arg(short, long, required = true)]
-        topic: Vec<String>,
-        /// Only these partitions (repeatable; default all).
-        #[arg(short, long)]
-        partition: Vec<i32>,
-        /// earliest, latest, an offset N (kept within the log), or @TIMESTAMP in ms.
-        #[arg(long, value_parser = parse_start)]
-        to: Start,
-        /// Show the new offsets without committing them.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    ResetOffsets(ResetOffsetsArgs),
+}
+
+/// `weir groups reset-offsets`.
+#[derive(Debug, Args)]
+pub(crate) struct ResetOffsetsArgs {
+    /// The group.
+    pub(crate) group: String,
+    /// Topic(s) whose offsets to set (repeatable).
+    #[arg(short, long, required = true)]
+    pub(crate) topic: Vec<String>,
+    /// Only these partitions (repeatable; default all).
+    #[arg(short, long)]
+    pub(crate) partition: Vec<i32>,
+    /// earliest, latest, an offset N (kept within the log), or @TIMESTAMP in ms.
+    #[arg(long, value_parser = parse_start)]
+    pub(crate) to: Start,
+    /// Show the new offsets without committing them.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `weir perf ...`.

@@ -9,7 +9,7 @@ use weir_client::{Consumer, ConsumerConfig, TopicPartition};
 
 use super::Context;
 use super::topics::offsets;
-use crate::args::{GroupsCommand, Start};
+use crate::args::{GroupsCommand, ResetOffsetsArgs, Start};
 use crate::assignment::decode_assignment;
 use crate::error::{CliError, CliResult};
 use crate::table::{Style, Table};
@@ -38,13 +38,7 @@ pub(crate) async fn run(ctx: &Context, command: GroupsCommand) -> CliResult {
                 println!("deleted group {g}");
             }
         }
-        GroupsCommand::ResetOffsets {
-            group,
-            topic,
-            partition,
-            to,
-            dry_run,
-        } => reset_offsets(ctx, &group, &topic, &partition, to, dry_run, style).await?,
+        GroupsCommand::ResetOffsets(args) => reset_offsets(ctx, &args, style).await?,
     }
     Ok(())
 }
@@ -133,15 +127,15 @@ async fn describe(
     Ok(())
 }
 
-async fn reset_offsets(
-    ctx: &Context,
-    group: &str,
-    topics: &[String],
-    only: &[i32],
-    to: Start,
-    dry_run: bool,
-    style: Style,
-) -> CliResult {
+async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> CliResult {
+    let ResetOffsetsArgs {
+        group,
+        topic: topics,
+        partition: only,
+        to,
+        dry_run,
+    } = args;
+    let (to, dry_run) = (*to, *dry_run);
     let cluster = ctx.cluster();
     let admin = weir_client::Admin::with_cluster(cluster.clone());
     let described = admin.describe_group(group).await.map_err(|e| ctx.err(e))?;
