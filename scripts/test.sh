@@ -80,6 +80,7 @@ step "Python clients for the compatibility tests (pip install -r tests/compat/re
 
 step "cargo build -p weir-broker"
 cargo build -p weir-broker --locked
+cargo build -p weir-cli --locked   # the `weir` binary for tests/compat/test_cli.py
 # weir-client's interop example (client/examples/interop.rs) is built by the `interop` fixture
 # of tests/compat/test_client_interop.py, so running pytest alone never uses a stale one.
 

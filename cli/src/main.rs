@@ -1,18 +1,84 @@
-//! The `weir` command-line tool. Its commands (produce, consume, topics, groups, perf) arrive
-//! with the client; until then it only reports its version.
+//! `weir`, the command-line tool: produce, consume, topics, groups, perf and completions.
+//!
+//! # Layout
+//!
+//! - `args`: the command line (clap), with the examples `--help` prints.
+//! - `commands/`: one module per command (`produce`, `consume`, `topics`, `groups`) and the
+//!   shared [`commands::Context`].
+//! - `perf/`: `weir perf`, its histogram, progress line and report.
+//! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
+//! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
 
-use clap::Parser;
+mod args;
+mod assignment;
+mod commands;
+mod error;
+mod format;
+mod perf;
+mod shutdown;
+mod table;
 
-/// Weir command-line tool.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {}
+use std::process::ExitCode;
 
-fn main() {
-    let _cli = Cli::parse();
-    let _ = weir_client::protocol::record_batch::MAGIC_V2;
-    eprintln!(
-        "weir {}: commands arrive with the client crate; see the README",
-        env!("CARGO_PKG_VERSION")
-    );
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Command};
+use commands::Context;
+use error::{CliError, CliResult};
+use shutdown::Shutdown;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(source) => {
+            return fail(&CliError::Io {
+                context: "starting the async runtime".to_owned(),
+                source,
+            });
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // Background tasks (a reader blocked on stdin, client connections) must not delay exit.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &CliError) -> ExitCode {
+    if !matches!(err, CliError::Interrupted) {
+        eprintln!("error: {err}");
+    }
+    ExitCode::from(err.exit_code())
+}
+
+async fn run(cli: Cli) -> CliResult {
+    // Only the commands that run until stopped catch Ctrl-C (to stop at a clean point); the
+    // others die of it as any command-line tool does.
+    let shutdown = match cli.command {
+        Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => Shutdown::on_signals(),
+        _ => Shutdown::default(),
+    };
+    let ctx = Context {
+        bootstrap: cli.bootstrap,
+        shutdown,
+    };
+    match cli.command {
+        Command::Produce(args) => commands::produce::run(&ctx, args).await,
+        Command::Consume(args) => commands::consume::run(&ctx, args).await,
+        Command::Topics(command) => commands::topics::run(&ctx, command).await,
+        Command::Groups(command) => commands::groups::run(&ctx, command).await,
+        Command::Perf(command) => perf::run(&ctx, command).await,
+        Command::Completions { .. } => Ok(()),
+    }
 }

@@ -1,0 +1,231 @@
+//! `weir consume`: records of one or more topics printed one per line, from explicit
+//! positions (`assign`) or as a member of a group (`subscribe`). It stops after `--count`
+//! records, at the end offsets taken when it started (`--exit-at-end`), on Ctrl-C, or when
+//! stdout is closed; a group member then commits what it printed and leaves the group.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, ErrorKind, Write};
+use std::time::Duration;
+
+use weir_client::{Admin, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
+
+use super::Context;
+use super::topics::offsets;
+use crate::args::{ConsumeArgs, Start};
+use crate::error::{CliError, CliResult};
+use crate::format::write_record;
+
+/// How long one poll waits: also how long Ctrl-C may take to be noticed.
+const POLL_WAIT: Duration = Duration::from_millis(200);
+
+/// Runs `weir consume`.
+///
+/// # Errors
+/// Unreachable broker, unknown topic or partition, a failing consumer, or output errors.
+pub(crate) async fn run(ctx: &Context, args: ConsumeArgs) -> CliResult {
+    if args.group.is_some() && matches!(args.offset, Start::Offset(_) | Start::Timestamp(_)) {
+        return Err(CliError::Usage(
+            "in a group, --offset is beginning or end (where partitions without a committed \
+             offset start); move the group with `weir groups reset-offsets`"
+                .to_owned(),
+        ));
+    }
+    let cluster = ctx.cluster();
+    let admin = Admin::with_cluster(cluster.clone());
+    let names: Vec<&str> = args.topic.iter().map(String::as_str).collect();
+    // Fails fast, in one line, when no broker answers or a topic does not exist.
+    let topics = admin
+        .describe_topics(&names)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let mut partitions = Vec::new();
+    for t in &topics {
+        for p in &args.partition {
+            if !t.partitions.iter().any(|info| info.partition == *p) {
+                return Err(CliError::Usage(format!(
+                    "topic {} has no partition {p} (it has {})",
+                    t.name,
+                    t.partitions.len()
+                )));
+            }
+        }
+        partitions.extend(
+            t.partitions
+                .iter()
+                .filter(|info| {
+                    args.partition.is_empty() || args.partition.contains(&info.partition)
+                })
+                .map(|info| TopicPartition::new(&t.name, info.partition)),
+        );
+    }
+    let ends = if args.exit_at_end {
+        let all: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|tp| (tp.topic.clone(), tp.partition))
+            .collect();
+        offsets(&cluster, &all, -1).await.map_err(|e| ctx.err(e))?
+    } else {
+        BTreeMap::new()
+    };
+
+    let mut consumer = start_consumer(ctx, &args, &cluster, &partitions).await?;
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let result = consume(ctx, &args, &mut consumer, &mut out, &ends).await;
+    let flushed = out.flush();
+    let closed = consumer.close().await.map_err(|e| ctx.err(e));
+    result?;
+    match flushed {
+        Err(err) if err.kind() != ErrorKind::BrokenPipe => {
+            return Err(CliError::Io {
+                context: "writing to stdout".to_owned(),
+                source: err,
+            });
+        }
+        _ => {}
+    }
+    closed
+}
+
+/// A consumer positioned as asked.
+async fn start_consumer(
+    ctx: &Context,
+    args: &ConsumeArgs,
+    cluster: &weir_client::Cluster,
+    partitions: &[TopicPartition],
+) -> CliResult<Consumer> {
+    let config = ConsumerConfig::new(ctx.client_config());
+    if let Some(group) = &args.group {
+        let reset = match args.offset {
+            Start::Beginning => OffsetReset::Earliest,
+            Start::End => OffsetReset::Latest,
+            // Refused in `run` before anything was connected.
+            Start::Offset(_) | Start::Timestamp(_) => OffsetReset::Fail,
+        };
+        let mut consumer = Consumer::new(config.group_id(group).auto_offset_reset(reset));
+        consumer
+            .subscribe(args.topic.iter().cloned())
+            .map_err(|e| ctx.err(e))?;
+        return Ok(consumer);
+    }
+    let mut consumer = Consumer::new(config);
+    consumer
+        .assign(partitions.iter().cloned())
+        .map_err(|e| ctx.err(e))?;
+    let by_time = match args.offset {
+        Start::Timestamp(ts) => {
+            let asked: Vec<(String, i32, i64)> = partitions
+                .iter()
+                .map(|tp| (tp.topic.clone(), tp.partition, ts))
+                .collect();
+            cluster.list_offsets(&asked).await.map_err(|e| ctx.err(e))?
+        }
+        _ => BTreeMap::new(),
+    };
+    for tp in partitions {
+        let moved = match args.offset {
+            Start::Beginning => consumer.seek_to_beginning(tp),
+            Start::End => consumer.seek_to_end(tp),
+            Start::Offset(n) => consumer.seek(tp, n),
+            Start::Timestamp(_) => match by_time.get(&(tp.topic.clone(), tp.partition)) {
+                // No record at or after the timestamp: start at the end.
+                Some(Ok(offset)) if *offset >= 0 => consumer.seek(tp, *offset),
+                Some(Ok(_)) => consumer.seek_to_end(tp),
+                Some(Err(err)) => {
+                    return Err(CliError::Refused(format!(
+                        "finding the offset of {tp} for the timestamp: {err}"
+                    )));
+                }
+                None => consumer.seek_to_end(tp),
+            },
+        };
+        moved.map_err(|e| ctx.err(e))?;
+    }
+    Ok(consumer)
+}
+
+/// The poll loop. Records returned by a poll but not printed (past `--count`) are sought
+/// back, so that what a group commits on close is exactly what was printed.
+async fn consume(
+    ctx: &Context,
+    args: &ConsumeArgs,
+    consumer: &mut Consumer,
+    out: &mut impl Write,
+    ends: &BTreeMap<(String, i32), i64>,
+) -> CliResult {
+    let mut printed = 0u64;
+    let limit = args.count.unwrap_or(u64::MAX);
+    while printed < limit && !ctx.shutdown.is_requested() {
+        let records = match consumer.poll(POLL_WAIT).await {
+            Ok(records) => records,
+            // The consumer retries these itself (a broker restarting, a leader moving); a
+            // follower should outlive them. Each is reported once.
+            Err(err) if err.is_retriable() => {
+                eprintln!("warning: {err} (retrying)");
+                continue;
+            }
+            Err(err) => return Err(ctx.err(err)),
+        };
+        let mut rewind: HashMap<TopicPartition, i64> = HashMap::new();
+        for record in &records {
+            if printed >= limit {
+                rewind
+                    .entry(record.topic_partition())
+                    .or_insert(record.offset);
+                continue;
+            }
+            match write_record(out, record, args.format, &args.key_separator) {
+                Ok(()) => printed += 1,
+                // The reader went away (`| head`): a normal way to stop.
+                Err(err) if err.kind() == ErrorKind::BrokenPipe => return Ok(()),
+                Err(source) => {
+                    return Err(CliError::Io {
+                        context: "writing to stdout".to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        for (tp, offset) in rewind {
+            consumer.seek(&tp, offset).map_err(|e| ctx.err(e))?;
+        }
+        if records.is_empty() {
+            match out.flush() {
+                Err(err) if err.kind() == ErrorKind::BrokenPipe => return Ok(()),
+                Err(source) => {
+                    return Err(CliError::Io {
+                        context: "writing to stdout".to_owned(),
+                        source,
+                    });
+                }
+                Ok(()) => {}
+            }
+            if args.exit_at_end && at_end(ctx, consumer, ends).await? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether every assigned partition has been read up to its end offset of the start.
+async fn at_end(
+    ctx: &Context,
+    consumer: &mut Consumer,
+    ends: &BTreeMap<(String, i32), i64>,
+) -> CliResult<bool> {
+    let assigned = consumer.assignment();
+    if assigned.is_empty() {
+        // A group member between rebalances owns nothing yet.
+        return Ok(false);
+    }
+    for tp in assigned {
+        let end = ends
+            .get(&(tp.topic.clone(), tp.partition))
+            .copied()
+            .unwrap_or(0);
+        if consumer.position(&tp).await.map_err(|e| ctx.err(e))? < end {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,128 @@
+//! `weir topics list|create|describe|delete`: the admin client's topic calls, printed as
+//! tables (see `table.rs` for terminal versus pipe).
+
+use weir_client::NewTopic;
+
+use super::Context;
+use crate::args::TopicsCommand;
+use crate::error::{CliError, CliResult};
+use crate::table::{Style, Table};
+
+/// Runs a topics command.
+///
+/// # Errors
+/// The broker's refusal or a network failure.
+pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
+    let admin = ctx.admin();
+    let style = Style::for_stdout();
+    match command {
+        TopicsCommand::List => {
+            let topics = admin.list_topics().await.map_err(|e| ctx.err(e))?;
+            let mut table = Table::new(&["TOPIC", "PARTITIONS"]);
+            for t in topics.iter().filter(|t| !t.internal) {
+                table.row(vec![t.name.clone(), t.partitions.len().to_string()]);
+            }
+            print!("{}", table.render(style));
+        }
+        TopicsCommand::Create {
+            name,
+            partitions,
+            configs,
+        } => {
+            let mut topic = NewTopic::new(&name, partitions.unwrap_or(-1));
+            for entry in &configs {
+                let (k, v) = split_pair(entry, "--config")?;
+                topic = topic.config(k, v);
+            }
+            admin
+                .create_topics(&[topic])
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let created = admin
+                .describe_topics(&[&name])
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let count = created.first().map_or(0, |t| t.partitions.len());
+            println!(
+                "created topic {name} with {count} partition{}",
+                if count == 1 { "" } else { "s" }
+            );
+        }
+        TopicsCommand::Describe { names } => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let topics = admin.describe_topics(&refs).await.map_err(|e| ctx.err(e))?;
+            let cluster = ctx.cluster();
+            let mut wanted = Vec::new();
+            for t in &topics {
+                for p in &t.partitions {
+                    wanted.push((t.name.clone(), p.partition));
+                }
+            }
+            let starts = offsets(&cluster, &wanted, -2)
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let ends = offsets(&cluster, &wanted, -1)
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "START", "END"]);
+            for t in &topics {
+                for p in &t.partitions {
+                    let key = (t.name.clone(), p.partition);
+                    let show = |m: &std::collections::BTreeMap<_, i64>| {
+                        m.get(&key).map_or("-".to_owned(), i64::to_string)
+                    };
+                    table.row(vec![
+                        t.name.clone(),
+                        p.partition.to_string(),
+                        p.leader.to_string(),
+                        show(&starts),
+                        show(&ends),
+                    ]);
+                }
+            }
+            print!("{}", table.render(style));
+        }
+        TopicsCommand::Delete { names } => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            admin.delete_topics(&refs).await.map_err(|e| ctx.err(e))?;
+            for name in names {
+                println!("deleted topic {name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ListOffsets at `timestamp` (-2 earliest, -1 latest) for each partition that answers.
+///
+/// # Errors
+/// A request failing as a whole.
+pub(crate) async fn offsets(
+    cluster: &weir_client::Cluster,
+    partitions: &[(String, i32)],
+    timestamp: i64,
+) -> weir_client::Result<std::collections::BTreeMap<(String, i32), i64>> {
+    let asked: Vec<(String, i32, i64)> = partitions
+        .iter()
+        .map(|(t, p)| (t.clone(), *p, timestamp))
+        .collect();
+    Ok(cluster
+        .list_offsets(&asked)
+        .await?
+        .into_iter()
+        .filter_map(|(tp, outcome)| outcome.ok().map(|o| (tp, o)))
+        .collect())
+}
+
+/// `key=value` → (`key`, `value`).
+///
+/// # Errors
+/// [`CliError::Usage`] without `=` or with an empty key.
+pub(crate) fn split_pair<'a>(entry: &'a str, flag: &str) -> CliResult<(&'a str, &'a str)> {
+    match entry.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => Err(CliError::Usage(format!(
+            "{flag} `{entry}`: expected KEY=VALUE"
+        ))),
+    }
+}
