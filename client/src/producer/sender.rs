@@ -60,6 +60,8 @@ struct SentBatch {
     reservation: Reservation,
     created: Instant,
     first_ticket: u64,
+    /// Its number among the partition's batches (`PartitionState::taken`).
+    number: u64,
     /// It carries a producer id and sequence number.
     sequenced: bool,
     /// Why the last attempt failed.
@@ -89,8 +91,11 @@ enum Identity {
 
 #[derive(Debug)]
 struct PartitionState {
-    /// The first tickets of the partition's batches in flight.
-    in_flight: BTreeSet<u64>,
+    /// The partition's batches in flight: first ticket -> the batch's number in the
+    /// partition (see `taken`).
+    in_flight: BTreeMap<u64, u64>,
+    /// Batches of the partition taken from the accumulator so far: the next one's number.
+    taken: u64,
     /// Batches to send again, oldest first, before anything newer: one at a time, once
     /// nothing of the partition is in flight and `retry_at` has come.
     retries: VecDeque<SentBatch>,
@@ -346,7 +351,8 @@ impl Sender {
                 .partitions
                 .entry(tp.clone())
                 .or_insert_with(|| PartitionState {
-                    in_flight: BTreeSet::new(),
+                    in_flight: BTreeMap::new(),
+                    taken: 0,
                     retries: VecDeque::new(),
                     retry_at: now,
                     unsent: None,
@@ -358,7 +364,19 @@ impl Sender {
                     ),
                 });
             let may_send = if state.retries.is_empty() {
+                // At most `max_in_flight` batches in flight, and none more than that many
+                // batches after the oldest unanswered one: if that one fails late (after a
+                // timeout, or its connection died after the broker had it) its retry is
+                // still within the last five batches the broker remembers for duplicates
+                // (idempotence caps `max_in_flight` at five).
+                let next = state.unsent.as_ref().map_or(state.taken, |b| b.number);
                 state.in_flight.len() < config.max_in_flight
+                    && state
+                        .in_flight
+                        .first_key_value()
+                        .is_none_or(|(_, &oldest)| {
+                            next - oldest < u64::try_from(config.max_in_flight).unwrap_or(1)
+                        })
             } else {
                 state.in_flight.is_empty() && state.retry_at <= now
             };
@@ -384,6 +402,8 @@ impl Sender {
                 };
                 let count = batch.replies.len();
                 let mut sent = seal(batch, producer, self.shared.config.compression);
+                sent.number = state.taken;
+                state.taken += 1;
                 if sent.records.is_empty() {
                     sent.sequenced = false;
                     unencodable.push(sent);
@@ -407,7 +427,7 @@ impl Sender {
                 continue;
             }
             *bytes += batch.records.len();
-            state.in_flight.insert(batch.first_ticket);
+            state.in_flight.insert(batch.first_ticket, batch.number);
             batches.push(batch);
         }
         for batch in unencodable {
@@ -726,6 +746,7 @@ fn seal(batch: Batch, producer: Option<(i64, i16, i32)>, compression: Compressio
         reservation: batch.reservation,
         created: batch.created,
         first_ticket: batch.first_ticket,
+        number: 0,
         sequenced: producer.is_some(),
         last_error: None,
     }
