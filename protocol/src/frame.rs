@@ -14,8 +14,9 @@
 //!
 //! Invariants: nothing here panics on any input. A declared size is checked against the
 //! configured maximum from the 4-byte prefix alone, before any memory is reserved, so a peer
-//! claiming a 2 GB frame costs nothing; buffer space is only reserved for the missing part of
-//! a frame that has been accepted. Decoding errors are sticky (the bad prefix stays in the
+//! claiming a 2 GB frame costs nothing. For a frame that has been accepted, buffer space is
+//! reserved as its bytes arrive (at most [`READ_CHUNK`] or as much again as already received,
+//! whichever is larger), never from the declared size alone. Decoding errors are sticky (the bad prefix stays in the
 //! buffer), and the connection must be closed: there is no way to resynchronise a byte stream.
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -29,6 +30,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
 /// Largest payload the int32 size prefix can describe.
 const WIRE_MAX_FRAME_BYTES: usize = 0x7FFF_FFFF;
+
+/// Most buffer space reserved ahead of the bytes received for a frame that is still arriving.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a frame was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +112,12 @@ impl Decoder for FrameCodec {
         // Cannot overflow: size <= i32::MAX.
         let total = SIZE_PREFIX_LEN.saturating_add(size);
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Room for the rest of the frame, but never more than the bytes already here (or
+            // one read's worth): memory follows what the peer has sent, not what it claims.
+            // A peer that announces a 100 MiB frame and sends 4 bytes costs 64 KiB, and a real
+            // large frame still grows the buffer geometrically (amortised O(size) copying).
+            let missing = total - src.len();
+            src.reserve(missing.min(src.len().max(READ_CHUNK)));
             return Ok(None);
         }
         src.advance(SIZE_PREFIX_LEN);
@@ -170,6 +179,42 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         assert!(buf.capacity() >= 1004);
         assert_eq!(buf.len(), 10, "nothing consumed while waiting");
+    }
+
+    #[test]
+    fn a_claimed_size_alone_reserves_little() {
+        // 100 MiB announced (the default maximum), 4 bytes sent.
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&100_000_000i32.to_be_bytes()[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() >= SIZE_PREFIX_LEN + READ_CHUNK);
+        assert!(buf.capacity() < 4 * READ_CHUNK, "{}", buf.capacity());
+        // The reservation follows the bytes received: filling it and decoding again at most
+        // doubles the buffer, and the frame still decodes once complete.
+        let payload = vec![5u8; 1_000_000];
+        let mut stream = framed(&payload);
+        stream.truncate(SIZE_PREFIX_LEN + 300_000);
+        let mut buf = BytesMut::from(&stream[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= 2 * buf.len() + READ_CHUNK,
+            "{}",
+            buf.capacity()
+        );
+        buf.put_slice(&payload[300_000..]);
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &payload[..]);
+    }
+
+    #[test]
+    fn refused_sizes_reserve_nothing() {
+        let mut codec = FrameCodec::default();
+        let just_over = i32::try_from(DEFAULT_MAX_FRAME_BYTES).unwrap() + 1;
+        for declared in [i32::MAX, just_over, -1] {
+            let mut buf = BytesMut::with_capacity(SIZE_PREFIX_LEN);
+            buf.put_i32(declared);
+            assert!(codec.decode(&mut buf).is_err());
+            assert_eq!(buf.capacity(), SIZE_PREFIX_LEN, "{declared}");
+        }
     }
 
     #[test]
