@@ -112,6 +112,12 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`, in seconds here).
     #[arg(long, env = "WEIR_IDLE_TIMEOUT_SECS", default_value_t = 600)]
     pub idle_timeout_secs: u64,
+
+    /// Close a connection whose request has started arriving but is not complete this many
+    /// seconds later (a client stalled or trickling inside a frame), or that has not taken a
+    /// response off the socket for this long.
+    #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
+    pub frame_timeout_secs: u64,
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -163,6 +169,12 @@ impl BrokerConfig {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
+
+    /// How long a request may take to arrive once its first byte has, and a response to be
+    /// taken by the client.
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs(self.frame_timeout_secs)
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +189,7 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.flush, FlushPolicy::EveryAppend);
         assert_eq!(c.log_config().retention_bytes, None);
+        assert_eq!(c.frame_timeout(), Duration::from_secs(60));
         let c = BrokerConfig::parse_from([
             "weir-broker",
             "--flush",
