@@ -118,6 +118,14 @@ pub struct BrokerConfig {
     /// response off the socket for this long.
     #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
     pub frame_timeout_secs: u64,
+
+    /// Most produce payload bytes being handled at once, across all connections (read, not
+    /// yet appended and, for acks=all, synced). When it is reached the broker stops reading
+    /// connections that produce until earlier requests finish: producers faster than the disk
+    /// are slowed down instead of growing the broker's memory. A single larger request takes
+    /// the whole budget.
+    #[arg(long, env = "WEIR_MAX_PRODUCE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
+    pub max_produce_bytes_in_flight: usize,
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -170,6 +178,13 @@ impl BrokerConfig {
         Duration::from_secs(self.idle_timeout_secs)
     }
 
+    /// Produce payload bytes in flight across the broker (semaphore permits), at least 1.
+    pub fn produce_budget(&self) -> u32 {
+        u32::try_from(self.max_produce_bytes_in_flight.max(1))
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX))
+    }
+
     /// How long a request may take to arrive once its first byte has, and a response to be
     /// taken by the client.
     pub fn frame_timeout(&self) -> Duration {
@@ -190,6 +205,7 @@ mod tests {
         assert_eq!(c.flush, FlushPolicy::EveryAppend);
         assert_eq!(c.log_config().retention_bytes, None);
         assert_eq!(c.frame_timeout(), Duration::from_secs(60));
+        assert_eq!(c.produce_budget(), 256 << 20);
         let c = BrokerConfig::parse_from([
             "weir-broker",
             "--flush",

@@ -131,8 +131,9 @@ pub(crate) async fn serve(
         };
         // Produce payloads count against the broker-wide budget until handled.
         let permit = if dispatch::is_produce(&frame) {
-            let bytes = u32::try_from(frame.len().min(super::context::MAX_PRODUCE_BYTES_IN_FLIGHT))
-                .unwrap_or(u32::MAX);
+            let bytes = u32::try_from(frame.len())
+                .unwrap_or(u32::MAX)
+                .min(ctx.config.produce_budget());
             match Arc::clone(&ctx.produce_bytes)
                 .acquire_many_owned(bytes)
                 .await
