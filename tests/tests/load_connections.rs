@@ -131,3 +131,51 @@ async fn a_thousand_idle_connections_and_two_hundred_producers_are_served() {
     }
     broker.shutdown().await;
 }
+
+/// With a produce budget far smaller than one request, requests queue for it one at a time
+/// (a request larger than the budget takes all of it) and every one is served: the budget
+/// slows producers down, it never deadlocks or refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_budget_smaller_than_a_request_serves_every_producer() {
+    // acks=1 without syncs keeps each request's turn short, so 100 of them one at a time
+    // stay far inside the harness's per-response timeout on a loaded machine.
+    let broker = TestBroker::start_with(|c| {
+        c.max_produce_bytes_in_flight = 1_024;
+        c.flush = weir_broker::log::FlushPolicy::Os;
+    })
+    .await;
+    let mut admin = broker.client().await;
+    admin.create_topic("budget", 1).await;
+    let addr = broker.addr();
+    let producers: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                // 100 records with 100-byte values: about 11 KB per request, 11 times the budget.
+                let timestamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i).collect();
+                let mut sent = Vec::new();
+                for _ in 0..5 {
+                    let records = weir_tests::batch_at(&timestamps, 100);
+                    sent.push(client.send(7, req::produce("budget", 0, records, 1)).await);
+                }
+                let mut bases = Vec::new();
+                for s in sent {
+                    let response = client.recv(s).await;
+                    let part = &response.responses[0].partition_responses[0];
+                    assert_eq!(part.error_code, 0);
+                    bases.push(part.base_offset);
+                }
+                bases
+            })
+        })
+        .collect();
+    let mut bases = Vec::new();
+    for producer in producers {
+        let done = tokio::time::timeout(std::time::Duration::from_secs(60), producer).await;
+        bases.extend(done.expect("producers finish within a minute").unwrap());
+    }
+    bases.sort_unstable();
+    assert_eq!(bases, (0..100).map(|i| i * 100).collect::<Vec<i64>>());
+    assert_eq!(admin.list_offset("budget", 0, -1).await, 10_000);
+    broker.shutdown().await;
+}
