@@ -114,8 +114,8 @@ pub struct BrokerConfig {
     pub idle_timeout_secs: u64,
 
     /// Close a connection whose request has started arriving but is not complete this many
-    /// seconds later (a client stalled or trickling inside a frame), or that has not taken a
-    /// response off the socket for this long.
+    /// seconds later (a client stalled or trickling inside a frame), or whose response cannot
+    /// be written completely within this time (a client that stops reading).
     #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
     pub frame_timeout_secs: u64,
 
