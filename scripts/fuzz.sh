@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   cargo fuzz build "$t"
 done
 
-declare -A status execs rate rss corpus_n corpus_kb elapsed
+declare -A status execs rate rss corpus cov elapsed
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
@@ -70,8 +70,10 @@ for t in "${targets[@]}"; do
   execs[$t]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate[$t]=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   rss[$t]=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
-  corpus_n[$t]=$(find "fuzz/corpus/$t" -type f | wc -l)
-  corpus_kb[$t]=$(du -sk "fuzz/corpus/$t" | cut -f1)
+  # libFuzzer's own corpus (inputs that add coverage) at the end, e.g. "1062/148Kb", and the
+  # edge coverage; fuzz/corpus/<target> also keeps inputs later superseded.
+  corpus[$t]=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -n 1 | cut -d' ' -f2)
+  cov[$t]=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
   if [[ $rc -eq 0 ]]; then
     status[$t]=clean
   else
@@ -83,9 +85,9 @@ done
 
 echo
 echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ), ${secs}s per target)"
-printf '%-13s %8s %14s %8s %8s %16s  %s\n' target secs execs exec/s rss_mb corpus result
+printf '%-13s %6s %12s %8s %7s %7s %14s  %s\n' target secs execs exec/s rss_mb cov corpus result
 for t in "${targets[@]}"; do
-  printf '%-13s %8s %14s %8s %8s %16s  %s\n' "$t" "${elapsed[$t]}" "${execs[$t]:--}" \
-    "${rate[$t]:--}" "${rss[$t]:--}" "${corpus_n[$t]} / ${corpus_kb[$t]} KB" "${status[$t]}"
+  printf '%-13s %6s %12s %8s %7s %7s %14s  %s\n' "$t" "${elapsed[$t]}" "${execs[$t]:--}" \
+    "${rate[$t]:--}" "${rss[$t]:--}" "${cov[$t]:--}" "${corpus[$t]:--}" "${status[$t]}"
 done
 exit "$failed"
