@@ -13,6 +13,9 @@
 # going with the next target, and exits non-zero at the end if any target failed, so a CI
 # job or a long campaign reports every finding at once.
 #
+# FUZZ_ARGS adds libFuzzer flags after the script's own (the last of a flag wins), e.g.
+# FUZZ_ARGS="-max_len=65536" scripts/fuzz.sh 600 request.
+#
 # cargo-fuzz needs nightly compiler flags (-Zsanitizer=address). With only a stable
 # toolchain, RUSTC_BOOTSTRAP=1 unlocks them; it is set here unless the caller set it.
 set -euo pipefail
@@ -61,8 +64,9 @@ for t in "${targets[@]}"; do
   echo "== fuzz $t for ${secs}s (log: $log)"
   start=$(date +%s)
   set +e
+  # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
   cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-    -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" \
+    -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" ${FUZZ_ARGS:-} \
     >"$log" 2>&1
   rc=$?
   set -e
