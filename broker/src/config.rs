@@ -126,6 +126,11 @@ pub struct BrokerConfig {
     /// the whole budget.
     #[arg(long, env = "WEIR_MAX_PRODUCE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
     pub max_produce_bytes_in_flight: usize,
+
+    /// Most record bytes in one fetch response, whatever the request asks for (Kafka's
+    /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
+    #[arg(long, env = "WEIR_MAX_FETCH_BYTES", default_value_t = 55 << 20)]
+    pub max_fetch_bytes: usize,
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
