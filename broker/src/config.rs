@@ -108,14 +108,13 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Close a connection that sends nothing for this many seconds (Kafka's
-    /// `connections.max.idle.ms`, in seconds here).
+    /// Close a connection that sends nothing for this many seconds, or that leaves a
+    /// response unread this long (Kafka's `connections.max.idle.ms`, in seconds here).
     #[arg(long, env = "WEIR_IDLE_TIMEOUT_SECS", default_value_t = 600)]
     pub idle_timeout_secs: u64,
 
     /// Close a connection whose request has started arriving but is not complete this many
-    /// seconds later (a client stalled or trickling inside a frame), or whose response cannot
-    /// be written completely within this time (a client that stops reading).
+    /// seconds later (a client stalled or trickling inside a frame).
     #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
     pub frame_timeout_secs: u64,
 
@@ -190,8 +189,7 @@ impl BrokerConfig {
             .min(u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX))
     }
 
-    /// How long a request may take to arrive once its first byte has, and a response to be
-    /// taken by the client.
+    /// How long a request may take to arrive once its first byte has.
     pub fn frame_timeout(&self) -> Duration {
         Duration::from_secs(self.frame_timeout_secs)
     }

@@ -1,6 +1,7 @@
 //! Slow and stalled clients: a client that sends a frame header and then nothing, one that
 //! trickles a request a byte at a time, and one that never reads its responses each hold
-//! their own connection only. The broker closes them (`frame_timeout`), while a bystander
+//! their own connection only. The broker closes them (the frame timeout for a request that
+//! does not arrive, the idle timeout for responses left unread), while a bystander
 //! connection is served throughout. Claimed sizes beyond the default maximum are refused from
 //! the 4-byte prefix (the codec's unit tests check that nothing is reserved for them).
 
@@ -124,7 +125,9 @@ async fn the_frame_timeout_does_not_apply_between_requests() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed() {
-    let broker = TestBroker::start_with(|c| c.frame_timeout_secs = 1).await;
+    // A response left unread counts as idleness. With a 1 s idle timeout, the bystander must
+    // keep busy (or be a fresh connection) to stay open itself.
+    let broker = TestBroker::start_with(|c| c.idle_timeout_secs = 1).await;
     let mut bystander = broker.client().await;
     bystander.create_topic("big", 1).await;
     // One batch of 10 x 100 KB: each fetch below returns about 1 MB.
@@ -149,6 +152,7 @@ async fn a_client_that_never_reads_is_closed() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut bystander = broker.client().await;
     served(&mut bystander, "a client is not reading").await;
     let received =
         drain_until_closed(&mut stream, "the broker to close a non-reading client").await;

@@ -20,7 +20,7 @@
 //! - once a request's first byte has arrived, the whole frame must arrive within
 //!   `frame_timeout` (a client that sends a header and stops, or trickles a byte a second,
 //!   would otherwise reset the idle timer forever);
-//! - a response the client does not take off the socket within `frame_timeout` closes the
+//! - a response the client does not take off the socket within `idle_timeout` closes the
 //!   connection (a client that never reads would otherwise park the writer, and the
 //!   responses queued behind it, forever);
 //! - the buffer grows with the bytes received, not with the size a frame claims
@@ -62,12 +62,16 @@ pub(crate) async fn serve(
     let (mut rd, mut wr) = stream.into_split();
     let (queue, mut pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let frame_timeout = ctx.config.frame_timeout();
+    let idle = ctx.config.idle_timeout();
 
     let writer = tokio::spawn(async move {
         while let Some(response) = pending.recv().await {
             match response.await {
                 Ok(Outcome::Respond(bytes)) => {
-                    match tokio::time::timeout(frame_timeout, wr.write_all(&bytes)).await {
+                    // The idle timeout, not the frame timeout: a client that reads only when
+                    // its application polls (kafka-python) may leave a large fetch response
+                    // unread for a while without being broken.
+                    match tokio::time::timeout(idle, wr.write_all(&bytes)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(err)) => {
                             tracing::debug!(%peer, error = %err, "write failed; closing connection");
@@ -96,7 +100,6 @@ pub(crate) async fn serve(
     let mut previous_turn: Option<oneshot::Receiver<()>> = None;
     let mut codec = FrameCodec::new(ctx.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let idle = ctx.config.idle_timeout();
     'read: loop {
         // Set when the first byte of the next frame is in `buf`.
         let mut frame_deadline: Option<Instant> = None;
