@@ -96,13 +96,13 @@ async fn a_request_trickled_a_byte_at_a_time_is_cut_off() {
 
 #[tokio::test]
 async fn the_frame_timeout_does_not_apply_between_requests() {
-    let broker = TestBroker::start_with(|c| c.frame_timeout_secs = 1).await;
+    let broker = TestBroker::start_with(|c| c.frame_timeout_secs = 2).await;
     let mut client = broker.client().await;
     served(&mut client, "first request").await;
     // Longer than the frame timeout, far shorter than the idle timeout.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     served(&mut client, "after a pause between requests").await;
-    // A request split in two writes, well within the frame timeout, is served.
+    // A request split in two writes 100 ms apart, well within the frame timeout, is served.
     let frame = encode_request(
         ApiKey::ApiVersions,
         0,
@@ -160,7 +160,9 @@ async fn a_client_that_never_reads_is_closed() {
         received < 32 << 20,
         "{received} bytes arrived: the broker kept writing to a client that was not reading"
     );
-    served(&mut bystander, "after the non-reading client was closed").await;
+    // A fresh connection: the bystander may have sat idle past the 1 s timeout meanwhile.
+    let mut fresh = broker.client().await;
+    served(&mut fresh, "after the non-reading client was closed").await;
     broker.shutdown().await;
 }
 
