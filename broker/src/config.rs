@@ -108,10 +108,28 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Close a connection that sends nothing for this many seconds (Kafka's
-    /// `connections.max.idle.ms`, in seconds here).
+    /// Close a connection that sends nothing for this many seconds, or that leaves a
+    /// response unread this long (Kafka's `connections.max.idle.ms`, in seconds here).
     #[arg(long, env = "WEIR_IDLE_TIMEOUT_SECS", default_value_t = 600)]
     pub idle_timeout_secs: u64,
+
+    /// Close a connection whose request has started arriving but is not complete this many
+    /// seconds later (a client stalled or trickling inside a frame).
+    #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
+    pub frame_timeout_secs: u64,
+
+    /// Most produce payload bytes being handled at once, across all connections (read, not
+    /// yet appended and, for acks=all, synced). When it is reached the broker stops reading
+    /// connections that produce until earlier requests finish: producers faster than the disk
+    /// are slowed down instead of growing the broker's memory. A single larger request takes
+    /// the whole budget.
+    #[arg(long, env = "WEIR_MAX_PRODUCE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
+    pub max_produce_bytes_in_flight: usize,
+
+    /// Most record bytes in one fetch response, whatever the request asks for (Kafka's
+    /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
+    #[arg(long, env = "WEIR_MAX_FETCH_BYTES", default_value_t = 55 << 20)]
+    pub max_fetch_bytes: usize,
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -163,6 +181,18 @@ impl BrokerConfig {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
+
+    /// Produce payload bytes in flight across the broker (semaphore permits), at least 1.
+    pub fn produce_budget(&self) -> u32 {
+        u32::try_from(self.max_produce_bytes_in_flight.max(1))
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX))
+    }
+
+    /// How long a request may take to arrive once its first byte has.
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs(self.frame_timeout_secs)
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +207,8 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.flush, FlushPolicy::EveryAppend);
         assert_eq!(c.log_config().retention_bytes, None);
+        assert_eq!(c.frame_timeout(), Duration::from_secs(60));
+        assert_eq!(c.produce_budget(), 256 << 20);
         let c = BrokerConfig::parse_from([
             "weir-broker",
             "--flush",

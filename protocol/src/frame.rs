@@ -14,8 +14,9 @@
 //!
 //! Invariants: nothing here panics on any input. A declared size is checked against the
 //! configured maximum from the 4-byte prefix alone, before any memory is reserved, so a peer
-//! claiming a 2 GB frame costs nothing; buffer space is only reserved for the missing part of
-//! a frame that has been accepted. Decoding errors are sticky (the bad prefix stays in the
+//! claiming a 2 GB frame costs nothing. For a frame that has been accepted, buffer space is
+//! reserved as its bytes arrive (never more than 4 times what was received or than
+//! 4 × [`READ_CHUNK`], whichever is larger), never from the declared size alone. Decoding errors are sticky (the bad prefix stays in the
 //! buffer), and the connection must be closed: there is no way to resynchronise a byte stream.
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -29,6 +30,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
 /// Largest payload the int32 size prefix can describe.
 const WIRE_MAX_FRAME_BYTES: usize = 0x7FFF_FFFF;
+
+/// Most buffer space reserved ahead of the bytes received for a frame that is still arriving.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a frame was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +112,16 @@ impl Decoder for FrameCodec {
         // Cannot overflow: size <= i32::MAX.
         let total = SIZE_PREFIX_LEN.saturating_add(size);
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Memory follows what the peer has sent, not what it claims: while the rest of
+            // the frame is more than 4 times what is here (or than READ_CHUNK), reserve only
+            // as much again, so a peer that announces 100 MiB and sends 4 bytes costs 64 KiB
+            // and a real large frame grows the buffer geometrically (amortised O(size)
+            // copying). Then reserve the rest exactly: the first reservation that jumps
+            // straight to the frame's size gives it a buffer of that size, not a doubled one
+            // with up to twice the memory the produce-bytes budget accounts for.
+            let missing = total - src.len();
+            let ahead = src.len().max(READ_CHUNK);
+            src.reserve(if missing <= 4 * ahead { missing } else { ahead });
             return Ok(None);
         }
         src.advance(SIZE_PREFIX_LEN);
@@ -170,6 +183,63 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         assert!(buf.capacity() >= 1004);
         assert_eq!(buf.len(), 10, "nothing consumed while waiting");
+    }
+
+    #[test]
+    fn a_claimed_size_alone_reserves_little() {
+        // 100 MiB announced (the default maximum), 4 bytes sent.
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&100_000_000i32.to_be_bytes()[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() >= SIZE_PREFIX_LEN + READ_CHUNK);
+        assert!(buf.capacity() < 4 * READ_CHUNK, "{}", buf.capacity());
+        // 300 KB of it received: the reservation follows the bytes received (at most
+        // doubling the buffer).
+        let mut buf = BytesMut::from(&100_000_000i32.to_be_bytes()[..]);
+        buf.put_slice(&[5; 300_000]);
+        let len = buf.len();
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= 2 * len + READ_CHUNK, "{}", buf.capacity());
+        assert_eq!(buf.len(), len, "nothing consumed while waiting");
+    }
+
+    #[test]
+    fn the_last_reservation_is_exact() {
+        // Once the rest is within reach, the buffer is sized to the frame, not doubled past
+        // it: the produce-bytes budget counts frame lengths, so slack would be uncounted.
+        let mut codec = FrameCodec::default();
+        for (size, received) in [(1_500_000, 100_000), (600_000, 300_000), (70_000, 0)] {
+            let payload = vec![5u8; size];
+            let stream = framed(&payload);
+            let mut buf = BytesMut::from(&stream[..SIZE_PREFIX_LEN + received]);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            while buf.capacity() < stream.len() {
+                // Fill what was reserved, as a socket read would, and decode again.
+                let upto = buf.capacity().min(stream.len());
+                buf.put_slice(&stream[buf.len()..upto]);
+                assert!(codec.decode(&mut buf).unwrap().is_none());
+            }
+            assert!(
+                buf.capacity() < stream.len() + READ_CHUNK,
+                "{size}: capacity {} for a frame of {}",
+                buf.capacity(),
+                stream.len()
+            );
+            buf.put_slice(&stream[buf.len()..]);
+            assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &payload[..]);
+        }
+    }
+
+    #[test]
+    fn refused_sizes_reserve_nothing() {
+        let mut codec = FrameCodec::default();
+        let just_over = i32::try_from(DEFAULT_MAX_FRAME_BYTES).unwrap() + 1;
+        for declared in [i32::MAX, just_over, -1] {
+            let mut buf = BytesMut::with_capacity(SIZE_PREFIX_LEN);
+            buf.put_i32(declared);
+            assert!(codec.decode(&mut buf).is_err());
+            assert_eq!(buf.capacity(), SIZE_PREFIX_LEN, "{declared}");
+        }
     }
 
     #[test]

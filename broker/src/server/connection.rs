@@ -13,14 +13,29 @@
 //! The queue is bounded, and produce requests also
 //! take permits from the broker-wide produce-bytes semaphore: when either is full the reader
 //! stops reading the socket, which is the broker's backpressure.
+//!
+//! A client can hold no more than its own connection, however it misbehaves:
+//!
+//! - between requests, the connection is closed after `idle_timeout` of silence;
+//! - once a request's first byte has arrived, the whole frame must arrive within
+//!   `frame_timeout` (a client that sends a header and stops, or trickles a byte a second,
+//!   would otherwise reset the idle timer forever);
+//! - a response the client does not take off the socket within `idle_timeout` closes the
+//!   connection (a client that never reads would otherwise park the writer, and the
+//!   responses queued behind it, forever);
+//! - the buffer grows with the bytes received, not with the size a frame claims
+//!   (`FrameCodec`), and a claimed size above `max_frame_bytes` closes the connection from the
+//!   4-byte prefix alone.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use weir_protocol::frame::FrameCodec;
@@ -46,14 +61,26 @@ pub(crate) async fn serve(
     }
     let (mut rd, mut wr) = stream.into_split();
     let (queue, mut pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let frame_timeout = ctx.config.frame_timeout();
+    let idle = ctx.config.idle_timeout();
 
     let writer = tokio::spawn(async move {
         while let Some(response) = pending.recv().await {
             match response.await {
                 Ok(Outcome::Respond(bytes)) => {
-                    if let Err(err) = wr.write_all(&bytes).await {
-                        tracing::debug!(%peer, error = %err, "write failed; closing connection");
-                        return;
+                    // The idle timeout, not the frame timeout: a client that reads only when
+                    // its application polls (kafka-python) may leave a large fetch response
+                    // unread for a while without being broken.
+                    match tokio::time::timeout(idle, wr.write_all(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "write failed; closing connection");
+                            return;
+                        }
+                        Err(_elapsed) => {
+                            tracing::info!(%peer, "client is not reading its responses; closing connection");
+                            return;
+                        }
                     }
                 }
                 Ok(Outcome::NoResponse) => {}
@@ -73,8 +100,9 @@ pub(crate) async fn serve(
     let mut previous_turn: Option<oneshot::Receiver<()>> = None;
     let mut codec = FrameCodec::new(ctx.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let idle = ctx.config.idle_timeout();
     'read: loop {
+        // Set when the first byte of the next frame is in `buf`.
+        let mut frame_deadline: Option<Instant> = None;
         let frame = loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => break frame,
@@ -84,13 +112,20 @@ pub(crate) async fn serve(
                     break 'read;
                 }
             }
+            let deadline = read_deadline(&mut frame_deadline, buf.is_empty(), idle, frame_timeout);
             let read = tokio::select! {
                 () = stop.cancelled() => break 'read,
-                read = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => read,
+                // The writer gave up (write error or a client not reading): stop reading too.
+                () = queue.closed() => break 'read,
+                read = tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)) => read,
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => break 'read,
                 Ok(Ok(_)) => {}
+                Err(_elapsed) if frame_deadline.is_some() => {
+                    tracing::info!(%peer, buffered = buf.len(), "request not complete in time; closing connection");
+                    break 'read;
+                }
                 Err(_elapsed) => {
                     tracing::debug!(%peer, "idle connection closed");
                     break 'read;
@@ -99,8 +134,9 @@ pub(crate) async fn serve(
         };
         // Produce payloads count against the broker-wide budget until handled.
         let permit = if dispatch::is_produce(&frame) {
-            let bytes = u32::try_from(frame.len().min(super::context::MAX_PRODUCE_BYTES_IN_FLIGHT))
-                .unwrap_or(u32::MAX);
+            let bytes = u32::try_from(frame.len())
+                .unwrap_or(u32::MAX)
+                .min(ctx.config.produce_budget());
             match Arc::clone(&ctx.produce_bytes)
                 .acquire_many_owned(bytes)
                 .await
@@ -134,6 +170,27 @@ pub(crate) async fn serve(
     if writer.await.is_err() {
         tracing::error!(%peer, "connection writer panicked");
     }
+}
+
+/// When the read now starting must have completed: `idle` from now between frames; inside a
+/// frame, `frame_timeout` after its first byte was seen (kept in `frame_deadline`, which the
+/// caller resets for each frame). Bytes arriving inside a frame do not extend its deadline.
+fn read_deadline(
+    frame_deadline: &mut Option<Instant>,
+    between_frames: bool,
+    idle: Duration,
+    frame_timeout: Duration,
+) -> Instant {
+    let now = Instant::now();
+    // Timeouts come from the command line: a huge one means "never", not an overflow panic.
+    let after = |wait: Duration| {
+        now.checked_add(wait)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+    };
+    if between_frames {
+        return after(idle);
+    }
+    *frame_deadline.get_or_insert_with(|| after(frame_timeout))
 }
 
 /// A request's place in its connection's order of effects (see the module docs).

@@ -13,11 +13,6 @@ use crate::groups::offsets::OffsetStore;
 use crate::producers::ProducerIds;
 use crate::topics::TopicCatalog;
 
-/// Most produce payload bytes being handled at once, across all connections. A connection
-/// that would exceed it stops reading until others finish: memory stays bounded however fast
-/// producers send.
-pub(crate) const MAX_PRODUCE_BYTES_IN_FLIGHT: usize = 256 << 20;
-
 /// Shared broker state.
 #[derive(Debug)]
 pub(crate) struct Context {
@@ -37,7 +32,9 @@ pub(crate) struct Context {
     pub(crate) offsets: Arc<OffsetStore>,
     /// Wall-clock time (commit timestamps, group timers).
     pub(crate) clock: Arc<dyn Clock>,
-    /// Permits are produce payload bytes (see [`MAX_PRODUCE_BYTES_IN_FLIGHT`]).
+    /// Permits are produce payload bytes, `config.produce_budget()` of them. A connection that
+    /// would exceed it stops reading until others finish: memory stays bounded however fast
+    /// producers send.
     pub(crate) produce_bytes: Arc<Semaphore>,
 }
 
@@ -73,7 +70,9 @@ impl Context {
             offsets: Arc::new(offsets),
             clock,
             appended: Notify::new(),
-            produce_bytes: Arc::new(Semaphore::new(MAX_PRODUCE_BYTES_IN_FLIGHT)),
+            produce_bytes: Arc::new(Semaphore::new(
+                usize::try_from(config.produce_budget()).unwrap_or(Semaphore::MAX_PERMITS),
+            )),
             config,
         }
     }

@@ -1,10 +1,12 @@
 //! Fetch (key 1), v4-11: whole batches from each requested partition, long-polling up to
 //! `max_wait_ms` until `min_bytes` are available, woken by appends (no polling loop).
 //!
-//! Kafka's rules kept here: the first batch is returned even when larger than the byte limits
-//! (so a consumer can never get stuck); a fetch from the middle of a batch returns the whole
-//! batch; `last_stable_offset` is the high watermark (no transactions); `session_id` is 0 (no
-//! incremental fetch sessions); an empty record set is empty bytes, not null.
+//! Kafka's rules kept here: the response holds at most the smaller of the request's
+//! `max_bytes` and the broker's `--max-fetch-bytes`, but the first batch is returned even when
+//! larger than the byte limits (so a consumer can never get stuck); a fetch from the middle of
+//! a batch returns the whole batch; `last_stable_offset` is the high watermark (no
+//! transactions); `session_id` is 0 (no incremental fetch sessions); an empty record set is
+//! empty bytes, not null.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +44,14 @@ pub(crate) async fn handle(ctx: &Arc<Context>, request: FetchRequest) -> FetchRe
 /// One pass over the requested partitions: the response, its record bytes, and whether any
 /// partition had an error (which ends the long poll, as in Kafka).
 fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+    // The client's limit, never above the broker's (Kafka's `fetch.max.bytes`): a response is
+    // built in memory, and one small request asking for i32::MAX bytes across many partitions
+    // must not make the broker copy gigabytes.
     let mut budget = usize::try_from(request.max_bytes)
         .ok()
         .filter(|&b| b > 0)
-        .unwrap_or(usize::MAX);
+        .unwrap_or(usize::MAX)
+        .min(ctx.config.max_fetch_bytes.max(1));
     let mut total = 0usize;
     let mut errors = false;
     let topics = request
