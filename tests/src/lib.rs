@@ -17,6 +17,9 @@
 //! Every wait is bounded ([`IO_TIMEOUT`]): a broker that hangs fails the test with a message
 //! instead of blocking the run.
 
+pub mod campaign;
+pub mod process;
+
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
