@@ -19,6 +19,7 @@
 
 pub mod campaign;
 pub mod process;
+pub mod tmpfs;
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;

@@ -35,6 +35,7 @@ mod segment;
 pub use config::{FlushPolicy, LogConfig, WritePath};
 pub use disk::{Disk, FaultyDisk, OsDisk};
 pub use error::LogError;
+pub(crate) use error::is_disk_full;
 pub use flusher::Flusher;
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
 pub use recovery::{RecoveryReport, TruncatedTail};

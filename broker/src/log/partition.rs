@@ -412,12 +412,21 @@ impl PartitionLog {
                 // the sealed segments; the new active segment's entry still needs the sync.)
                 self.disk.sync_dir(&self.dir)?;
                 // Everything before the active segment is now synced: recovery can skip it.
-                files::write_atomically(
+                if let Err(err) = files::write_atomically(
                     &self.dir,
                     RECOVERY_POINT,
                     &files::encode_recovery_point(active.base_offset()),
                     self.disk.as_ref(),
-                )?;
+                ) {
+                    if !is_disk_full(&err) {
+                        return Err(err);
+                    }
+                    // The data is synced; only the shortcut for recovery was not written. The
+                    // old point stays valid (recovery scans more), so a full disk must not stop
+                    // the log: try again at the next sync.
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot advance the recovery point: disk full");
+                    lock(&self.writer).rolled_since_sync = true;
+                }
             }
             Ok(())
         })();
