@@ -6,6 +6,7 @@
 //! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -28,7 +29,7 @@ use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{Capacity, Segment};
+use super::segment::{Capacity, Damage, Segment};
 use crate::clock::{Clock, SystemClock};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
@@ -158,7 +159,13 @@ pub struct PartitionLog {
     sync_queued: AtomicBool,
     last_sync: Mutex<Instant>,
     recovery: RecoveryReport,
+    /// Damaged batches already logged, so a consumer retrying one does not flood the log.
+    damage_reported: Mutex<HashSet<(i64, usize)>>,
 }
+
+/// Damaged batches logged at `error` per log, each once; reads of one already reported (or
+/// beyond this many) log at `debug`. Every such read also returns the error to its caller.
+const MAX_DAMAGE_REPORTS: usize = 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -221,6 +228,7 @@ impl PartitionLog {
             sync_queued: AtomicBool::new(false),
             last_sync: Mutex::new(Instant::now()),
             recovery: report,
+            damage_reported: Mutex::new(HashSet::new()),
             config,
         });
         if let FlushPolicy::Interval(every) = log.config.flush {
@@ -500,7 +508,32 @@ impl PartitionLog {
     /// Whole batches starting with the one that contains `offset`: always at least one batch
     /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
     /// batch. Zero-copy.
+    ///
+    /// Every batch is verified before it is handed out (CRC-32C, length, dense offsets): a
+    /// damaged batch is never served; a read that would start with one fails with
+    /// [`LogError::Corrupt`] (and the damage is logged once), a read that reaches one stops
+    /// before it.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_inner(offset, max_bytes, true)
+    }
+
+    /// [`Self::read`] without the CRC check, for callers that only look at batch headers and
+    /// cope with damage themselves (the producer-state replay at open, which must not stop a
+    /// partition from opening because of one damaged batch).
+    pub(crate) fn read_headers(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadResult, LogError> {
+        self.read_inner(offset, max_bytes, false)
+    }
+
+    fn read_inner(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        verify: bool,
+    ) -> Result<ReadResult, LogError> {
         let segments = self.snapshot();
         let start = self.log_start_offset();
         let end = self.log_end_offset();
@@ -515,17 +548,71 @@ impl PartitionLog {
         let first = segments
             .partition_point(|s| s.base_offset() <= offset.0)
             .saturating_sub(1);
+        let mut found = false;
         for segment in &segments[first..] {
-            if let Some(batch) = segment.find(offset.0) {
-                records = segment.read_from(batch.position, max_bytes);
+            let read = if verify {
+                match segment.locate(offset.0) {
+                    // Offsets are dense: a batch that must start after `offset` means the
+                    // one holding it is unreadable (a damaged length stopped the walk).
+                    Some((batch, expected)) if expected > offset.0 => Some(Err(Damage {
+                        position: batch.position,
+                        reason: format!(
+                            "no readable batch holds offset {offset}; the next starts at {expected}"
+                        ),
+                    })),
+                    Some((batch, expected)) => {
+                        Some(segment.read_from(batch.position, max_bytes, Some(expected)))
+                    }
+                    None => None,
+                }
+            } else {
+                segment
+                    .find(offset.0)
+                    .map(|batch| segment.read_from(batch.position, max_bytes, None))
+            };
+            if let Some(read) = read {
+                found = true;
+                records =
+                    read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
                 break;
             }
+        }
+        if verify && !found && offset < end {
+            // Below the end but no batch found: a damaged length stopped the walk.
+            let segment = &segments[first];
+            let damage = Damage {
+                position: 0,
+                reason: format!("no readable batch holds offset {offset} (log end {end})"),
+            };
+            return Err(self.damaged(offset, segment.base_offset(), damage));
         }
         Ok(ReadResult {
             records,
             high_watermark: end,
             log_start_offset: start,
         })
+    }
+
+    /// Reports a damaged batch (once per batch, up to a bound) and builds the error.
+    fn damaged(&self, offset: Offset, segment: i64, damage: Damage) -> LogError {
+        let first_report = {
+            let mut reported = lock(&self.damage_reported);
+            reported.len() < MAX_DAMAGE_REPORTS && reported.insert((segment, damage.position))
+        };
+        if first_report {
+            tracing::error!(dir = %self.dir.display(), segment, position = damage.position, %offset,
+                reason = %damage.reason, "damaged batch on disk; refusing to serve it");
+        } else {
+            tracing::debug!(dir = %self.dir.display(), segment, position = damage.position, %offset,
+                reason = %damage.reason, "damaged batch on disk; refusing to serve it");
+        }
+        LogError::Corrupt {
+            dir: self.dir.clone(),
+            offset,
+            segment,
+            position: damage.position,
+            reason: damage.reason,
+        }
     }
 
     /// The earliest offset whose record timestamp is at or after `timestamp_ms`, or `None` if
