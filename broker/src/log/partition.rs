@@ -534,9 +534,14 @@ impl PartitionLog {
         max_bytes: usize,
         verify: bool,
     ) -> Result<ReadResult, LogError> {
-        let segments = self.snapshot();
-        let start = self.log_start_offset();
+        // The end first: a segment holding offsets below it was published before it, so the
+        // snapshot taken next has it. The start comes from that same snapshot, so retention
+        // racing this read cannot make a missing segment look like damage.
         let end = self.log_end_offset();
+        let segments = self.snapshot();
+        let start = segments
+            .first()
+            .map_or_else(|| self.log_start_offset(), |s| Offset(s.base_offset()));
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 requested: offset,

@@ -296,6 +296,7 @@ fn build(
             base,
             valid_len: scan.valid_len,
             keep_damage,
+            checked: scan.valid_len,
             offset_entries: &scan.offset_entries,
             time_entries: &time_entries,
             max_timestamp: scan.cursor.max_timestamp,
@@ -391,7 +392,7 @@ fn check_trusted(paths: &SegmentPaths, base: i64) -> Result<Trusted, &'static st
             .map(|r| (r, b.position))
     });
     let last_time = time.last();
-    let segment = Segment::from_parts(base, log, index, time, -1);
+    let segment = Segment::from_parts(base, log, index, time, -1, 0);
     // The last time entry holds the segment's newest timestamp: it names a batch that reached
     // it, and no batch after that one is newer. An index that lost its tail fails the walk
     // (a later batch is newer), so it is rebuilt instead of misleading retention and lookups.
@@ -462,6 +463,7 @@ fn reopen_active(
         base,
         valid_len: len,
         keep_damage: false,
+        checked: 0,
         offset_entries: &offset_entries,
         time_entries: &time_entries,
         max_timestamp: segment.max_timestamp(),
@@ -484,6 +486,9 @@ struct Contents<'a> {
     /// the middle of good batches, which an operator can still salvage). Reads verify every
     /// batch and refuse the damaged one.
     keep_damage: bool,
+    /// Bytes from the start this open validated batch by batch (its scan's valid length; 0
+    /// for a segment trusted without a scan).
+    checked: usize,
     offset_entries: &'a [OffsetEntry],
     time_entries: &'a [TimeEntry],
     max_timestamp: i64,
@@ -525,6 +530,7 @@ fn open_segment(
         index,
         time,
         contents.max_timestamp,
+        contents.checked,
     ))
 }
 

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_batch};
@@ -38,6 +38,11 @@ pub(crate) struct Segment {
     /// Largest batch max-timestamp in the segment (-1 for none); drives time lookups and
     /// retention by age.
     max_timestamp: AtomicI64,
+    /// Bytes from the start of the `.log` that this process has validated batch by batch
+    /// (on append, or by a recovery scan when it opened the log). Reads re-check the CRC only
+    /// beyond this: what this process did not scan (sealed segments before the recovery
+    /// point, everything after a clean shutdown) is checked whenever it is served.
+    checked: AtomicUsize,
 }
 
 /// Sizes of an active segment's files, and how its log is written.
@@ -78,6 +83,7 @@ impl Segment {
                 index,
                 time_index,
                 max_timestamp: AtomicI64::new(-1),
+                checked: AtomicUsize::new(0),
             }),
             Err(err) => {
                 for p in [&paths.log, &paths.index, &paths.time_index] {
@@ -92,13 +98,15 @@ impl Segment {
         }
     }
 
-    /// Assembles a segment from files already opened by recovery.
+    /// Assembles a segment from files already opened by recovery; `checked` bytes from the
+    /// start were validated by its scan (0 for a segment it trusted without scanning).
     pub(crate) fn from_parts(
         base_offset: i64,
         log: MappedFile,
         index: Entries<OffsetEntry>,
         time_index: Entries<TimeEntry>,
         max_timestamp: i64,
+        checked: usize,
     ) -> Self {
         Self {
             base_offset,
@@ -106,6 +114,7 @@ impl Segment {
             index,
             time_index,
             max_timestamp: AtomicI64::new(max_timestamp),
+            checked: AtomicUsize::new(checked),
         }
     }
 
@@ -144,6 +153,12 @@ impl Segment {
         let position = self.log.append(&[head, rest], disk)?;
         self.max_timestamp
             .fetch_max(max_timestamp, Ordering::AcqRel);
+        // The batch was validated before it was written. The checked prefix grows only if it
+        // reached this batch: a reopened segment with unscanned bytes stays checked on read.
+        let end = position + head.len() + rest.len();
+        let _grown =
+            self.checked
+                .compare_exchange(position, end, Ordering::AcqRel, Ordering::Acquire);
         Ok(position)
     }
 
@@ -220,6 +235,7 @@ impl Segment {
         verify: Option<i64>,
     ) -> Result<Bytes, Damage> {
         let data = self.log.as_slice();
+        let checked = self.checked.load(Ordering::Acquire);
         let mut end = position;
         let mut expected = verify;
         for b in batches(data, position) {
@@ -227,17 +243,20 @@ impl Segment {
                 break;
             }
             if let Some(next) = expected {
-                let checked = if b.header.base_offset == next {
-                    validate_batch(&data[b.position..b.position + b.len])
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                } else {
+                let verdict = if b.header.base_offset != next {
                     Err(format!(
                         "base offset {} where {next} was expected",
                         b.header.base_offset
                     ))
+                } else if b.position + b.len <= checked {
+                    // Validated by this process already (header continuity still checked).
+                    Ok(())
+                } else {
+                    validate_batch(&data[b.position..b.position + b.len])
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 };
-                if let Err(reason) = checked {
+                if let Err(reason) = verdict {
                     if end == position {
                         return Err(Damage {
                             position: b.position,
@@ -303,6 +322,7 @@ impl Segment {
             index: self.index.seal()?,
             time_index: self.time_index.seal()?,
             max_timestamp: AtomicI64::new(self.max_timestamp()),
+            checked: AtomicUsize::new(self.checked.load(Ordering::Acquire)),
         })
     }
 
