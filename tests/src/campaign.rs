@@ -105,6 +105,9 @@ pub fn parse_value(value: &[u8]) -> Option<(&str, u64)> {
     Some((producer, seq))
 }
 
+/// The final contents of the partitions: partition -> `(offset, value)` in offset order.
+pub type FinalLog = BTreeMap<i32, Vec<(i64, Vec<u8>)>>;
+
 /// An acknowledged record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
@@ -171,10 +174,7 @@ pub struct Checked {
 ///
 /// # Errors
 /// The list of violations.
-pub fn check(
-    history: &History,
-    final_log: &BTreeMap<i32, Vec<(i64, Vec<u8>)>>,
-) -> Result<Checked, Vec<String>> {
+pub fn check(history: &History, final_log: &FinalLog) -> Result<Checked, Vec<String>> {
     let mut errors = Violations::default();
     let mut at: HashMap<(i32, i64), &[u8]> = HashMap::new();
     let mut seen_idempotent: HashMap<&[u8], (i32, i64)> = HashMap::new();
@@ -350,7 +350,7 @@ mod tests {
     use super::*;
 
     /// Two producers ("a" idempotent, "b" plain), one partition, everything consistent.
-    fn good() -> (History, BTreeMap<i32, Vec<(i64, Vec<u8>)>>) {
+    fn good() -> (History, FinalLog) {
         let mut h = History::default();
         h.idempotent.insert("a".into());
         let log: Vec<(i64, Vec<u8>)> = [("a", 0), ("b", 0), ("a", 1), ("b", 0), ("b", 1)]
@@ -375,7 +375,7 @@ mod tests {
         (h, BTreeMap::from([(0, log)]))
     }
 
-    fn violations(h: &History, log: &BTreeMap<i32, Vec<(i64, Vec<u8>)>>) -> String {
+    fn violations(h: &History, log: &FinalLog) -> String {
         check(h, log).expect_err("a violation").join("\n")
     }
 

@@ -396,7 +396,7 @@ async fn acknowledged_records_and_commits_survive_kills_and_pauses() {
     );
     assert!(checked.acked > 0, "nothing was acknowledged");
     assert!(
-        history.commits.len() > 0,
+        !history.commits.is_empty(),
         "the consumer group never committed (poll errors {poll_errors}, commit errors {commit_errors})"
     );
     println!(
