@@ -56,6 +56,7 @@ class CampaignProducer(threading.Thread):
             "queue.buffering.max.messages": 5_000,
             "reconnect.backoff.ms": 20,
             "reconnect.backoff.max.ms": 250,
+            "log_level": 2,  # connection refused while the broker is down is the point
         })
         self.rnd = random.Random(seed)
         self.produced: set[bytes] = set()
@@ -107,6 +108,7 @@ class GroupReader(threading.Thread):
             "heartbeat.interval.ms": 1_000,
             "reconnect.backoff.ms": 20,
             "reconnect.backoff.max.ms": 250,
+            "log_level": 2,
         })
         self.consumed: list[tuple[int, int, bytes]] = []
         self.commits: list[tuple[int, int]] = []
@@ -157,7 +159,7 @@ class GroupReader(threading.Thread):
 
 def _read_committed(bootstrap: str) -> dict[int, int]:
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
-                       "enable.auto.commit": False})
+                       "enable.auto.commit": False, "log_level": 2})
     try:
         deadline = time.monotonic() + SETTLE_S
         while True:
