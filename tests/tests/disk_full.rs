@@ -216,3 +216,90 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart()
     drop(client);
     broker.shutdown().await;
 }
+
+/// Pages a roll allocates with [`SEGMENT_BYTES`]: the `.log` (16 pages of 4 KiB) and one page
+/// each for the preallocated `.index` (18 entries of 8 bytes) and `.timeindex` (18 of 12).
+const ROLL_PAGES: u64 = 16 + 1 + 1;
+const PAGE: u64 = 4096;
+
+/// The disk fills up exactly between a roll and the sync after it: the new segment gets its
+/// space, the recovery point (a small file written at the next sync) does not. The data is
+/// synced either way, so the log must carry on (the old recovery point stays valid) rather
+/// than stop for good, and write the recovery point once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_point_that_finds_no_space_does_not_stop_the_log() {
+    let fs = Tmpfs::mount(2 << 20);
+    let data = fs.path().join("data");
+    let mut broker = TestBroker::start_with(|c| {
+        c.data_dir = data.clone();
+        c.segment_bytes = SEGMENT_BYTES;
+    })
+    .await;
+    let mut client = broker.client().await;
+    client.create_topic(TOPIC, 1).await;
+    let recovery_point = data.join(format!("{TOPIC}-0")).join("recovery-point");
+    assert!(!recovery_point.exists(), "no roll yet, no recovery point");
+
+    // Leave exactly the space of one roll.
+    let (ballast, size) = fs.fill("ballast");
+    assert_eq!(size % PAGE, 0, "tmpfs fills whole pages");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ballast)
+        .and_then(|f| f.set_len(size - ROLL_PAGES * PAGE))
+        .expect("free one roll's worth of the ballast");
+
+    // Fill the first segment and roll into the second: every produce is acknowledged.
+    let mut acked: Vec<(i64, Bytes)> = Vec::new();
+    let segment_files = || {
+        std::fs::read_dir(data.join(format!("{TOPIC}-0")))
+            .expect("partition directory")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+            })
+            .count()
+    };
+    for n in 0..MAX_ATTEMPTS {
+        let records = big_batch(i64::try_from(n).expect("small"));
+        let (code, base) = produce(&mut client, records.clone()).await;
+        assert_eq!(
+            code, 0,
+            "produce {n}: the roll had room and the recovery point must not stop the log"
+        );
+        acked.push((base, records));
+        if segment_files() == 2 {
+            break;
+        }
+    }
+    assert_eq!(segment_files(), 2, "the log rolled");
+    assert!(
+        !recovery_point.exists(),
+        "the recovery point found no space (otherwise this test proves nothing)"
+    );
+    // Still writable after the failed recovery point, while space remains in the segment.
+    let (code, base) = produce(&mut client, big_batch(5_000)).await;
+    assert_eq!(
+        code, 0,
+        "the log carries on after the recovery point failed"
+    );
+    acked.push((base, big_batch(5_000)));
+
+    // Space comes back: the next sync writes the recovery point.
+    std::fs::remove_file(&ballast).expect("delete the ballast");
+    let (code, base) = produce(&mut client, big_batch(5_001)).await;
+    assert_eq!(code, 0);
+    acked.push((base, big_batch(5_001)));
+    assert!(
+        recovery_point.exists(),
+        "the recovery point is written once there is space"
+    );
+    assert_all_readable(&mut client, &acked).await;
+
+    drop(client);
+    broker.restart().await;
+    let mut client = broker.client().await;
+    assert_all_readable(&mut client, &acked).await;
+    drop(client);
+    broker.shutdown().await;
+}
