@@ -5,6 +5,10 @@
 //! broker process accepts writes again (across segment rolls) without a restart. A clean
 //! restart at the end must find everything.
 //!
+//! Also: the disk filling up exactly between a roll and the recovery point written after it,
+//! and (with an injected disk) `ENOSPC` from the write of a batch itself, as on filesystems
+//! that do not honour `fallocate`.
+//!
 //! Needs root to mount the tmpfs; fails (never skips) without it. The log-level cases (each
 //! index file, fsync errors) are in `broker/tests/log_faults.rs` with an injected disk.
 
@@ -302,4 +306,84 @@ async fn a_recovery_point_that_finds_no_space_does_not_stop_the_log() {
     assert_all_readable(&mut client, &acked).await;
     drop(client);
     broker.shutdown().await;
+}
+
+/// A filesystem that does not honour `fallocate` (some copy-on-write ones) can refuse the
+/// write of a batch into a preallocated segment with `ENOSPC`. Nothing is published then, so
+/// the append is refused as disk full and the log stays writable; other write errors still
+/// stop it.
+#[derive(Debug, Default)]
+struct NoSpaceOnWrite {
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl weir_broker::log::Disk for NoSpaceOnWrite {
+    fn allocate(&self, file: &std::fs::File, len: u64) -> std::io::Result<()> {
+        weir_broker::log::OsDisk.allocate(file, len)
+    }
+    fn write_all_at(
+        &self,
+        file: &std::fs::File,
+        parts: &[&[u8]],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            // Part of the batch gets in before the space runs out.
+            std::os::unix::fs::FileExt::write_all_at(file, &parts[0][..8], offset)?;
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        weir_broker::log::OsDisk.write_all_at(file, parts, offset)
+    }
+    fn sync_data(&self, file: &std::fs::File) -> std::io::Result<()> {
+        weir_broker::log::OsDisk.sync_data(file)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        weir_broker::log::OsDisk.sync_dir(dir)
+    }
+}
+
+#[test]
+fn no_space_while_writing_a_batch_refuses_that_append_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use weir_broker::log::{Flusher, LogConfig, LogError, LogOptions, Offset, PartitionLog};
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let disk = Arc::new(NoSpaceOnWrite::default());
+    let mut options = LogOptions::new(
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..LogConfig::default()
+        },
+        Flusher::new(1),
+    );
+    options.disk = Arc::clone(&disk) as _;
+    let log = PartitionLog::open(dir.path(), options).expect("open");
+    let first = big_batch(0);
+    assert_eq!(log.append(&first).expect("append").base_offset, Offset(0));
+    disk.refuse.store(true, Ordering::SeqCst);
+    let refused = log.append(&big_batch(1));
+    assert!(
+        matches!(refused, Err(LogError::DiskFull { .. })),
+        "{refused:?}"
+    );
+    assert!(!log.is_failed(), "a full disk is not a device failure");
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(4),
+        "nothing of the refused batch is visible"
+    );
+    disk.refuse.store(false, Ordering::SeqCst);
+    let second = big_batch(2);
+    assert_eq!(log.append(&second).expect("append").base_offset, Offset(4));
+    log.sync().expect("sync");
+    let read = log.read(Offset(0), 1 << 20).expect("read");
+    let mut want = stored(&first, 0);
+    want.extend_from_slice(&stored(&second, 4));
+    assert_eq!(
+        &read.records[..],
+        &want[..],
+        "the partial write was overwritten"
+    );
+    log.close().expect("close");
 }

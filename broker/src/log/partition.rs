@@ -287,6 +287,15 @@ impl PartitionLog {
                     max: w.active.free(),
                 });
             }
+            // Refused for lack of space: nothing was published (the segment length did not
+            // move, so whatever part got in is overwritten by the next append) and the bytes
+            // before it are untouched, so the log stays usable. Only a filesystem that does
+            // not honour `fallocate` gets here.
+            Err(AppendError::Io(err)) if is_disk_full(&err) => {
+                let path = super::files::SegmentPaths::new(&self.dir, w.active.base_offset()).log;
+                tracing::warn!(path = %path.display(), error = %err, "append refused: disk full");
+                return Err(LogError::DiskFull { path, source: err });
+            }
             // A failed write may have left the page cache in an unknown state: fail-stop.
             Err(AppendError::Io(err)) => return Err(self.fail(err)),
         };
