@@ -518,10 +518,11 @@ impl PartitionLog {
     /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
     /// batch. Zero-copy.
     ///
-    /// Every batch is verified before it is handed out (CRC-32C, length, dense offsets): a
-    /// damaged batch is never served; a read that would start with one fails with
-    /// [`LogError::Corrupt`] (and the damage is logged once), a read that reaches one stops
-    /// before it.
+    /// Every batch is verified before it is handed out: its base offset against the record
+    /// counts walked from the index, and length, magic and CRC-32C unless this process
+    /// validated those bytes itself (on append or in its recovery scan). A damaged batch is
+    /// never served: a read that would start with one fails with [`LogError::Corrupt`] (and
+    /// the damage is logged once), a read that reaches one stops before it.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
         self.read_inner(offset, max_bytes, true)
     }
