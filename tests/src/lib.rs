@@ -17,6 +17,10 @@
 //! Every wait is bounded ([`IO_TIMEOUT`]): a broker that hangs fails the test with a message
 //! instead of blocking the run.
 
+pub mod campaign;
+pub mod process;
+pub mod tmpfs;
+
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;

@@ -13,7 +13,9 @@
 //! - nothing read from disk is trusted before its length is bounded and its CRC checked; a
 //!   torn or garbled tail is cut, never misread;
 //! - after a write or sync error the store accepts no more writes ([`OffsetStoreError::Failed`])
-//!   and never touches what it already acknowledged (fail-stop).
+//!   and never touches what it already acknowledged (fail-stop); running out of space is the
+//!   exception: the partial record is cut off, that commit is refused
+//!   ([`OffsetStoreError::DiskFull`]) and later commits succeed once there is space.
 //!
 //! A fetch sees a commit as soon as [`OffsetStore::commit`] returns, before it is durable: the
 //! caller answers the client only after [`OffsetStore::wait_durable`], and a commit never
@@ -134,8 +136,8 @@ use self::codec::{
 };
 use self::live::Offsets;
 use self::recovery::{list_dir, log_name, recover, remove_older, snapshot_name};
-use crate::log::Disk;
 use crate::log::files::write_atomically;
+use crate::log::{Disk, is_disk_full};
 
 /// Longest metadata string of a committed offset, in bytes (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -223,6 +225,16 @@ pub enum OffsetStoreError {
         /// The error that stopped the store.
         #[source]
         cause: Arc<io::Error>,
+    },
+    /// No space for the record. Nothing was kept (a partial write is cut off again) and the
+    /// store stays usable: the commit can be retried once space is freed.
+    #[error("no space left to write to the offset store {dir}: {source}")]
+    DiskFull {
+        /// The store's directory.
+        dir: PathBuf,
+        /// The underlying error (ENOSPC or EDQUOT).
+        #[source]
+        source: io::Error,
     },
     /// The store was closed.
     #[error("offset store {0} is closed")]
@@ -582,7 +594,22 @@ impl Inner {
             return Ok(Ticket(w.written));
         };
         if let Err(err) = self.disk.write_all_at(&w.file, &[record], w.position) {
-            return Err(self.fail(err));
+            if !is_disk_full(&err) {
+                return Err(self.fail(err));
+            }
+            // Running out of space is not a device failure: the bytes before `position` are
+            // as they were (unlike after a failed fsync). Cut whatever part of the record got
+            // in, so the file ends at the last whole record, and refuse this commit only. If
+            // the cut itself fails the tail is unknown: fail-stop.
+            if let Err(cut) = w.file.set_len(w.position) {
+                tracing::error!(dir = %self.dir.display(), error = %cut, "cannot cut a partial offsets record after a full disk");
+                return Err(self.fail(err));
+            }
+            tracing::warn!(dir = %self.dir.display(), error = %err, "offset commit refused: disk full");
+            return Err(OffsetStoreError::DiskFull {
+                dir: self.dir.clone(),
+                source: err,
+            });
         }
         let len = record.len() as u64;
         w.position += len;

@@ -53,6 +53,24 @@ pub enum LogError {
         #[source]
         cause: Arc<io::Error>,
     },
+    /// The batch at `offset` failed its check on the read path (CRC-32C, length, magic, or an
+    /// offset that breaks the dense sequence): the bytes on disk are damaged. It is not
+    /// served; batches before it still are. Maps to CORRUPT_MESSAGE.
+    #[error(
+        "damaged batch in {dir} at offset {offset} (segment {segment}, byte {position}): {reason}"
+    )]
+    Corrupt {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The offset that was asked for (the damaged batch holds it or lies just before it).
+        offset: Offset,
+        /// Base offset of the segment holding the damage.
+        segment: i64,
+        /// Byte position of the damaged batch in the segment.
+        position: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The log was closed.
     #[error("log {0} is closed")]
     Closed(PathBuf),

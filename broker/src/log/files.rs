@@ -56,10 +56,21 @@ pub(crate) fn write_atomically(
     disk: &dyn Disk,
 ) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    disk.sync_data(&file)?;
-    drop(file);
+    let written = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        disk.sync_data(&file)
+    })();
+    if let Err(err) = written {
+        // The old file is untouched; remove the partial new one so that a full disk gets its
+        // space back (a leftover would also be deleted at the next open).
+        if let Err(remove) = std::fs::remove_file(&tmp) {
+            if remove.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %tmp.display(), error = %remove, "cannot remove a temporary file");
+            }
+        }
+        return Err(err);
+    }
     std::fs::rename(&tmp, dir.join(name))?;
     disk.sync_dir(dir)
 }

@@ -14,7 +14,11 @@
 //! - an offset reported durable by [`PartitionLog::wait_durable`] survives a crash of the
 //!   process or the machine;
 //! - after a write or fsync error the log accepts no more writes ([`LogError::Failed`]) and never
-//!   touches what was already acknowledged;
+//!   touches what was already acknowledged; running out of space is not such an error: it is
+//!   met before anything is published (a segment is allocated whole before use), refused as
+//!   [`LogError::DiskFull`], and later appends succeed once there is space;
+//! - a read never hands out a damaged batch: batches are verified on the way out
+//!   ([`LogError::Corrupt`] for one that fails);
 //! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
 //!
 //! The byte layout of every file and the crash analysis live in `docs/storage-format.md`.
@@ -35,6 +39,7 @@ mod segment;
 pub use config::{FlushPolicy, LogConfig, WritePath};
 pub use disk::{Disk, FaultyDisk, OsDisk};
 pub use error::LogError;
+pub(crate) use error::is_disk_full;
 pub use flusher::Flusher;
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
 pub use recovery::{RecoveryReport, TruncatedTail};

@@ -6,6 +6,7 @@
 //! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -28,7 +29,7 @@ use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{Capacity, Segment};
+use super::segment::{Capacity, Damage, Segment};
 use crate::clock::{Clock, SystemClock};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
@@ -158,7 +159,13 @@ pub struct PartitionLog {
     sync_queued: AtomicBool,
     last_sync: Mutex<Instant>,
     recovery: RecoveryReport,
+    /// Damaged batches already logged, so a consumer retrying one does not flood the log.
+    damage_reported: Mutex<HashSet<(i64, usize)>>,
 }
+
+/// Damaged batches logged at `error` per log, each once; reads of one already reported (or
+/// beyond this many) log at `debug`. Every such read also returns the error to its caller.
+const MAX_DAMAGE_REPORTS: usize = 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -221,6 +228,7 @@ impl PartitionLog {
             sync_queued: AtomicBool::new(false),
             last_sync: Mutex::new(Instant::now()),
             recovery: report,
+            damage_reported: Mutex::new(HashSet::new()),
             config,
         });
         if let FlushPolicy::Interval(every) = log.config.flush {
@@ -278,6 +286,15 @@ impl PartitionLog {
                     size: batch.len(),
                     max: w.active.free(),
                 });
+            }
+            // Refused for lack of space: nothing was published (the segment length did not
+            // move, so whatever part got in is overwritten by the next append) and the bytes
+            // before it are untouched, so the log stays usable. Only a filesystem that does
+            // not honour `fallocate` gets here.
+            Err(AppendError::Io(err)) if is_disk_full(&err) => {
+                let path = super::files::SegmentPaths::new(&self.dir, w.active.base_offset()).log;
+                tracing::warn!(path = %path.display(), error = %err, "append refused: disk full");
+                return Err(LogError::DiskFull { path, source: err });
             }
             // A failed write may have left the page cache in an unknown state: fail-stop.
             Err(AppendError::Io(err)) => return Err(self.fail(err)),
@@ -412,12 +429,21 @@ impl PartitionLog {
                 // the sealed segments; the new active segment's entry still needs the sync.)
                 self.disk.sync_dir(&self.dir)?;
                 // Everything before the active segment is now synced: recovery can skip it.
-                files::write_atomically(
+                if let Err(err) = files::write_atomically(
                     &self.dir,
                     RECOVERY_POINT,
                     &files::encode_recovery_point(active.base_offset()),
                     self.disk.as_ref(),
-                )?;
+                ) {
+                    if !is_disk_full(&err) {
+                        return Err(err);
+                    }
+                    // The data is synced; only the shortcut for recovery was not written. The
+                    // old point stays valid (recovery scans more), so a full disk must not stop
+                    // the log: try again at the next sync.
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot advance the recovery point: disk full");
+                    lock(&self.writer).rolled_since_sync = true;
+                }
             }
             Ok(())
         })();
@@ -491,10 +517,41 @@ impl PartitionLog {
     /// Whole batches starting with the one that contains `offset`: always at least one batch
     /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
     /// batch. Zero-copy.
+    ///
+    /// Every batch is verified before it is handed out: its base offset against the record
+    /// counts walked from the index, and length, magic and CRC-32C unless this process
+    /// validated those bytes itself (on append or in its recovery scan). A damaged batch is
+    /// never served: a read that would start with one fails with [`LogError::Corrupt`] (and
+    /// the damage is logged once), a read that reaches one stops before it.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let segments = self.snapshot();
-        let start = self.log_start_offset();
+        self.read_inner(offset, max_bytes, true)
+    }
+
+    /// [`Self::read`] without the CRC check, for callers that only look at batch headers and
+    /// cope with damage themselves (the producer-state replay at open, which must not stop a
+    /// partition from opening because of one damaged batch).
+    pub(crate) fn read_headers(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadResult, LogError> {
+        self.read_inner(offset, max_bytes, false)
+    }
+
+    fn read_inner(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        verify: bool,
+    ) -> Result<ReadResult, LogError> {
+        // The end first: a segment holding offsets below it was published before it, so the
+        // snapshot taken next has it. The start comes from that same snapshot, so retention
+        // racing this read cannot make a missing segment look like damage.
         let end = self.log_end_offset();
+        let segments = self.snapshot();
+        let start = segments
+            .first()
+            .map_or_else(|| self.log_start_offset(), |s| Offset(s.base_offset()));
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 requested: offset,
@@ -506,17 +563,71 @@ impl PartitionLog {
         let first = segments
             .partition_point(|s| s.base_offset() <= offset.0)
             .saturating_sub(1);
+        let mut found = false;
         for segment in &segments[first..] {
-            if let Some(batch) = segment.find(offset.0) {
-                records = segment.read_from(batch.position, max_bytes);
+            let read = if verify {
+                match segment.locate(offset.0) {
+                    // Offsets are dense: a batch that must start after `offset` means the
+                    // one holding it is unreadable (a damaged length stopped the walk).
+                    Some((batch, expected)) if expected > offset.0 => Some(Err(Damage {
+                        position: batch.position,
+                        reason: format!(
+                            "no readable batch holds offset {offset}; the next starts at {expected}"
+                        ),
+                    })),
+                    Some((batch, expected)) => {
+                        Some(segment.read_from(batch.position, max_bytes, Some(expected)))
+                    }
+                    None => None,
+                }
+            } else {
+                segment
+                    .find(offset.0)
+                    .map(|batch| segment.read_from(batch.position, max_bytes, None))
+            };
+            if let Some(read) = read {
+                found = true;
+                records =
+                    read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
                 break;
             }
+        }
+        if verify && !found && offset < end {
+            // Below the end but no batch found: a damaged length stopped the walk.
+            let segment = &segments[first];
+            let damage = Damage {
+                position: 0,
+                reason: format!("no readable batch holds offset {offset} (log end {end})"),
+            };
+            return Err(self.damaged(offset, segment.base_offset(), damage));
         }
         Ok(ReadResult {
             records,
             high_watermark: end,
             log_start_offset: start,
         })
+    }
+
+    /// Reports a damaged batch (once per batch, up to a bound) and builds the error.
+    fn damaged(&self, offset: Offset, segment: i64, damage: Damage) -> LogError {
+        let first_report = {
+            let mut reported = lock(&self.damage_reported);
+            reported.len() < MAX_DAMAGE_REPORTS && reported.insert((segment, damage.position))
+        };
+        if first_report {
+            tracing::error!(dir = %self.dir.display(), segment, position = damage.position, %offset,
+                reason = %damage.reason, "damaged batch on disk; refusing to serve it");
+        } else {
+            tracing::debug!(dir = %self.dir.display(), segment, position = damage.position, %offset,
+                reason = %damage.reason, "damaged batch on disk; refusing to serve it");
+        }
+        LogError::Corrupt {
+            dir: self.dir.clone(),
+            offset,
+            segment,
+            position: damage.position,
+            reason: damage.reason,
+        }
     }
 
     /// The earliest offset whose record timestamp is at or after `timestamp_ms`, or `None` if

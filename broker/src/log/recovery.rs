@@ -248,6 +248,7 @@ fn build(
         let base = planned.base_offset;
         let paths = SegmentPaths::new(dir, base);
         let active = i == last;
+        let mut keep_damage = false;
         let scan = match planned.scan {
             Some(scan) => scan,
             None => match check_trusted(&paths, base) {
@@ -268,8 +269,9 @@ fn build(
                         .map_err(LogError::io("open segment", &paths.log))?;
                     let scan = scan_segment(log.as_slice(), base, config.index_interval_bytes);
                     if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
+                        keep_damage = !active;
                         tracing::error!(segment = %paths.log.display(), position = stop.position, reason = %stop.reason,
-                            "damage found in a segment before the recovery point; serving only the data before it");
+                            "damage found in a segment before the recovery point; its batches from there on are not served");
                         report.truncated.push(TruncatedTail {
                             segment_base_offset: base,
                             position: stop.position as u64,
@@ -293,6 +295,8 @@ fn build(
         let contents = Contents {
             base,
             valid_len: scan.valid_len,
+            keep_damage,
+            checked: scan.valid_len,
             offset_entries: &scan.offset_entries,
             time_entries: &time_entries,
             max_timestamp: scan.cursor.max_timestamp,
@@ -388,7 +392,7 @@ fn check_trusted(paths: &SegmentPaths, base: i64) -> Result<Trusted, &'static st
             .map(|r| (r, b.position))
     });
     let last_time = time.last();
-    let segment = Segment::from_parts(base, log, index, time, -1);
+    let segment = Segment::from_parts(base, log, index, time, -1, 0);
     // The last time entry holds the segment's newest timestamp: it names a batch that reached
     // it, and no batch after that one is newer. An index that lost its tail fails the walk
     // (a later batch is newer), so it is rebuilt instead of misleading retention and lookups.
@@ -458,6 +462,8 @@ fn reopen_active(
     let contents = Contents {
         base,
         valid_len: len,
+        keep_damage: false,
+        checked: 0,
         offset_entries: &offset_entries,
         time_entries: &time_entries,
         max_timestamp: segment.max_timestamp(),
@@ -473,8 +479,16 @@ fn reopen_active(
 #[derive(Debug)]
 struct Contents<'a> {
     base: i64,
-    /// Bytes of valid batches; anything after them is discarded.
+    /// Bytes of valid batches; anything after them is discarded (unless `keep_damage`).
     valid_len: usize,
+    /// A sealed segment before the recovery point with damage in it: its bytes were synced
+    /// and acknowledged, so the file is left as it is (the damage may be a flipped bit in
+    /// the middle of good batches, which an operator can still salvage). Reads verify every
+    /// batch and refuse the damaged one.
+    keep_damage: bool,
+    /// Bytes from the start this open validated batch by batch (its scan's valid length; 0
+    /// for a segment trusted without a scan).
+    checked: usize,
     offset_entries: &'a [OffsetEntry],
     time_entries: &'a [TimeEntry],
     max_timestamp: i64,
@@ -497,6 +511,7 @@ fn open_segment(
             cap.write_path,
             disk,
         ),
+        None if contents.keep_damage => MappedFile::open_read_only(&paths.log),
         None => std::fs::OpenOptions::new()
             .write(true)
             .open(&paths.log)
@@ -515,6 +530,7 @@ fn open_segment(
         index,
         time,
         contents.max_timestamp,
+        contents.checked,
     ))
 }
 

@@ -7,10 +7,10 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use weir_protocol::record_batch::{Compression, Records, TimestampType};
+use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_batch};
 
 use super::config::WritePath;
 use super::disk::Disk;
@@ -18,6 +18,15 @@ use super::files::SegmentPaths;
 use super::index::{Entries, OffsetEntry, TimeEntry, index_capacity};
 use super::mmap::{AppendError, MappedFile};
 use super::scan::{BatchAt, batches};
+
+/// A batch that failed its check on the read path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Byte position of the batch in the segment.
+    pub(crate) position: usize,
+    /// What is wrong with it.
+    pub(crate) reason: String,
+}
 
 /// One segment of a partition log.
 #[derive(Debug)]
@@ -29,6 +38,11 @@ pub(crate) struct Segment {
     /// Largest batch max-timestamp in the segment (-1 for none); drives time lookups and
     /// retention by age.
     max_timestamp: AtomicI64,
+    /// Bytes from the start of the `.log` that this process has validated batch by batch
+    /// (on append, or by a recovery scan when it opened the log). Reads re-check the CRC only
+    /// beyond this: what this process did not scan (sealed segments before the recovery
+    /// point, everything after a clean shutdown) is checked whenever it is served.
+    checked: AtomicUsize,
 }
 
 /// Sizes of an active segment's files, and how its log is written.
@@ -69,6 +83,7 @@ impl Segment {
                 index,
                 time_index,
                 max_timestamp: AtomicI64::new(-1),
+                checked: AtomicUsize::new(0),
             }),
             Err(err) => {
                 for p in [&paths.log, &paths.index, &paths.time_index] {
@@ -83,13 +98,15 @@ impl Segment {
         }
     }
 
-    /// Assembles a segment from files already opened by recovery.
+    /// Assembles a segment from files already opened by recovery; `checked` bytes from the
+    /// start were validated by its scan (0 for a segment it trusted without scanning).
     pub(crate) fn from_parts(
         base_offset: i64,
         log: MappedFile,
         index: Entries<OffsetEntry>,
         time_index: Entries<TimeEntry>,
         max_timestamp: i64,
+        checked: usize,
     ) -> Self {
         Self {
             base_offset,
@@ -97,6 +114,7 @@ impl Segment {
             index,
             time_index,
             max_timestamp: AtomicI64::new(max_timestamp),
+            checked: AtomicUsize::new(checked),
         }
     }
 
@@ -135,6 +153,12 @@ impl Segment {
         let position = self.log.append(&[head, rest], disk)?;
         self.max_timestamp
             .fetch_max(max_timestamp, Ordering::AcqRel);
+        // The batch was validated before it was written. The checked prefix grows only if it
+        // reached this batch: a reopened segment with unscanned bytes stays checked on read.
+        let end = position + head.len() + rest.len();
+        let _grown =
+            self.checked
+                .compare_exchange(position, end, Ordering::AcqRel, Ordering::Acquire);
         Ok(position)
     }
 
@@ -161,6 +185,34 @@ impl Segment {
         batches(self.log.as_slice(), start).find(|b| b.header.last_offset() >= offset)
     }
 
+    /// The batch containing `offset` and the base offset it must have. Navigates by record
+    /// counts (inside each batch's CRC) from the index entry or the segment's base, not by the
+    /// stored base offsets (outside the CRC), so a damaged base offset is caught by comparing
+    /// the two rather than followed.
+    pub(crate) fn locate(&self, offset: i64) -> Option<(BatchAt, i64)> {
+        let (start, mut expected) = match u32::try_from(offset - self.base_offset) {
+            Ok(relative) => self
+                .index
+                .last_where(|e| e.relative_offset.0 <= relative)
+                .map_or((0, self.base_offset), |e| {
+                    (
+                        e.position.0 as usize,
+                        self.base_offset + i64::from(e.relative_offset.0),
+                    )
+                }),
+            Err(_) if offset < self.base_offset => (0, self.base_offset),
+            Err(_) => return None,
+        };
+        for b in batches(self.log.as_slice(), start) {
+            let last = expected.saturating_add(i64::from(b.header.last_offset_delta));
+            if last >= offset {
+                return Some((b, expected));
+            }
+            expected = last.saturating_add(1);
+        }
+        None
+    }
+
     /// Batch headers from `position` to the end of the published bytes.
     pub(crate) fn batches_from(&self, position: usize) -> impl Iterator<Item = BatchAt> + '_ {
         batches(self.log.as_slice(), position)
@@ -168,16 +220,57 @@ impl Segment {
 
     /// Whole batches from `position`: always the first one, then as many as fit in
     /// `max_bytes` in total. Zero-copy.
-    pub(crate) fn read_from(&self, position: usize, max_bytes: usize) -> Bytes {
+    ///
+    /// With `verify`, each batch is checked before it is handed out (length, magic, CRC-32C,
+    /// record count, and a base offset that follows the previous batch's): the reply stops
+    /// before the first damaged batch, and is an error if that is the first one. Bytes on
+    /// disk can rot after they were validated on append or at recovery; this is what keeps
+    /// them from being served as valid.
+    ///
+    /// `verify` carries the base offset the first batch must have (from [`Self::locate`]).
+    pub(crate) fn read_from(
+        &self,
+        position: usize,
+        max_bytes: usize,
+        verify: Option<i64>,
+    ) -> Result<Bytes, Damage> {
         let data = self.log.as_slice();
+        let checked = self.checked.load(Ordering::Acquire);
         let mut end = position;
+        let mut expected = verify;
         for b in batches(data, position) {
             if end > position && end - position + b.len > max_bytes {
                 break;
             }
+            if let Some(next) = expected {
+                let verdict = if b.header.base_offset != next {
+                    Err(format!(
+                        "base offset {} where {next} was expected",
+                        b.header.base_offset
+                    ))
+                } else if b.position + b.len <= checked {
+                    // Validated by this process already (header continuity still checked).
+                    Ok(())
+                } else {
+                    validate_batch(&data[b.position..b.position + b.len])
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                };
+                if let Err(reason) = verdict {
+                    if end == position {
+                        return Err(Damage {
+                            position: b.position,
+                            reason,
+                        });
+                    }
+                    // Serve the good prefix; the next read starts at the damage and fails.
+                    break;
+                }
+                expected = Some(b.header.next_offset());
+            }
             end = b.position + b.len;
         }
-        self.log.bytes(position, end)
+        Ok(self.log.bytes(position, end))
     }
 
     /// The earliest offset in this segment whose record timestamp is `>= timestamp`.
@@ -229,6 +322,7 @@ impl Segment {
             index: self.index.seal()?,
             time_index: self.time_index.seal()?,
             max_timestamp: AtomicI64::new(self.max_timestamp()),
+            checked: AtomicUsize::new(self.checked.load(Ordering::Acquire)),
         })
     }
 

@@ -156,7 +156,7 @@ fn replay(
 ) -> Result<(), LogError> {
     let mut offset = from;
     while offset < end {
-        let read = log.read(Offset(offset), REPLAY_READ_BYTES)?;
+        let read = log.read_headers(Offset(offset), REPLAY_READ_BYTES)?;
         let mut rest = &read.records[..];
         if rest.is_empty() {
             break;

@@ -95,7 +95,7 @@ pub(crate) async fn handle(
 /// The Kafka error code for a log failure.
 pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
     match err {
-        LogError::InvalidBatch(_) => ErrorCode::CorruptMessage,
+        LogError::InvalidBatch(_) | LogError::Corrupt { .. } => ErrorCode::CorruptMessage,
         LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::DiskFull { .. } | LogError::Failed { .. } | LogError::Io { .. } => {
