@@ -415,11 +415,15 @@ async fn a_faulty_network_neither_skips_nor_repeats_records() {
             "seed {seed}: partition {partition}"
         );
     }
-    // The last commit may have been cut: commit until one lands.
-    let mut attempts = 0;
+    // The last commit may have been cut: commit until one lands (a failed attempt can be
+    // answered at once while the connection backs off, so wait between attempts).
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Err(err) = consumer.commit().await {
-        attempts += 1;
-        assert!(attempts < 20, "seed {seed}: commit keeps failing: {err}");
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "seed {seed}: commit keeps failing: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     *faults.chaos.lock().unwrap() = None;
     let cuts = faults.cuts.load(std::sync::atomic::Ordering::SeqCst);
