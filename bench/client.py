@@ -132,7 +132,8 @@ def main():
         "",
         f"weir-client producer with the broker stopped (SIGSTOP) for 5 s while it sends 1 KiB "
         f"records as fast as it can (`buffer_memory` 32 MiB): RSS {rss_before:.1f} MiB before the "
-        f"stall, peak **{rss_peak:.1f} MiB** during it (`send` waits; nothing is dropped).",
+        f"stall, peak **{rss_peak:.1f} MiB** during it (`send` waits; nothing is dropped). The RSS "
+        f"includes the example's window of up to 2^20 delivery handles awaited oldest first.",
     ]
     table = "\n".join(lines)
     print(table)

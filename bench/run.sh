@@ -187,10 +187,9 @@ $table
 7. Footprint: broker RSS idle **$((rss_idle / 1024)) MiB**, peak under these loads **$((rss_peak / 1024)) MiB** ($((rss_after / 1024)) MiB after; resident pages of the memory-mapped segments count in RSS); start-up to accepting connections with an empty data directory **$(python3 -c "print(f'{$startup_empty*1000:.0f}')") ms**, with the $data_mib MiB written here **$(python3 -c "print(f'{$startup_loaded*1000:.0f}')") ms**, after \`kill -9\` (recovery) **$(python3 -c "print(f'{$startup_crash*1000:.0f}')") ms** (spawn to accepting, including the process start).
 
 How to read it: every figure is weir-client and the broker sharing the same two vCPUs. The
-producer keeps one batch per partition in flight (idempotence keeps order that way; see
-docs/client.md), so with one partition each batch waits for the previous one's sync: the
-durable single-partition figure reads against the machine's "append 1 MiB + fdatasync" line,
-and more partitions overlap the syncs (the broker's group commit covers the batches that
+producer pipelines up to 5 batches per partition and grows a batch up to 1 MiB while
+earlier ones are in flight (docs/client.md); with one partition the durable figure still reads
+against the machine's "append 1 MiB + fdatasync" line, and more partitions overlap the syncs (the broker's group commit covers the batches that
 arrive during one \`fdatasync\`). Produce latency under an unlimited rate is mostly queueing
 in the producer's 32 MiB buffer (Little's law: buffer / throughput); the end-to-end scenario,
 at a fixed moderate rate, shows the latency of the path itself. The librdkafka figures of the
