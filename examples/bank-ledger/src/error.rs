@@ -7,6 +7,9 @@ use crate::model::FoldError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Reading the log, or the embedded broker, failed.
+    #[error(transparent)]
+    Kit(#[from] event_kit::Error),
     /// The Kafka client failed (after its own retries).
     #[error(transparent)]
     Client(#[from] weir_client::Error),
@@ -25,28 +28,12 @@ pub enum Error {
         #[source]
         source: weir_client::producer::DeliveryError,
     },
-    /// A record's value is not the JSON this demo writes.
-    #[error("undecodable record {topic}-{partition}@{offset}: {source}")]
-    Decode {
-        /// Where.
-        topic: String,
-        /// Where.
-        partition: i32,
-        /// Where.
-        offset: i64,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
     /// A value could not be encoded as JSON.
     #[error("encoding a record: {0}")]
     Encode(#[source] serde_json::Error),
     /// The events do not fold into a valid ledger.
     #[error(transparent)]
     Fold(#[from] FoldError),
-    /// The embedded broker failed.
-    #[error("embedded broker: {0}")]
-    Broker(#[from] weir_broker::BrokerError),
     /// Reading or writing a local file (the projection's checkpoint, the broker's data).
     #[error("{path}: {source}")]
     File {

@@ -16,10 +16,8 @@
 //! - [`error`]: the one error type, [`Error`].
 
 pub mod demo;
-pub mod embedded;
 pub mod error;
 pub mod handler;
-pub mod log;
 pub mod model;
 pub mod projection;
 pub mod settle;
@@ -28,3 +26,5 @@ pub mod topics;
 pub mod verify;
 
 pub use error::{Error, Result};
+/// Shared with the other demo: reading the log, the embedded broker.
+pub use event_kit::{embedded, log};

@@ -16,9 +16,7 @@
 //! - [`error`]: the one error type, [`Error`].
 
 pub mod demo;
-pub mod embedded;
 pub mod error;
-pub mod log;
 pub mod model;
 pub mod query;
 pub mod snapshotter;
@@ -26,3 +24,5 @@ pub mod time;
 pub mod topics;
 
 pub use error::{Error, Result};
+/// Shared with the other demo: reading the log, the embedded broker.
+pub use event_kit::{embedded, log};

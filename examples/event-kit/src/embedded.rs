@@ -1,16 +1,16 @@
-//! The in-process broker the demo runs on when no `--bootstrap` is given.
+//! The in-process broker a demo runs on when no `--bootstrap` is given.
 //!
 //! A real Weir broker (`weir_broker::Broker`), on 127.0.0.1 with its data in a temporary
-//! directory (or `--data-dir`), so `cargo run -p bank-ledger` needs nothing else running.
+//! directory (or `--data-dir`), so `cargo run -p <demo>` needs nothing else running.
 //! Groups start at once (no initial rebalance delay) and accept short session timeouts, so a
-//! killed handler's partitions move in about a second.
+//! killed service's partitions move in about a second.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use weir_broker::{Broker, BrokerConfig, RunningBroker};
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// A running embedded broker and the directory it keeps its data in.
 #[derive(Debug)]
@@ -30,10 +30,7 @@ impl Embedded {
         let (dir, temp) = match data_dir {
             Some(dir) => (dir, None),
             None => {
-                let temp = tempfile::tempdir().map_err(|source| Error::File {
-                    path: "temporary directory".to_owned(),
-                    source,
-                })?;
+                let temp = tempfile::tempdir().map_err(Error::TempDir)?;
                 (temp.path().to_owned(), Some(temp))
             }
         };

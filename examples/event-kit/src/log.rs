@@ -1,7 +1,7 @@
 //! Reading a partition's log: its end offset, and the records in an offset range.
 //!
-//! The snapshotter and the as-of query read snapshots and movements from here. A
-//! range is read with a consumer of its own, assigned (no group), so reading never disturbs
+//! Services rebuild state from here (the ledger's handler an account partition, its verifier
+//! whole topics; stock-history's snapshotter and as-of queries). A range is read with a consumer of its own, assigned (no group), so reading never disturbs
 //! a group's committed offsets.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use weir_client::{
     ClientConfig, Cluster, Consumer, ConsumerConfig, ConsumerRecord, TopicPartition,
 };
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// The longest a range read may take before it is reported as stuck.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,7 +35,7 @@ pub async fn offsets_for(
     partitions: i32,
     timestamp_ms: i64,
 ) -> Result<Vec<i64>> {
-    let cluster = Cluster::new(ClientConfig::new([bootstrap]).client_id("stock-history-offsets"));
+    let cluster = Cluster::new(ClientConfig::new([bootstrap]).client_id("event-kit-offsets"));
     let request: Vec<(String, i32, i64)> = (0..partitions)
         .map(|p| (topic.to_owned(), p, timestamp_ms))
         .collect();
@@ -65,7 +65,7 @@ pub async fn read(
     }
     let tp = TopicPartition::new(topic, partition);
     let mut consumer = Consumer::new(
-        ConsumerConfig::new(ClientConfig::new([bootstrap]).client_id("stock-history-reader"))
+        ConsumerConfig::new(ClientConfig::new([bootstrap]).client_id("event-kit-reader"))
             .fetch_wait(Duration::from_millis(100), 1),
     );
     consumer.assign([tp.clone()])?;
