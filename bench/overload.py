@@ -32,40 +32,19 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TMP = pathlib.Path(os.environ.get("TMPDIR_BENCH", ROOT / "target" / "bench-tmp"))
-BROKER = ROOT / "target" / "release" / "weir-broker"
-RECORD = 1024  # bytes per record, newline included
+# The broker-benchmark helpers (paths, port, readiness) are shared with bench/broker.py.
+from broker import BROKER, RECORD, ROOT, TMP, free_port, wait_listening
+
 FILE_MIB = 32  # per kcat run
 TOPIC = "overload"
 SEGMENT_MIB = 32  # per-partition disk use stays under RETAIN_MIB + 2 segments
 RETAIN_MIB = 128
 MIN_FREE_GIB = 4  # the run stops if the disk gets fuller than this
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"broker exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.05):
-                return
-        except OSError:
-            time.sleep(0.01)
-    sys.exit("broker did not start listening")
 
 
 def status(pid):
