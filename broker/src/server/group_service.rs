@@ -5,6 +5,11 @@
 //! request, and answered whenever an [`Output`] names it (from this request, another
 //! member's, or a timer). One task sleeps until [`Coordinator::next_deadline`] and ticks the
 //! machine; it is woken whenever a request may have moved the deadline.
+//!
+//! A parked request also ends when its connection's cancellation token fires (the client
+//! went away, or the broker is stopping): it is answered NOT_COORDINATOR (Kafka's answer from
+//! a coordinator that is unloading) and its channel removed, so nothing waits for a client
+//! that is gone and a shutdown never waits for a rebalance.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -57,6 +62,20 @@ impl Inner {
     }
 }
 
+/// A parked reply, released when the request stops waiting for it: answered, cancelled, or
+/// its task dropped. The member stays in the group (it expires by the coordinator's rules, as
+/// in Kafka); only the channel to a request nobody waits for any more is removed.
+struct Parked<'a> {
+    service: &'a GroupService,
+    to: ReplyTo,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.service.lock().waiting.remove(&self.to);
+    }
+}
+
 /// The broker's group coordinator, shared by all connections.
 pub(crate) struct GroupService {
     inner: Mutex<Inner>,
@@ -94,40 +113,60 @@ impl GroupService {
         self.clock.now_ms()
     }
 
-    pub(crate) async fn join(&self, request: JoinRequest) -> JoinResult {
+    /// Joins, waiting (parked) until the rebalance completes, or until `cancel` fires (the
+    /// connection closed or the broker is stopping): then NOT_COORDINATOR, and the parked
+    /// reply is released.
+    pub(crate) async fn join(&self, request: JoinRequest, cancel: &CancellationToken) -> JoinResult {
         let member_id = request.member_id.clone();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut inner = self.lock();
-            let to = inner.park(Waiter::Join(tx));
-            let outputs = inner.coordinator.join(self.now(), request, to);
-            inner.deliver(outputs);
-        }
-        self.changed.notify_one();
-        rx.await.unwrap_or_else(|_| JoinResult {
-            error: ErrorCode::CoordinatorNotAvailable,
+        let failed = |error| JoinResult {
+            error,
             generation_id: -1,
             protocol_type: None,
             protocol_name: None,
             leader: String::new(),
-            member_id,
+            member_id: member_id.clone(),
             members: Vec::new(),
-        })
+        };
+        let (tx, rx) = oneshot::channel();
+        let parked = {
+            let mut inner = self.lock();
+            let to = inner.park(Waiter::Join(tx));
+            let outputs = inner.coordinator.join(self.now(), request, to);
+            inner.deliver(outputs);
+            Parked { service: self, to }
+        };
+        self.changed.notify_one();
+        let result = tokio::select! {
+            biased;
+            result = rx => result.unwrap_or_else(|_| failed(ErrorCode::CoordinatorNotAvailable)),
+            () = cancel.cancelled() => failed(ErrorCode::NotCoordinator),
+        };
+        drop(parked);
+        result
     }
 
-    pub(crate) async fn sync(&self, request: SyncRequest) -> SyncResult {
+    /// Syncs, parked like [`Self::join`] and cancelled the same way.
+    pub(crate) async fn sync(&self, request: SyncRequest, cancel: &CancellationToken) -> SyncResult {
+        let failed = |error| SyncResult {
+            error,
+            assignment: bytes::Bytes::new(),
+        };
         let (tx, rx) = oneshot::channel();
-        {
+        let parked = {
             let mut inner = self.lock();
             let to = inner.park(Waiter::Sync(tx));
             let outputs = inner.coordinator.sync(self.now(), request, to);
             inner.deliver(outputs);
-        }
+            Parked { service: self, to }
+        };
         self.changed.notify_one();
-        rx.await.unwrap_or(SyncResult {
-            error: ErrorCode::CoordinatorNotAvailable,
-            assignment: bytes::Bytes::new(),
-        })
+        let result = tokio::select! {
+            biased;
+            result = rx => result.unwrap_or_else(|_| failed(ErrorCode::CoordinatorNotAvailable)),
+            () = cancel.cancelled() => failed(ErrorCode::NotCoordinator),
+        };
+        drop(parked);
+        result
     }
 
     pub(crate) fn heartbeat(

@@ -1,5 +1,8 @@
 //! Fetch (key 1), v4-11: whole batches from each requested partition, long-polling up to
-//! `max_wait_ms` until `min_bytes` are available, woken by appends (no polling loop).
+//! `max_wait_ms` until `min_bytes` are available, woken by appends to the requested
+//! partitions only (no polling loop; `appends` keeps the waiters by partition). A parked
+//! fetch ends early, answered with what there is, when its connection closes or the broker
+//! stops.
 //!
 //! Kafka's rules kept here: the response holds at most the smaller of the request's
 //! `max_bytes` and the broker's `--max-fetch-bytes`, but the first batch is returned even when
@@ -14,29 +17,45 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, log_error_code};
 use crate::log::Offset;
 
-pub(crate) async fn handle(ctx: &Arc<Context>, request: FetchRequest) -> FetchResponse {
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    request: FetchRequest,
+    cancel: &CancellationToken,
+) -> FetchResponse {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let enough = |bytes: usize, errors: bool| {
+        bytes >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline
+    };
+    let (response, bytes, errors) = read(ctx, &request);
+    if enough(bytes, errors) || cancel.is_cancelled() {
+        return response;
+    }
+    // Park: wait for an append to one of the requested partitions (and no other). Registered
+    // before the next read, so an append between that read and the wait still wakes us.
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (&*t.topic.0, p.partition)));
+    let registration = ctx.appended.register(partitions);
     loop {
-        // Registered before reading, so an append between the read and the wait still wakes us.
-        let appended = ctx.appended.notified();
         let (response, bytes, errors) = read(ctx, &request);
-        let now = tokio::time::Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline {
+        if enough(bytes, errors) {
             return response;
         }
-        if tokio::time::timeout(deadline - now, appended)
-            .await
-            .is_err()
-        {
-            // Deadline reached with nothing new: read once more so offsets are current.
-            return read(ctx, &request).0;
+        tokio::select! {
+            () = registration.appended() => {}
+            // Deadline reached with too little: read once more so offsets are current.
+            () = tokio::time::sleep_until(deadline) => return read(ctx, &request).0,
+            // The broker is stopping or the client went away: answer with what there is now.
+            () = cancel.cancelled() => return read(ctx, &request).0,
         }
     }
 }
