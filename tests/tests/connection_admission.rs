@@ -35,7 +35,11 @@ async fn a_swarm_of_silent_connections_does_not_lock_out_a_new_client() {
     }
     let started = Instant::now();
     let mut newcomer = broker.client().await;
-    served(&mut newcomer, "a new client behind a swarm of silent connections").await;
+    served(
+        &mut newcomer,
+        "a new client behind a swarm of silent connections",
+    )
+    .await;
     eprintln!("new client served {:?} after the swarm", started.elapsed());
     served(&mut regular, "a client served before the swarm").await;
     // And once more, with the swarm still there.

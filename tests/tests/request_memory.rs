@@ -42,7 +42,11 @@ fn status_bytes(pid: u32, field: &str) -> usize {
 async fn sixteen_large_frames_arriving_at_once_stay_within_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = tokio::task::block_in_place(|| {
-        BrokerProcess::start(&dir.path().join("data"), &dir.path().join("broker.log"), &[])
+        BrokerProcess::start(
+            &dir.path().join("data"),
+            &dir.path().join("broker.log"),
+            &[],
+        )
     });
     let pid = broker.pid();
     let idle_rss = status_bytes(pid, "VmRSS");

@@ -44,7 +44,11 @@ fn join_request(group: &str) -> JoinGroupRequest {
 fn assert_clean_markers(data_dir: &Path, topic: &str, partitions: u32) {
     for p in 0..partitions {
         let marker = data_dir.join(format!("{topic}-{p}")).join("clean-shutdown");
-        assert!(marker.exists(), "no clean-shutdown marker at {}", marker.display());
+        assert!(
+            marker.exists(),
+            "no clean-shutdown marker at {}",
+            marker.display()
+        );
     }
 }
 
@@ -91,8 +95,11 @@ async fn sigterm_answers_parked_requests_and_exits_cleanly_at_once() {
     let dir = tempfile::tempdir().unwrap();
     // The first rebalance of a group waits 10 minutes for more members. The default grace
     // period (5 s) is the bound: nothing here should need it.
-    let broker =
-        broker_with_data(dir.path(), &["--group-initial-rebalance-delay-ms", "600000"]).await;
+    let broker = broker_with_data(
+        dir.path(),
+        &["--group-initial-rebalance-delay-ms", "600000"],
+    )
+    .await;
     let addr = broker.addr();
     let fetch_v = *versions(ApiKey::Fetch).end();
     // Connected to the end: a fetch at the log end of partition 0 that may wait 24 days, and
@@ -111,7 +118,11 @@ async fn sigterm_answers_parked_requests_and_exits_cleanly_at_once() {
     let mut gone_member = Client::connect(addr).await;
     let _never_read = gone_member.send(3, join_request("parked-group")).await;
     // Let every request reach its wait.
-    assert!(!patient.has_response_within(Duration::from_millis(500)).await);
+    assert!(
+        !patient
+            .has_response_within(Duration::from_millis(500))
+            .await
+    );
     assert!(!member.has_response_within(Duration::from_millis(10)).await);
     drop(gone_fetch);
     drop(gone_member);

@@ -94,7 +94,9 @@ impl Admission {
         }
         let evicted = self.lock().unproven.pop_first();
         if let Some((_, close)) = evicted {
-            tracing::info!("connection limit reached: closing the oldest connection that has sent no request");
+            tracing::info!(
+                "connection limit reached: closing the oldest connection that has sent no request"
+            );
             close.cancel();
         }
         // None only if the semaphore were closed, which it never is.

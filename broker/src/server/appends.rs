@@ -159,7 +159,10 @@ mod tests {
             waiters.appended("a", 0);
         }
         waiters.appended("c", 0);
-        assert!(!woken(&on_a1).await, "an append to a-0 woke a waiter on a-1");
+        assert!(
+            !woken(&on_a1).await,
+            "an append to a-0 woke a waiter on a-1"
+        );
         assert!(!woken(&on_b).await, "an append to a-0 woke a waiter on b-0");
         for registration in &on_a0 {
             assert!(woken(registration).await);
@@ -168,7 +171,10 @@ mod tests {
         }
         assert_eq!(waiters.wakeups(), 100);
         waiters.appended("b", 7);
-        assert!(woken(&on_a1).await, "a waiter on two partitions is woken by either");
+        assert!(
+            woken(&on_a1).await,
+            "a waiter on two partitions is woken by either"
+        );
     }
 
     #[tokio::test]

@@ -116,7 +116,11 @@ impl GroupService {
     /// Joins, waiting (parked) until the rebalance completes, or until `cancel` fires (the
     /// connection closed or the broker is stopping): then NOT_COORDINATOR, and the parked
     /// reply is released.
-    pub(crate) async fn join(&self, request: JoinRequest, cancel: &CancellationToken) -> JoinResult {
+    pub(crate) async fn join(
+        &self,
+        request: JoinRequest,
+        cancel: &CancellationToken,
+    ) -> JoinResult {
         let member_id = request.member_id.clone();
         let failed = |error| JoinResult {
             error,
@@ -146,7 +150,11 @@ impl GroupService {
     }
 
     /// Syncs, parked like [`Self::join`] and cancelled the same way.
-    pub(crate) async fn sync(&self, request: SyncRequest, cancel: &CancellationToken) -> SyncResult {
+    pub(crate) async fn sync(
+        &self,
+        request: SyncRequest,
+        cancel: &CancellationToken,
+    ) -> SyncResult {
         let failed = |error| SyncResult {
             error,
             assignment: bytes::Bytes::new(),

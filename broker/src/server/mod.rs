@@ -205,7 +205,10 @@ async fn serve(
     let force = CancellationToken::new();
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
-    let admission = Admission::new(ctx.config.max_connections, ctx.config.max_connections_per_ip);
+    let admission = Admission::new(
+        ctx.config.max_connections,
+        ctx.config.max_connections_per_ip,
+    );
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
@@ -254,7 +257,10 @@ async fn serve(
     let grace = ctx.config.shutdown_grace();
     let started = tokio::time::Instant::now();
     connections.close();
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = connections.len(),
             "connections still open after the shutdown grace period; closing them"
@@ -271,7 +277,10 @@ async fn serve(
             "requests still running after the shutdown grace period; closing the logs anyway"
         );
     }
-    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "connections closed");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "connections closed"
+    );
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
     }
