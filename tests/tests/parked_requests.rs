@@ -15,7 +15,7 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::{ApiVersionsRequest, GroupId, JoinGroupRequest};
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
-use weir_tests::{Client, TestBroker, batch, req, versions, within};
+use weir_tests::{TestBroker, batch, req, versions, within};
 
 /// Waits until `check` holds, failing with `what` after 5 s.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
