@@ -247,3 +247,67 @@ impl GroupService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn join_request(group: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: group.to_owned(),
+            member_id: String::new(),
+            group_instance_id: None,
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: i32::MAX,
+            protocol_type: "consumer".to_owned(),
+            protocols: vec![("range".to_owned(), bytes::Bytes::new())],
+            client_id: "test".to_owned(),
+            client_host: "/127.0.0.1".to_owned(),
+            version: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_join_is_answered_and_releases_its_parked_reply() {
+        // The first rebalance waits ten minutes of a clock that does not move.
+        let config = GroupConfig {
+            initial_rebalance_delay_ms: 600_000,
+            ..GroupConfig::default()
+        };
+        let service = Arc::new(GroupService::new(config, Arc::new(ManualClock::new(1_000))));
+        let cancel = CancellationToken::new();
+        let joining = {
+            let (service, cancel) = (Arc::clone(&service), cancel.clone());
+            tokio::spawn(async move { service.join(join_request("g"), &cancel).await })
+        };
+        while service.lock().waiting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+        let result = joining.await.unwrap();
+        assert_eq!(result.error, ErrorCode::NotCoordinator);
+        assert!(
+            service.lock().waiting.is_empty(),
+            "the parked reply is kept"
+        );
+        // A join whose task is dropped while parked releases its reply too.
+        let never = CancellationToken::new();
+        let dropped = {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.join(join_request("h"), &never).await })
+        };
+        while service.lock().waiting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        dropped.abort();
+        assert!(dropped.await.unwrap_err().is_cancelled());
+        assert!(
+            service.lock().waiting.is_empty(),
+            "an aborted join's reply is kept"
+        );
+        // After cancellation, a join answers at once.
+        let result = service.join(join_request("g"), &cancel).await;
+        assert_eq!(result.error, ErrorCode::NotCoordinator);
+    }
+}
