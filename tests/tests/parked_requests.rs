@@ -15,7 +15,7 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::{ApiVersionsRequest, GroupId, JoinGroupRequest};
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
-use weir_tests::{TestBroker, batch, req, versions, within};
+use weir_tests::{TestBroker, batch, req, stored, versions, within};
 
 /// Waits until `check` holds, failing with `what` after 5 s.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -136,5 +136,56 @@ async fn an_append_wakes_only_the_fetches_parked_on_its_partition() {
         broker.stats().parked_fetches == 0
     })
     .await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_parked_fetch_counts_min_bytes_across_its_partitions() {
+    let broker = TestBroker::start_with(|c| c.flush = weir_broker::log::FlushPolicy::Os).await;
+    let mut admin = broker.client().await;
+    admin.create_topic("acc", 2).await;
+    let one = batch(1);
+    let len = stored(&one, 0).len();
+    let v = *versions(ApiKey::Fetch).end();
+    let mut consumer = broker.client().await;
+    // Enough for three batches, not two.
+    let min_bytes = i32::try_from(2 * len + 1).unwrap();
+    let fetch = consumer
+        .send(
+            v,
+            req::fetch_many(&[("acc", 0, 0), ("acc", 1, 0)], 20_000, min_bytes),
+        )
+        .await;
+    eventually("the fetch to park", || broker.stats().parked_fetches == 1).await;
+    // Two batches to partition 0, each its own wake-up: still short of min_bytes (each
+    // append is counted once, from where the previous count stopped), so only partition 0's
+    // new batches are read, never the whole request.
+    for wakeups in 1..=2 {
+        admin.produce_ok("acc", 0, one.clone()).await;
+        eventually("the wake-up", || broker.stats().fetch_wakeups == wakeups).await;
+    }
+    assert!(
+        !consumer
+            .has_response_within(Duration::from_millis(300))
+            .await,
+        "answered with two batches, below min_bytes"
+    );
+    assert_eq!(
+        broker.stats().fetch_rereads,
+        0,
+        "a wake-up below min_bytes read the whole request again"
+    );
+    // The third batch, on the other partition, makes it enough.
+    admin.produce_ok("acc", 1, one.clone()).await;
+    let response = consumer.recv(fetch).await;
+    let records: Vec<usize> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .collect();
+    assert_eq!(records, [2 * len, len]);
+    let stats = broker.stats();
+    assert_eq!((stats.fetch_wakeups, stats.fetch_rereads), (3, 1));
+    assert_eq!(stats.parked_fetches, 0);
     broker.shutdown().await;
 }

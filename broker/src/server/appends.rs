@@ -16,13 +16,22 @@
 //!   one entry per (parked fetch, distinct partition it waits on), nothing for idle partitions.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
-/// The waiters of one partition: registration id -> the fetch's signal.
-type Waiters = HashMap<u64, Arc<Notify>>;
+/// The waiters of one partition: registration id -> the fetch's signal and the partition's
+/// index in its registration.
+type Waiters = HashMap<u64, (Arc<Signal>, usize)>;
+
+/// How an append reaches one parked fetch.
+#[derive(Debug)]
+struct Signal {
+    notify: Notify,
+    /// Per registered partition: appended to since the fetch last looked.
+    changed: Box<[AtomicBool]>,
+}
 
 /// Parked fetches by topic and partition.
 #[derive(Debug, Default)]
@@ -34,6 +43,9 @@ pub(crate) struct AppendWaiters {
     parked: AtomicU64,
     /// Parked fetches woken by an append on one of their partitions, since start.
     wakeups: AtomicU64,
+    /// Whole-request reads by woken fetches, since start (the partitions that changed are
+    /// read first; the whole request only once `min_bytes` may be reached).
+    rereads: AtomicU64,
 }
 
 /// A fetch's place in the registry; leaves it when dropped.
@@ -41,9 +53,9 @@ pub(crate) struct AppendWaiters {
 pub(crate) struct Registration<'a> {
     waiters: &'a AppendWaiters,
     id: u64,
-    /// Distinct (topic, partition) pairs registered.
+    /// Distinct (topic, partition) pairs registered, in the order of `signal.changed`.
     partitions: Vec<(String, i32)>,
-    signal: Arc<Notify>,
+    signal: Arc<Signal>,
 }
 
 impl AppendWaiters {
@@ -57,28 +69,34 @@ impl AppendWaiters {
         partitions: impl IntoIterator<Item = (&'n str, i32)>,
     ) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let signal = Arc::new(Notify::new());
-        let mut registered = Vec::new();
-        let mut topics = self.lock();
+        let mut distinct: Vec<(String, i32)> = Vec::new();
         for (topic, partition) in partitions {
-            let waiters = match topics.get_mut(topic) {
-                Some(by_partition) => by_partition.entry(partition).or_default(),
+            if !distinct.iter().any(|(t, p)| t == topic && *p == partition) {
+                distinct.push((topic.to_owned(), partition));
+            }
+        }
+        let signal = Arc::new(Signal {
+            notify: Notify::new(),
+            changed: distinct.iter().map(|_| AtomicBool::new(false)).collect(),
+        });
+        let mut topics = self.lock();
+        for (index, (topic, partition)) in distinct.iter().enumerate() {
+            let waiters = match topics.get_mut(topic.as_str()) {
+                Some(by_partition) => by_partition.entry(*partition).or_default(),
                 None => topics
-                    .entry(topic.to_owned())
+                    .entry(topic.clone())
                     .or_default()
-                    .entry(partition)
+                    .entry(*partition)
                     .or_default(),
             };
-            if waiters.insert(id, Arc::clone(&signal)).is_none() {
-                registered.push((topic.to_owned(), partition));
-            }
+            waiters.insert(id, (Arc::clone(&signal), index));
         }
         drop(topics);
         self.parked.fetch_add(1, Ordering::Relaxed);
         Registration {
             waiters: self,
             id,
-            partitions: registered,
+            partitions: distinct,
             signal,
         }
     }
@@ -87,8 +105,11 @@ impl AppendWaiters {
     pub(crate) fn appended(&self, topic: &str, partition: i32) {
         let topics = self.lock();
         if let Some(waiters) = topics.get(topic).and_then(|t| t.get(&partition)) {
-            for signal in waiters.values() {
-                signal.notify_one();
+            for (signal, index) in waiters.values() {
+                if let Some(changed) = signal.changed.get(*index) {
+                    changed.store(true, Ordering::Release);
+                }
+                signal.notify.notify_one();
             }
         }
     }
@@ -102,14 +123,31 @@ impl AppendWaiters {
     pub(crate) fn wakeups(&self) -> u64 {
         self.wakeups.load(Ordering::Relaxed)
     }
+
+    /// Whole-request reads made by woken fetches since the broker started.
+    pub(crate) fn rereads(&self) -> u64 {
+        self.rereads.load(Ordering::Relaxed)
+    }
+
+    /// Counts a whole-request read by a woken fetch.
+    pub(crate) fn count_reread(&self) {
+        self.rereads.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Registration<'_> {
     /// Waits until an append on one of the registered partitions (at once if one happened
-    /// since the last wake-up), and counts the wake-up.
-    pub(crate) async fn appended(&self) {
-        self.signal.notified().await;
+    /// since the last wake-up), counts the wake-up, and returns the partitions appended to
+    /// since the last call (so the fetch re-reads only those).
+    pub(crate) async fn appended(&self) -> Vec<(&str, i32)> {
+        self.signal.notify.notified().await;
         self.waiters.wakeups.fetch_add(1, Ordering::Relaxed);
+        self.partitions
+            .iter()
+            .zip(self.signal.changed.iter())
+            .filter(|(_, changed)| changed.swap(false, Ordering::AcqRel))
+            .map(|((topic, partition), _)| (topic.as_str(), *partition))
+            .collect()
     }
 }
 
@@ -146,6 +184,20 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(1), registration.appended())
             .await
             .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_names_the_partitions_appended_to() {
+        let waiters = AppendWaiters::default();
+        let registration = waiters.register([("a", 0), ("a", 1), ("b", 0)]);
+        waiters.appended("b", 0);
+        waiters.appended("a", 1);
+        waiters.appended("a", 1);
+        let mut changed = registration.appended().await;
+        changed.sort_unstable();
+        assert_eq!(changed, [("a", 1), ("b", 0)]);
+        waiters.appended("a", 0);
+        assert_eq!(registration.appended().await, [("a", 0)]);
     }
 
     #[tokio::test]

@@ -103,6 +103,9 @@ pub struct ServerStats {
     pub parked_fetches: u64,
     /// Times a parked fetch was woken by an append to one of its partitions, since start.
     pub fetch_wakeups: u64,
+    /// Times a woken fetch read its whole request again, since start: only once the
+    /// partitions appended to may have brought `min_bytes`.
+    pub fetch_rereads: u64,
 }
 
 impl Broker {
@@ -171,6 +174,7 @@ impl RunningBroker {
         ServerStats {
             parked_fetches: self.ctx.appended.parked(),
             fetch_wakeups: self.ctx.appended.wakeups(),
+            fetch_rereads: self.ctx.appended.rereads(),
         }
     }
 
