@@ -42,7 +42,7 @@ pub use error::LogError;
 pub(crate) use error::is_disk_full;
 pub use flusher::Flusher;
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
-pub use recovery::{RecoveryReport, TruncatedTail};
+pub use recovery::{DamagedRange, RecoveryReport, TruncatedTail};
 
 use std::fmt;
 
