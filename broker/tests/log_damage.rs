@@ -79,7 +79,7 @@ fn positions(path: &Path) -> Vec<(usize, i64)> {
 }
 
 /// Copies `src` and flips `mask` in byte `field` of a batch in the middle of the second
-/// segment; returns the copy and the index (in `stored`) of the damaged batch.
+/// segment (and of an index interval); returns the copy and the index (in `stored`) of the damaged batch.
 fn damaged_copy(
     src: &Path,
     stored: &[Stored],
@@ -98,7 +98,10 @@ fn damaged_copy(
         "{} batches in the segment",
         batches.len()
     );
-    let (position, base) = batches[batches.len() / 2];
+    // A little after the first index entry (due after 1024 bytes), so that several intact
+    // batches follow the damaged one before the next entry: a walk from the entry must get
+    // past the damage to reach them.
+    let (position, base) = *batches.iter().find(|(p, _)| *p >= 1200).unwrap();
     let mut bytes = fs::read(segment).unwrap();
     bytes[position + field] ^= mask;
     fs::write(segment, &bytes).unwrap();
