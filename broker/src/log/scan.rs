@@ -551,4 +551,122 @@ mod tests {
         assert_eq!(scan.valid_len, 0);
         assert!(scan.stop.unwrap().reason.contains("CRC"));
     }
+
+    /// Batches at 0 (2 records), 2 (3), 5 (1), 6 (2); their positions.
+    fn four_batches() -> (Vec<u8>, Vec<usize>) {
+        let mut data = Vec::new();
+        let mut positions = Vec::new();
+        for (base, n) in [(0, 2), (2, 3), (5, 1), (6, 2)] {
+            positions.push(data.len());
+            data.extend(batch(base, n));
+        }
+        (data, positions)
+    }
+
+    fn walk(data: &[u8]) -> Walk<'_> {
+        Walk {
+            data,
+            checked: 0,
+            limits: Limits {
+                segment_end: 8,
+                max_epoch: 0,
+            },
+        }
+    }
+
+    fn located_at(found: Located) -> Option<(usize, i64)> {
+        match found {
+            Located::Batch(b, base) => Some((b.position, base)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_sealed_segment_scan_skips_a_damaged_length_and_goes_on() {
+        let (mut data, positions) = four_batches();
+        data[positions[1] + 11] ^= 0x10;
+        let scan = scan_segment(&data, 0, 4096, 0, OnDamage::Resync { segment_end: 8 });
+        assert_eq!(scan.batches, 3);
+        assert_eq!(scan.next_offset, 8);
+        assert_eq!(scan.valid_len, data.len());
+        assert_eq!(scan.checked_len(), positions[1]);
+        assert_eq!(scan.skipped.len(), 1);
+        let skipped = &scan.skipped[0];
+        assert_eq!(
+            (skipped.position, skipped.resumed_at),
+            (positions[1], positions[2])
+        );
+        assert_eq!((skipped.first_offset, skipped.resumed_offset), (2, 5));
+        // Reads can start right where the scan resumed.
+        assert_eq!(
+            scan.offset_entries
+                .first()
+                .map(|e| (e.relative_offset.0, e.position.0)),
+            Some((5, u32::try_from(positions[2]).unwrap()))
+        );
+        assert!(scan.stop.is_none() && !scan.garbage_after);
+        // The last segment stops there instead.
+        let scan = scan_segment(&data, 0, 4096, 0, OnDamage::Stop);
+        assert_eq!((scan.valid_len, scan.next_offset), (positions[1], 2));
+    }
+
+    #[test]
+    fn a_walk_gets_past_a_damaged_delta_and_refuses_only_that_batch() {
+        let (mut data, positions) = four_batches();
+        let start = Anchor {
+            position: 0,
+            offset: 0,
+        };
+        assert_eq!(
+            located_at(walk(&data).locate(start, 6, |_| None)),
+            Some((positions[3], 6))
+        );
+        // LastOffsetDelta of the second batch 2 -> 3: its CRC fails, so its length is
+        // distrusted too, and the walk resynchronises on the third batch.
+        data[positions[1] + 26] ^= 0x01;
+        for offset in [0, 1] {
+            assert_eq!(
+                located_at(walk(&data).locate(start, offset, |_| None)),
+                Some((0, 0))
+            );
+        }
+        for offset in [2, 3, 4] {
+            assert!(matches!(
+                walk(&data).locate(start, offset, |_| None),
+                Located::Damaged(_)
+            ));
+        }
+        assert_eq!(
+            located_at(walk(&data).locate(start, 5, |_| None)),
+            Some((positions[2], 5))
+        );
+        assert_eq!(
+            located_at(walk(&data).locate(start, 7, |_| None)),
+            Some((positions[3], 6))
+        );
+        assert!(matches!(
+            walk(&data).locate(start, 8, |_| None),
+            Located::Beyond
+        ));
+    }
+
+    #[test]
+    fn a_candidate_after_damage_needs_its_offsets_confirmed() {
+        let (mut data, positions) = four_batches();
+        data[positions[1] + 11] ^= 0x10;
+        // The third batch's stored base offset is 5 and the fourth's is 6: confirmed.
+        let found = walk(&data).resync(positions[1], 2, None);
+        assert_eq!(
+            found,
+            Some(Anchor {
+                position: positions[2],
+                offset: 5
+            })
+        );
+        // Damage the fourth batch's stored base offset as well: the third can no longer be
+        // confirmed, and the fourth is confirmed by the segment's end offset only if its own
+        // base offset is right, which it is not: nothing is trusted.
+        data[positions[3] + 7] ^= 0x01;
+        assert_eq!(walk(&data).resync(positions[1], 2, None), None);
+    }
 }
