@@ -3,7 +3,9 @@
 //! Concurrency: appends are serialised by the writer lock, held only for validation-free work
 //! (roll decision, write into the segment, index entries, offset bump). Readers take a snapshot of
 //! the segment list (an `Arc<Vec<_>>` swapped under the writer lock on roll, retention and
-//! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
+//! close) and read published bytes without locking. What a read hands out is bounded by one
+//! end snapshot taken before that list, never by the bytes a segment has published: an append
+//! publishes its bytes before it moves the log end. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
 
 use std::collections::HashSet;
@@ -97,6 +99,16 @@ pub struct ReadResult {
     pub high_watermark: Offset,
     /// First offset still in the log.
     pub log_start_offset: Offset,
+}
+
+/// Where one read must stop, taken once per read.
+#[derive(Debug, Clone, Copy)]
+struct EndSnapshot {
+    /// Offsets above it are out of range.
+    log_end: Offset,
+    /// No batch at or beyond it is handed out; the read reports it. The log end with one
+    /// replica; a replicated log would put its committed offset here.
+    high_watermark: Offset,
 }
 
 /// Durability progress shared with waiters.
@@ -550,16 +562,17 @@ impl PartitionLog {
     }
 
     /// The end snapshot one read is bounded by, taken before the segment list (a segment
-    /// holding offsets below it was published before it, so the list taken next has it).
-    /// `log_end` decides what is in range; `visible` is the high watermark: no batch at or
-    /// beyond it is handed out. A segment's published length moves before the log end does
-    /// (and a roll puts the new segment in the list first), so the bytes a read can see may
-    /// run ahead of `log_end`: every read is cut at `visible`, never at what the bytes hold.
-    /// With one replica the two are the same offset; a replicated log would set `visible`
-    /// to its committed offset.
-    fn end_snapshot(&self) -> (Offset, Offset) {
+    /// holding offsets below it was published before it, so the list taken next has it). A
+    /// segment's published length moves before the log end does (and a roll puts the new
+    /// segment in the list first), so the bytes a read can see may run ahead of the log end:
+    /// every read is cut at [`EndSnapshot::high_watermark`], never at what the bytes hold.
+    fn end_snapshot(&self) -> EndSnapshot {
         let log_end = self.log_end_offset();
-        (log_end, log_end)
+        // One replica: everything appended is committed.
+        EndSnapshot {
+            log_end,
+            high_watermark: log_end,
+        }
     }
 
     fn read_inner(
@@ -568,7 +581,10 @@ impl PartitionLog {
         max_bytes: usize,
         verify: bool,
     ) -> Result<ReadResult, LogError> {
-        let (end, visible) = self.end_snapshot();
+        let EndSnapshot {
+            log_end: end,
+            high_watermark: visible,
+        } = self.end_snapshot();
         // The start comes from the same snapshot of segments, so retention racing this read
         // cannot make a missing segment look like damage.
         let segments = self.snapshot();
