@@ -168,6 +168,12 @@ fn a_damaged_batch_is_refused_and_its_neighbours_served_after_a_clean_shutdown()
     for &(field, mask, what) in FLIPS {
         let (dir, damaged) = damaged_copy(src.path(), &stored, field, mask);
         let log = open(dir.path(), config());
+        // Nothing was rescanned: the reads alone isolate the damage.
+        let report = log.recovery_report();
+        assert!(
+            report.clean && report.indexes_rebuilt == 0,
+            "{what}: {report:?}"
+        );
         check_isolated(&log, &stored, damaged, what);
         // Writes go on at the same end.
         let end = stored.last().unwrap().last + 1;
