@@ -333,6 +333,13 @@ impl IndexCursor {
         due
     }
 
+    /// Makes the next batch get an offset entry: it follows damaged bytes that a scan skipped,
+    /// and lookups must be able to start there rather than walk into the damage.
+    pub(crate) fn force_offset_entry(&mut self) {
+        self.seen_batch = true;
+        self.bytes_since_offset_entry = self.interval_bytes;
+    }
+
     /// The entry that records the segment's final maximum when it is sealed, if the last
     /// entry does not already.
     pub(crate) fn final_time_entry(&self) -> Option<TimeEntry> {

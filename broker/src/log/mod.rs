@@ -18,7 +18,12 @@
 //!   met before anything is published (a segment is allocated whole before use), refused as
 //!   [`LogError::DiskFull`], and later appends succeed once there is space;
 //! - a read never hands out a damaged batch: batches are verified on the way out
-//!   ([`LogError::Corrupt`] for one that fails);
+//!   ([`LogError::Corrupt`] for one that fails), and one damaged batch hides none of its
+//!   intact neighbours (walks resynchronise after it);
+//! - a read never hands out a batch at or beyond the high watermark it reports: it is bounded
+//!   by one end snapshot taken before the segment list, not by the bytes segments publish;
+//! - recovery cuts only the last segment; damage in a sealed segment is kept, refused on read
+//!   and reported, and later segments are kept;
 //! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
 //!
 //! The byte layout of every file and the crash analysis live in `docs/storage-format.md`.
@@ -42,7 +47,7 @@ pub use error::LogError;
 pub(crate) use error::is_disk_full;
 pub use flusher::Flusher;
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
-pub use recovery::{RecoveryReport, TruncatedTail};
+pub use recovery::{DamagedRange, RecoveryReport, TruncatedTail};
 
 use std::fmt;
 

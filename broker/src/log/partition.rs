@@ -3,7 +3,9 @@
 //! Concurrency: appends are serialised by the writer lock, held only for validation-free work
 //! (roll decision, write into the segment, index entries, offset bump). Readers take a snapshot of
 //! the segment list (an `Arc<Vec<_>>` swapped under the writer lock on roll, retention and
-//! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
+//! close) and read published bytes without locking. What a read hands out is bounded by one
+//! end snapshot taken before that list, never by the bytes a segment has published: an append
+//! publishes its bytes before it moves the log end. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
 
 use std::collections::HashSet;
@@ -29,11 +31,19 @@ use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{Capacity, Damage, Segment};
+use super::scan::{Limits, Located};
+use super::segment::{Bounds, Capacity, Damage, Segment};
 use crate::clock::{Clock, SystemClock};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
 const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;
+
+/// The partition leader epoch this log writes into every batch: a single broker is leader
+/// forever, at epoch 0. It is also the highest epoch the log has written, which is what reads
+/// and recovery check stored epochs against (the field lies outside the CRC, so a value this
+/// log never wrote is damage). A replicated log would raise it at each leader change and
+/// persist the history (Kafka's `leader-epoch-checkpoint`), and the check would hold as is.
+pub(crate) const LEADER_EPOCH: i32 = 0;
 
 /// Everything a log needs from its surroundings.
 #[derive(Debug, Clone)]
@@ -81,12 +91,24 @@ impl AppendInfo {
 /// The result of a read.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
-    /// Whole batches, zero-copy from the segment map. Empty at the end of the log.
+    /// Whole batches, zero-copy from the segment map. Empty at the end of the log. Every
+    /// batch lies below `high_watermark`.
     pub records: Bytes,
-    /// Log end offset when the read was made.
+    /// The end snapshot that bounded this read: no batch in `records` reaches it, and a
+    /// read at it is in range. With one replica, the log end offset when the read began.
     pub high_watermark: Offset,
     /// First offset still in the log.
     pub log_start_offset: Offset,
+}
+
+/// Where one read must stop, taken once per read.
+#[derive(Debug, Clone, Copy)]
+struct EndSnapshot {
+    /// Offsets above it are out of range.
+    log_end: Offset,
+    /// No batch at or beyond it is handed out; the read reports it. The log end with one
+    /// replica; a replicated log would put its committed offset here.
+    high_watermark: Offset,
 }
 
 /// Durability progress shared with waiters.
@@ -185,7 +207,7 @@ impl PartitionLog {
             segment_bytes: config.segment_bytes.min(i32::MAX as u32),
             ..config
         };
-        let recovered = recovery::recover(&dir, &config, disk.as_ref())?;
+        let recovered = recovery::recover(&dir, &config, LEADER_EPOCH, disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let active = Arc::clone(
             segments
@@ -197,7 +219,8 @@ impl PartitionLog {
         let report = recovered.report;
         if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
             tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),
-                removed = report.removed.len(), end_offset = next, "recovered log after unclean shutdown");
+                removed = report.removed.len(), damaged_kept = report.damaged.len(), end_offset = next,
+                "recovered log after unclean shutdown");
         }
         let first_append_ms = (active.size() > 0).then(|| clock.now_ms());
         let log = Arc::new_cyclic(|me| Self {
@@ -272,8 +295,7 @@ impl PartitionLog {
         let mut head = [0u8; PATCHED_HEAD_BYTES];
         head.copy_from_slice(&batch[..PATCHED_HEAD_BYTES]);
         set_base_offset(&mut head, base);
-        // Single broker, never a leader change: epoch 0.
-        set_partition_leader_epoch(&mut head, 0);
+        set_partition_leader_epoch(&mut head, LEADER_EPOCH);
         let position = match w.active.append(
             &head,
             &batch[PATCHED_HEAD_BYTES..],
@@ -515,14 +537,15 @@ impl PartitionLog {
     }
 
     /// Whole batches starting with the one that contains `offset`: always at least one batch
-    /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
-    /// batch. Zero-copy.
+    /// (even larger than `max_bytes`) unless `offset` is the high watermark; never a partial
+    /// batch, and never a batch at or beyond the high watermark this read reports. Zero-copy.
     ///
     /// Every batch is verified before it is handed out: its base offset against the record
-    /// counts walked from the index, and length, magic and CRC-32C unless this process
-    /// validated those bytes itself (on append or in its recovery scan). A damaged batch is
-    /// never served: a read that would start with one fails with [`LogError::Corrupt`] (and
-    /// the damage is logged once), a read that reaches one stops before it.
+    /// counts walked from the index, its leader epoch against the epochs this log wrote, and
+    /// length, magic and CRC-32C unless this process validated those bytes itself (on append
+    /// or in its recovery scan). A damaged batch is never served: a read that would start
+    /// with one fails with [`LogError::Corrupt`] (and the damage is logged once), a read that
+    /// reaches one stops before it; its intact neighbours stay readable.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
         self.read_inner(offset, max_bytes, true)
     }
@@ -538,16 +561,32 @@ impl PartitionLog {
         self.read_inner(offset, max_bytes, false)
     }
 
+    /// The end snapshot one read is bounded by, taken before the segment list (a segment
+    /// holding offsets below it was published before it, so the list taken next has it). A
+    /// segment's published length moves before the log end does (and a roll puts the new
+    /// segment in the list first), so the bytes a read can see may run ahead of the log end:
+    /// every read is cut at [`EndSnapshot::high_watermark`], never at what the bytes hold.
+    fn end_snapshot(&self) -> EndSnapshot {
+        let log_end = self.log_end_offset();
+        // One replica: everything appended is committed.
+        EndSnapshot {
+            log_end,
+            high_watermark: log_end,
+        }
+    }
+
     fn read_inner(
         &self,
         offset: Offset,
         max_bytes: usize,
         verify: bool,
     ) -> Result<ReadResult, LogError> {
-        // The end first: a segment holding offsets below it was published before it, so the
-        // snapshot taken next has it. The start comes from that same snapshot, so retention
-        // racing this read cannot make a missing segment look like damage.
-        let end = self.log_end_offset();
+        let EndSnapshot {
+            log_end: end,
+            high_watermark: visible,
+        } = self.end_snapshot();
+        // The start comes from the same snapshot of segments, so retention racing this read
+        // cannot make a missing segment look like damage.
         let segments = self.snapshot();
         let start = segments
             .first()
@@ -559,41 +598,54 @@ impl PartitionLog {
                 end,
             });
         }
-        let mut records = Bytes::new();
+        let result = |records| ReadResult {
+            records,
+            high_watermark: visible,
+            log_start_offset: start,
+        };
+        if offset >= visible {
+            return Ok(result(Bytes::new()));
+        }
         let first = segments
             .partition_point(|s| s.base_offset() <= offset.0)
             .saturating_sub(1);
-        let mut found = false;
-        for segment in &segments[first..] {
+        for (i, segment) in segments.iter().enumerate().skip(first) {
+            let bounds = Bounds {
+                below: visible.0,
+                limits: Limits {
+                    segment_end: segments
+                        .get(i + 1)
+                        .map_or(visible.0, |next| next.base_offset().min(visible.0)),
+                    max_epoch: LEADER_EPOCH,
+                },
+            };
             let read = if verify {
-                match segment.locate(offset.0) {
-                    // Offsets are dense: a batch that must start after `offset` means the
-                    // one holding it is unreadable (a damaged length stopped the walk).
-                    Some((batch, expected)) if expected > offset.0 => Some(Err(Damage {
-                        position: batch.position,
-                        reason: format!(
-                            "no readable batch holds offset {offset}; the next starts at {expected}"
-                        ),
-                    })),
-                    Some((batch, expected)) => {
-                        Some(segment.read_from(batch.position, max_bytes, Some(expected)))
+                match segment.locate(offset.0, bounds.limits) {
+                    Located::Batch(batch, base) => {
+                        segment.read_from(batch.position, max_bytes, base, true, bounds)
                     }
-                    None => None,
+                    Located::Damaged(damage) => Err(damage),
+                    Located::Beyond => continue,
                 }
             } else {
-                segment
-                    .find(offset.0)
-                    .map(|batch| segment.read_from(batch.position, max_bytes, None))
+                match segment.find(offset.0) {
+                    Some(batch) => segment.read_from(
+                        batch.position,
+                        max_bytes,
+                        batch.header.base_offset,
+                        false,
+                        bounds,
+                    ),
+                    None => continue,
+                }
             };
-            if let Some(read) = read {
-                found = true;
-                records =
-                    read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
-                break;
-            }
+            let records =
+                read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
+            return Ok(result(records));
         }
-        if verify && !found && offset < end {
-            // Below the end but no batch found: a damaged length stopped the walk.
+        if verify {
+            // Below the high watermark but past every segment's readable batches: a damaged
+            // length or a lost tail stopped the walk.
             let segment = &segments[first];
             let damage = Damage {
                 position: 0,
@@ -601,11 +653,7 @@ impl PartitionLog {
             };
             return Err(self.damaged(offset, segment.base_offset(), damage));
         }
-        Ok(ReadResult {
-            records,
-            high_watermark: end,
-            log_start_offset: start,
-        })
+        Ok(result(Bytes::new()))
     }
 
     /// Reports a damaged batch (once per batch, up to a bound) and builds the error.
