@@ -131,7 +131,15 @@ pub(crate) struct ProduceArgs {
     /// Batch compression.
     #[arg(long, value_enum, default_value = "none")]
     pub(crate) compression: CompressionArg,
+    /// The largest produce request in bytes (the producer's max.request.size), and so the
+    /// largest record: a record may use this less about 100 bytes of framing. Larger records
+    /// are counted as not delivered. The broker has its own limit.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+    pub(crate) max_record_bytes: usize,
 }
+
+/// `--max-record-bytes` by default: the Java producer's `max.request.size` (1 MiB).
+pub(crate) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// Record output formats of `weir consume`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

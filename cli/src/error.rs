@@ -5,6 +5,8 @@
 use weir_client::Error as ClientError;
 use weir_client::protocol::error_code::ErrorCode;
 
+/// Success; also a command whose reader closed stdout (`| head`), which is a normal way to stop.
+pub(crate) const EXIT_OK: u8 = 0;
 /// The broker refused (unknown topic, topic exists, group not empty...) or another failure.
 pub(crate) const EXIT_FAILED: u8 = 1;
 /// Bad arguments or bad input (clap also uses 2 for usage errors).
@@ -57,6 +59,9 @@ pub(crate) enum CliError {
     /// Ctrl-C came before the work was done (what was done is reported on stderr).
     #[error("interrupted")]
     Interrupted,
+    /// The reader of stdout went away (`| head`): the command stops quietly, with success.
+    #[error("stdout was closed")]
+    OutputClosed,
 }
 
 impl CliError {
@@ -68,6 +73,7 @@ impl CliError {
             Self::Usage(_) => EXIT_USAGE,
             Self::Undelivered { .. } => EXIT_UNDELIVERED,
             Self::Interrupted => EXIT_INTERRUPTED,
+            Self::OutputClosed => EXIT_OK,
         }
     }
 

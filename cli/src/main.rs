@@ -8,13 +8,17 @@
 //! - `perf/`: `weir perf`, its histogram, progress line and report.
 //! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
+//! - `output`: printing that treats a closed stdout as a quiet stop; `record_output`: what
+//!   `weir consume` writes, knowing which records' lines reached the reader.
 
 mod args;
 mod assignment;
 mod commands;
 mod error;
 mod format;
+mod output;
 mod perf;
+mod record_output;
 mod shutdown;
 mod table;
 
@@ -30,8 +34,14 @@ use shutdown::Shutdown;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        // Generated into memory first: clap_complete panics on a failed write, and a reader
+        // such as `| head` may close stdout early.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "weir", &mut script);
+        return match output::print_to(&mut std::io::stdout().lock(), &script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -56,8 +66,8 @@ fn main() -> ExitCode {
 }
 
 fn fail(err: &CliError) -> ExitCode {
-    if !matches!(err, CliError::Interrupted) {
-        eprintln!("error: {err}");
+    if !matches!(err, CliError::Interrupted | CliError::OutputClosed) {
+        output::note!("error: {err}");
     }
     ExitCode::from(err.exit_code())
 }

@@ -1,10 +1,11 @@
 //! `weir consume`: records of one or more topics printed one per line, from explicit
 //! positions (`assign`) or as a member of a group (`subscribe`). It stops after `--count`
 //! records, at the end offsets taken when it started (`--exit-at-end`), on Ctrl-C, or when
-//! stdout is closed; a group member then commits what it printed and leaves the group.
+//! stdout is closed; a group member then commits what it printed and leaves the group. When
+//! the reader of stdout goes away, "printed" means the lines the reader took out of the pipe
+//! (see `record_output.rs`), not merely those handed to the OS.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Duration;
 
 use weir_client::{Admin, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
@@ -13,7 +14,8 @@ use super::Context;
 use super::topics::offsets;
 use crate::args::{ConsumeArgs, Start};
 use crate::error::{CliError, CliResult};
-use crate::format::write_record;
+use crate::output::{note, stdout_error};
+use crate::record_output::{Destination, RecordOutput, Stdout, Stop};
 
 /// How long one poll waits: also how long Ctrl-C may take to be noticed.
 const POLL_WAIT: Duration = Duration::from_millis(200);
@@ -69,20 +71,25 @@ pub(crate) async fn run(ctx: &Context, args: ConsumeArgs) -> CliResult {
     };
 
     let mut consumer = start_consumer(ctx, &args, &cluster, &partitions).await?;
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let mut out = RecordOutput::new(Stdout::open().map_err(|source| CliError::Io {
+        context: "opening stdout".to_owned(),
+        source,
+    })?);
     let result = consume(ctx, &args, &mut consumer, &mut out, &ends).await;
-    let flushed = out.flush();
+    let flushed = match out.flush() {
+        Ok(()) | Err(Stop::ReaderGone) => Ok(()),
+        Err(Stop::Failed(err)) => Err(stdout_error(err)),
+    };
+    // What the reader did not take goes back, so that a group commits only what was read.
+    for (tp, offset) in out.not_read() {
+        // A partition a rebalance took away was committed before it went.
+        if consumer.assignment().contains(&tp) {
+            consumer.seek(&tp, offset).map_err(|e| ctx.err(e))?;
+        }
+    }
     let closed = consumer.close().await.map_err(|e| ctx.err(e));
     result?;
-    match flushed {
-        Err(err) if err.kind() != ErrorKind::BrokenPipe => {
-            return Err(CliError::Io {
-                context: "writing to stdout".to_owned(),
-                source: err,
-            });
-        }
-        _ => {}
-    }
+    flushed?;
     closed
 }
 
@@ -144,12 +151,13 @@ async fn start_consumer(
 }
 
 /// The poll loop. Records returned by a poll but not printed (past `--count`) are sought
-/// back, so that what a group commits on close is exactly what was printed.
-async fn consume(
+/// back, so that what a group commits on close is exactly what was printed. Returns when
+/// done, stopped, or the reader of stdout is gone.
+async fn consume<D: Destination>(
     ctx: &Context,
     args: &ConsumeArgs,
     consumer: &mut Consumer,
-    out: &mut impl Write,
+    out: &mut RecordOutput<D>,
     ends: &BTreeMap<(String, i32), i64>,
 ) -> CliResult {
     let mut printed = 0u64;
@@ -158,9 +166,9 @@ async fn consume(
         let records = match consumer.poll(POLL_WAIT).await {
             Ok(records) => records,
             // The consumer retries these itself (a broker restarting, a leader moving); a
-            // follower should outlive them. Each is reported once.
+            // follower should outlive them.
             Err(err) if err.is_retriable() => {
-                eprintln!("warning: {err} (retrying)");
+                note!("warning: {err} (retrying)");
                 continue;
             }
             Err(err) => return Err(ctx.err(err)),
@@ -173,31 +181,26 @@ async fn consume(
                     .or_insert(record.offset);
                 continue;
             }
-            match write_record(out, record, args.format, &args.key_separator) {
+            match out.push(record, args.format, &args.key_separator) {
                 Ok(()) => printed += 1,
                 // The reader went away (`| head`): a normal way to stop.
-                Err(err) if err.kind() == ErrorKind::BrokenPipe => return Ok(()),
-                Err(source) => {
-                    return Err(CliError::Io {
-                        context: "writing to stdout".to_owned(),
-                        source,
-                    });
-                }
+                Err(Stop::ReaderGone) => return Ok(()),
+                Err(Stop::Failed(err)) => return Err(stdout_error(err)),
             }
         }
         for (tp, offset) in rewind {
             consumer.seek(&tp, offset).map_err(|e| ctx.err(e))?;
         }
+        // Every poll's lines go out before the next poll (and its auto-commit).
+        match out.flush() {
+            Ok(()) => {}
+            Err(Stop::ReaderGone) => return Ok(()),
+            Err(Stop::Failed(err)) => return Err(stdout_error(err)),
+        }
         if records.is_empty() {
-            match out.flush() {
-                Err(err) if err.kind() == ErrorKind::BrokenPipe => return Ok(()),
-                Err(source) => {
-                    return Err(CliError::Io {
-                        context: "writing to stdout".to_owned(),
-                        source,
-                    });
-                }
-                Ok(()) => {}
+            // Nothing to write that would show a closed pipe: ask the pipe.
+            if out.reader_gone() {
+                return Ok(());
             }
             if args.exit_at_end && at_end(ctx, consumer, ends).await? {
                 break;

@@ -16,6 +16,7 @@ use super::Context;
 use super::topics::split_pair;
 use crate::args::{AcksArg, CompressionArg, ProduceArgs, RECORD_BYTES_MAX};
 use crate::error::{CliError, CliResult};
+use crate::output::note;
 
 /// Lines handed from the reading thread to the sender at once (fewer channel operations).
 const LINES_PER_CHUNK: usize = 1024;
@@ -24,6 +25,9 @@ const LINES_PER_CHUNK: usize = 1024;
 const CHUNKS_QUEUED: usize = 8;
 /// Deliveries awaited behind the sends; the producer's own buffer bounds the bytes.
 const DELIVERIES_QUEUED: usize = 1 << 16;
+/// The producer's buffer memory (its default), raised to hold one record of
+/// `--max-record-bytes` when that is larger.
+const BUFFER_BYTES: usize = 32 << 20;
 
 /// Runs `weir produce`.
 ///
@@ -51,12 +55,21 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
             )));
         }
     }
-    let producer =
-        Producer::with_cluster(producer_config(ctx, args.acks, args.compression), cluster)
-            .map_err(|e| ctx.err(e))?;
+    let config = producer_config(ctx, args.acks, args.compression)
+        .max_request_size(args.max_record_bytes)
+        // Room for at least one record of the largest size.
+        .buffer_memory(BUFFER_BYTES.max(args.max_record_bytes));
+    let producer = Producer::with_cluster(config, cluster).map_err(|e| ctx.err(e))?;
 
     let (lines_tx, mut lines) = mpsc::channel(CHUNKS_QUEUED);
-    std::thread::spawn(move || read_lines(BufReader::with_capacity(1 << 16, input), &lines_tx));
+    let line_max = RECORD_BYTES_MAX.max(args.max_record_bytes);
+    std::thread::spawn(move || {
+        read_lines(
+            BufReader::with_capacity(1 << 16, input),
+            line_max,
+            &lines_tx,
+        );
+    });
     let (deliveries_tx, deliveries) = mpsc::channel(DELIVERIES_QUEUED);
     let collector = tokio::spawn(collect(deliveries));
 
@@ -106,7 +119,7 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     }
     let seconds = started.elapsed().as_secs_f64();
     let ok = tally.sent.saturating_sub(tally.failed);
-    eprintln!(
+    note!(
         "produced {ok} records to {} in {seconds:.2} s{}",
         args.topic,
         if tally.failed > 0 {
@@ -183,13 +196,17 @@ fn to_record(topic: &str, line: Vec<u8>, separator: Option<&[u8]>) -> ProducerRe
 /// Reads lines (without their `\n`) and sends them in chunks until the input ends or the
 /// receiver is gone. A chunk also goes as soon as the input has nothing more buffered, so
 /// lines typed or trickling in are sent at once rather than when the input ends. A line
-/// longer than [`RECORD_BYTES_MAX`] ends the input with an error.
-fn read_lines<R: Read>(mut input: BufReader<R>, out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>) {
+/// longer than `line_max` ends the input with an error.
+fn read_lines<R: Read>(
+    mut input: BufReader<R>,
+    line_max: usize,
+    out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>,
+) {
     let mut chunk = Vec::with_capacity(LINES_PER_CHUNK);
     let mut line_number = 0u64;
     loop {
         let mut line = Vec::new();
-        let limit = u64::try_from(RECORD_BYTES_MAX).unwrap_or(u64::MAX) + 1;
+        let limit = u64::try_from(line_max).unwrap_or(u64::MAX).saturating_add(1);
         match (&mut input).take(limit).read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
@@ -205,9 +222,9 @@ fn read_lines<R: Read>(mut input: BufReader<R>, out: &mpsc::Sender<CliResult<Vec
         line_number += 1;
         if line.last() == Some(&b'\n') {
             line.pop();
-        } else if line.len() > RECORD_BYTES_MAX {
+        } else if line.len() > line_max {
             drop(out.blocking_send(Err(CliError::Usage(format!(
-                "input line {line_number} is longer than {RECORD_BYTES_MAX} bytes"
+                "input line {line_number} is longer than {line_max} bytes"
             )))));
             return;
         }
@@ -270,7 +287,7 @@ mod tests {
     #[test]
     fn lines_are_read_exactly_and_an_overlong_one_is_refused() {
         let (tx, mut rx) = mpsc::channel(64);
-        read_lines(BufReader::new(&b"a\n\nb\r\nlast"[..]), &tx);
+        read_lines(BufReader::new(&b"a\n\nb\r\nlast"[..]), RECORD_BYTES_MAX, &tx);
         drop(tx);
         let mut lines = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
@@ -283,7 +300,7 @@ mod tests {
 
         let (tx, mut rx) = mpsc::channel(64);
         let long = vec![b'x'; RECORD_BYTES_MAX + 1];
-        read_lines(BufReader::new(&long[..]), &tx);
+        read_lines(BufReader::new(&long[..]), RECORD_BYTES_MAX, &tx);
         drop(tx);
         let err = rx.try_recv().expect("an answer").expect_err("too long");
         assert!(err.to_string().contains("line 1 is longer"), "{err}");
