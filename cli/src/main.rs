@@ -7,6 +7,7 @@
 //!   shared [`commands::Context`].
 //! - `perf/`: `weir perf`, its histogram, progress line and report.
 //! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
+//! - `start`: `--offset` and `--to` as kcat and rpk users type them.
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
 //! - `output`: printing that treats a closed stdout as a quiet stop; `record_output`: what
 //!   `weir consume` writes, knowing which records' lines reached the reader.
@@ -20,6 +21,7 @@ mod output;
 mod perf;
 mod record_output;
 mod shutdown;
+mod start;
 mod table;
 
 use std::process::ExitCode;

@@ -337,7 +337,8 @@ mod tests {
         out.dest.read = 17;
         out.dest.closed = true;
         assert!(out.reader_gone());
-        out.push(&record(0, 10), Format::Value, "").expect("buffered");
+        out.push(&record(0, 10), Format::Value, "")
+            .expect("buffered");
         assert!(matches!(out.flush(), Err(Stop::ReaderGone)));
         let want: BTreeMap<_, _> = [
             (TopicPartition::new("t", 1), 3),
@@ -353,7 +354,8 @@ mod tests {
         // 12 bytes go (two lines and two bytes of the third), all read; then EPIPE.
         let mut out = RecordOutput::new(pipe(1 << 20, 12));
         for offset in 0..4 {
-            out.push(&record(0, offset), Format::Value, "").expect("open");
+            out.push(&record(0, offset), Format::Value, "")
+                .expect("open");
         }
         out.dest.read = 12;
         assert!(matches!(out.flush(), Err(Stop::ReaderGone)));
@@ -368,7 +370,8 @@ mod tests {
     fn lines_older_than_the_pipe_are_forgotten() {
         let mut out = RecordOutput::new(pipe(50, u64::MAX));
         for offset in 0..1000 {
-            out.push(&record(0, offset), Format::Value, "").expect("open");
+            out.push(&record(0, offset), Format::Value, "")
+                .expect("open");
         }
         out.flush().expect("open");
         // 50 bytes of 5-byte lines may still be unread: at most 10 lines kept.

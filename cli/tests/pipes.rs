@@ -47,7 +47,15 @@ fn consume_three_and_close(records: u64, group: &str) {
     let topic = format!("t{records}");
     env.ok(&["produce", "-t", &topic], seq(records).as_bytes());
     let mut child = env
-        .weir(&["consume", "-t", &topic, "-g", group, "--offset", "beginning"])
+        .weir(&[
+            "consume",
+            "-t",
+            &topic,
+            "-g",
+            group,
+            "--offset",
+            "beginning",
+        ])
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn weir");
@@ -104,7 +112,14 @@ fn every_command_stops_quietly_when_stdout_is_closed() {
     env.ok(&["produce", "-t", "closed"], seq(10).as_bytes());
     env.ok(
         &[
-            "consume", "-t", "closed", "-g", "cg", "--offset", "beginning", "-e",
+            "consume",
+            "-t",
+            "closed",
+            "-g",
+            "cg",
+            "--offset",
+            "beginning",
+            "-e",
         ],
         b"",
     );
@@ -116,7 +131,16 @@ fn every_command_stops_quietly_when_stdout_is_closed() {
         &["groups", "list"][..],
         &["groups", "describe", "cg"][..],
         &["consume", "-t", "closed", "--offset", "beginning", "-e"][..],
-        &["perf", "produce", "-t", "perf-closed", "-n", "10", "-s", "10"][..],
+        &[
+            "perf",
+            "produce",
+            "-t",
+            "perf-closed",
+            "-n",
+            "10",
+            "-s",
+            "10",
+        ][..],
     ] {
         let (code, stderr) = with_stdout_closed(&env, args);
         assert_eq!(code, Some(0), "weir {args:?}: {stderr}");
@@ -130,7 +154,14 @@ fn reset_offsets_of_a_partition_that_does_not_exist_is_an_error() {
     env.ok(&["produce", "-t", "one"], seq(5).as_bytes());
     env.ok(
         &[
-            "consume", "-t", "one", "-g", "g1", "--offset", "beginning", "-e",
+            "consume",
+            "-t",
+            "one",
+            "-g",
+            "g1",
+            "--offset",
+            "beginning",
+            "-e",
         ],
         b"",
     );

@@ -16,6 +16,7 @@ use crate::args::{ConsumeArgs, Start};
 use crate::error::{CliError, CliResult};
 use crate::output::{note, stdout_error};
 use crate::record_output::{Destination, RecordOutput, Stdout, Stop};
+use crate::start::resolve;
 
 /// How long one poll waits: also how long Ctrl-C may take to be noticed.
 const POLL_WAIT: Duration = Duration::from_millis(200);
@@ -25,7 +26,7 @@ const POLL_WAIT: Duration = Duration::from_millis(200);
 /// # Errors
 /// Unreachable broker, unknown topic or partition, a failing consumer, or output errors.
 pub(crate) async fn run(ctx: &Context, args: ConsumeArgs) -> CliResult {
-    if args.group.is_some() && matches!(args.offset, Start::Offset(_) | Start::Timestamp(_)) {
+    if args.group.is_some() && !matches!(args.offset, Start::Beginning | Start::End) {
         return Err(CliError::Usage(
             "in a group, --offset is beginning or end (where partitions without a committed \
              offset start); move the group with `weir groups reset-offsets`"
@@ -106,7 +107,7 @@ async fn start_consumer(
             Start::Beginning => OffsetReset::Earliest,
             Start::End => OffsetReset::Latest,
             // Refused in `run` before anything was connected.
-            Start::Offset(_) | Start::Timestamp(_) => OffsetReset::Fail,
+            _ => OffsetReset::Fail,
         };
         let mut consumer = Consumer::new(config.group_id(group).auto_offset_reset(reset));
         consumer
@@ -128,12 +129,46 @@ async fn start_consumer(
         }
         _ => BTreeMap::new(),
     };
+    // Offsets counted from either end, or checked against it, need both ends.
+    let bounds = match args.offset {
+        Start::Offset(_) | Start::AfterStart(_) | Start::BeforeEnd(_) => {
+            let all: Vec<(String, i32)> = partitions
+                .iter()
+                .map(|tp| (tp.topic.clone(), tp.partition))
+                .collect();
+            let firsts = offsets(cluster, &all, -2).await.map_err(|e| ctx.err(e))?;
+            let ends = offsets(cluster, &all, -1).await.map_err(|e| ctx.err(e))?;
+            Some((firsts, ends))
+        }
+        _ => None,
+    };
     for tp in partitions {
+        let key = (tp.topic.clone(), tp.partition);
         let moved = match args.offset {
             Start::Beginning => consumer.seek_to_beginning(tp),
             Start::End => consumer.seek_to_end(tp),
-            Start::Offset(n) => consumer.seek(tp, n),
-            Start::Timestamp(_) => match by_time.get(&(tp.topic.clone(), tp.partition)) {
+            Start::Offset(_) | Start::AfterStart(_) | Start::BeforeEnd(_) => {
+                let (firsts, ends) = bounds
+                    .as_ref()
+                    .unwrap_or_else(|| unreachable!("fetched above"));
+                let (Some(&first), Some(&end)) = (firsts.get(&key), ends.get(&key)) else {
+                    return Err(CliError::Refused(format!(
+                        "no offsets for {tp}: its leader did not answer"
+                    )));
+                };
+                let offset = resolve(args.offset, first, end)
+                    .map_err(|why| CliError::Usage(format!("{tp}: {why}")))?;
+                if let Start::Offset(n) = args.offset {
+                    if n < first {
+                        note!(
+                            "note: {tp} starts at offset {first} (older records were deleted); \
+                             reading from there"
+                        );
+                    }
+                }
+                consumer.seek(tp, offset)
+            }
+            Start::Timestamp(_) => match by_time.get(&key) {
                 // No record at or after the timestamp: start at the end.
                 Some(Ok(offset)) if *offset >= 0 => consumer.seek(tp, *offset),
                 Some(Ok(_)) => consumer.seek_to_end(tp),

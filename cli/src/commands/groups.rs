@@ -193,11 +193,13 @@ async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> 
             )));
         };
         let offset = match to {
-            Start::Beginning => start,
-            Start::End => end,
             // Kept within the log, as Kafka's tool does.
             Start::Offset(n) => n.clamp(start, end),
+            Start::AfterStart(n) => start.saturating_add(n).min(end),
             Start::Timestamp(_) => by_time.get(key).copied().filter(|o| *o >= 0).unwrap_or(end),
+            Start::Beginning | Start::End | Start::BeforeEnd(_) => {
+                crate::start::resolve(to, start, end).unwrap_or(end)
+            }
         };
         table.row(vec![key.0.clone(), key.1.to_string(), offset.to_string()]);
         targets.push((TopicPartition::new(&key.0, key.1), offset));

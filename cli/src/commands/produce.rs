@@ -206,7 +206,9 @@ fn read_lines<R: Read>(
     let mut line_number = 0u64;
     loop {
         let mut line = Vec::new();
-        let limit = u64::try_from(line_max).unwrap_or(u64::MAX).saturating_add(1);
+        let limit = u64::try_from(line_max)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         match (&mut input).take(limit).read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
@@ -287,7 +289,11 @@ mod tests {
     #[test]
     fn lines_are_read_exactly_and_an_overlong_one_is_refused() {
         let (tx, mut rx) = mpsc::channel(64);
-        read_lines(BufReader::new(&b"a\n\nb\r\nlast"[..]), RECORD_BYTES_MAX, &tx);
+        read_lines(
+            BufReader::new(&b"a\n\nb\r\nlast"[..]),
+            RECORD_BYTES_MAX,
+            &tx,
+        );
         drop(tx);
         let mut lines = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
