@@ -369,10 +369,7 @@ mod tests {
         };
         assert_eq!(parse(&[]).expect("default"), Start::End);
         assert_eq!(parse(&["-o", "-5"]).expect("-5"), Start::BeforeEnd(5));
-        assert_eq!(
-            parse(&["--offset", "+2"]).expect("+2"),
-            Start::AfterStart(2)
-        );
+        assert_eq!(parse(&["--offset", "+2"]).expect("+2"), Start::Skip(2));
         assert_eq!(parse(&["-o", "42"]).expect("42"), Start::Offset(42));
         assert!(matches!(parse(&["-o", "@-1h"]), Ok(Start::Timestamp(_))));
         assert!(parse(&["-o", "soon"]).is_err());

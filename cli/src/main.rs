@@ -9,6 +9,7 @@
 //! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
 //! - `start`: `--offset` and `--to` as kcat and rpk users type them.
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
+//! - `health`: probes that say on stderr when the broker stops answering or a topic goes.
 //! - `output`: printing that treats a closed stdout as a quiet stop; `record_output`: what
 //!   `weir consume` writes, knowing which records' lines reached the reader.
 
@@ -17,6 +18,7 @@ mod assignment;
 mod commands;
 mod error;
 mod format;
+mod health;
 mod output;
 mod perf;
 mod record_output;

@@ -25,7 +25,7 @@ pub(crate) enum Start {
     /// This offset in every partition.
     Offset(i64),
     /// This many records after the log start.
-    AfterStart(i64),
+    Skip(i64),
     /// This many records before the log end.
     BeforeEnd(i64),
     /// The first record at or after this timestamp (ms since 1970).
@@ -61,7 +61,7 @@ pub(crate) fn parse_start_at(text: &str, now: SystemTime) -> Result<Start, Strin
     }
     let count = |digits: &str| digits.parse::<i64>().ok().filter(|n| *n >= 0);
     let parsed = if let Some(n) = text.strip_prefix('+') {
-        count(n).map(Start::AfterStart)
+        count(n).map(Start::Skip)
     } else if let Some(n) = text.strip_prefix('-') {
         count(n).map(Start::BeforeEnd)
     } else {
@@ -152,8 +152,8 @@ pub(crate) fn resolve(start: Start, first: i64, end: i64) -> Result<i64, String>
         Start::End => Ok(end),
         Start::Offset(n) if n > end => past_end(format!("offset {n}")),
         Start::Offset(n) => Ok(n.max(first)),
-        Start::AfterStart(n) if first.saturating_add(n) > end => past_end(format!("+{n}")),
-        Start::AfterStart(n) => Ok(first + n),
+        Start::Skip(n) if first.saturating_add(n) > end => past_end(format!("+{n}")),
+        Start::Skip(n) => Ok(first + n),
         Start::BeforeEnd(n) => Ok(end.saturating_sub(n).max(first)),
         // Looked up by the broker; an end here means "no record that late".
         Start::Timestamp(_) => Ok(end),
@@ -185,7 +185,7 @@ mod tests {
             assert_eq!(parse(name), Ok(Start::End));
         }
         assert_eq!(parse("42"), Ok(Start::Offset(42)));
-        assert_eq!(parse("+3"), Ok(Start::AfterStart(3)));
+        assert_eq!(parse("+3"), Ok(Start::Skip(3)));
         assert_eq!(parse("-5"), Ok(Start::BeforeEnd(5)));
         for bad in ["soon", "-", "+", "--5", "+-5", "4.2", ""] {
             let err = parse(bad).expect_err(bad);
@@ -236,7 +236,7 @@ mod tests {
             "the end waits for the next record"
         );
         assert_eq!(r(Start::Offset(3)), Ok(10), "deleted records: the start");
-        assert_eq!(r(Start::AfterStart(4)), Ok(14));
+        assert_eq!(r(Start::Skip(4)), Ok(14));
         assert_eq!(r(Start::BeforeEnd(5)), Ok(15));
         assert_eq!(
             r(Start::BeforeEnd(500)),
@@ -251,6 +251,6 @@ mod tests {
                     .to_owned()
             )
         );
-        assert!(r(Start::AfterStart(11)).is_err());
+        assert!(r(Start::Skip(11)).is_err());
     }
 }

@@ -6,7 +6,7 @@
 //! (see `record_output.rs`), not merely those handed to the OS.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use weir_client::{Admin, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
 
@@ -14,6 +14,7 @@ use super::Context;
 use super::topics::offsets;
 use crate::args::{ConsumeArgs, Start};
 use crate::error::{CliError, CliResult};
+use crate::health::{Health, PROBE_AFTER, Probe, Reporter};
 use crate::output::{note, stdout_error};
 use crate::record_output::{Destination, RecordOutput, Stdout, Stop};
 use crate::start::resolve;
@@ -76,7 +77,12 @@ pub(crate) async fn run(ctx: &Context, args: ConsumeArgs) -> CliResult {
         context: "opening stdout".to_owned(),
         source,
     })?);
-    let result = consume(ctx, &args, &mut consumer, &mut out, &ends).await;
+    let mut watch = Watch {
+        probe: Probe::new(&ctx.client_config(), &args.topic),
+        reporter: Reporter::new("retrying"),
+        next: Instant::now() + PROBE_AFTER,
+    };
+    let result = consume(ctx, &args, &mut consumer, &mut out, &ends, &mut watch).await;
     let flushed = match out.flush() {
         Ok(()) | Err(Stop::ReaderGone) => Ok(()),
         Err(Stop::Failed(err)) => Err(stdout_error(err)),
@@ -131,7 +137,7 @@ async fn start_consumer(
     };
     // Offsets counted from either end, or checked against it, need both ends.
     let bounds = match args.offset {
-        Start::Offset(_) | Start::AfterStart(_) | Start::BeforeEnd(_) => {
+        Start::Offset(_) | Start::Skip(_) | Start::BeforeEnd(_) => {
             let all: Vec<(String, i32)> = partitions
                 .iter()
                 .map(|tp| (tp.topic.clone(), tp.partition))
@@ -147,7 +153,7 @@ async fn start_consumer(
         let moved = match args.offset {
             Start::Beginning => consumer.seek_to_beginning(tp),
             Start::End => consumer.seek_to_end(tp),
-            Start::Offset(_) | Start::AfterStart(_) | Start::BeforeEnd(_) => {
+            Start::Offset(_) | Start::Skip(_) | Start::BeforeEnd(_) => {
                 let (firsts, ends) = bounds
                     .as_ref()
                     .unwrap_or_else(|| unreachable!("fetched above"));
@@ -185,6 +191,45 @@ async fn start_consumer(
     Ok(consumer)
 }
 
+/// While no records come, the consumer retries failures by itself and says nothing: these
+/// probes say it (see `health.rs`).
+#[derive(Debug)]
+struct Watch {
+    probe: Probe,
+    reporter: Reporter,
+    /// When to probe next if still no records come.
+    next: Instant,
+}
+
+impl Watch {
+    /// Records came: the broker answers.
+    fn records_came(&mut self) {
+        if let Some(line) = self.reporter.observe(Health::Fine) {
+            note!("{line}");
+        }
+        self.next = Instant::now() + PROBE_AFTER;
+    }
+
+    /// No records: probe when it is time. A deleted topic ends the command.
+    async fn idle(&mut self) -> CliResult {
+        if Instant::now() < self.next {
+            return Ok(());
+        }
+        let health = self.probe.check().await;
+        if let Health::TopicsGone(topics) = &health {
+            return Err(CliError::Refused(format!(
+                "topic {} was deleted while it was being read",
+                topics.join(", ")
+            )));
+        }
+        if let Some(line) = self.reporter.observe(health) {
+            note!("{line}");
+        }
+        self.next = Instant::now() + PROBE_AFTER;
+        Ok(())
+    }
+}
+
 /// The poll loop. Records returned by a poll but not printed (past `--count`) are sought
 /// back, so that what a group commits on close is exactly what was printed. Returns when
 /// done, stopped, or the reader of stdout is gone.
@@ -194,6 +239,7 @@ async fn consume<D: Destination>(
     consumer: &mut Consumer,
     out: &mut RecordOutput<D>,
     ends: &BTreeMap<(String, i32), i64>,
+    watch: &mut Watch,
 ) -> CliResult {
     let mut printed = 0u64;
     let limit = args.count.unwrap_or(u64::MAX);
@@ -208,6 +254,9 @@ async fn consume<D: Destination>(
             }
             Err(err) => return Err(ctx.err(err)),
         };
+        if !records.is_empty() {
+            watch.records_came();
+        }
         let mut rewind: HashMap<TopicPartition, i64> = HashMap::new();
         for record in &records {
             if printed >= limit {
@@ -237,6 +286,7 @@ async fn consume<D: Destination>(
             if out.reader_gone() {
                 return Ok(());
             }
+            watch.idle().await?;
             if args.exit_at_end && at_end(ctx, consumer, ends).await? {
                 break;
             }

@@ -195,7 +195,7 @@ async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> 
         let offset = match to {
             // Kept within the log, as Kafka's tool does.
             Start::Offset(n) => n.clamp(start, end),
-            Start::AfterStart(n) => start.saturating_add(n).min(end),
+            Start::Skip(n) => start.saturating_add(n).min(end),
             Start::Timestamp(_) => by_time.get(key).copied().filter(|o| *o >= 0).unwrap_or(end),
             Start::Beginning | Start::End | Start::BeforeEnd(_) => {
                 crate::start::resolve(to, start, end).unwrap_or(end)

@@ -5,17 +5,21 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use weir_client::producer::{Acks, Compression};
+use weir_client::protocol::error_code::ErrorCode;
 use weir_client::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
 use super::Context;
 use super::topics::split_pair;
 use crate::args::{AcksArg, CompressionArg, ProduceArgs, RECORD_BYTES_MAX};
 use crate::error::{CliError, CliResult};
+use crate::health::{Health, PROBE_AFTER, Probe, Reporter};
 use crate::output::note;
 
 /// Lines handed from the reading thread to the sender at once (fewer channel operations).
@@ -45,7 +49,18 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     // Asking for the topic first fails fast when no broker answers (the producer would retry
     // until its delivery timeout) and creates the topic on a broker that auto-creates.
     let cluster = weir_client::Cluster::new(ctx.client_config().allow_auto_create_topics(true));
-    let topic = cluster.topic(&args.topic).await.map_err(|e| ctx.err(e))?;
+    let topic = cluster.topic(&args.topic).await.map_err(|e| {
+        if e.code() == Some(ErrorCode::UnknownTopicOrPartition) {
+            CliError::Refused(format!(
+                "topic {0} does not exist and the broker did not create it (its automatic \
+                 topic creation is off: auto_create_topics in Weir, auto.create.topics.enable \
+                 in Kafka); create it with `weir topics create {0}`",
+                args.topic
+            ))
+        } else {
+            ctx.err(e)
+        }
+    })?;
     if let Some(p) = args.partition {
         if !topic.partitions.iter().any(|info| info.partition == p) {
             return Err(CliError::Usage(format!(
@@ -71,7 +86,12 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
         );
     });
     let (deliveries_tx, deliveries) = mpsc::channel(DELIVERIES_QUEUED);
-    let collector = tokio::spawn(collect(deliveries));
+    let progress = Arc::new(Progress::default());
+    let collector = tokio::spawn(collect(deliveries, Arc::clone(&progress)));
+    let watchdog = tokio::spawn(watch(
+        Probe::new(&ctx.client_config(), std::slice::from_ref(&args.topic)),
+        Arc::clone(&progress),
+    ));
 
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -95,13 +115,17 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
             record.partition = args.partition;
             record.headers.clone_from(&headers);
             tally.sent += 1;
+            progress.sent.fetch_add(1, Ordering::Relaxed);
             match producer.send(record).await {
                 Ok(delivery) => {
                     if deliveries_tx.send(delivery).await.is_err() {
                         break 'input;
                     }
                 }
-                Err(err) => tally.fail(err.to_string()),
+                Err(err) => {
+                    progress.answered.fetch_add(1, Ordering::Relaxed);
+                    tally.fail(err.to_string());
+                }
             }
         }
     }
@@ -109,6 +133,7 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     // Close delivers everything accepted; its failures are the ones the collector counts.
     let closed = producer.close().await;
     let delivered = collector.await.unwrap_or_default();
+    watchdog.abort();
     tally.failed += delivered.failed;
     if tally.first_error.is_none() {
         tally.first_error = delivered.first_error;
@@ -151,7 +176,8 @@ pub(crate) fn producer_config(
         AcksArg::One => Acks::Leader,
         AcksArg::All => Acks::All,
     };
-    ProducerConfig::from(ctx.client_config().allow_auto_create_topics(true))
+    // The producer asks brokers to create missing topics by default, as kcat's does.
+    ProducerConfig::from(ctx.client_config())
         .acks(acks)
         .idempotence(acks == Acks::All)
         .compression(compression_of(compression))
@@ -262,14 +288,57 @@ impl Tally {
     }
 }
 
-async fn collect(mut deliveries: mpsc::Receiver<DeliveryFuture>) -> Tally {
+async fn collect(mut deliveries: mpsc::Receiver<DeliveryFuture>, progress: Arc<Progress>) -> Tally {
     let mut tally = Tally::default();
     while let Some(delivery) = deliveries.recv().await {
-        if let Err(err) = delivery.await {
+        let outcome = delivery.await;
+        progress.answered.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = outcome {
             tally.fail(err.to_string());
         }
     }
     tally
+}
+
+/// Records sent and answered (delivered or failed), for the watchdog.
+#[derive(Debug, Default)]
+struct Progress {
+    sent: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// How often the watchdog looks at the progress.
+const WATCH_TICK: Duration = Duration::from_millis(250);
+
+/// Says on stderr when records wait for an answer for [`PROBE_AFTER`] and the cluster shows
+/// why (the producer retries by itself, silently, until each record's delivery timeout),
+/// and when answers come again. Runs until aborted.
+async fn watch(probe: Probe, progress: Arc<Progress>) {
+    let mut reporter = Reporter::new("retrying until each record's delivery timeout (120 s)");
+    let mut answered = 0;
+    let mut moved = Instant::now();
+    let mut next_probe = Instant::now();
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let answered_now = progress.answered.load(Ordering::Relaxed);
+        if answered_now != answered {
+            answered = answered_now;
+            moved = now;
+            if let Some(line) = reporter.observe(Health::Fine) {
+                note!("{line}");
+            }
+            continue;
+        }
+        let waiting = progress.sent.load(Ordering::Relaxed) > answered;
+        if waiting && now >= moved + PROBE_AFTER && now >= next_probe {
+            if let Some(line) = reporter.observe(probe.check().await) {
+                note!("{line}");
+            }
+            next_probe = Instant::now() + PROBE_AFTER;
+        }
+    }
 }
 
 #[cfg(test)]
