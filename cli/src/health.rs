@@ -86,15 +86,15 @@ impl Probe {
 pub(crate) struct Reporter {
     last: Health,
     /// What retrying means for this command, appended to warnings.
-    retrying: &'static str,
+    retrying: String,
 }
 
 impl Reporter {
     /// Starts from a healthy state (the command checked the cluster when it started).
-    pub(crate) fn new(retrying: &'static str) -> Self {
+    pub(crate) fn new(retrying: impl Into<String>) -> Self {
         Self {
             last: Health::Fine,
-            retrying,
+            retrying: retrying.into(),
         }
     }
 

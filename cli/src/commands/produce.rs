@@ -88,8 +88,13 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     let (deliveries_tx, deliveries) = mpsc::channel(DELIVERIES_QUEUED);
     let progress = Arc::new(Progress::default());
     let collector = tokio::spawn(collect(deliveries, Arc::clone(&progress)));
+    let retrying = format!(
+        "retrying until each record's delivery timeout ({} s)",
+        producer.config().delivery_timeout.as_secs()
+    );
     let watchdog = tokio::spawn(watch(
         Probe::new(&ctx.client_config(), std::slice::from_ref(&args.topic)),
+        Reporter::new(retrying),
         Arc::clone(&progress),
     ));
 
@@ -313,8 +318,7 @@ const WATCH_TICK: Duration = Duration::from_millis(250);
 /// Says on stderr when records wait for an answer for [`PROBE_AFTER`] and the cluster shows
 /// why (the producer retries by itself, silently, until each record's delivery timeout),
 /// and when answers come again. Runs until aborted.
-async fn watch(probe: Probe, progress: Arc<Progress>) {
-    let mut reporter = Reporter::new("retrying until each record's delivery timeout (120 s)");
+async fn watch(probe: Probe, mut reporter: Reporter, progress: Arc<Progress>) {
     let mut answered = 0;
     let mut moved = Instant::now();
     let mut next_probe = Instant::now();
