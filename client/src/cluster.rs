@@ -5,7 +5,9 @@
 //! refreshed when older than `metadata_max_age` or when a caller reports it stale (an error
 //! such as NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION). A dead connection is
 //! replaced on next use; attempts to reach a broker that keeps failing are spaced out by
-//! exponential backoff with jitter ([`crate::backoff`]).
+//! exponential backoff with jitter ([`crate::backoff`]). A bootstrap address without a port
+//! gets [`DEFAULT_PORT`] (9092), as librdkafka assumes; the last failure of
+//! [`Cluster::any`] is kept, typed, in [`Error::NoBroker`] (unresolvable, refused, not Kafka).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

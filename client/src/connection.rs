@@ -6,7 +6,9 @@
 //! task sends frames in the order they were queued, a reader task matches each response to
 //! the oldest request in flight (Kafka answers in order) and checks the correlation id. When
 //! either side fails, every request in flight gets the error and the connection is dead;
-//! the [`crate::cluster`] layer reconnects.
+//! the [`crate::cluster`] layer reconnects. A first answer whose size prefix no broker would
+//! send (an HTTP server, TLS, SSH) is [`Error::NotKafka`], described from its first bytes,
+//! never an allocation of the size it claims.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
