@@ -6,6 +6,9 @@
 
 mod catalog;
 mod name;
+mod parallel;
+pub mod space;
 
 pub use catalog::{CatalogError, MAX_PARTITIONS, Topic, TopicCatalog};
 pub use name::{MAX_TOPIC_NAME_LEN, TopicNameError, validate_topic_name};
+pub use space::{SpaceProbe, Statvfs};
