@@ -19,6 +19,7 @@ use clap::Parser;
 
 use crate::groups::coordinator::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
+use crate::topics::CatalogOptions;
 
 /// Weir: a Kafka-compatible message broker in one binary.
 #[derive(Debug, Clone, Parser)]
@@ -138,6 +139,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_MAX_PRODUCE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
     pub max_produce_bytes_in_flight: usize,
 
+    /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
+    /// `num.recovery.threads.per.data.dir`). Default: 4 per CPU, between 4 and 32.
+    #[arg(long, env = "WEIR_RECOVERY_THREADS")]
+    pub recovery_threads: Option<usize>,
+
     /// Most record bytes in one fetch response, whatever the request asks for (Kafka's
     /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
     #[arg(long, env = "WEIR_MAX_FETCH_BYTES", default_value_t = 55 << 20)]
@@ -180,6 +186,8 @@ pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
 pub const MIN_FRAME_BYTES: usize = 1024;
 /// Largest request frame: the size prefix on the wire is an `i32`.
 pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
+/// Most threads opening partitions at start-up: each holds a partition's files and maps.
+pub const MAX_RECOVERY_THREADS: usize = 256;
 /// Longest idle or frame timeout, one year: longer ones are a unit mistake.
 pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 
@@ -268,6 +276,9 @@ impl BrokerConfig {
             self.max_produce_bytes_in_flight,
             1..=u32::MAX as usize,
         )?;
+        if let Some(threads) = self.recovery_threads {
+            in_range("recovery-threads", threads, 1..=MAX_RECOVERY_THREADS)?;
+        }
         in_range(
             "max-fetch-bytes",
             self.max_fetch_bytes,
@@ -297,6 +308,15 @@ impl BrokerConfig {
             flush: self.flush,
             ..LogConfig::default()
         }
+    }
+
+    /// How the topic catalog opens partitions.
+    pub fn catalog_options(&self) -> CatalogOptions {
+        let mut options = CatalogOptions::default();
+        if let Some(threads) = self.recovery_threads {
+            options.open_threads = threads;
+        }
+        options
     }
 
     /// The group coordinator's limits.
@@ -412,6 +432,8 @@ mod tests {
                 "max-produce-bytes-in-flight",
             ),
             (&["--max-fetch-bytes", "0"], "max-fetch-bytes"),
+            (&["--recovery-threads", "0"], "recovery-threads"),
+            (&["--recovery-threads", "257"], "recovery-threads"),
         ];
         for (args, flag) in cases {
             let e = refused(args);

@@ -35,6 +35,18 @@ async fn main() -> ExitCode {
         say(format_args!("weir-broker: {err}"));
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
+    // Installed before the broker starts: a SIGTERM that arrives while it opens (recovery can
+    // take seconds) or just after it listens then waits for the start and stops it cleanly,
+    // instead of killing it with the default action and forcing a recovery next time.
+    let signals = match ShutdownSignals::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            say(format_args!(
+                "weir-broker: cannot listen for signals: {err}"
+            ));
+            return ExitCode::FAILURE;
+        }
+    };
     let broker = match Broker::new(config).start().await {
         Ok(broker) => broker,
         Err(err) => {
@@ -42,12 +54,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = shutdown_signal().await {
-        say(format_args!(
-            "weir-broker: cannot listen for signals: {err}"
-        ));
-        return ExitCode::FAILURE;
-    }
+    signals.recv().await;
     tracing::info!("shutting down");
     match broker.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,10 +94,26 @@ impl Write for LossyStderr {
     }
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = term.recv() => Ok(()),
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for either (including one that arrived before this call).
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -115,10 +115,19 @@ impl Broker {
         // a broker that is serving them.
         let lock = DirLock::acquire(&config.data_dir)?;
         let flusher = Flusher::new(2);
-        let catalog = TopicCatalog::open(
+        let catalog = TopicCatalog::open_with(
             &config.data_dir,
             LogOptions::new(config.log_config(), flusher),
+            config.catalog_options(),
         )?;
+        let cluster_id =
+            context::cluster_id(&config.data_dir).map_err(|source| BrokerError::Io {
+                op: "read or write cluster id",
+                source,
+            })?;
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
+        // Bound last: a client that can connect finds every topic and the offsets open.
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -130,13 +139,6 @@ impl Broker {
             op: "read bound address",
             source,
         })?;
-        let cluster_id =
-            context::cluster_id(&config.data_dir).map_err(|source| BrokerError::Io {
-                op: "read or write cluster id",
-                source,
-            })?;
-        let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ctx = Arc::new(Context::new(
             config,

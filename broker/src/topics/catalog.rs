@@ -20,17 +20,19 @@
 //!
 //! Start-up opens the partition logs on a bounded pool of threads ([`super::parallel`]):
 //! recovery after a crash is mostly waiting for the disk, and thousands of partitions opened
-//! one after the other took up to a minute.
+//! one after the other took up to a minute. Their directory syncs are made together once all
+//! are open ([`super::deferred_sync`]), before the catalog is returned.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
 use super::parallel;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
 use crate::log::files::write_atomically;
-use crate::log::{LogError, LogOptions, PartitionLog};
+use crate::log::{Disk, LogError, LogOptions, PartitionLog};
 use crate::producers::PartitionProducers;
 
 const CATALOG_FILE: &str = "topics";
@@ -175,6 +177,26 @@ pub struct TopicCatalog {
     space: Arc<dyn SpaceProbe>,
 }
 
+/// How the catalog opens and checks, beside the logs' own options.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    /// Free space of the data directory's filesystem ([`Statvfs`] but in tests).
+    pub space: Arc<dyn SpaceProbe>,
+    /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
+    /// `num.recovery.threads.per.data.dir`); at least 1.
+    pub open_threads: usize,
+}
+
+impl Default for CatalogOptions {
+    /// The real free space, and 4 opening threads per CPU (between 4 and 32).
+    fn default() -> Self {
+        Self {
+            space: Arc::new(Statvfs),
+            open_threads: parallel::default_threads(),
+        }
+    }
+}
+
 /// A partition log opened with its producer table.
 type OpenedPartition = (Arc<PartitionLog>, PartitionProducers);
 
@@ -189,15 +211,19 @@ impl TopicCatalog {
     /// Opens the catalog in `data_dir` (creating it if needed) and every partition log it
     /// names, several at a time.
     pub fn open(data_dir: impl AsRef<Path>, log_options: LogOptions) -> Result<Self, CatalogError> {
-        Self::open_with(data_dir, log_options, Arc::new(Statvfs))
+        Self::open_with(data_dir, log_options, CatalogOptions::default())
     }
 
-    /// [`Self::open`] with the free-space figure injected (tests).
+    /// [`Self::open`] with the number of opening threads and the free-space figure given.
     pub fn open_with(
         data_dir: impl AsRef<Path>,
         log_options: LogOptions,
-        space: Arc<dyn SpaceProbe>,
+        options: CatalogOptions,
     ) -> Result<Self, CatalogError> {
+        let CatalogOptions {
+            space,
+            open_threads,
+        } = options;
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir).map_err(io_err("create data directory", &data_dir))?;
         let entries = read_catalog(&data_dir)?;
@@ -205,10 +231,25 @@ impl TopicCatalog {
             .iter()
             .flat_map(|(name, count)| (0..*count).map(|p| partition_dir(&data_dir, name, p)))
             .collect();
-        let mut opened = parallel::try_map(&dirs, parallel::default_threads(), |dir| {
-            open_partition(dir, &log_options)
-        })?
-        .into_iter();
+        // The logs' directory syncs wait until all are open, then go together (see
+        // deferred_sync for why that is safe).
+        let deferred = Arc::new(DeferredDirSyncs::new(Arc::clone(&log_options.disk)));
+        let opening_options = LogOptions {
+            disk: Arc::clone(&deferred) as Arc<dyn Disk>,
+            ..log_options.clone()
+        };
+        let threads = open_threads.max(1);
+        let opened = parallel::try_map(&dirs, threads, |dir| open_partition(dir, &opening_options));
+        // Even after a failure: what the opened logs changed is made durable either way.
+        let synced = deferred
+            .finish(threads)
+            .map_err(|(dir, source)| CatalogError::Io {
+                op: "sync partition directory",
+                path: dir,
+                source,
+            });
+        let mut opened = opened?.into_iter();
+        synced?;
         let mut topics = BTreeMap::new();
         for (name, count) in entries {
             let partitions = opened.by_ref().take(count as usize).collect();
