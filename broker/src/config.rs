@@ -181,9 +181,10 @@ pub struct ConfigError {
 pub const MIN_SEGMENT_BYTES: u32 = 4096;
 /// Largest segment: file positions in the index are 32-bit signed (as in Kafka).
 pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
-/// Smallest request frame: below this even a Metadata request for a few topics, or a produce
-/// of one small batch, does not fit, so every client would be disconnected.
-pub const MIN_FRAME_BYTES: usize = 1024;
+/// Smallest request frame: ApiVersions, the first request of every client, takes some 50
+/// bytes with a typical client id and software name; below this no client could even start.
+/// (Real brokers want megabytes; tests use a few hundred bytes to probe the limit.)
+pub const MIN_FRAME_BYTES: usize = 128;
 /// Largest request frame: the size prefix on the wire is an `i32`.
 pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
 /// Most threads opening partitions at start-up: each holds a partition's files and maps.
@@ -446,7 +447,7 @@ mod tests {
             "--segment-bytes",
             "4096",
             "--max-frame-bytes",
-            "1024",
+            "128",
             "--retention-ms",
             "-1",
             "--index-interval-bytes",

@@ -142,7 +142,7 @@ fn impossible_settings_are_refused_at_start_up_naming_the_flag() {
         (
             &["--max-frame-bytes", "16"],
             "--max-frame-bytes",
-            "between 1024 and 2147483647",
+            "between 128 and 2147483647",
         ),
         (
             &["--retention-check-ms", "0"],
