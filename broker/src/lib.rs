@@ -24,4 +24,4 @@ pub mod server;
 pub mod topics;
 
 pub use config::BrokerConfig;
-pub use server::{Broker, BrokerError, RunningBroker};
+pub use server::{Broker, BrokerError, DirLockError, RunningBroker};

@@ -113,6 +113,7 @@ pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
         }
         CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
         CatalogError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        CatalogError::NoSpace { .. } => ErrorCode::PolicyViolation,
         CatalogError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
         CatalogError::Log(e) => log_error_code(e),
         _ => ErrorCode::KafkaStorageError,
