@@ -82,9 +82,10 @@ def _consume_and_commit(bootstrap: str, group: str, topic: str, count: int, **ex
         consumer.close()
 
 
-def _produce(bootstrap: str, topic: str, count: int) -> None:
+def _produce(bootstrap: str, topic: str, count: int, start: int = 0) -> None:
+    """Produces records with values b"<start>" .. b"<start + count - 1>"."""
     producer = Producer({"bootstrap.servers": bootstrap})
-    for i in range(count):
+    for i in range(start, start + count):
         producer.produce(topic, value=b"%d" % i)
     assert producer.flush(30) == 0
 
@@ -154,3 +155,82 @@ def test_transactional_producer_fails_fast_with_a_clear_error(broker):
     assert err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err
     assert err.fatal() and not err.retriable(), err
     assert "transactions are not supported" in err.str(), err.str()
+
+
+def _close_within(consumer: Consumer, seconds: float) -> float:
+    """Closes `consumer` on another thread; fails if close() has not returned in `seconds`
+    (a hung close would otherwise hang the suite). Returns how long it took."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def close():
+        consumer.close()
+        done.set()
+
+    threading.Thread(target=close, daemon=True).start()
+    assert done.wait(seconds), f"close() did not return within {seconds}s"
+    return time.monotonic() - started
+
+
+def test_cooperative_consumer_closes_after_a_subscribed_topic_is_deleted(broker_factory):
+    """librdkafka's 0113 (h_delete_topic, n_wildcard): cooperative-sticky consumers subscribed
+    to two topics, one topic deleted while they consume. The deleted topic's partitions are
+    lost, the group rebalances, the consumers keep reading the other topic, and close()
+    returns promptly (LeaveGroup answered, nothing parked in the coordinator)."""
+    broker = broker_factory(*GROUP_FLAGS)
+    keep, doomed, group = "coop-keep", "coop-doomed", "coop-delete-g"
+    create_topic(broker.bootstrap, keep, 2)
+    create_topic(broker.bootstrap, doomed, 2)
+    _produce(broker.bootstrap, keep, 20)
+    _produce(broker.bootstrap, doomed, 20)
+
+    lost: dict[str, list] = {"C_1": [], "C_2": []}
+    read: set[int] = set()
+
+    def member(name: str) -> Consumer:
+        c = Consumer({
+            "bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": name,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "auto.offset.reset": "earliest", "enable.auto.commit": True,
+            "auto.commit.interval.ms": 200, "topic.metadata.refresh.interval.ms": 1000,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+        })
+        c.subscribe([keep, doomed],
+                    on_lost=lambda _c, parts: lost[name].extend(p.topic for p in parts))
+        return c
+
+    consumers = {"C_1": member("C_1"), "C_2": member("C_2")}
+
+    def poll_until(what: str, done, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: " + str(
+                {n: sorted((p.topic, p.partition) for p in c.assignment())
+                 for n, c in consumers.items()})
+            for c in consumers.values():
+                msg = c.poll(0.2)
+                if msg is None:
+                    continue
+                if msg.error() is not None:
+                    # The deleted topic is reported while it disappears; nothing else may be.
+                    assert msg.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART, msg.error()
+                elif msg.topic() == keep:
+                    read.add(int(msg.value()))
+
+    def assigned() -> set:
+        return {(p.topic, p.partition) for c in consumers.values() for p in c.assignment()}
+
+    poll_until("both topics assigned", lambda: len(assigned()) == 4)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([doomed], operation_timeout=10)[doomed].result(timeout=15)
+    poll_until("the deleted topic to leave the assignment",
+               lambda: assigned() == {(keep, 0), (keep, 1)})
+    assert all(topics and set(topics) == {doomed} for topics in lost.values()), lost
+
+    # Still a working group: records produced now are read.
+    _produce(broker.bootstrap, keep, 10, start=1000)
+    poll_until("the records produced after the deletion",
+               lambda: read >= set(range(1000, 1010)))
+    for name, c in consumers.items():
+        took = _close_within(c, 10)
+        assert took < 10, (name, took)
