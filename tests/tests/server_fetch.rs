@@ -1,5 +1,5 @@
 //! Fetch (key 1) at every served version: the produced batches byte for byte, whole batches
-//! from the middle of one, the first batch past the byte limits, long polls woken by appends
+//! from the middle of one, the first batch past the byte limits (only the first partition with data, KIP-74), long polls woken by appends
 //! or ending at `max_wait_ms`, offsets and errors.
 //!
 //! The timing tests run every version at once (one task per version) to stay fast.
@@ -157,8 +157,9 @@ async fn first_batch_is_returned_even_past_the_limits() {
 
 /// KIP-74 (librdkafka's test 0082): only the first batch of the first partition with data may
 /// go past `max_bytes` or its `partition_max_bytes`; later partitions whose next batch does not
-/// fit get nothing this time. Before, each partition could return one oversized batch, and
-/// three 920 KB batches made a 2.7 MB response that librdkafka refused.
+/// fit get nothing this time. Before, each partition could return one oversized batch: with
+/// 920 KB batches and `max_bytes` 1,000,000 the response held two of them (1.8 MB), more
+/// than librdkafka's `receive.message.max.bytes`, and its consumer stalled.
 #[tokio::test]
 async fn only_the_first_partition_with_data_may_exceed_the_limits() {
     let broker = broker().await;
