@@ -1,6 +1,7 @@
 //! Fetch (key 1) at every served version: the produced batches byte for byte, whole batches
-//! from the middle of one, the first batch past the byte limits (only the first partition with data, KIP-74), long polls woken by appends
-//! or ending at `max_wait_ms`, offsets and errors.
+//! from the middle of one, the first batch past the byte limits (only in the first partition
+//! with data, KIP-74), long polls woken by appends or ending at `max_wait_ms`, offsets and
+//! errors.
 //!
 //! The timing tests run every version at once (one task per version) to stay fast.
 
