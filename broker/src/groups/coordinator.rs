@@ -584,8 +584,8 @@ impl Coordinator {
     /// Drops groups with no members and nothing pending, so that the table does not grow
     /// with every group name ever used. Their committed offsets are kept by the store (which
     /// is how ListGroups and DescribeGroups still show them, as Empty). Groups whose members
-    /// committed stay, with their protocol type, until DeleteGroups: there are no more of them
-    /// than groups with offsets in the store.
+    /// committed stay, with their protocol type, until DeleteGroups: one small entry per group
+    /// whose members ever committed (the store holds their offsets anyway).
     fn forget_empty_groups(&mut self) {
         self.groups.retain(|_, g| {
             g.member_committed
