@@ -114,7 +114,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
 /// The Kafka error code for a catalog failure.
 pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
     match err {
-        CatalogError::InvalidName(_) | CatalogError::Collides(..) => {
+        CatalogError::InvalidName(..) | CatalogError::Collides(..) => {
             ErrorCode::InvalidTopicException
         }
         CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
