@@ -110,7 +110,7 @@ pub(crate) fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
         })
         .collect();
     std::fs::create_dir_all(data_dir)?;
-    crate::log::files::write_atomically(
+    crate::storage::files::write_atomically(
         data_dir,
         "cluster-id",
         id.as_bytes(),

@@ -32,7 +32,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::BrokerConfig;
-use crate::groups::offsets::{OffsetStore, OffsetStoreError};
+use crate::groups::offsets::{
+    OffsetStore, OffsetStoreConfig, OffsetStoreError, OffsetStoreOptions,
+};
 use crate::log::OsDisk;
 use crate::log::{Flusher, LogOptions};
 use crate::producers::{ProducerIdError, ProducerIds};
@@ -102,7 +104,7 @@ impl Broker {
         let flusher = Flusher::new(2);
         let catalog = TopicCatalog::open(
             &config.data_dir,
-            LogOptions::new(config.log_config(), flusher),
+            LogOptions::new(config.log_config(), Arc::clone(&flusher)),
         )?;
         let listener =
             TcpListener::bind(config.listen)
@@ -121,7 +123,14 @@ impl Broker {
                 source,
             })?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
+        let offsets = OffsetStore::open_with(
+            &config.data_dir.join(OFFSETS_DIR),
+            OffsetStoreOptions {
+                disk: Arc::new(OsDisk),
+                flusher,
+                config: OffsetStoreConfig::default(),
+            },
+        )?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ctx = Arc::new(Context::new(
             config,

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::name::{TopicNameError, collides, validate_topic_name};
-use crate::log::files::write_atomically;
 use crate::log::{LogError, LogOptions, PartitionLog};
 use crate::producers::PartitionProducers;
+use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
