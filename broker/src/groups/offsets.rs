@@ -106,7 +106,7 @@
 //! the record's sequence number in this process. [`OffsetStore::wait_durable`] queues the store
 //! on the broker's shared [`Flusher`] (the same sync threads as the partition logs; at most one
 //! sync of the store queued at a time) and awaits the store's durable watermark, a
-//! [`crate::storage::Durability`] counted in tickets. The flusher thread takes the highest
+//! `storage::Durability` counted in tickets. The flusher thread takes the highest
 //! ticket written, then syncs: one `fdatasync` covers every waiter whose record was written
 //! before it started, across groups, and a record written during a sync waits for the next
 //! one. At most one sync runs at a time (the store's sync lock), and never on the async

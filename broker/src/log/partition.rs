@@ -247,7 +247,7 @@ impl PartitionLog {
             config,
         });
         if let FlushPolicy::Interval(every) = log.config.flush {
-            let swept: Weak<dyn Syncable> = Arc::downgrade(&log) as Weak<PartitionLog>;
+            let swept = Arc::downgrade(&log);
             flusher.register_interval(swept, every);
         }
         Ok(log)

@@ -2,7 +2,7 @@
 //!
 //! Ids are handed out from blocks of [`BLOCK`]. Before the first id of a block is given out,
 //! the block's end is written durably to `<data-dir>/producer-ids`, atomically, as a checksummed
-//! `i64` record (8-byte big-endian id and its CRC-32: [`crate::storage::files`], the same
+//! `i64` record (8-byte big-endian id and its CRC-32: `storage::files`, the same
 //! 12 bytes as before the record moved there, so existing data directories open unchanged). After a restart allocation resumes at the stored
 //! end, so no id is ever given twice even if the broker was killed mid-block: a reused id
 //! would inherit another producer's sequence state and have its batches refused or, worse,

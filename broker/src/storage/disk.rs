@@ -2,7 +2,7 @@
 //! tests can inject them.
 //!
 //! Owns [`Disk`] (allocate, write, sync), the real [`OsDisk`], the failure-injecting
-//! [`FaultyDisk`] and [`is_disk_full`], the one place that says which errors mean "no space".
+//! [`FaultyDisk`] and `is_disk_full`, the one place that says which errors mean "no space".
 //! It does not decide what a failure means for a store (refuse one write or stop): that is the
 //! caller's rule.
 //!

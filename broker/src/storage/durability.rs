@@ -33,7 +33,8 @@ struct Watermark<P> {
 pub(crate) enum Unreached {
     /// The store failed (fail-stop) with this error.
     Failed(Arc<io::Error>),
-    /// The watermark is gone without a failure (its store was dropped).
+    /// The watch channel closed without a failure. Cannot happen while the watermark is
+    /// borrowed by the wait; answered as "closed" rather than a panic.
     Closed,
 }
 

@@ -4,11 +4,11 @@
 //! Owns:
 //! - [`disk`]: the fallible file operations (allocate, write, sync) behind the [`Disk`] trait,
 //!   [`OsDisk`] and the failure-injecting [`FaultyDisk`], and what counts as "disk full";
-//! - [`files`]: atomic small-file writes, the checksummed 12-byte integer record (recovery
+//! - `files`: atomic small-file writes, the checksummed 12-byte integer record (recovery
 //!   point, producer-id block) and 20-digit generation file names;
-//! - [`flusher`]: the sync threads shared by everything that syncs ([`Flusher`], over the small
-//!   [`Syncable`] trait), with group commit and interval sweeps;
-//! - [`durability`]: the durable watermark with fail-stop ([`Durability`]) that async callers
+//! - `flusher`: the sync threads shared by everything that syncs ([`Flusher`], over the small
+//!   `Syncable` trait), with group commit and interval sweeps;
+//! - `durability`: the durable watermark with fail-stop (`Durability`) that async callers
 //!   await.
 //!
 //! It does not know what is stored: no offsets, batches, groups or producers, and it imports
@@ -17,10 +17,10 @@
 //!
 //! Invariants:
 //! - no `fdatasync` runs on the async runtime: syncs run on [`Flusher`] threads (or on a caller
-//!   that chose to block), and async callers await [`Durability::wait`];
+//!   that chose to block), and async callers await `Durability::wait`;
 //! - a watermark only moves forward, and once failed it stays failed with the first error
 //!   (fail-stop): nothing is reported durable by a sync that did not complete;
-//! - a small file written by [`files::write_atomically`] is, after a crash, either the old file
+//! - a small file written by `files::write_atomically` is, after a crash, either the old file
 //!   or the new one, never a mix.
 
 pub mod disk;
