@@ -108,7 +108,7 @@ fn cluster_id_with(
         }
     };
     std::fs::create_dir_all(data_dir)?;
-    crate::log::files::write_atomically(
+    crate::storage::files::write_atomically(
         data_dir,
         "cluster-id",
         id.as_bytes(),

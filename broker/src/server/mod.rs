@@ -33,7 +33,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::BrokerConfig;
-use crate::groups::offsets::{OffsetStore, OffsetStoreError};
+use crate::groups::offsets::{
+    OffsetStore, OffsetStoreConfig, OffsetStoreError, OffsetStoreOptions,
+};
 use crate::log::OsDisk;
 use crate::log::{Flusher, LogOptions};
 use crate::producers::{ProducerIdError, ProducerIds};
@@ -117,7 +119,7 @@ impl Broker {
         let flusher = Flusher::new(2);
         let catalog = TopicCatalog::open_with(
             &config.data_dir,
-            LogOptions::new(config.log_config(), flusher),
+            LogOptions::new(config.log_config(), Arc::clone(&flusher)),
             config.catalog_options(),
         )?;
         let cluster_id =
@@ -126,7 +128,14 @@ impl Broker {
                 source,
             })?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
+        let offsets = OffsetStore::open_with(
+            &config.data_dir.join(OFFSETS_DIR),
+            OffsetStoreOptions {
+                disk: Arc::new(OsDisk),
+                flusher,
+                config: OffsetStoreConfig::default(),
+            },
+        )?;
         // Bound last: a client that can connect finds every topic and the offsets open.
         let listener =
             TcpListener::bind(config.listen)

@@ -31,9 +31,9 @@ use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
 use super::parallel;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
-use crate::log::files::write_atomically;
 use crate::log::{Disk, LogError, LogOptions, PartitionLog};
 use crate::producers::PartitionProducers;
+use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
