@@ -3,8 +3,15 @@
 //! Defaults give a broker that works out of the box for one developer: `127.0.0.1:9092`, data
 //! in `./weir-data`, topics auto-created with one partition, every append synced before it is
 //! acknowledged. `docs/configuration.md` lists every setting.
+//!
+//! Every value is checked at start-up ([`BrokerConfig::validate`], called by `main` and by
+//! [`crate::Broker::start`]): a setting the broker cannot honour (zero partitions, a segment
+//! too small for a batch, no connections) stops it before it touches the data directory, with
+//! the flag and the accepted range in the message, instead of failing on first use.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +19,7 @@ use clap::Parser;
 
 use crate::groups::coordinator::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
+use crate::topics::CatalogOptions;
 
 /// Weir: a Kafka-compatible message broker in one binary.
 #[derive(Debug, Clone, Parser)]
@@ -47,6 +55,11 @@ pub struct BrokerConfig {
     /// Size each segment file is preallocated to, in bytes (Kafka's `segment.bytes`).
     #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 128 << 20)]
     pub segment_bytes: u32,
+
+    /// Bytes of log between two entries of the sparse offset and time indexes (Kafka's
+    /// `index.interval.bytes`).
+    #[arg(long, env = "WEIR_INDEX_INTERVAL_BYTES", default_value_t = 4096)]
+    pub index_interval_bytes: u32,
 
     /// Roll the active segment after this many milliseconds (`segment.ms`).
     #[arg(long, env = "WEIR_SEGMENT_MS", default_value_t = 7 * 24 * 3_600_000)]
@@ -144,6 +157,10 @@ pub struct BrokerConfig {
     /// once; this bounds clients that do not read).
     #[arg(long, env = "WEIR_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+    /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
+    /// `num.recovery.threads.per.data.dir`). Default: 4 per CPU, between 4 and 32.
+    #[arg(long, env = "WEIR_RECOVERY_THREADS")]
+    pub recovery_threads: Option<usize>,
 
     /// Most record bytes in one fetch response, whatever the request asks for (Kafka's
     /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
@@ -164,7 +181,131 @@ fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
     }
 }
 
+/// A setting outside the range the broker can work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --{flag} (WEIR_{env}) {value}: {expected}")]
+pub struct ConfigError {
+    /// The flag, without its dashes.
+    pub flag: &'static str,
+    /// The environment variable's name after `WEIR_`.
+    pub env: String,
+    /// The value given.
+    pub value: String,
+    /// What is accepted, with the range.
+    pub expected: String,
+}
+
+/// Smallest segment: a page. Smaller ones hold hardly a batch and make every append a roll.
+pub const MIN_SEGMENT_BYTES: u32 = 4096;
+/// Largest segment: file positions in the index are 32-bit signed (as in Kafka).
+pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
+/// Smallest request frame: ApiVersions, the first request of every client, takes some 50
+/// bytes with a typical client id and software name; below this no client could even start.
+/// (Real brokers want megabytes; tests use a few hundred bytes to probe the limit.)
+pub const MIN_FRAME_BYTES: usize = 128;
+/// Largest request frame: the size prefix on the wire is an `i32`.
+pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
+/// Most threads opening partitions at start-up: each holds a partition's files and maps.
+pub const MAX_RECOVERY_THREADS: usize = 256;
+/// Longest idle or frame timeout, one year: longer ones are a unit mistake.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
+fn in_range<T: PartialOrd + Display>(
+    flag: &'static str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError {
+        flag,
+        env: flag.replace('-', "_").to_ascii_uppercase(),
+        value: value.to_string(),
+        expected: format!("must be between {} and {}", range.start(), range.end()),
+    })
+}
+
 impl BrokerConfig {
+    /// Checks every setting against the range the broker can work with; the error names the
+    /// first flag that is out of range, its environment variable and the range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::topics::MAX_PARTITIONS;
+        in_range(
+            "default-partitions",
+            self.default_partitions,
+            1..=MAX_PARTITIONS,
+        )?;
+        in_range(
+            "segment-bytes",
+            self.segment_bytes,
+            MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES,
+        )?;
+        in_range(
+            "index-interval-bytes",
+            self.index_interval_bytes,
+            1..=MAX_SEGMENT_BYTES,
+        )?;
+        in_range("segment-ms", self.segment_ms, 1..=i64::MAX)?;
+        in_range("retention-ms", self.retention_ms, -1..=i64::MAX)?;
+        in_range("retention-bytes", self.retention_bytes, -1..=i64::MAX)?;
+        in_range(
+            "retention-check-ms",
+            self.retention_check_ms,
+            1..=u64::try_from(i64::MAX).unwrap_or(u64::MAX),
+        )?;
+        in_range(
+            "group-min-session-timeout-ms",
+            self.group_min_session_timeout_ms,
+            1..=i32::MAX,
+        )?;
+        // The largest session timeout must admit the smallest one, or no consumer can join.
+        in_range(
+            "group-max-session-timeout-ms",
+            self.group_max_session_timeout_ms,
+            self.group_min_session_timeout_ms..=i32::MAX,
+        )?;
+        in_range(
+            "group-initial-rebalance-delay-ms",
+            self.group_initial_rebalance_delay_ms,
+            0..=i64::from(i32::MAX),
+        )?;
+        in_range(
+            "max-frame-bytes",
+            self.max_frame_bytes,
+            MIN_FRAME_BYTES..=MAX_FRAME_BYTES,
+        )?;
+        in_range(
+            "max-connections",
+            self.max_connections,
+            1..=tokio::sync::Semaphore::MAX_PERMITS,
+        )?;
+        in_range(
+            "idle-timeout-secs",
+            self.idle_timeout_secs,
+            1..=MAX_TIMEOUT_SECS,
+        )?;
+        in_range(
+            "frame-timeout-secs",
+            self.frame_timeout_secs,
+            1..=MAX_TIMEOUT_SECS,
+        )?;
+        in_range(
+            "max-produce-bytes-in-flight",
+            self.max_produce_bytes_in_flight,
+            1..=u32::MAX as usize,
+        )?;
+        if let Some(threads) = self.recovery_threads {
+            in_range("recovery-threads", threads, 1..=MAX_RECOVERY_THREADS)?;
+        }
+        in_range(
+            "max-fetch-bytes",
+            self.max_fetch_bytes,
+            1..=i32::MAX as usize,
+        )?;
+        Ok(())
+    }
+
     /// The defaults, with data in `data_dir` and an OS-chosen port on 127.0.0.1 (for tests and
     /// embedding).
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
@@ -180,11 +321,21 @@ impl BrokerConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
+            index_interval_bytes: self.index_interval_bytes,
             retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms),
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             flush: self.flush,
             ..LogConfig::default()
         }
+    }
+
+    /// How the topic catalog opens partitions.
+    pub fn catalog_options(&self) -> CatalogOptions {
+        let mut options = CatalogOptions::default();
+        if let Some(threads) = self.recovery_threads {
+            options.open_threads = threads;
+        }
+        options
     }
 
     /// The group coordinator's limits.
@@ -251,5 +402,88 @@ mod tests {
         assert!(!c.auto_create_topics);
         assert_eq!(c.log_config().retention_ms, None);
         assert!(BrokerConfig::try_parse_from(["weir-broker", "--flush", "sometimes"]).is_err());
+    }
+
+    fn refused(args: &[&str]) -> ConfigError {
+        let config =
+            BrokerConfig::parse_from(std::iter::once("weir-broker").chain(args.iter().copied()));
+        config.validate().expect_err("out of range")
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_the_flag_and_range() {
+        BrokerConfig::parse_from(["weir-broker"])
+            .validate()
+            .unwrap();
+        BrokerConfig::for_tests("/tmp/x").validate().unwrap();
+        let e = refused(&["--default-partitions", "0"]);
+        assert_eq!(e.flag, "default-partitions");
+        assert_eq!(
+            e.to_string(),
+            "invalid --default-partitions (WEIR_DEFAULT_PARTITIONS) 0: must be between 1 and 10000"
+        );
+        assert_eq!(
+            refused(&["--default-partitions", "10001"]).flag,
+            "default-partitions"
+        );
+        let cases: &[(&[&str], &str)] = &[
+            (&["--segment-bytes", "100"], "segment-bytes"),
+            (&["--segment-bytes", "3000000000"], "segment-bytes"),
+            (&["--index-interval-bytes", "0"], "index-interval-bytes"),
+            (&["--segment-ms", "0"], "segment-ms"),
+            (&["--retention-ms", "-2"], "retention-ms"),
+            (&["--retention-bytes", "-5"], "retention-bytes"),
+            (&["--retention-check-ms", "0"], "retention-check-ms"),
+            (
+                &["--group-min-session-timeout-ms", "0"],
+                "group-min-session-timeout-ms",
+            ),
+            (
+                &[
+                    "--group-min-session-timeout-ms",
+                    "9000",
+                    "--group-max-session-timeout-ms",
+                    "8000",
+                ],
+                "group-max-session-timeout-ms",
+            ),
+            (
+                &["--group-initial-rebalance-delay-ms=-1"],
+                "group-initial-rebalance-delay-ms",
+            ),
+            (&["--max-frame-bytes", "100"], "max-frame-bytes"),
+            (&["--max-frame-bytes", "4294967296"], "max-frame-bytes"),
+            (&["--max-connections", "0"], "max-connections"),
+            (&["--idle-timeout-secs", "0"], "idle-timeout-secs"),
+            (&["--frame-timeout-secs", "0"], "frame-timeout-secs"),
+            (
+                &["--max-produce-bytes-in-flight", "0"],
+                "max-produce-bytes-in-flight",
+            ),
+            (&["--max-fetch-bytes", "0"], "max-fetch-bytes"),
+            (&["--recovery-threads", "0"], "recovery-threads"),
+            (&["--recovery-threads", "257"], "recovery-threads"),
+        ];
+        for (args, flag) in cases {
+            let e = refused(args);
+            assert_eq!(e.flag, *flag, "{args:?}");
+            assert!(e.to_string().contains("must be between"), "{e}");
+        }
+        // The edges themselves are accepted.
+        let c = BrokerConfig::parse_from([
+            "weir-broker",
+            "--segment-bytes",
+            "4096",
+            "--max-frame-bytes",
+            "128",
+            "--retention-ms",
+            "-1",
+            "--index-interval-bytes",
+            "1",
+            "--default-partitions",
+            "10000",
+        ]);
+        c.validate().unwrap();
+        assert_eq!(c.log_config().index_interval_bytes, 1);
     }
 }

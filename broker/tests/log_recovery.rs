@@ -124,8 +124,8 @@ fn a_garbled_last_batch_is_cut_at_every_byte() {
     let Crashed {
         dir: src,
         prefix,
-        all,
         last,
+        ..
     } = crashed_log();
     let seg = segment_files(src.path(), "log").pop().unwrap();
     let name = seg.file_name().unwrap().to_owned();
@@ -137,46 +137,64 @@ fn a_garbled_last_batch_is_cut_at_every_byte() {
         bytes[last.start + k] ^= 0x5a;
         fs::write(&path, &bytes).unwrap();
         let (records, report) = recover_and_read(dir.path());
-        // PartitionLeaderEpoch (bytes 12..16) is outside the CRC and not checked: the batch
-        // stays valid. Any other byte invalidates it.
-        if (12..16).contains(&k) {
-            assert_eq!(records, all, "garbled epoch byte {k}");
-        } else {
-            assert_eq!(records, prefix, "garbled byte {k}");
-            assert_eq!(report.truncated.len(), 1, "byte {k}: {report:?}");
-            assert_eq!(report.truncated[0].position, last.start as u64);
-        }
+        // Every byte invalidates it, PartitionLeaderEpoch (bytes 12..16, outside the CRC)
+        // included: the log writes epoch 0, so any other value is damage.
+        assert_eq!(records, prefix, "garbled byte {k}");
+        assert_eq!(report.truncated.len(), 1, "byte {k}: {report:?}");
+        assert_eq!(report.truncated[0].position, last.start as u64);
     }
 }
 
 #[test]
-fn segments_after_a_cut_are_removed() {
+fn damage_in_a_sealed_segment_keeps_the_segments_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(1024));
     for i in 0..30 {
         log.append(&batch(&format!("s{i}"), 2, i)).unwrap();
     }
     assert!(log.segment_count() >= 3);
+    let all = read_all(&log);
+    let end = log.log_end_offset();
     drop(log);
-    // Damage the middle of the second segment; no recovery point was written yet beyond the
-    // first roll's, so it is scanned.
+    // Damage the middle of the second segment. Without a recovery point (no sync happened)
+    // every segment is scanned.
     let logs = segment_files(dir.path(), "log");
-    // Without a recovery point (no sync happened) every segment is scanned.
     assert!(!dir.path().join("recovery-point").exists());
     let mut bytes = fs::read(&logs[1]).unwrap();
     bytes[200] ^= 0xff;
     fs::write(&logs[1], &bytes).unwrap();
     let log = open(dir.path(), small_config(1024));
     let report = log.recovery_report().clone();
-    assert_eq!(report.truncated.len(), 1);
-    assert_eq!(report.removed.len(), logs.len() - 2);
-    assert_eq!(log.segment_count(), 2);
-    let records = read_all(&log);
-    assert!(records.windows(2).all(|w| w[1].0 == w[0].0 + 1));
-    assert_eq!(records.last().unwrap().0 + 1, log.log_end_offset().0);
-    // Appends continue densely from the cut.
-    let next = log.log_end_offset();
-    assert_eq!(log.append(&batch("x", 1, 0)).unwrap().base_offset, next);
+    // Nothing is cut or removed: the damaged batch is isolated, later segments are kept.
+    assert!(report.truncated.is_empty(), "{report:?}");
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(log.segment_count(), logs.len());
+    assert_eq!(log.log_end_offset(), end);
+    let damage = &report.damaged[0];
+    let lost = damage.first_offset..damage.resumed_offset.unwrap();
+    assert_eq!(
+        lost.end - lost.start,
+        2,
+        "one batch of two records: {damage:?}"
+    );
+    // Every other record reads back, at its offset.
+    let mut records = read_range(&log, Offset(0), Offset(lost.start), 777);
+    records.extend(read_from(&log, Offset(lost.end), 777));
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|(o, _)| !lost.contains(o))
+        .cloned()
+        .collect();
+    assert_eq!(records, expected);
+    for o in lost {
+        assert!(matches!(
+            log.read(Offset(o), 1 << 20),
+            Err(weir_broker::log::LogError::Corrupt { .. })
+        ));
+    }
+    // Appends continue at the end: no offset is reused.
+    assert_eq!(log.append(&batch("x", 1, 0)).unwrap().base_offset, end);
 }
 
 #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::start::{Start, parse_start};
+
 /// Most bytes one record read by `weir produce` may hold (a longer line is an input error,
 /// not an allocation the input decides).
 pub(crate) const RECORD_BYTES_MAX: usize = 64 << 20;
@@ -56,7 +58,10 @@ Examples:
   weir consume -t events --format json --exit-at-end
   weir consume -t events -g billing          # in a group; Ctrl-C commits and leaves
   weir consume -t events -p 0 --offset 42    # partition 0 from offset 42
-  weir consume -t events --offset @1700000000000   # from a timestamp (ms)")]
+  weir consume -t events --offset @1700000000000   # from a timestamp (ms)
+  weir consume -t events -o -5 -e                  # the last 5 records of each partition
+  weir consume -t events -o @-1h                   # from an hour ago
+  weir consume -t events -o @2024-05-01T12:00:00Z  # from a date (RFC 3339)")]
     Consume(ConsumeArgs),
     /// List, create, describe and delete topics.
     #[command(subcommand)]
@@ -131,7 +136,15 @@ pub(crate) struct ProduceArgs {
     /// Batch compression.
     #[arg(long, value_enum, default_value = "none")]
     pub(crate) compression: CompressionArg,
+    /// The largest produce request in bytes (the producer's max.request.size), and so the
+    /// largest record: a record may use this less about 100 bytes of framing. Larger records
+    /// are counted as not delivered. The broker has its own limit.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+    pub(crate) max_record_bytes: usize,
 }
+
+/// `--max-record-bytes` by default: the Java producer's `max.request.size` (1 MiB).
+pub(crate) const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// Record output formats of `weir consume`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,9 +170,10 @@ pub(crate) struct ConsumeArgs {
     /// Only these partitions (repeatable; not with --group).
     #[arg(short, long, conflicts_with = "group")]
     pub(crate) partition: Vec<i32>,
-    /// Where to start: beginning, end, an offset N, or @TIMESTAMP in ms. In a group, where a
-    /// partition without a committed offset starts (beginning or end).
-    #[arg(short, long, default_value = "end", value_parser = parse_start)]
+    /// Where to start: beginning, end, an offset N, +N (N after the start), -N (the last N),
+    /// @MS (ms since 1970), @2024-05-01T12:00:00Z (RFC 3339) or @-1h (that long ago). In a
+    /// group, where a partition without a committed offset starts (beginning or end).
+    #[arg(short, long, default_value = "end", value_parser = parse_start, allow_hyphen_values = true)]
     pub(crate) offset: Start,
     /// Stop after this many records.
     #[arg(short = 'c', long)]
@@ -173,46 +187,6 @@ pub(crate) struct ConsumeArgs {
     /// Separator between key and value in the kv format.
     #[arg(short = 'K', long, default_value = "\t")]
     pub(crate) key_separator: String,
-}
-
-/// Where `weir consume` starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Start {
-    /// The log start offset.
-    Beginning,
-    /// The log end offset.
-    End,
-    /// This offset in every partition.
-    Offset(i64),
-    /// The first record at or after this timestamp (ms).
-    Timestamp(i64),
-}
-
-/// Parses `beginning|end|N|@ts`.
-pub(crate) fn parse_start(text: &str) -> Result<Start, String> {
-    match text {
-        "beginning" | "earliest" => Ok(Start::Beginning),
-        "end" | "latest" => Ok(Start::End),
-        _ => {
-            if let Some(ts) = text.strip_prefix('@') {
-                ts.parse::<i64>()
-                    .ok()
-                    .filter(|t| *t >= 0)
-                    .map(Start::Timestamp)
-                    .ok_or_else(|| {
-                        format!("`{text}`: a timestamp is @ and milliseconds since 1970")
-                    })
-            } else {
-                text.parse::<i64>()
-                    .ok()
-                    .filter(|o| *o >= 0)
-                    .map(Start::Offset)
-                    .ok_or_else(|| {
-                        format!("`{text}`: expected beginning, end, an offset or @timestamp")
-                    })
-            }
-        }
-    }
 }
 
 /// `weir topics ...`.
@@ -284,8 +258,9 @@ pub(crate) struct ResetOffsetsArgs {
     /// Only these partitions (repeatable; default all).
     #[arg(short, long)]
     pub(crate) partition: Vec<i32>,
-    /// earliest, latest, an offset N (kept within the log), or @TIMESTAMP in ms.
-    #[arg(long, value_parser = parse_start)]
+    /// earliest, latest, an offset N (kept within the log), +N (N after the start), -N (N
+    /// before the end), @MS, @RFC-3339-DATE or @-1h (the first offset at or after that time).
+    #[arg(long, value_parser = parse_start, allow_hyphen_values = true)]
     pub(crate) to: Start,
     /// Show the new offsets without committing them.
     #[arg(long)]
@@ -383,13 +358,20 @@ mod tests {
     }
 
     #[test]
-    fn start_positions_parse() {
-        assert_eq!(parse_start("beginning"), Ok(Start::Beginning));
-        assert_eq!(parse_start("latest"), Ok(Start::End));
-        assert_eq!(parse_start("42"), Ok(Start::Offset(42)));
-        assert_eq!(parse_start("@1700"), Ok(Start::Timestamp(1700)));
-        assert!(parse_start("-3").is_err());
-        assert!(parse_start("@x").is_err());
-        assert!(parse_start("soon").is_err());
+    fn start_positions_parse_from_the_command_line() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["weir", "consume", "-t", "t"].iter().chain(args)).map(|cli| {
+                match cli.command {
+                    Command::Consume(c) => c.offset,
+                    _ => unreachable!("a consume command"),
+                }
+            })
+        };
+        assert_eq!(parse(&[]).expect("default"), Start::End);
+        assert_eq!(parse(&["-o", "-5"]).expect("-5"), Start::BeforeEnd(5));
+        assert_eq!(parse(&["--offset", "+2"]).expect("+2"), Start::Skip(2));
+        assert_eq!(parse(&["-o", "42"]).expect("42"), Start::Offset(42));
+        assert!(matches!(parse(&["-o", "@-1h"]), Ok(Start::Timestamp(_))));
+        assert!(parse(&["-o", "soon"]).is_err());
     }
 }

@@ -5,6 +5,8 @@
 use weir_client::Error as ClientError;
 use weir_client::protocol::error_code::ErrorCode;
 
+/// Success; also a command whose reader closed stdout (`| head`), which is a normal way to stop.
+pub(crate) const EXIT_OK: u8 = 0;
 /// The broker refused (unknown topic, topic exists, group not empty...) or another failure.
 pub(crate) const EXIT_FAILED: u8 = 1;
 /// Bad arguments or bad input (clap also uses 2 for usage errors).
@@ -29,6 +31,10 @@ pub(crate) enum CliError {
         /// Why, shortened to its cause (`connection refused`).
         cause: String,
     },
+    /// Not a broker: an address that does not resolve, or a peer that does not speak Kafka.
+    /// The message names which and what to check.
+    #[error("{0}")]
+    Network(String),
     /// The broker refused the request.
     #[error("{0}")]
     Refused(String),
@@ -57,17 +63,21 @@ pub(crate) enum CliError {
     /// Ctrl-C came before the work was done (what was done is reported on stderr).
     #[error("interrupted")]
     Interrupted,
+    /// The reader of stdout went away (`| head`): the command stops quietly, with success.
+    #[error("stdout was closed")]
+    OutputClosed,
 }
 
 impl CliError {
     /// The process exit code.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::Unreachable { .. } => EXIT_UNREACHABLE,
+            Self::Unreachable { .. } | Self::Network(_) => EXIT_UNREACHABLE,
             Self::Refused(_) | Self::Io { .. } => EXIT_FAILED,
             Self::Usage(_) => EXIT_USAGE,
             Self::Undelivered { .. } => EXIT_UNDELIVERED,
             Self::Interrupted => EXIT_INTERRUPTED,
+            Self::OutputClosed => EXIT_OK,
         }
     }
 
@@ -76,23 +86,27 @@ impl CliError {
     pub(crate) fn client(bootstrap: &[String], err: ClientError) -> Self {
         let bootstrap = bootstrap.join(",");
         match err {
-            ClientError::NoBroker { last, .. } => Self::Unreachable {
-                bootstrap,
-                cause: short_cause(&last),
-            },
+            // The last address's failure says what is wrong.
+            ClientError::NoBroker { last, .. } => Self::client(&[bootstrap], *last),
             ClientError::Io { source, .. } => Self::Unreachable {
                 bootstrap,
                 cause: short_cause(&source.to_string()),
             },
-            ClientError::Resolve(addr) => Self::Unreachable {
-                bootstrap,
-                cause: format!("cannot resolve {addr}"),
-            },
+            ClientError::Resolve { address, source } => Self::Network(format!(
+                "cannot resolve the broker address {address}: {} — check the host name \
+                 (set --bootstrap or WEIR_BOOTSTRAP)",
+                short_cause(&source.to_string())
+            )),
+            ClientError::NotKafka { .. } => Self::Network(format!(
+                "{err} — is {bootstrap} the broker's Kafka listener? (set --bootstrap or \
+                 WEIR_BOOTSTRAP)"
+            )),
             ClientError::Disconnected(_) | ClientError::Timeout(_) => Self::Unreachable {
                 bootstrap,
                 cause: err.to_string(),
             },
             ClientError::InvalidArgument(what) => Self::Usage(what),
+            ClientError::InvalidTopicName { .. } => Self::Usage(err.to_string()),
             other => Self::Refused(refused(&other)),
         }
     }
@@ -148,8 +162,10 @@ mod tests {
             &["127.0.0.1:9092".to_owned()],
             ClientError::NoBroker {
                 tried: vec!["127.0.0.1:9092".to_owned()],
-                last: "connection to 127.0.0.1:9092 failed: Connection refused (os error 111)"
-                    .to_owned(),
+                last: Box::new(ClientError::Io {
+                    addr: "127.0.0.1:9092".parse().expect("an address"),
+                    source: std::io::Error::from_raw_os_error(111),
+                }),
             },
         );
         assert_eq!(

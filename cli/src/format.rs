@@ -1,9 +1,12 @@
 //! How `weir consume` prints a record: the value alone, key and value, or one JSON object.
 //! Bytes that are not UTF-8 are written raw in the value and kv formats and as
-//! `{"base64": "..."}` in JSON, which has no byte strings.
+//! `{"base64": "..."}` in JSON (standard alphabet, padded; the `base64` crate), which has
+//! no byte strings.
 
 use std::io::{self, Write};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use weir_client::ConsumerRecord;
 
@@ -68,31 +71,9 @@ fn bytes(b: Option<&[u8]>) -> Value {
         None => Value::Null,
         Some(b) => match std::str::from_utf8(b) {
             Ok(s) => Value::String(s.to_owned()),
-            Err(_) => json!({ "base64": base64(b) }),
+            Err(_) => json!({ "base64": BASE64.encode(b) }),
         },
     }
-}
-
-/// Standard base64 with padding (RFC 4648).
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -140,11 +121,16 @@ mod tests {
     }
 
     #[test]
-    fn base64_pads_like_rfc_4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    fn non_utf8_bytes_are_standard_padded_base64() {
+        // RFC 4648's vectors, each with a byte that is not UTF-8 in front.
+        for (input, want) in [
+            (&b"\xff"[..], "/w=="),
+            (b"\xfff", "/2Y="),
+            (b"\xfffo", "/2Zv"),
+            (b"\xfffoobar", "/2Zvb2Jhcg=="),
+        ] {
+            assert_eq!(bytes(Some(input)), json!({ "base64": want }));
+        }
+        assert_eq!(bytes(None), Value::Null);
     }
 }

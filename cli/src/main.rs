@@ -7,15 +7,23 @@
 //!   shared [`commands::Context`].
 //! - `perf/`: `weir perf`, its histogram, progress line and report.
 //! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
+//! - `start`: `--offset` and `--to` as kcat and rpk users type them.
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
+//! - `health`: probes that say on stderr when the broker stops answering or a topic goes.
+//! - `output`: printing that treats a closed stdout as a quiet stop; `record_output`: what
+//!   `weir consume` writes, knowing which records' lines reached the reader.
 
 mod args;
 mod assignment;
 mod commands;
 mod error;
 mod format;
+mod health;
+mod output;
 mod perf;
+mod record_output;
 mod shutdown;
+mod start;
 mod table;
 
 use std::process::ExitCode;
@@ -30,8 +38,14 @@ use shutdown::Shutdown;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        // Generated into memory first: clap_complete panics on a failed write, and a reader
+        // such as `| head` may close stdout early.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "weir", &mut script);
+        return match output::print_to(&mut std::io::stdout().lock(), &script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -56,8 +70,8 @@ fn main() -> ExitCode {
 }
 
 fn fail(err: &CliError) -> ExitCode {
-    if !matches!(err, CliError::Interrupted) {
-        eprintln!("error: {err}");
+    if !matches!(err, CliError::Interrupted | CliError::OutputClosed) {
+        output::note!("error: {err}");
     }
     ExitCode::from(err.exit_code())
 }

@@ -252,3 +252,62 @@ fn lines_are_sent_as_they_come_and_ctrl_c_delivers_them_and_exits_130() {
         "{stderr}"
     );
 }
+
+#[test]
+fn offsets_as_kcat_and_rpk_users_type_them() {
+    let env = Env::start();
+    env.ok(&["produce", "-t", "o"], seq(10).as_bytes());
+    let read = |offset: &str| env.ok(&["consume", "-t", "o", "-o", offset, "-e"], b"");
+    assert_eq!(read("-3"), "8\n9\n10\n", "the last 3 (kcat, rpk)");
+    assert_eq!(read("-30"), seq(10), "fewer than asked: all of them");
+    assert_eq!(read("+7"), "8\n9\n10\n", "7 after the start (rpk)");
+    assert_eq!(read("oldest"), seq(10));
+    assert_eq!(read("start"), seq(10));
+    assert_eq!(read("newest"), "");
+    assert_eq!(read("@-1h"), seq(10), "from an hour ago");
+    assert_eq!(read("@2000-01-01"), seq(10));
+    assert_eq!(read("@2000-01-01T00:00:00Z"), seq(10));
+    assert_eq!(read("@2999-01-01T00:00:00+02:00"), "");
+
+    // A start past the end says so instead of quietly waiting at the end.
+    for (offset, asked) in [("20", "offset 20"), ("+11", "+11")] {
+        let out = env.run(&["consume", "-t", "o", "-o", offset, "-e"], b"");
+        assert_eq!(out.status.code(), Some(2), "{offset}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: o-0: {asked} is past the end: its records are at offsets 0 to 9 (10 \
+                 records); --offset end waits for new ones\n"
+            )
+        );
+    }
+    let out = env.run(&["consume", "-t", "o", "-o", "@yesterday", "-e"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["consume", "-t", "o", "-g", "g", "-o", "-5"], b"");
+    assert_eq!(out.status.code(), Some(2));
+
+    // reset-offsets takes the same forms.
+    env.ok(
+        &["consume", "-t", "o", "-g", "g", "-o", "beginning", "-e"],
+        b"",
+    );
+    let reset = |to: &str| {
+        env.ok(
+            &[
+                "groups",
+                "reset-offsets",
+                "g",
+                "-t",
+                "o",
+                "--to",
+                to,
+                "--dry-run",
+            ],
+            b"",
+        )
+    };
+    assert_eq!(reset("-3"), "o\t0\t7\n");
+    assert_eq!(reset("+2"), "o\t0\t2\n");
+    assert_eq!(reset("+200"), "o\t0\t10\n");
+    assert_eq!(reset("@2000-01-01"), "o\t0\t0\n");
+}

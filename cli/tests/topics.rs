@@ -102,8 +102,9 @@ fn usage_errors_exit_2_and_help_shows_examples() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("expected beginning, end, an offset or @timestamp")
+        String::from_utf8_lossy(&out.stderr).contains(
+            "expected beginning, end, an offset N, +N (after the start), -N (the last N)"
+        )
     );
     let out = common::run(
         weir_at(

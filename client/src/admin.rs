@@ -144,8 +144,12 @@ impl Admin {
     /// Creates topics; fails on the first topic the broker refuses (after trying all).
     ///
     /// # Errors
-    /// The broker's error for a refused topic (e.g. TOPIC_ALREADY_EXISTS), or a network error.
+    /// The broker's error for a refused topic (e.g. TOPIC_ALREADY_EXISTS), a network error,
+    /// or [`Error::InvalidTopicName`] before anything is sent.
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
+        for t in topics {
+            crate::topic_name::check(&t.name)?;
+        }
         let request = CreateTopicsRequest::default()
             .with_timeout_ms(
                 i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX),
@@ -190,6 +194,9 @@ impl Admin {
     /// # Errors
     /// The broker's error (e.g. UNKNOWN_TOPIC_OR_PARTITION), or a network error.
     pub async fn delete_topics(&self, names: &[&str]) -> Result<()> {
+        for name in names {
+            crate::topic_name::check(name)?;
+        }
         let request = DeleteTopicsRequest::default()
             .with_timeout_ms(
                 i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX),

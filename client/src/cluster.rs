@@ -5,7 +5,9 @@
 //! refreshed when older than `metadata_max_age` or when a caller reports it stale (an error
 //! such as NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION). A dead connection is
 //! replaced on next use; attempts to reach a broker that keeps failing are spaced out by
-//! exponential backoff with jitter ([`crate::backoff`]).
+//! exponential backoff with jitter ([`crate::backoff`]). A bootstrap address without a port
+//! gets [`DEFAULT_PORT`] (9092), as librdkafka assumes; the last failure of
+//! [`Cluster::any`] is kept, typed, in [`Error::NoBroker`] (unresolvable, refused, not Kafka).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -27,6 +29,32 @@ use crate::backoff::{Backoff, SplitMix64};
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Request};
 use crate::error::{Error, Result};
+
+/// The port of a bootstrap address given without one, as librdkafka (and so kcat) assume.
+pub const DEFAULT_PORT: u16 = 9092;
+
+/// `address` with [`DEFAULT_PORT`] when it has no port (`localhost`, `10.0.0.7`, `::1`,
+/// `[::1]`); unchanged when it has one.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a port that is not a number from 1 to 65535.
+pub fn with_default_port(address: &str) -> Result<String> {
+    if address.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok(format!("[{address}]:{DEFAULT_PORT}"));
+    }
+    if address.starts_with('[') && address.ends_with(']') {
+        return Ok(format!("{address}:{DEFAULT_PORT}"));
+    }
+    match address.rsplit_once(':') {
+        None => Ok(format!("{address}:{DEFAULT_PORT}")),
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) if p > 0 && !host.is_empty() => Ok(address.to_owned()),
+            _ => Err(Error::InvalidArgument(format!(
+                "bootstrap address `{address}`: expected host:port with a port from 1 to 65535"
+            ))),
+        },
+    }
+}
 
 /// One partition's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,27 +137,33 @@ impl Cluster {
     /// [`Error::NoBroker`] when none can be reached.
     pub async fn any(&self) -> Result<Connection> {
         let known: Vec<i32> = self.state.lock().await.brokers.keys().copied().collect();
-        let mut last = String::from("no address given");
+        let mut last = Error::InvalidArgument("no bootstrap address given".to_owned());
         for node in known {
             match self.node(node).await {
                 Ok(c) => return Ok(c),
-                Err(err) => last = err.to_string(),
+                Err(err) => last = err,
             }
         }
         for address in &self.config.bootstrap {
-            let resolved = lookup_host(address.as_str())
-                .await
-                .map_err(|_err| Error::Resolve(address.clone()));
-            for addr in resolved.into_iter().flatten() {
+            let address = with_default_port(address)?;
+            let looked_up = lookup_host(address.clone()).await;
+            let resolved = match looked_up {
+                Ok(resolved) => resolved.collect::<Vec<_>>(),
+                Err(source) => {
+                    last = Error::Resolve { address, source };
+                    continue;
+                }
+            };
+            for addr in resolved {
                 match self.open(addr).await {
                     Ok(c) => return Ok(c),
-                    Err(err) => last = err.to_string(),
+                    Err(err) => last = err,
                 }
             }
         }
         Err(Error::NoBroker {
             tried: self.config.bootstrap.clone(),
-            last,
+            last: Box::new(last),
         })
     }
 
@@ -204,6 +238,24 @@ impl Cluster {
     /// # Errors
     /// When no broker answers.
     pub async fn refresh(&self, topics: Option<&[&str]>) -> Result<Vec<TopicInfo>> {
+        self.refresh_with(topics, self.config.allow_auto_create_topics)
+            .await
+    }
+
+    /// [`Self::refresh`], asking the broker to create missing topics when `auto_create` (a
+    /// producer's choice, [`crate::ProducerConfig::allow_auto_create_topics`], rather than
+    /// this cluster's [`ClientConfig::allow_auto_create_topics`]).
+    ///
+    /// # Errors
+    /// As [`Self::refresh`].
+    pub async fn refresh_with(
+        &self,
+        topics: Option<&[&str]>,
+        auto_create: bool,
+    ) -> Result<Vec<TopicInfo>> {
+        for name in topics.unwrap_or_default() {
+            crate::topic_name::check(name)?;
+        }
         let request = MetadataRequest::default()
             .with_topics(topics.map(|names| {
                 names
@@ -214,8 +266,8 @@ impl Cluster {
                     })
                     .collect()
             }))
-            // Producers and consumers do not create topics by asking about them.
-            .with_allow_auto_topic_creation(self.config.allow_auto_create_topics);
+            // Only when asked: a misspelled name should not become a topic.
+            .with_allow_auto_topic_creation(auto_create);
         let response = self.call_any(request).await?;
         Ok(self.apply(response).await)
     }
@@ -299,6 +351,16 @@ impl Cluster {
     /// An unknown topic ([`weir_protocol::error_code::ErrorCode::UnknownTopicOrPartition`]) or
     /// no reachable broker.
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
+        self.topic_with(topic, self.config.allow_auto_create_topics)
+            .await
+    }
+
+    /// [`Self::topic`], asking the broker to create it when missing if `auto_create` (see
+    /// [`Self::refresh_with`]).
+    ///
+    /// # Errors
+    /// As [`Self::topic`].
+    pub async fn topic_with(&self, topic: &str, auto_create: bool) -> Result<TopicInfo> {
         {
             let state = self.state.lock().await;
             let fresh = state
@@ -308,7 +370,7 @@ impl Cluster {
                 return Ok(info.clone());
             }
         }
-        self.refresh(Some(&[topic])).await?;
+        self.refresh_with(Some(&[topic]), auto_create).await?;
         self.state
             .lock()
             .await
@@ -445,5 +507,34 @@ impl Cluster {
     /// How long a call may take before it fails with [`Error::Timeout`].
     pub fn request_timeout(&self) -> Duration {
         self.config.request_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_port_gets_9092() {
+        for (given, want) in [
+            ("localhost", "localhost:9092"),
+            ("10.0.0.7", "10.0.0.7:9092"),
+            ("::1", "[::1]:9092"),
+            ("[::1]", "[::1]:9092"),
+            ("localhost:19092", "localhost:19092"),
+            ("[::1]:19092", "[::1]:19092"),
+        ] {
+            assert_eq!(with_default_port(given).expect(given), want);
+        }
+        for bad in [
+            "localhost:",
+            "localhost:http",
+            "localhost:70000",
+            ":9092",
+            "h:0",
+        ] {
+            let err = with_default_port(bad).expect_err(bad);
+            assert!(err.to_string().contains("port from 1 to 65535"), "{err}");
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! task sends frames in the order they were queued, a reader task matches each response to
 //! the oldest request in flight (Kafka answers in order) and checks the correlation id. When
 //! either side fails, every request in flight gets the error and the connection is dead;
-//! the [`crate::cluster`] layer reconnects.
+//! the [`crate::cluster`] layer reconnects. A first answer whose size prefix no broker would
+//! send (an HTTP server, TLS, SSH) is [`Error::NotKafka`], described from its first bytes,
+//! never an allocation of the size it claims.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -153,11 +155,14 @@ impl Connection {
                 .write_all(&frame)
                 .await
                 .map_err(|source| Error::Io { addr, source })?;
-            let body = read_frame(&mut stream, addr).await?;
+            let body = read_handshake_frame(&mut stream, addr).await?;
             // An UNSUPPORTED_VERSION answer is always v0-encoded.
             let decoded = decode_response(ApiKey::ApiVersions, version, body.clone())
                 .or_else(|_| decode_response(ApiKey::ApiVersions, 0, body))
-                .map_err(|source| Error::Protocol { addr, source })?;
+                .map_err(|source| Error::NotKafka {
+                    addr,
+                    answer: format!("its answer to ApiVersions does not decode: {source}"),
+                })?;
             let ResponseKind::ApiVersions(response) = decoded.1 else {
                 return Err(Error::Protocol {
                     addr,
@@ -334,6 +339,75 @@ impl Connection {
     }
 }
 
+/// Largest answer to ApiVersions believed: a few hundred bytes in practice. Anything that
+/// starts with printable text has a size prefix of at least 512 MiB, so an HTTP server or an
+/// SSH banner is recognised before anything is allocated.
+const HANDSHAKE_RESPONSE_MAX: usize = 1 << 20;
+/// Bytes of a non-Kafka answer read to describe it.
+const ANSWER_SHOWN: usize = 64;
+/// How long to wait for those bytes.
+const ANSWER_WAIT: Duration = Duration::from_millis(200);
+
+/// The first frame of a connection (the ApiVersions answer). A size prefix no Kafka broker
+/// would send means the peer speaks something else: say what it looks like.
+async fn read_handshake_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    addr: SocketAddr,
+) -> Result<Bytes> {
+    let mut prefix = [0u8; 4];
+    stream
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|source| Error::Io { addr, source })?;
+    let Some(size) = usize::try_from(i32::from_be_bytes(prefix))
+        .ok()
+        .filter(|&s| s <= HANDSHAKE_RESPONSE_MAX)
+    else {
+        let mut answer = prefix.to_vec();
+        let mut more = [0u8; ANSWER_SHOWN];
+        if let Ok(Ok(n)) = tokio::time::timeout(ANSWER_WAIT, stream.read(&mut more)).await {
+            answer.extend_from_slice(&more[..n]);
+        }
+        return Err(Error::NotKafka {
+            addr,
+            answer: describe_answer(&answer),
+        });
+    };
+    let mut body = vec![0u8; size];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|source| Error::Io { addr, source })?;
+    Ok(Bytes::from(body))
+}
+
+/// What a non-Kafka answer looks like, in words, quoting its first line when it is text.
+pub(crate) fn describe_answer(answer: &[u8]) -> String {
+    let first_line = || {
+        let text = String::from_utf8_lossy(answer);
+        let line = text.lines().next().unwrap_or_default().trim();
+        line.chars().take(ANSWER_SHOWN).collect::<String>()
+    };
+    let printable = answer
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if answer.starts_with(b"HTTP/") {
+        format!("it answered like HTTP: {:?}", first_line())
+    } else if answer.starts_with(b"SSH-") {
+        format!("it answered like SSH: {:?}", first_line())
+    } else if matches!(answer, [0x15 | 0x16, 0x03, ..]) {
+        "it answered like TLS; this client speaks plaintext only".to_owned()
+    } else if printable {
+        format!("it answered with text: {:?}", first_line())
+    } else {
+        let hex: Vec<String> = answer.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!(
+            "its answer starts with bytes {}, not a Kafka response size",
+            hex.join(" ")
+        )
+    }
+}
+
 async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), addr: SocketAddr) -> Result<Bytes> {
     let mut prefix = [0u8; 4];
     stream
@@ -345,7 +419,10 @@ async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), addr: SocketAddr) 
         .filter(|&s| s <= MAX_RESPONSE_BYTES)
         .ok_or_else(|| Error::Io {
             addr,
-            source: std::io::Error::other(format!("bad response size {prefix:?}")),
+            source: std::io::Error::other(format!(
+                "implausible response size {} (bytes {prefix:02x?})",
+                i32::from_be_bytes(prefix)
+            )),
         })?;
     let mut body = vec![0u8; size];
     stream
@@ -436,5 +513,34 @@ async fn reader(
         if let Some(reply) = request.reply {
             let _gone = reply.send(Err(Error::Disconnected(addr)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_that_are_not_kafka_are_named() {
+        assert_eq!(
+            describe_answer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"),
+            "it answered like HTTP: \"HTTP/1.1 400 Bad Request\""
+        );
+        assert_eq!(
+            describe_answer(b"SSH-2.0-OpenSSH_9.6\r\n"),
+            "it answered like SSH: \"SSH-2.0-OpenSSH_9.6\""
+        );
+        assert_eq!(
+            describe_answer(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]),
+            "it answered like TLS; this client speaks plaintext only"
+        );
+        assert_eq!(
+            describe_answer(b"-ERR unknown command\r\n"),
+            "it answered with text: \"-ERR unknown command\""
+        );
+        assert_eq!(
+            describe_answer(&[0xff, 0xfe, 0x00, 0x01]),
+            "its answer starts with bytes ff fe 00 01, not a Kafka response size"
+        );
     }
 }

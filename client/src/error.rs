@@ -55,12 +55,37 @@ pub enum Error {
     NoBroker {
         /// The addresses tried.
         tried: Vec<String>,
-        /// The last failure.
-        last: String,
+        /// The last failure (what a caller shows: refused, unresolvable, not Kafka...).
+        #[source]
+        last: Box<Error>,
     },
     /// An address did not resolve.
-    #[error("cannot resolve {0}")]
-    Resolve(String),
+    #[error("cannot resolve {address}: {source}")]
+    Resolve {
+        /// The address as given (`host:port`).
+        address: String,
+        /// The resolver's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer answered the connection handshake with something that is not Kafka (an
+    /// HTTP server, a TLS listener...): the address is probably the wrong port.
+    #[error("the peer at {addr} does not speak the Kafka protocol ({answer})")]
+    NotKafka {
+        /// The peer.
+        addr: SocketAddr,
+        /// What it answered, in words (`it answered like HTTP: "HTTP/1.1 400 Bad Request"`).
+        answer: String,
+    },
+    /// A topic name that Kafka's rules refuse, caught before anything was sent.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name.
+        name: String,
+        /// The rule it breaks.
+        #[source]
+        reason: crate::topic_name::TopicNameError,
+    },
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(String),
@@ -85,16 +110,20 @@ impl Error {
             }
             Self::Protocol { .. }
             | Self::UnsupportedApi { .. }
-            | Self::Resolve(_)
+            | Self::Resolve { .. }
+            | Self::NotKafka { .. }
+            | Self::InvalidTopicName { .. }
             | Self::Closed
             | Self::InvalidArgument(_) => false,
         }
     }
 
-    /// The Kafka error code, if the broker answered with one Weir knows.
+    /// The Kafka error code, if the broker answered with one Weir knows; for a topic name
+    /// refused before sending, INVALID_TOPIC_EXCEPTION, the code the broker would answer.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Kafka { code, .. } => ErrorCode::from_code(*code),
+            Self::InvalidTopicName { .. } => Some(ErrorCode::InvalidTopicException),
             _ => None,
         }
     }

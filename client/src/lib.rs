@@ -15,6 +15,7 @@
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
 //! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
+//! - [`topic_name`]: Kafka's topic name rules, checked before a name is sent.
 //!
 //! The client depends on `weir-protocol` only, never on the broker.
 
@@ -28,6 +29,7 @@ pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
+pub mod topic_name;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, NewTopic, PartitionLag};
 pub use cluster::{Cluster, PartitionInfo, TopicInfo};

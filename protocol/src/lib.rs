@@ -13,6 +13,7 @@
 //! - [`message`]: whole requests and responses (header and body) to and from frames.
 //! - [`record_batch`]: the v2 record batch (magic 2): header parsing, CRC-32C, in-place patching
 //!   of broker-assigned fields, lazy record iteration and a builder.
+//! - [`topic_name`]: Kafka's topic name rules (broker and client apply the same).
 //! - [`varint`]: zigzag varints as used inside records.
 
 pub mod api;
@@ -20,4 +21,5 @@ pub mod error_code;
 pub mod frame;
 pub mod message;
 pub mod record_batch;
+pub mod topic_name;
 pub mod varint;

@@ -108,3 +108,34 @@ def test_weir_produces_kcat_consumes(broker, kcat, weir):
          "-f", "%k=%s\n"]
     )
     assert values.decode() == "".join(f"{k}={v}\n" for k, v in records)
+
+
+def consumed(out: bytes, payload_key: str) -> list[tuple[int, int, str]]:
+    records = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    return sorted((r["partition"], r["offset"], r[payload_key]) for r in records)
+
+
+def test_start_offsets_mean_what_they_mean_in_kcat(broker, kcat, weir):
+    """`-o beginning`, `-o N`, `-o -N` (the last N of each partition) and `-o end` select
+    the same records in weir as in kcat."""
+    bootstrap = broker.bootstrap
+    run([weir, "-b", bootstrap, "topics", "create", "offsets", "--partitions", "3"])
+    for partition in range(3):
+        data = "".join(f"p{partition}-{i}\n" for i in range(20 + 10 * partition)).encode()
+        run([weir, "-b", bootstrap, "produce", "-t", "offsets", "-p", str(partition)], data)
+
+    for offset in ["beginning", "12", "-5", "-100", "end"]:
+        ours = run(
+            [weir, "-b", bootstrap, "consume", "-t", "offsets", "-o", offset, "-e",
+             "--format", "json"]
+        )
+        theirs = run(
+            [kcat, "-C", "-b", bootstrap, "-t", "offsets", "-o", offset, "-e", "-J"]
+        )
+        assert consumed(ours, "value") == consumed(theirs, "payload"), offset
+    last = consumed(
+        run([weir, "-b", bootstrap, "consume", "-t", "offsets", "-o", "-5", "-e", "--format",
+             "json"]),
+        "value",
+    )
+    assert len(last) == 15

@@ -392,3 +392,78 @@ async fn a_damaged_offsets_log_is_cut_at_the_damage_and_reported() {
         "the cut is reported:\n{log}"
     );
 }
+
+/// The partition's log end offset, as ListOffsets reports it.
+async fn log_end(client: &mut Client) -> i64 {
+    client.list_offset(TOPIC, 0, -1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_length_or_epoch_hides_no_neighbour_and_later_segments_survive_a_lost_recovery_point()
+ {
+    let mut s = start();
+    let mut client = Client::connect(s.broker.addr()).await;
+    client.create_topic(TOPIC, 1).await;
+    let acked = produce_batches(&mut client, 30).await;
+    let mut end = log_end(&mut client).await;
+    drop(client);
+    assert!(s.broker.stop(), "clean stop");
+
+    let logs = segments(&s.data, "log");
+    assert!(logs.len() >= 4, "the data spans several segments: {logs:?}");
+    // Segment 0, second batch: its length field (outside the CRC), 16 bytes longer. With
+    // 2 KiB batches and a 4 KiB index interval, the third batch comes before the next index
+    // entry: a walk from the segment start must get past the damage to reach it.
+    let (pos_a, base_a) = batch_positions(&logs[0])[1];
+    flip_bit(&logs[0], pos_a + 11, 0x10);
+    // Segment 1, second batch: its partition leader epoch (outside the CRC), 0 -> 1.
+    let (pos_b, base_b) = batch_positions(&logs[1])[1];
+    flip_bit(&logs[1], pos_b + 15, 0x01);
+    // A crash that also lost the recovery point: every segment is scanned at the restart.
+    let partition = s.data.join(format!("{TOPIC}-0"));
+    for file in ["clean-shutdown", "recovery-point"] {
+        std::fs::remove_file(partition.join(file)).unwrap_or_else(|e| panic!("remove {file}: {e}"));
+    }
+
+    for restart in ["after losing the recovery point", "after a kill"] {
+        s.broker.restart();
+        let mut client = Client::connect(s.broker.addr()).await;
+        assert_eq!(
+            log_end(&mut client).await,
+            end,
+            "{restart}: the log end stays"
+        );
+        for (base, batch) in &acked {
+            for offset in [*base, base + 3] {
+                let (code, bytes) = fetch(&mut client, offset).await;
+                if *base == base_a || *base == base_b {
+                    assert_eq!(
+                        (code, bytes.len()),
+                        (ErrorCode::CorruptMessage.code(), 0),
+                        "{restart}: fetch at damaged offset {offset}"
+                    );
+                } else {
+                    assert_eq!(code, 0, "{restart}: fetch at intact offset {offset}");
+                    assert_eq!(
+                        &bytes[..batch.len()],
+                        &stored(batch, *base)[..],
+                        "{restart}: fetch at {offset} starts with the batch holding it"
+                    );
+                }
+            }
+        }
+        // Writes go on at the old end: no offset is given out twice.
+        let next = client.produce_ok(TOPIC, 0, batch_n(1000)).await;
+        assert_eq!(next, end, "{restart}: produced at the log end");
+        end = next + 4;
+        drop(client);
+        s.broker.kill9();
+    }
+    s.broker.restart();
+    assert!(s.broker.stop(), "clean stop");
+    let log = s.broker.log_text();
+    assert!(
+        log.contains("damaged batch in a sealed segment"),
+        "the damage is reported at recovery:\n{log}"
+    );
+}

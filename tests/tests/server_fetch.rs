@@ -1,6 +1,7 @@
 //! Fetch (key 1) at every served version: the produced batches byte for byte, whole batches
-//! from the middle of one, the first batch past the byte limits, long polls woken by appends
-//! or ending at `max_wait_ms`, offsets and errors.
+//! from the middle of one, the first batch past the byte limits (only in the first partition
+//! with data, KIP-74), long polls woken by appends or ending at `max_wait_ms`, offsets and
+//! errors.
 //!
 //! The timing tests run every version at once (one task per version) to stay fast.
 
@@ -151,6 +152,90 @@ async fn first_batch_is_returned_even_past_the_limits() {
             "v{v}: second partition past max_bytes"
         );
         assert_eq!(parts[1].high_watermark, 1, "v{v}");
+    }
+    broker.shutdown().await;
+}
+
+/// KIP-74 (librdkafka's test 0082): only the first batch of the first partition with data may
+/// go past `max_bytes` or its `partition_max_bytes`; later partitions whose next batch does not
+/// fit get nothing this time. Before, each partition could return one oversized batch: with
+/// 920 KB batches and `max_bytes` 1,000,000 the response held two of them (1.8 MB), more
+/// than librdkafka's `receive.message.max.bytes`, and its consumer stalled.
+#[tokio::test]
+async fn only_the_first_partition_with_data_may_exceed_the_limits() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    client.create_topic("kip74", 4).await;
+    let big = batch_at(&[1], 64 << 10);
+    let big_s = stored(&big, 0);
+    for p in 0..3 {
+        assert_eq!(client.produce_ok("kip74", p, big.clone()).await, 0);
+    }
+    // Partition 3 holds two small batches.
+    let small = batch(1);
+    let small_s = stored(&small, 0);
+    client.produce_ok("kip74", 3, small.clone()).await;
+    client.produce_ok("kip74", 3, small.clone()).await;
+    let limit = |n: usize| i32::try_from(n).unwrap();
+    let received = |response: &FetchResponse| -> Vec<usize> {
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0, "{p:?}");
+                records(p).len()
+            })
+            .collect()
+    };
+    for v in versions(ApiKey::Fetch) {
+        let all: Vec<(&str, i32, i64)> = (0..4).map(|p| ("kip74", p, 0)).collect();
+        // max_bytes between one and two big batches: the first partition's batch, and the
+        // small batches that fit in what is left; no second big batch.
+        let request = req::fetch_many(&all, 0, 1).with_max_bytes(limit(big_s.len() * 3 / 2));
+        let response = client.call(v, request).await;
+        assert_eq!(
+            received(&response),
+            [big_s.len(), 0, 0, 2 * small_s.len()],
+            "v{v}"
+        );
+        let hw: Vec<i64> = response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.high_watermark)
+            .collect();
+        assert_eq!(hw, [1, 1, 1, 2], "v{v}: offsets for every partition");
+
+        // max_bytes below one batch: still only the first one, never one per partition.
+        let request = req::fetch_many(&all, 0, 1).with_max_bytes(1000);
+        let response = client.call(v, request).await;
+        assert_eq!(received(&response), [big_s.len(), 0, 0, 0], "v{v}");
+
+        // Whole batches only: room for one and a half small batches after the first.
+        let request =
+            req::fetch_many(&all, 0, 1).with_max_bytes(limit(big_s.len() + small_s.len() * 3 / 2));
+        let response = client.call(v, request).await;
+        assert_eq!(
+            received(&response),
+            [big_s.len(), 0, 0, small_s.len()],
+            "v{v}"
+        );
+
+        // The first partition with data may exceed, even when it is not the first requested:
+        // partition 0 is read from its end (no data).
+        let from_end = [("kip74", 0, 1), ("kip74", 1, 0), ("kip74", 2, 0)];
+        let request = req::fetch_many(&from_end, 0, 1).with_max_bytes(1000);
+        let response = client.call(v, request).await;
+        assert_eq!(received(&response), [0, big_s.len(), 0], "v{v}");
+
+        // partition_max_bytes binds later partitions too: partition 3's second small batch
+        // does not fit in its limit, the first one is returned, and partition 1 (after data)
+        // gets nothing although the response has room.
+        let mixed = [("kip74", 3, 0), ("kip74", 1, 0)];
+        let mut request = req::fetch_many(&mixed, 0, 1).with_max_bytes(50 << 20);
+        request.topics[0].partitions[0].partition_max_bytes = limit(small_s.len() + 1);
+        request.topics[0].partitions[1].partition_max_bytes = limit(big_s.len() - 1);
+        let response = client.call(v, request).await;
+        assert_eq!(received(&response), [small_s.len(), 0], "v{v}");
     }
     broker.shutdown().await;
 }

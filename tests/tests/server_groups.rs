@@ -102,11 +102,19 @@ async fn find_coordinator_answers_this_broker_at_every_version() {
                         .with_key_type(1),
                 )
                 .await;
+            // Refused at once with an error clients treat as fatal (librdkafka retries
+            // COORDINATOR_NOT_AVAILABLE until init_transactions times out).
             assert_eq!(
                 txn.error_code,
-                ErrorCode::CoordinatorNotAvailable.code(),
+                ErrorCode::TransactionalIdAuthorizationFailed.code(),
                 "v{v}"
             );
+            assert_eq!(
+                txn.error_message.as_deref(),
+                Some("transactions are not supported by this broker (Weir)"),
+                "v{v}"
+            );
+            assert_eq!(txn.node_id.0, -1, "v{v}");
         }
     }
     broker.shutdown().await;
@@ -440,6 +448,121 @@ async fn list_describe_and_delete_groups_at_every_version() {
             fetched.topics[0].partitions[0].committed_offset, -1,
             "v{v}: offsets deleted with the group"
         );
+    }
+    broker.shutdown().await;
+}
+
+/// A consumer group whose members committed and then all left is still a consumer group
+/// (protocol type "consumer", state Empty), as in Kafka; confluent-kafka listed it as a simple
+/// group before. A group made only by simple commits has no protocol type.
+#[tokio::test]
+async fn a_consumer_group_whose_members_left_keeps_its_protocol_type() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    client.create_topic("t", 1).await;
+    let (member, generation) = join_alone(&mut client, 5, "left").await;
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("left"))
+        .with_generation_id(generation)
+        .with_member_id(s(&member));
+    assert_eq!(client.call(3, sync).await.error_code, 0);
+    let commit = commit_request("left", "t", 0, 5, "")
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(&member));
+    let committed = client.call(7, commit).await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(group("left"))
+        .with_member_id(s(&member));
+    assert_eq!(client.call(2, leave).await.error_code, 0);
+    client
+        .call(2, commit_request("simple-only", "t", 0, 3, ""))
+        .await;
+    for v in versions(ApiKey::ListGroups) {
+        let listed = client.call(v, ListGroupsRequest::default()).await;
+        let names: Vec<(String, String)> = listed
+            .groups
+            .iter()
+            .map(|g| (g.group_id.to_string(), g.protocol_type.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("left".to_owned(), "consumer".to_owned()),
+                ("simple-only".to_owned(), String::new())
+            ],
+            "v{v}"
+        );
+    }
+    for v in versions(ApiKey::DescribeGroups) {
+        let described = client
+            .call(
+                v,
+                DescribeGroupsRequest::default()
+                    .with_groups(vec![group("left"), group("simple-only")]),
+            )
+            .await;
+        let seen: Vec<(String, String, usize)> = described
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_state.to_string(),
+                    g.protocol_type.to_string(),
+                    g.members.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("Empty".to_owned(), "consumer".to_owned(), 0),
+                ("Empty".to_owned(), String::new(), 0)
+            ],
+            "v{v}"
+        );
+    }
+    broker.shutdown().await;
+}
+
+/// DescribeGroups v3+: with `include_authorized_operations` every group operation (READ,
+/// DELETE, DESCRIBE: bits 3, 6 and 8, as Kafka answers without an authorizer); without it,
+/// Kafka's "not provided", i32::MIN. kafka-python's admin client always asks.
+#[tokio::test]
+async fn describe_groups_gives_authorized_operations_when_asked() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    client.create_topic("t", 1).await;
+    let (member, generation) = join_alone(&mut client, 5, "active").await;
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("active"))
+        .with_generation_id(generation)
+        .with_member_id(s(&member));
+    client.call(3, sync).await;
+    client
+        .call(2, commit_request("offsets-only", "t", 0, 3, ""))
+        .await;
+    for v in versions(ApiKey::DescribeGroups).filter(|&v| v >= 3) {
+        for (asked, expected) in [(true, 328), (false, i32::MIN)] {
+            let described = client
+                .call(
+                    v,
+                    DescribeGroupsRequest::default()
+                        .with_groups(vec![
+                            group("active"),
+                            group("offsets-only"),
+                            group("nobody"),
+                        ])
+                        .with_include_authorized_operations(asked),
+                )
+                .await;
+            let ops: Vec<i32> = described
+                .groups
+                .iter()
+                .map(|g| g.authorized_operations)
+                .collect();
+            assert_eq!(ops, [expected; 3], "v{v} asked {asked}");
+        }
     }
     broker.shutdown().await;
 }

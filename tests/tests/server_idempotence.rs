@@ -77,16 +77,17 @@ async fn transactional_ids_are_refused() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     for v in versions(ApiKey::InitProducerId) {
-        for id in ["tx", ""] {
+        // A fatal error for clients, not one they retry until a timeout; an empty id is
+        // invalid, as in Kafka.
+        for (id, expected) in [
+            ("tx", ErrorCode::TransactionalIdAuthorizationFailed),
+            ("", ErrorCode::InvalidRequest),
+        ] {
             let request = InitProducerIdRequest::default()
                 .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(id))))
                 .with_transaction_timeout_ms(60_000);
             let response = client.call(v, request).await;
-            assert_eq!(
-                response.error_code,
-                ErrorCode::InvalidRequest.code(),
-                "v{v} {id:?}"
-            );
+            assert_eq!(response.error_code, expected.code(), "v{v} {id:?}");
             assert_eq!(response.producer_id.0, -1);
         }
     }

@@ -2,7 +2,8 @@
 //! (nothing appended), unknown topics and partitions, several partitions and topics at once.
 
 use bytes::Bytes;
-use kafka_protocol::messages::{MetadataRequest, ProduceResponse};
+use kafka_protocol::messages::{MetadataRequest, ProduceResponse, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::field;
@@ -128,6 +129,29 @@ async fn invalid_acks_are_refused() {
     }
     assert_eq!(client.list_offset("acks", 0, -1).await, 0);
     assert_eq!(client.list_offset("acks", 1, -1).await, 0);
+    broker.shutdown().await;
+}
+
+/// A transactional produce gets the error clients treat as fatal, on every partition, and
+/// nothing is appended (there are no transactions; `init_transactions` already fails).
+#[tokio::test]
+async fn transactional_produce_is_refused() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    client.create_topic("txn", 2).await;
+    for v in versions(ApiKey::Produce) {
+        let request = req::produce_many(&[("txn", 0, batch(1)), ("txn", 1, batch(1))], -1)
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+        let response = client.call(v, request).await;
+        let code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        assert_eq!(
+            results(&response),
+            [("txn".into(), 0, code, -1), ("txn".into(), 1, code, -1)],
+            "v{v}"
+        );
+    }
+    assert_eq!(client.list_offset("txn", 0, -1).await, 0);
+    assert_eq!(client.list_offset("txn", 1, -1).await, 0);
     broker.shutdown().await;
 }
 

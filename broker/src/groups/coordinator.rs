@@ -276,6 +276,10 @@ struct Group {
     rebalance_deadline: Option<i64>,
     /// The initial delay: PreparingRebalance does not complete before this.
     not_before: Option<i64>,
+    /// A member's commit was accepted. Such a group is kept when its members are gone (Kafka
+    /// keeps a group while it has offsets), so that ListGroups and DescribeGroups still show
+    /// it as a consumer group rather than one made by simple commits.
+    member_committed: bool,
 }
 
 impl Group {
@@ -291,6 +295,7 @@ impl Group {
             instances: HashMap::new(),
             rebalance_deadline: None,
             not_before: None,
+            member_committed: false,
         }
     }
 
@@ -578,10 +583,13 @@ impl Coordinator {
 
     /// Drops groups with no members and nothing pending, so that the table does not grow
     /// with every group name ever used. Their committed offsets are kept by the store (which
-    /// is how ListGroups and DescribeGroups still show them, as Empty).
+    /// is how ListGroups and DescribeGroups still show them, as Empty). Groups whose members
+    /// committed stay, with their protocol type, until DeleteGroups: one small entry per group
+    /// whose members ever committed (the store holds their offsets anyway).
     fn forget_empty_groups(&mut self) {
         self.groups.retain(|_, g| {
-            !(g.state == GroupState::Empty && g.members.is_empty() && g.pending.is_empty())
+            g.member_committed
+                || !(g.state == GroupState::Empty && g.members.is_empty() && g.pending.is_empty())
         });
     }
 
@@ -675,6 +683,7 @@ impl Coordinator {
         if generation_id != group.generation {
             return Err(ErrorCode::IllegalGeneration);
         }
+        group.member_committed = true;
         Ok(())
     }
 
@@ -1038,7 +1047,7 @@ fn become_empty(group: &mut Group) {
     group.state = GroupState::Empty;
     group.generation += 1;
     group.protocol = None;
-    group.protocol_type = None;
+    // Kept, as in Kafka: an empty group is still the kind of group its members made it.
     group.leader = None;
     group.rebalance_deadline = None;
     group.not_before = None;
@@ -1767,6 +1776,41 @@ mod tests {
             ErrorCode::UnknownMemberId
         );
         assert_eq!(c.next_deadline(), None, "nothing left to time");
+    }
+
+    #[test]
+    fn a_group_whose_members_committed_stays_a_consumer_group_when_empty() {
+        let mut c = coordinator();
+        let (ids, generation) = stable_group(&mut c, 1);
+        assert_eq!(
+            c.check_commit(DELAY + 1, "g", &ids[0], None, generation),
+            Ok(())
+        );
+        c.leave(DELAY + 2, "g", &ids[0], None);
+        assert_eq!(
+            c.list(),
+            [("g".to_owned(), GroupState::Empty, "consumer".to_owned())]
+        );
+        let d = c.describe("g").unwrap();
+        assert_eq!(
+            (d.state, d.protocol_type.as_str(), d.protocol.as_str()),
+            (GroupState::Empty, "consumer", "")
+        );
+        assert!(d.members.is_empty());
+        // Simple commits are still allowed; a stale member's are not.
+        assert_eq!(c.check_commit(DELAY + 3, "g", "", None, -1), Ok(()));
+        assert_eq!(
+            c.check_commit(DELAY + 3, "g", &ids[0], None, generation),
+            Err(ErrorCode::UnknownMemberId)
+        );
+        // A new member starts the next generation, not generation 1 again.
+        let (ids, next) = stable_group(&mut c, 1);
+        assert!(next > generation, "{next} after {generation}");
+        c.leave(DELAY + 4, "g", &ids[0], None);
+        // DeleteGroups forgets it.
+        assert_eq!(c.delete("g"), Ok(()));
+        assert!(c.list().is_empty());
+        assert!(c.describe("g").is_none());
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use super::config::WritePath;
-use super::disk::{Disk, OsDisk};
 use super::mmap::MappedFile;
+use crate::storage::{Disk, OsDisk};
 
 /// Index files are always appended through their map: an entry is a few bytes per
 /// `index.interval.bytes` of log, so page faults cost nothing noticeable, and a store into a
@@ -333,6 +333,13 @@ impl IndexCursor {
         due
     }
 
+    /// Makes the next batch get an offset entry: it follows damaged bytes that a scan skipped,
+    /// and lookups must be able to start there rather than walk into the damage.
+    pub(crate) fn force_offset_entry(&mut self) {
+        self.seen_batch = true;
+        self.bytes_since_offset_entry = self.interval_bytes;
+    }
+
     /// The entry that records the segment's final maximum when it is sealed, if the last
     /// entry does not already.
     pub(crate) fn final_time_entry(&self) -> Option<TimeEntry> {
@@ -382,7 +389,7 @@ pub(crate) fn index_capacity(segment_bytes: u32, interval_bytes: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::disk::OsDisk;
+    use crate::storage::OsDisk;
 
     fn oe(r: u32, p: u32) -> OffsetEntry {
         OffsetEntry {

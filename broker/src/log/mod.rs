@@ -18,16 +18,23 @@
 //!   met before anything is published (a segment is allocated whole before use), refused as
 //!   [`LogError::DiskFull`], and later appends succeed once there is space;
 //! - a read never hands out a damaged batch: batches are verified on the way out
-//!   ([`LogError::Corrupt`] for one that fails);
+//!   ([`LogError::Corrupt`] for one that fails), and one damaged batch hides none of its
+//!   intact neighbours (walks resynchronise after it);
+//! - a read never hands out a batch at or beyond the high watermark it reports: it is bounded
+//!   by one end snapshot taken before the segment list, not by the bytes segments publish;
+//! - recovery cuts only the last segment; damage in a sealed segment is kept, refused on read
+//!   and reported, and later segments are kept;
 //! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
 //!
 //! The byte layout of every file and the crash analysis live in `docs/storage-format.md`.
+//!
+//! What it shares with the other stores lives one floor below, in [`crate::storage`]: the
+//! [`Disk`] seam, atomic small-file writes, the [`Flusher`] threads and the durable watermark
+//! ([`PartitionLog`] implements the flusher's `Syncable`).
 
 mod config;
-pub mod disk;
 mod error;
 pub(crate) mod files;
-mod flusher;
 mod index;
 mod mmap;
 mod partition;
@@ -37,12 +44,13 @@ mod scan;
 mod segment;
 
 pub use config::{FlushPolicy, LogConfig, WritePath};
-pub use disk::{Disk, FaultyDisk, OsDisk};
 pub use error::LogError;
-pub(crate) use error::is_disk_full;
-pub use flusher::Flusher;
+// The disk seam and the sync threads moved to `crate::storage`; re-exported where they used to
+// be so that callers of `weir_broker::log::{Disk, Flusher, ...}` keep compiling.
+pub use crate::storage::disk;
+pub use crate::storage::{Disk, FaultyDisk, Flusher, OsDisk};
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
-pub use recovery::{RecoveryReport, TruncatedTail};
+pub use recovery::{DamagedRange, RecoveryReport, TruncatedTail};
 
 use std::fmt;
 

@@ -3,37 +3,52 @@
 //! Concurrency: appends are serialised by the writer lock, held only for validation-free work
 //! (roll decision, write into the segment, index entries, offset bump). Readers take a snapshot of
 //! the segment list (an `Arc<Vec<_>>` swapped under the writer lock on roll, retention and
-//! close) and read published bytes without locking. Syncs run on [`Flusher`] threads under a
+//! close) and read published bytes without locking. What a read hands out is bounded by one
+//! end snapshot taken before that list, never by the bytes a segment has published: an append
+//! publishes its bytes before it moves the log end. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
+//!
+//! Durability: what is on disk and whether the log failed is one [`Durability`] watermark
+//! (counted in offsets), shared in kind with the committed-offsets store; the log is a
+//! [`Syncable`] for the [`Flusher`] threads. This file decides what a sync covers (sealed
+//! segments, the active segment, the directory after a roll, the recovery point) and when the
+//! log stops (fail-stop on any sync or write error, not on a full disk).
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
 use weir_protocol::record_batch::{
     check_records, set_base_offset, set_partition_leader_epoch, validate_batch,
 };
 
 use super::Offset;
 use super::config::{FlushPolicy, LogConfig};
-use super::disk::{Disk, OsDisk};
-use super::error::{LogError, is_disk_full};
+use super::error::LogError;
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT};
-use super::flusher::Flusher;
 use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{Capacity, Damage, Segment};
+use super::scan::{Limits, Located};
+use super::segment::{Bounds, Capacity, Damage, Segment};
 use crate::clock::{Clock, SystemClock};
+use crate::storage::files::write_atomically;
+use crate::storage::{Disk, Durability, Flusher, OsDisk, Syncable, Unreached, is_disk_full};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
 const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;
+
+/// The partition leader epoch this log writes into every batch: a single broker is leader
+/// forever, at epoch 0. It is also the highest epoch the log has written, which is what reads
+/// and recovery check stored epochs against (the field lies outside the CRC, so a value this
+/// log never wrote is damage). A replicated log would raise it at each leader change and
+/// persist the history (Kafka's `leader-epoch-checkpoint`), and the check would hold as is.
+pub(crate) const LEADER_EPOCH: i32 = 0;
 
 /// Everything a log needs from its surroundings.
 #[derive(Debug, Clone)]
@@ -81,21 +96,24 @@ impl AppendInfo {
 /// The result of a read.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
-    /// Whole batches, zero-copy from the segment map. Empty at the end of the log.
+    /// Whole batches, zero-copy from the segment map. Empty at the end of the log. Every
+    /// batch lies below `high_watermark`.
     pub records: Bytes,
-    /// Log end offset when the read was made.
+    /// The end snapshot that bounded this read: no batch in `records` reaches it, and a
+    /// read at it is in range. With one replica, the log end offset when the read began.
     pub high_watermark: Offset,
     /// First offset still in the log.
     pub log_start_offset: Offset,
 }
 
-/// Durability progress shared with waiters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Durable {
-    /// Everything below this offset is on disk.
-    offset: i64,
-    /// The log failed; waiters above `offset` will never be satisfied.
-    failed: bool,
+/// Where one read must stop, taken once per read.
+#[derive(Debug, Clone, Copy)]
+struct EndSnapshot {
+    /// Offsets above it are out of range.
+    log_end: Offset,
+    /// No batch at or beyond it is handed out; the read reports it. The log end with one
+    /// replica; a replicated log would put its committed offset here.
+    high_watermark: Offset,
 }
 
 /// State only the appender touches.
@@ -150,9 +168,9 @@ pub struct PartitionLog {
     /// Log end offset: published after the batch bytes.
     end_offset: AtomicI64,
     start_offset: AtomicI64,
-    durable: watch::Sender<Durable>,
-    /// The I/O error that stopped the log, once there is one.
-    failure: OnceLock<Arc<io::Error>>,
+    /// Offset below which everything is on disk, and the error that stopped the log (once
+    /// there is one); async waiters watch it.
+    durable: Durability<i64>,
     /// One sync at a time per log.
     sync_lock: Mutex<()>,
     /// Set while a sync of this log is queued on the flusher.
@@ -185,7 +203,7 @@ impl PartitionLog {
             segment_bytes: config.segment_bytes.min(i32::MAX as u32),
             ..config
         };
-        let recovered = recovery::recover(&dir, &config, disk.as_ref())?;
+        let recovered = recovery::recover(&dir, &config, LEADER_EPOCH, disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let active = Arc::clone(
             segments
@@ -197,7 +215,8 @@ impl PartitionLog {
         let report = recovered.report;
         if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
             tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),
-                removed = report.removed.len(), end_offset = next, "recovered log after unclean shutdown");
+                removed = report.removed.len(), damaged_kept = report.damaged.len(), end_offset = next,
+                "recovered log after unclean shutdown");
         }
         let first_append_ms = (active.size() > 0).then(|| clock.now_ms());
         let log = Arc::new_cyclic(|me| Self {
@@ -219,11 +238,7 @@ impl PartitionLog {
             end_offset: AtomicI64::new(next),
             start_offset: AtomicI64::new(start),
             // Recovery synced or trusted everything it kept.
-            durable: watch::Sender::new(Durable {
-                offset: next,
-                failed: false,
-            }),
-            failure: OnceLock::new(),
+            durable: Durability::new(next),
             sync_lock: Mutex::new(()),
             sync_queued: AtomicBool::new(false),
             last_sync: Mutex::new(Instant::now()),
@@ -232,7 +247,8 @@ impl PartitionLog {
             config,
         });
         if let FlushPolicy::Interval(every) = log.config.flush {
-            flusher.register_interval(Arc::downgrade(&log), every);
+            let swept = Arc::downgrade(&log);
+            flusher.register_interval(swept, every);
         }
         Ok(log)
     }
@@ -272,8 +288,7 @@ impl PartitionLog {
         let mut head = [0u8; PATCHED_HEAD_BYTES];
         head.copy_from_slice(&batch[..PATCHED_HEAD_BYTES]);
         set_base_offset(&mut head, base);
-        // Single broker, never a leader change: epoch 0.
-        set_partition_leader_epoch(&mut head, 0);
+        set_partition_leader_epoch(&mut head, LEADER_EPOCH);
         let position = match w.active.append(
             &head,
             &batch[PATCHED_HEAD_BYTES..],
@@ -317,7 +332,7 @@ impl PartitionLog {
     }
 
     fn check_writable(&self, w: &Writer) -> Result<(), LogError> {
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Err(LogError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -387,9 +402,8 @@ impl PartitionLog {
 
     /// Puts the log in the failed state (fail-stop) and wakes every waiter.
     fn fail(&self, err: io::Error) -> LogError {
-        let cause = Arc::clone(self.failure.get_or_init(|| Arc::new(err)));
+        let cause = self.durable.fail(err);
         tracing::error!(dir = %self.dir.display(), error = %cause, "log failed after an I/O error; refusing writes");
-        self.durable.send_modify(|d| d.failed = true);
         LogError::Failed {
             dir: self.dir.clone(),
             cause,
@@ -400,7 +414,7 @@ impl PartitionLog {
     /// offset. Concurrent callers share syncs: see [`Flusher`] for the asynchronous path.
     pub fn sync(&self) -> Result<Offset, LogError> {
         let _one_at_a_time = lock(&self.sync_lock);
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Err(LogError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -429,7 +443,7 @@ impl PartitionLog {
                 // the sealed segments; the new active segment's entry still needs the sync.)
                 self.disk.sync_dir(&self.dir)?;
                 // Everything before the active segment is now synced: recovery can skip it.
-                if let Err(err) = files::write_atomically(
+                if let Err(err) = write_atomically(
                     &self.dir,
                     RECOVERY_POINT,
                     &files::encode_recovery_point(active.base_offset()),
@@ -450,8 +464,7 @@ impl PartitionLog {
         match synced {
             Ok(()) => {
                 *lock(&self.last_sync) = Instant::now();
-                self.durable
-                    .send_modify(|d| d.offset = d.offset.max(target));
+                self.durable.advance(target);
                 Ok(Offset(target))
             }
             Err(err) => Err(self.fail(err)),
@@ -461,25 +474,16 @@ impl PartitionLog {
     /// Waits until every record below `offset` is on disk, sharing syncs with every other
     /// waiter (group commit). Fails if the log fails before that.
     pub async fn wait_durable(&self, offset: Offset) -> Result<(), LogError> {
-        let mut rx = self.durable.subscribe();
-        if rx.borrow().offset >= offset.0 {
-            return Ok(());
-        }
-        self.request_sync();
-        let reached = rx
-            .wait_for(|d| d.offset >= offset.0 || d.failed)
+        self.durable
+            .wait(offset.0, || self.request_sync())
             .await
-            .map(|d| d.offset >= offset.0);
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(match self.failure.get() {
-                Some(cause) => LogError::Failed {
+            .map_err(|unreached| match unreached {
+                Unreached::Failed(cause) => LogError::Failed {
                     dir: self.dir.clone(),
-                    cause: Arc::clone(cause),
+                    cause,
                 },
-                None => LogError::Closed(self.dir.clone()),
-            }),
-        }
+                Unreached::Closed => LogError::Closed(self.dir.clone()),
+            })
     }
 
     /// Queues a sync on the flusher unless one is queued already. Callers about to wait for
@@ -492,37 +496,21 @@ impl PartitionLog {
         }
     }
 
-    /// Called by a flusher thread for a queued sync.
-    pub(crate) fn run_scheduled_sync(&self) {
-        // Cleared before syncing: appends arriving during the sync queue the next one.
-        self.sync_queued.store(false, Ordering::Release);
-        if let Err(err) = self.sync() {
-            tracing::debug!(dir = %self.dir.display(), error = %err, "scheduled sync failed");
-        }
-    }
-
-    /// Called by the flusher's ticker for logs with an interval policy.
-    pub(crate) fn sync_if_older_than(&self, every: Duration) {
-        let dirty = self.end_offset.load(Ordering::Acquire) > self.durable_offset().0;
-        if dirty && lock(&self.last_sync).elapsed() >= every {
-            self.request_sync();
-        }
-    }
-
     /// Whether this log's policy wants appends acknowledged only once durable.
     pub fn sync_before_ack(&self) -> bool {
         self.config.flush == FlushPolicy::EveryAppend
     }
 
     /// Whole batches starting with the one that contains `offset`: always at least one batch
-    /// (even larger than `max_bytes`) unless `offset` is the log end offset; never a partial
-    /// batch. Zero-copy.
+    /// (even larger than `max_bytes`) unless `offset` is the high watermark; never a partial
+    /// batch, and never a batch at or beyond the high watermark this read reports. Zero-copy.
     ///
     /// Every batch is verified before it is handed out: its base offset against the record
-    /// counts walked from the index, and length, magic and CRC-32C unless this process
-    /// validated those bytes itself (on append or in its recovery scan). A damaged batch is
-    /// never served: a read that would start with one fails with [`LogError::Corrupt`] (and
-    /// the damage is logged once), a read that reaches one stops before it.
+    /// counts walked from the index, its leader epoch against the epochs this log wrote, and
+    /// length, magic and CRC-32C unless this process validated those bytes itself (on append
+    /// or in its recovery scan). A damaged batch is never served: a read that would start
+    /// with one fails with [`LogError::Corrupt`] (and the damage is logged once), a read that
+    /// reaches one stops before it; its intact neighbours stay readable.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
         self.read_inner(offset, max_bytes, true)
     }
@@ -538,16 +526,32 @@ impl PartitionLog {
         self.read_inner(offset, max_bytes, false)
     }
 
+    /// The end snapshot one read is bounded by, taken before the segment list (a segment
+    /// holding offsets below it was published before it, so the list taken next has it). A
+    /// segment's published length moves before the log end does (and a roll puts the new
+    /// segment in the list first), so the bytes a read can see may run ahead of the log end:
+    /// every read is cut at [`EndSnapshot::high_watermark`], never at what the bytes hold.
+    fn end_snapshot(&self) -> EndSnapshot {
+        let log_end = self.log_end_offset();
+        // One replica: everything appended is committed.
+        EndSnapshot {
+            log_end,
+            high_watermark: log_end,
+        }
+    }
+
     fn read_inner(
         &self,
         offset: Offset,
         max_bytes: usize,
         verify: bool,
     ) -> Result<ReadResult, LogError> {
-        // The end first: a segment holding offsets below it was published before it, so the
-        // snapshot taken next has it. The start comes from that same snapshot, so retention
-        // racing this read cannot make a missing segment look like damage.
-        let end = self.log_end_offset();
+        let EndSnapshot {
+            log_end: end,
+            high_watermark: visible,
+        } = self.end_snapshot();
+        // The start comes from the same snapshot of segments, so retention racing this read
+        // cannot make a missing segment look like damage.
         let segments = self.snapshot();
         let start = segments
             .first()
@@ -559,41 +563,54 @@ impl PartitionLog {
                 end,
             });
         }
-        let mut records = Bytes::new();
+        let result = |records| ReadResult {
+            records,
+            high_watermark: visible,
+            log_start_offset: start,
+        };
+        if offset >= visible {
+            return Ok(result(Bytes::new()));
+        }
         let first = segments
             .partition_point(|s| s.base_offset() <= offset.0)
             .saturating_sub(1);
-        let mut found = false;
-        for segment in &segments[first..] {
+        for (i, segment) in segments.iter().enumerate().skip(first) {
+            let bounds = Bounds {
+                below: visible.0,
+                limits: Limits {
+                    segment_end: segments
+                        .get(i + 1)
+                        .map_or(visible.0, |next| next.base_offset().min(visible.0)),
+                    max_epoch: LEADER_EPOCH,
+                },
+            };
             let read = if verify {
-                match segment.locate(offset.0) {
-                    // Offsets are dense: a batch that must start after `offset` means the
-                    // one holding it is unreadable (a damaged length stopped the walk).
-                    Some((batch, expected)) if expected > offset.0 => Some(Err(Damage {
-                        position: batch.position,
-                        reason: format!(
-                            "no readable batch holds offset {offset}; the next starts at {expected}"
-                        ),
-                    })),
-                    Some((batch, expected)) => {
-                        Some(segment.read_from(batch.position, max_bytes, Some(expected)))
+                match segment.locate(offset.0, bounds.limits) {
+                    Located::Batch(batch, base) => {
+                        segment.read_from(batch.position, max_bytes, base, true, bounds)
                     }
-                    None => None,
+                    Located::Damaged(damage) => Err(damage),
+                    Located::Beyond => continue,
                 }
             } else {
-                segment
-                    .find(offset.0)
-                    .map(|batch| segment.read_from(batch.position, max_bytes, None))
+                match segment.find(offset.0) {
+                    Some(batch) => segment.read_from(
+                        batch.position,
+                        max_bytes,
+                        batch.header.base_offset,
+                        false,
+                        bounds,
+                    ),
+                    None => continue,
+                }
             };
-            if let Some(read) = read {
-                found = true;
-                records =
-                    read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
-                break;
-            }
+            let records =
+                read.map_err(|damage| self.damaged(offset, segment.base_offset(), damage))?;
+            return Ok(result(records));
         }
-        if verify && !found && offset < end {
-            // Below the end but no batch found: a damaged length stopped the walk.
+        if verify {
+            // Below the high watermark but past every segment's readable batches: a damaged
+            // length or a lost tail stopped the walk.
             let segment = &segments[first];
             let damage = Damage {
                 position: 0,
@@ -601,11 +618,7 @@ impl PartitionLog {
             };
             return Err(self.damaged(offset, segment.base_offset(), damage));
         }
-        Ok(ReadResult {
-            records,
-            high_watermark: end,
-            log_start_offset: start,
-        })
+        Ok(result(Bytes::new()))
     }
 
     /// Reports a damaged batch (once per batch, up to a bound) and builds the error.
@@ -715,13 +728,13 @@ impl PartitionLog {
             }
         });
         w.active = sealed;
-        files::write_atomically(
+        write_atomically(
             &self.dir,
             RECOVERY_POINT,
             &files::encode_recovery_point(w.active.base_offset()),
             self.disk.as_ref(),
         )
-        .and_then(|()| files::write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
+        .and_then(|()| write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
         .map_err(|e| self.fail(e))?;
         Ok(())
     }
@@ -745,12 +758,12 @@ impl PartitionLog {
 
     /// Everything below this offset is on disk.
     pub fn durable_offset(&self) -> Offset {
-        Offset(self.durable.borrow().offset)
+        Offset(self.durable.durable())
     }
 
     /// True after an I/O error stopped the log.
     pub fn is_failed(&self) -> bool {
-        self.failure.get().is_some()
+        self.durable.failure().is_some()
     }
 
     /// Total bytes of all segments.
@@ -777,5 +790,24 @@ impl PartitionLog {
     /// What opening the log found.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
+    }
+}
+
+impl Syncable for PartitionLog {
+    /// Called by a flusher thread for a queued sync.
+    fn run_scheduled_sync(&self) {
+        // Cleared before syncing: appends arriving during the sync queue the next one.
+        self.sync_queued.store(false, Ordering::Release);
+        if let Err(err) = self.sync() {
+            tracing::debug!(dir = %self.dir.display(), error = %err, "scheduled sync failed");
+        }
+    }
+
+    /// Called by the flusher's ticker for logs with an interval policy.
+    fn sync_if_older_than(&self, every: Duration) {
+        let dirty = self.end_offset.load(Ordering::Acquire) > self.durable_offset().0;
+        if dirty && lock(&self.last_sync).elapsed() >= every {
+            self.request_sync();
+        }
     }
 }

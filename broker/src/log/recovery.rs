@@ -5,10 +5,16 @@
 //! Rules (the crash analysis behind them is in `docs/storage-format.md`):
 //! - With the clean-shutdown marker, every file is trusted; only index files are checked.
 //! - Without it, segments whose base offset is at or after the recovery point are scanned
-//!   batch by batch (length, magic, CRC-32C, dense offsets). The first invalid byte ends the
-//!   log: the segment is truncated there and later segments are removed, because their offsets
-//!   would follow a hole. Everything before the recovery point was synced before the point was
-//!   written, so it is trusted.
+//!   batch by batch (length, magic, CRC-32C, a possible leader epoch, dense offsets).
+//!   Everything before the recovery point was synced before the point was written, so it is
+//!   trusted.
+//! - In the last segment (the one appended to when the log stopped, where a crash tears
+//!   writes) the first invalid byte ends the log: the segment is truncated there.
+//! - A sealed segment (any other) was written whole before the next one was started, so
+//!   damage in it is rot or a torn unsynced tail, not the end of the log: the scan skips to
+//!   the next intact batch whose offsets are confirmed and goes on, the damaged bytes stay
+//!   (refused on read, reported in [`RecoveryReport::damaged`]), a zero tail is trimmed, and
+//!   later segments are kept. Offsets a damaged region held stay unreadable; none is reused.
 //! - Zero bytes where a batch should start are the normal end of a preallocated segment, not
 //!   damage; anything else that is cut is reported with its position and reason.
 //! - The marker is removed before the log accepts a write, and the recovery point is advanced
@@ -18,13 +24,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::LogConfig;
-use super::disk::Disk;
 use super::error::LogError;
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT, SegmentPaths};
 use super::index::{CursorState, Entries, IndexCursor, OffsetEntry, TimeEntry};
 use super::mmap::MappedFile;
-use super::scan::{Scan, batches, scan_segment};
+use super::scan::{OnDamage, Scan, batches, scan_segment};
 use super::segment::{Capacity, Segment};
+use crate::storage::Disk;
+use crate::storage::files::write_atomically;
 
 /// What opening a log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +48,27 @@ pub struct RecoveryReport {
     pub truncated: Vec<TruncatedTail>,
     /// Segment files removed because they followed a cut or overlapped earlier segments.
     pub removed: Vec<PathBuf>,
+    /// Damage found in sealed segments and left in place: reads refuse it and serve every
+    /// intact batch around it; later segments are kept.
+    pub damaged: Vec<DamagedRange>,
+}
+
+/// Damaged bytes in a sealed segment that recovery kept (not cut) and reads refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRange {
+    /// Base offset of the segment.
+    pub segment_base_offset: i64,
+    /// Byte position where the damage starts.
+    pub position: u64,
+    /// Where the next intact batch starts; `None` when none follows in the segment.
+    pub resumed_at: Option<u64>,
+    /// The first offset the damaged bytes would hold.
+    pub first_offset: i64,
+    /// The offset of the next intact batch (the damaged bytes held `first_offset` up to it);
+    /// `None` when none follows in the segment.
+    pub resumed_offset: Option<i64>,
+    /// Why the bytes at `position` were invalid.
+    pub reason: String,
 }
 
 /// One cut made by recovery.
@@ -72,6 +100,8 @@ pub(crate) struct Recovered {
 #[derive(Debug)]
 struct Planned {
     base_offset: i64,
+    /// Base offset of the segment file after it, if any: where its offsets must end.
+    next_base: Option<i64>,
     /// Set when the segment was scanned; `None` means trusted as it is on disk.
     scan: Option<Scan>,
 }
@@ -80,6 +110,7 @@ struct Planned {
 pub(crate) fn recover(
     dir: &Path,
     config: &LogConfig,
+    max_epoch: i32,
     disk: &dyn Disk,
 ) -> Result<Recovered, LogError> {
     std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
@@ -95,7 +126,7 @@ pub(crate) fn recover(
     let recovered = if bases.is_empty() {
         let segment = Segment::create(dir, 0, cap, disk).map_err(|source| {
             let path = SegmentPaths::new(dir, 0).log;
-            if super::error::is_disk_full(&source) {
+            if crate::storage::is_disk_full(&source) {
                 LogError::DiskFull { path, source }
             } else {
                 LogError::Io {
@@ -117,8 +148,9 @@ pub(crate) fn recover(
         } else {
             read_recovery_point(dir)
         };
-        let plan = plan(dir, &bases, recovery_point, config, &mut report)?;
-        build(dir, plan, config, disk, report)?
+        let rules = Rules { config, max_epoch };
+        let plan = plan(dir, &bases, recovery_point, rules, &mut report)?;
+        build(dir, plan, rules, disk, report)?
     };
 
     // Make the directory state (new, truncated, removed files) durable, then drop the marker:
@@ -165,18 +197,73 @@ fn read_recovery_point(dir: &Path) -> i64 {
     }
 }
 
+/// What a scan must know beyond the bytes.
+#[derive(Debug, Clone, Copy)]
+struct Rules<'a> {
+    config: &'a LogConfig,
+    /// The highest leader epoch the log has written.
+    max_epoch: i32,
+}
+
+impl Rules<'_> {
+    /// Scans one segment: the last one stops at damage, a sealed one skips it.
+    fn scan(&self, data: &[u8], base: i64, next_base: Option<i64>) -> Scan {
+        let on_damage = next_base.map_or(OnDamage::Stop, |segment_end| OnDamage::Resync {
+            segment_end,
+        });
+        scan_segment(
+            data,
+            base,
+            self.config.index_interval_bytes,
+            self.max_epoch,
+            on_damage,
+        )
+    }
+}
+
+/// Logs and reports the damage a scan of a sealed segment skipped or found at its end. This
+/// is data that was written whole (a later segment exists), so it is logged at `error`.
+fn report_damage(paths: &SegmentPaths, base: i64, scan: &Scan, report: &mut RecoveryReport) {
+    for s in &scan.skipped {
+        tracing::error!(segment = %paths.log.display(), position = s.position, resumed_at = s.resumed_at,
+            first_offset = s.first_offset, resumed_offset = s.resumed_offset, reason = %s.reason,
+            "damaged batch in a sealed segment; it is not served, the batches around it are");
+        report.damaged.push(DamagedRange {
+            segment_base_offset: base,
+            position: s.position as u64,
+            resumed_at: Some(s.resumed_at as u64),
+            first_offset: s.first_offset,
+            resumed_offset: Some(s.resumed_offset),
+            reason: s.reason.clone(),
+        });
+    }
+    if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
+        tracing::error!(segment = %paths.log.display(), position = stop.position, reason = %stop.reason,
+            "damage in a sealed segment with no intact batch after it; its batches from there on are not served, later segments are kept");
+        report.damaged.push(DamagedRange {
+            segment_base_offset: base,
+            position: stop.position as u64,
+            resumed_at: None,
+            first_offset: scan.next_offset,
+            resumed_offset: None,
+            reason: stop.reason.clone(),
+        });
+    }
+}
+
 /// Phase one: which segments to keep, scan and cut.
 fn plan(
     dir: &Path,
     bases: &[i64],
     recovery_point: i64,
-    config: &LogConfig,
+    rules: Rules<'_>,
     report: &mut RecoveryReport,
 ) -> Result<Vec<Planned>, LogError> {
     let mut plan: Vec<Planned> = Vec::new();
     let mut expected: Option<i64> = None;
     let mut cut = false;
-    for &base in bases {
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
         let paths = SegmentPaths::new(dir, base);
         let out_of_line = expected.is_some_and(|e| base < e);
         if cut || out_of_line {
@@ -200,15 +287,18 @@ fn plan(
             expected = None;
             plan.push(Planned {
                 base_offset: base,
+                next_base,
                 scan: None,
             });
             continue;
         }
         let log = MappedFile::open_read_only(&paths.log)
             .map_err(LogError::io("open segment", &paths.log))?;
-        let scan = scan_segment(log.as_slice(), base, config.index_interval_bytes);
+        let scan = rules.scan(log.as_slice(), base, next_base);
         report.segments_scanned += 1;
-        if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
+        if next_base.is_some() {
+            report_damage(&paths, base, &scan, report);
+        } else if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
             let bytes_cut = (log.len() - stop.position) as u64;
             tracing::warn!(
                 segment = %paths.log.display(), position = stop.position, bytes_cut, reason = %stop.reason,
@@ -220,11 +310,11 @@ fn plan(
                 bytes_cut,
                 reason: stop.reason.clone(),
             });
-            cut = true;
         }
         expected = Some(scan.next_offset);
         plan.push(Planned {
             base_offset: base,
+            next_base,
             scan: Some(scan),
         });
     }
@@ -235,10 +325,11 @@ fn plan(
 fn build(
     dir: &Path,
     plan: Vec<Planned>,
-    config: &LogConfig,
+    rules: Rules<'_>,
     disk: &dyn Disk,
     mut report: RecoveryReport,
 ) -> Result<Recovered, LogError> {
+    let config = rules.config;
     let cap = Capacity::new(config);
     let last = plan.len() - 1;
     let mut segments = Vec::with_capacity(plan.len());
@@ -248,7 +339,6 @@ fn build(
         let base = planned.base_offset;
         let paths = SegmentPaths::new(dir, base);
         let active = i == last;
-        let mut keep_damage = false;
         let scan = match planned.scan {
             Some(scan) => scan,
             None => match check_trusted(&paths, base) {
@@ -267,11 +357,13 @@ fn build(
                     tracing::warn!(segment = %paths.log.display(), why, "rebuilding indexes");
                     let log = MappedFile::open_read_only(&paths.log)
                         .map_err(LogError::io("open segment", &paths.log))?;
-                    let scan = scan_segment(log.as_slice(), base, config.index_interval_bytes);
-                    if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
-                        keep_damage = !active;
+                    let next_base = planned.next_base.filter(|_| !active);
+                    let scan = rules.scan(log.as_slice(), base, next_base);
+                    if !active {
+                        report_damage(&paths, base, &scan, &mut report);
+                    } else if let Some(stop) = scan.stop.as_ref().filter(|s| !s.zeroed) {
                         tracing::error!(segment = %paths.log.display(), position = stop.position, reason = %stop.reason,
-                            "damage found in a segment before the recovery point; its batches from there on are not served");
+                            "damage found in the last segment before the recovery point; cutting it there");
                         report.truncated.push(TruncatedTail {
                             segment_base_offset: base,
                             position: stop.position as u64,
@@ -295,8 +387,10 @@ fn build(
         let contents = Contents {
             base,
             valid_len: scan.valid_len,
-            keep_damage,
-            checked: scan.valid_len,
+            // A sealed segment keeps damaged bytes after its last intact batch (acknowledged
+            // data may be in them); zeros there are only an unwritten tail and are trimmed.
+            keep_damage: !active && scan.garbage_after,
+            checked: scan.checked_len(),
             offset_entries: &scan.offset_entries,
             time_entries: &time_entries,
             max_timestamp: scan.cursor.max_timestamp,
@@ -324,7 +418,7 @@ fn build(
                 .map_err(LogError::io("sync recovered segment", dir))?;
         }
         let active_base = segments.last().map_or(0, Segment::base_offset);
-        files::write_atomically(
+        write_atomically(
             dir,
             RECOVERY_POINT,
             &files::encode_recovery_point(active_base),
@@ -481,10 +575,10 @@ struct Contents<'a> {
     base: i64,
     /// Bytes of valid batches; anything after them is discarded (unless `keep_damage`).
     valid_len: usize,
-    /// A sealed segment before the recovery point with damage in it: its bytes were synced
-    /// and acknowledged, so the file is left as it is (the damage may be a flipped bit in
-    /// the middle of good batches, which an operator can still salvage). Reads verify every
-    /// batch and refuse the damaged one.
+    /// A sealed segment with damaged bytes after its last intact batch: they may be
+    /// acknowledged data, so the file is left as it is (an operator can still salvage it).
+    /// Reads verify every batch and refuse the damaged ones. (Damage between intact batches
+    /// is kept in any case: it lies inside `valid_len`.)
     keep_damage: bool,
     /// Bytes from the start this open validated batch by batch (its scan's valid length; 0
     /// for a segment trusted without a scan).

@@ -13,19 +13,22 @@ use bytes::Bytes;
 use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_batch};
 
 use super::config::WritePath;
-use super::disk::Disk;
 use super::files::SegmentPaths;
 use super::index::{Entries, OffsetEntry, TimeEntry, index_capacity};
 use super::mmap::{AppendError, MappedFile};
-use super::scan::{BatchAt, batches};
+pub(crate) use super::scan::Damage;
+use super::scan::{Anchor, BatchAt, Limits, Located, Walk, batches, epoch_is_possible};
+use crate::storage::Disk;
 
-/// A batch that failed its check on the read path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Damage {
-    /// Byte position of the batch in the segment.
-    pub(crate) position: usize,
-    /// What is wrong with it.
-    pub(crate) reason: String,
+/// What bounds one read of a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// No batch whose base offset is at or beyond this is handed out: the end snapshot the
+    /// read reports as its high watermark. The segment's published bytes may already hold
+    /// batches past it (published before the log end moves, or not yet committed).
+    pub(crate) below: i64,
+    /// Where this segment's offsets end and which epochs are possible.
+    pub(crate) limits: Limits,
 }
 
 /// One segment of a partition log.
@@ -185,32 +188,61 @@ impl Segment {
         batches(self.log.as_slice(), start).find(|b| b.header.last_offset() >= offset)
     }
 
-    /// The batch containing `offset` and the base offset it must have. Navigates by record
-    /// counts (inside each batch's CRC) from the index entry or the segment's base, not by the
-    /// stored base offsets (outside the CRC), so a damaged base offset is caught by comparing
-    /// the two rather than followed.
-    pub(crate) fn locate(&self, offset: i64) -> Option<(BatchAt, i64)> {
-        let (start, mut expected) = match u32::try_from(offset - self.base_offset) {
-            Ok(relative) => self
-                .index
-                .last_where(|e| e.relative_offset.0 <= relative)
-                .map_or((0, self.base_offset), |e| {
-                    (
-                        e.position.0 as usize,
-                        self.base_offset + i64::from(e.relative_offset.0),
-                    )
-                }),
-            Err(_) if offset < self.base_offset => (0, self.base_offset),
-            Err(_) => return None,
-        };
-        for b in batches(self.log.as_slice(), start) {
-            let last = expected.saturating_add(i64::from(b.header.last_offset_delta));
-            if last >= offset {
-                return Some((b, expected));
-            }
-            expected = last.saturating_add(1);
+    /// The batch containing `offset` and the base offset it must have, found by counting
+    /// records from the index entry at or before it (or the segment's start), not by the
+    /// stored base offsets (outside the CRC): a damaged base offset is caught by comparing the
+    /// two rather than followed, and damaged bytes are skipped up to the next intact batch
+    /// ([`Walk::locate`]), so a damaged batch hides none of its neighbours.
+    pub(crate) fn locate(&self, offset: i64, limits: Limits) -> Located {
+        if offset < self.base_offset {
+            // Offsets are dense: asked here, the offset belongs to no readable batch.
+            return Located::Damaged(Damage {
+                position: 0,
+                reason: format!(
+                    "no readable batch holds offset {offset}; the next starts at {}",
+                    self.base_offset
+                ),
+            });
         }
-        None
+        let Ok(relative) = u32::try_from(offset - self.base_offset) else {
+            return Located::Beyond;
+        };
+        let start = self
+            .index
+            .last_where(|e| e.relative_offset.0 <= relative)
+            .map_or(
+                Anchor {
+                    position: 0,
+                    offset: self.base_offset,
+                },
+                |e| self.anchor(e),
+            );
+        let walk = Walk {
+            data: self.log.as_slice(),
+            checked: self.checked.load(Ordering::Acquire),
+            limits,
+        };
+        walk.locate(start, offset, |position| self.index_entry_after(position))
+    }
+
+    fn anchor(&self, entry: OffsetEntry) -> Anchor {
+        Anchor {
+            position: entry.position.0 as usize,
+            offset: self.base_offset + i64::from(entry.relative_offset.0),
+        }
+    }
+
+    /// The first offset index entry at a position after `position`.
+    fn index_entry_after(&self, position: usize) -> Option<Anchor> {
+        let (mut lo, mut hi) = (0, self.index.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.index.get(mid) {
+                Some(e) if e.position.0 as usize <= position => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        self.index.get(lo).map(|e| self.anchor(e))
     }
 
     /// Batch headers from `position` to the end of the published bytes.
@@ -218,35 +250,47 @@ impl Segment {
         batches(self.log.as_slice(), position)
     }
 
-    /// Whole batches from `position`: always the first one, then as many as fit in
-    /// `max_bytes` in total. Zero-copy.
+    /// Whole batches from `position`, whose first batch must start at offset `first`: always
+    /// that one, then as many as fit in `max_bytes` in total, none at or beyond
+    /// [`Bounds::below`]. Zero-copy.
     ///
     /// With `verify`, each batch is checked before it is handed out (length, magic, CRC-32C,
-    /// record count, and a base offset that follows the previous batch's): the reply stops
-    /// before the first damaged batch, and is an error if that is the first one. Bytes on
-    /// disk can rot after they were validated on append or at recovery; this is what keeps
-    /// them from being served as valid.
-    ///
-    /// `verify` carries the base offset the first batch must have (from [`Self::locate`]).
+    /// record count, a base offset that follows the previous batch's, an epoch this log could
+    /// have written): the reply stops before the first damaged batch, and is an error if that
+    /// is the first one. Bytes on disk can rot after they were validated on append or at
+    /// recovery; this is what keeps them from being served as valid. Without `verify`, `first`
+    /// is the stored base offset of the first batch and only the bound is applied.
     pub(crate) fn read_from(
         &self,
         position: usize,
         max_bytes: usize,
-        verify: Option<i64>,
+        first: i64,
+        verify: bool,
+        bounds: Bounds,
     ) -> Result<Bytes, Damage> {
         let data = self.log.as_slice();
         let checked = self.checked.load(Ordering::Acquire);
         let mut end = position;
-        let mut expected = verify;
+        let mut expected = first;
         for b in batches(data, position) {
+            // Batches are whole and dense, so the bound falls between two of them.
+            if expected >= bounds.below {
+                break;
+            }
             if end > position && end - position + b.len > max_bytes {
                 break;
             }
-            if let Some(next) = expected {
-                let verdict = if b.header.base_offset != next {
+            if verify {
+                let epoch = b.header.partition_leader_epoch;
+                let verdict = if b.header.base_offset != expected {
                     Err(format!(
-                        "base offset {} where {next} was expected",
+                        "base offset {} where {expected} was expected",
                         b.header.base_offset
+                    ))
+                } else if !epoch_is_possible(epoch, bounds.limits.max_epoch) {
+                    Err(format!(
+                        "partition leader epoch {epoch} outside -1..={}, the epochs this log wrote",
+                        bounds.limits.max_epoch
                     ))
                 } else if b.position + b.len <= checked {
                     // Validated by this process already (header continuity still checked).
@@ -266,8 +310,8 @@ impl Segment {
                     // Serve the good prefix; the next read starts at the damage and fails.
                     break;
                 }
-                expected = Some(b.header.next_offset());
             }
+            expected = b.header.next_offset();
             end = b.position + b.len;
         }
         Ok(self.log.bytes(position, end))

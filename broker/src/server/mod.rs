@@ -22,6 +22,7 @@ mod admission;
 mod appends;
 mod connection;
 mod context;
+mod dir_lock;
 mod dispatch;
 mod group_service;
 mod handlers;
@@ -36,21 +37,32 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::BrokerConfig;
-use crate::groups::offsets::{OffsetStore, OffsetStoreError};
+use crate::groups::offsets::{
+    OffsetStore, OffsetStoreConfig, OffsetStoreError, OffsetStoreOptions,
+};
 use crate::log::OsDisk;
 use crate::log::{Flusher, LogOptions};
 use crate::producers::{ProducerIdError, ProducerIds};
 
 /// The committed-offsets store's directory inside the data directory.
 const OFFSETS_DIR: &str = "__consumer_offsets";
+use crate::config::ConfigError;
 use crate::topics::{CatalogError, TopicCatalog};
 use admission::Admission;
 pub(crate) use context::Context;
+use dir_lock::DirLock;
+pub use dir_lock::DirLockError;
 
 /// Why the broker could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
+    /// A setting is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory is locked by another broker, or its lock could not be taken.
+    #[error(transparent)]
+    DirLock(#[from] DirLockError),
     /// Binding the listener failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -114,15 +126,36 @@ impl Broker {
         Self { config }
     }
 
-    /// Opens the data directory (recovering logs as needed), binds the listener and starts
-    /// serving. Must be called inside a Tokio runtime.
+    /// Checks the configuration, locks the data directory (refused if another broker holds
+    /// it), opens it (recovering logs as needed), binds the listener and starts serving. The
+    /// lock is held until the broker has stopped. Must be called inside a Tokio runtime.
     pub async fn start(self) -> Result<RunningBroker, BrokerError> {
         let config = self.config;
+        config.validate()?;
+        // Before anything in the directory is read: recovery must never run on the files of
+        // a broker that is serving them.
+        let lock = DirLock::acquire(&config.data_dir)?;
         let flusher = Flusher::new(2);
-        let catalog = TopicCatalog::open(
+        let catalog = TopicCatalog::open_with(
             &config.data_dir,
-            LogOptions::new(config.log_config(), flusher),
+            LogOptions::new(config.log_config(), Arc::clone(&flusher)),
+            config.catalog_options(),
         )?;
+        let cluster_id =
+            context::cluster_id(&config.data_dir).map_err(|source| BrokerError::Io {
+                op: "read or write cluster id",
+                source,
+            })?;
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let offsets = OffsetStore::open_with(
+            &config.data_dir.join(OFFSETS_DIR),
+            OffsetStoreOptions {
+                disk: Arc::new(OsDisk),
+                flusher,
+                config: OffsetStoreConfig::default(),
+            },
+        )?;
+        // Bound last: a client that can connect finds every topic and the offsets open.
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -134,13 +167,6 @@ impl Broker {
             op: "read bound address",
             source,
         })?;
-        let cluster_id =
-            context::cluster_id(&config.data_dir).map_err(|source| BrokerError::Io {
-                op: "read or write cluster id",
-                source,
-            })?;
-        let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ctx = Arc::new(Context::new(
             config,
@@ -153,7 +179,15 @@ impl Broker {
         ));
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
-        let done = tokio::spawn(serve(listener, Arc::clone(&ctx), stop.clone()));
+        let serving_stop = stop.clone();
+        let serving_ctx = Arc::clone(&ctx);
+        let done = tokio::spawn(async move {
+            let result = serve(listener, serving_ctx, serving_stop).await;
+            // Released only once every log is closed: a broker started next on this
+            // directory must not find files still being written.
+            drop(lock);
+            result
+        });
         Ok(RunningBroker {
             addr,
             stop,

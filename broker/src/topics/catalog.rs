@@ -11,15 +11,29 @@
 //! directories first and the catalog last; deleting removes the catalog entry first and the
 //! directories after. A crash in between leaves directories that no catalog entry names: they
 //! are removed at start-up, so a topic created again later never inherits old records.
+//!
+//! A create that fails part-way (the disk filled after some of its partitions) is rolled back
+//! at once: the directories it made are removed and the catalog is rewritten without the
+//! topic, then the data directory is synced, so the space comes back without a restart. A
+//! create whose partitions cannot all fit is refused before anything is allocated
+//! ([`CatalogError::NoSpace`], from [`super::space`]).
+//!
+//! Start-up opens the partition logs on a bounded pool of threads ([`super::parallel`]):
+//! recovery after a crash is mostly waiting for the disk, and thousands of partitions opened
+//! one after the other took up to a minute. Their directory syncs are made together once all
+//! are open ([`super::deferred_sync`]), before the catalog is returned.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
-use crate::log::files::write_atomically;
-use crate::log::{LogError, LogOptions, PartitionLog};
+use super::parallel;
+use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
+use crate::log::{Disk, LogError, LogOptions, PartitionLog};
 use crate::producers::PartitionProducers;
+use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
@@ -62,16 +76,13 @@ impl Topic {
         Some((self.partitions.get(i)?, self.producers.get(i)?))
     }
 
-    fn new(name: String, partitions: Vec<Arc<PartitionLog>>) -> Result<Self, CatalogError> {
-        let producers = partitions
-            .iter()
-            .map(|log| PartitionProducers::load(log))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
+    fn new(name: String, opened: Vec<OpenedPartition>) -> Self {
+        let (partitions, producers) = opened.into_iter().unzip();
+        Self {
             name,
             partitions,
             producers,
-        })
+        }
     }
 
     /// Writes each partition's producer-state snapshot (if it changed); failures are logged,
@@ -90,8 +101,8 @@ impl Topic {
 #[non_exhaustive]
 pub enum CatalogError {
     /// Illegal name (Kafka: INVALID_TOPIC_EXCEPTION).
-    #[error(transparent)]
-    InvalidName(#[from] TopicNameError),
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidName(String, #[source] TopicNameError),
     /// The topic exists (TOPIC_ALREADY_EXISTS).
     #[error("topic {0} already exists")]
     AlreadyExists(String),
@@ -101,6 +112,27 @@ pub enum CatalogError {
     /// Partition count out of range (INVALID_PARTITIONS).
     #[error("invalid partition count {0}: must be between 1 and {MAX_PARTITIONS}")]
     InvalidPartitions(i64),
+    /// The partitions' preallocated segments would not fit in the free space
+    /// (POLICY_VIOLATION); nothing was allocated.
+    #[error(
+        "topic {topic}: {partitions} partitions need {needed_bytes} bytes preallocated \
+         ({per_partition_bytes} each: segment.bytes and its indexes) but only \
+         {available_bytes} bytes are free in {dir}"
+    )]
+    NoSpace {
+        /// The topic.
+        topic: String,
+        /// Partitions asked for.
+        partitions: u32,
+        /// Bytes one partition preallocates.
+        per_partition_bytes: u64,
+        /// Bytes all of them would.
+        needed_bytes: u64,
+        /// Bytes free on the data directory's filesystem.
+        available_bytes: u64,
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("unknown topic {0}")]
     UnknownTopic(String),
@@ -141,22 +173,87 @@ pub struct TopicCatalog {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises create and delete, so the file always matches the map.
     changes: Mutex<()>,
+    /// Free space of the data directory's filesystem, checked before a create allocates.
+    space: Arc<dyn SpaceProbe>,
+}
+
+/// How the catalog opens and checks, beside the logs' own options.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    /// Free space of the data directory's filesystem ([`Statvfs`] but in tests).
+    pub space: Arc<dyn SpaceProbe>,
+    /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
+    /// `num.recovery.threads.per.data.dir`); at least 1.
+    pub open_threads: usize,
+}
+
+impl Default for CatalogOptions {
+    /// The real free space, and 4 opening threads per CPU (between 4 and 32).
+    fn default() -> Self {
+        Self {
+            space: Arc::new(Statvfs),
+            open_threads: parallel::default_threads(),
+        }
+    }
+}
+
+/// A partition log opened with its producer table.
+type OpenedPartition = (Arc<PartitionLog>, PartitionProducers);
+
+/// Opens (recovering if needed) the log in `dir` and loads its producer table.
+fn open_partition(dir: &Path, options: &LogOptions) -> Result<OpenedPartition, CatalogError> {
+    let log = PartitionLog::open(dir, options.clone())?;
+    let producers = PartitionProducers::load(&log)?;
+    Ok((log, producers))
 }
 
 impl TopicCatalog {
-    /// Opens the catalog in `data_dir` (creating it if needed) and every partition log it names.
+    /// Opens the catalog in `data_dir` (creating it if needed) and every partition log it
+    /// names, several at a time.
     pub fn open(data_dir: impl AsRef<Path>, log_options: LogOptions) -> Result<Self, CatalogError> {
+        Self::open_with(data_dir, log_options, CatalogOptions::default())
+    }
+
+    /// [`Self::open`] with the number of opening threads and the free-space figure given.
+    pub fn open_with(
+        data_dir: impl AsRef<Path>,
+        log_options: LogOptions,
+        options: CatalogOptions,
+    ) -> Result<Self, CatalogError> {
+        let CatalogOptions {
+            space,
+            open_threads,
+        } = options;
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir).map_err(io_err("create data directory", &data_dir))?;
         let entries = read_catalog(&data_dir)?;
+        let dirs: Vec<PathBuf> = entries
+            .iter()
+            .flat_map(|(name, count)| (0..*count).map(|p| partition_dir(&data_dir, name, p)))
+            .collect();
+        // The logs' directory syncs wait until all are open, then go together (see
+        // deferred_sync for why that is safe).
+        let deferred = Arc::new(DeferredDirSyncs::new(Arc::clone(&log_options.disk)));
+        let opening_options = LogOptions {
+            disk: Arc::clone(&deferred) as Arc<dyn Disk>,
+            ..log_options.clone()
+        };
+        let threads = open_threads.max(1);
+        let opened = parallel::try_map(&dirs, threads, |dir| open_partition(dir, &opening_options));
+        // Even after a failure: what the opened logs changed is made durable either way.
+        let synced = deferred
+            .finish(threads)
+            .map_err(|(dir, source)| CatalogError::Io {
+                op: "sync partition directory",
+                path: dir,
+                source,
+            });
+        let mut opened = opened?.into_iter();
+        synced?;
         let mut topics = BTreeMap::new();
         for (name, count) in entries {
-            let partitions = (0..count)
-                .map(|p| {
-                    PartitionLog::open(partition_dir(&data_dir, &name, p), log_options.clone())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            topics.insert(name.clone(), Arc::new(Topic::new(name, partitions)?));
+            let partitions = opened.by_ref().take(count as usize).collect();
+            topics.insert(name.clone(), Arc::new(Topic::new(name, partitions)));
         }
         remove_orphans(&data_dir, &topics)?;
         Ok(Self {
@@ -164,6 +261,7 @@ impl TopicCatalog {
             log_options,
             topics: RwLock::new(topics),
             changes: Mutex::new(()),
+            space,
         })
     }
 
@@ -186,35 +284,88 @@ impl TopicCatalog {
             .collect()
     }
 
-    /// Creates a topic with `partitions` partitions.
+    /// Creates a topic with `partitions` partitions. On failure nothing of it is left: the
+    /// partitions already made are removed and the catalog does not name it.
     pub fn create(&self, name: &str, partitions: i64) -> Result<Arc<Topic>, CatalogError> {
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let count = self.check_create(name, partitions)?;
-        let mut logs = Vec::with_capacity(count as usize);
-        for p in 0..count {
-            let dir = partition_dir(&self.data_dir, name, p);
-            // Left over from a create or delete that crashed halfway: not this topic's data.
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(io_err("remove stale partition directory", &dir))?;
+        // Every directory this create may have made, for the rollback.
+        let mut made = Vec::with_capacity(count as usize);
+        let mut catalog_written = false;
+        let created = (|| {
+            let mut opened = Vec::with_capacity(count as usize);
+            for p in 0..count {
+                let dir = partition_dir(&self.data_dir, name, p);
+                // Left over from a create or delete that crashed halfway: not this topic's data.
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(io_err("remove stale partition directory", &dir))?;
+                }
+                made.push(dir.clone());
+                opened.push(open_partition(&dir, &self.log_options)?);
             }
-            logs.push(PartitionLog::open(&dir, self.log_options.clone())?);
+            let topic = Arc::new(Topic::new(name.to_owned(), opened));
+            let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+            topics.insert(name.to_owned(), Arc::clone(&topic));
+            // A failed write may still have replaced the file (the rename done, its sync not).
+            catalog_written = true;
+            if let Err(err) = self.persist(&topics) {
+                topics.remove(name);
+                return Err(err);
+            }
+            Ok(topic)
+        })();
+        match created {
+            Ok(topic) => {
+                tracing::info!(topic = name, partitions = count, "created topic");
+                Ok(topic)
+            }
+            Err(err) => {
+                // The logs opened so far were dropped with the closure: their maps and files
+                // are closed, so removing the directories gives the space back now.
+                self.roll_back_create(name, &made, catalog_written, &err);
+                Err(err)
+            }
         }
-        let topic = Arc::new(Topic::new(name.to_owned(), logs)?);
-        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        topics.insert(name.to_owned(), Arc::clone(&topic));
-        if let Err(err) = self.persist(&topics) {
-            topics.remove(name);
-            return Err(err);
+    }
+
+    /// Undoes a create that failed after making `made`: removes those directories, rewrites
+    /// the catalog without the topic if it may have been written with it, and syncs the data
+    /// directory so the removal is durable. Failures here are logged: the create's own error is
+    /// what the client hears, and start-up removes any directory no topic names.
+    fn roll_back_create(
+        &self,
+        name: &str,
+        made: &[PathBuf],
+        catalog_written: bool,
+        cause: &CatalogError,
+    ) {
+        tracing::warn!(topic = name, partitions_made = made.len(), error = %cause, "creating a topic failed; removing what it made");
+        for dir in made {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::error!(dir = %dir.display(), error = %err, "cannot remove a partition directory of a failed create");
+                }
+            }
         }
-        tracing::info!(topic = name, partitions = count, "created topic");
-        Ok(topic)
+        if catalog_written {
+            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+            if let Err(err) = self.persist(&topics) {
+                tracing::error!(topic = name, error = %err, "cannot rewrite the topic catalog after a failed create");
+            }
+        }
+        if let Err(err) = self.log_options.disk.sync_dir(&self.data_dir) {
+            tracing::error!(dir = %self.data_dir.display(), error = %err, "cannot sync the data directory after a failed create");
+        }
     }
 
     /// Whether [`Self::create`] would succeed now (CreateTopics' `validate_only`); returns the
     /// partition count.
     pub fn check_create(&self, name: &str, partitions: i64) -> Result<u32, CatalogError> {
-        validate_topic_name(name)?;
+        validate_topic_name(name)
+            .map_err(|reason| CatalogError::InvalidName(name.to_owned(), reason))?;
         let count = u32::try_from(partitions)
             .ok()
             .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
@@ -226,7 +377,30 @@ impl TopicCatalog {
         if let Some(other) = topics.keys().find(|other| collides(name, other)) {
             return Err(CatalogError::Collides(name.to_owned(), other.clone()));
         }
+        drop(topics);
+        self.check_space(name, count)?;
         Ok(count)
+    }
+
+    /// Refuses a create whose partitions' preallocation does not fit in the free space.
+    fn check_space(&self, name: &str, partitions: u32) -> Result<(), CatalogError> {
+        let per_partition_bytes = preallocated_bytes(&self.log_options.config);
+        let needed_bytes = per_partition_bytes.saturating_mul(u64::from(partitions));
+        let available_bytes = self
+            .space
+            .available_bytes(&self.data_dir)
+            .map_err(io_err("read free space of", &self.data_dir))?;
+        if needed_bytes > available_bytes {
+            return Err(CatalogError::NoSpace {
+                topic: name.to_owned(),
+                partitions,
+                per_partition_bytes,
+                needed_bytes,
+                available_bytes,
+                dir: self.data_dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Deletes a topic and its data.
@@ -402,7 +576,7 @@ mod tests {
         ));
         assert!(matches!(
             catalog.create("bad name", 1),
-            Err(CatalogError::InvalidName(_))
+            Err(CatalogError::InvalidName(..))
         ));
         assert!(matches!(
             catalog.create("zero", 0),

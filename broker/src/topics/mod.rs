@@ -5,7 +5,11 @@
 //! store records (each partition's [`crate::log::PartitionLog`] does).
 
 mod catalog;
+mod deferred_sync;
 mod name;
+mod parallel;
+pub mod space;
 
-pub use catalog::{CatalogError, MAX_PARTITIONS, Topic, TopicCatalog};
+pub use catalog::{CatalogError, CatalogOptions, MAX_PARTITIONS, Topic, TopicCatalog};
 pub use name::{MAX_TOPIC_NAME_LEN, TopicNameError, validate_topic_name};
+pub use space::{SpaceProbe, Statvfs};

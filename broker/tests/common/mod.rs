@@ -77,9 +77,18 @@ pub fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
 }
 
 pub fn read_from(log: &PartitionLog, from: Offset, max_bytes: usize) -> Vec<(i64, Vec<u8>)> {
+    read_range(log, from, log.log_end_offset(), max_bytes)
+}
+
+/// Like [`read_from`], reading the batches that start below `end` only.
+pub fn read_range(
+    log: &PartitionLog,
+    from: Offset,
+    end: Offset,
+    max_bytes: usize,
+) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut offset = from;
-    let end = log.log_end_offset();
     while offset < end {
         let result = log.read(offset, max_bytes).expect("read");
         assert!(

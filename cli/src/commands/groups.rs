@@ -12,6 +12,7 @@ use super::topics::offsets;
 use crate::args::{GroupsCommand, ResetOffsetsArgs, Start};
 use crate::assignment::decode_assignment;
 use crate::error::{CliError, CliResult};
+use crate::output::{note, print};
 use crate::table::{Style, Table};
 
 /// Runs a groups command.
@@ -28,14 +29,14 @@ pub(crate) async fn run(ctx: &Context, command: GroupsCommand) -> CliResult {
             for g in groups {
                 table.row(vec![g.group_id, g.protocol_type]);
             }
-            print!("{}", table.render(style));
+            print(&table.render(style))?;
         }
         GroupsCommand::Describe { group } => describe(ctx, &admin, &group, style).await?,
         GroupsCommand::Delete { groups } => {
             let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
             admin.delete_groups(&refs).await.map_err(|e| ctx.err(e))?;
             for g in groups {
-                println!("deleted group {g}");
+                print(&format!("deleted group {g}\n"))?;
             }
         }
         GroupsCommand::ResetOffsets(args) => reset_offsets(ctx, &args, style).await?,
@@ -91,8 +92,8 @@ async fn describe(
     }
     match style {
         Style::Aligned => {
-            println!(
-                "group {}  state {}  protocol {}  members {}\n",
+            print(&format!(
+                "group {}  state {}  protocol {}  members {}\n\n",
                 d.group_id,
                 d.state,
                 if d.protocol.is_empty() {
@@ -101,27 +102,28 @@ async fn describe(
                     &d.protocol
                 },
                 d.members.len()
-            );
+            ))?;
             if !members.is_empty() {
-                println!("{}", members.render(style));
+                print(&format!("{}\n", members.render(style)))?;
             }
-            print!("{}", lags.render(style));
+            print(&lags.render(style))?;
         }
         // Each line says what it is, so a script can grep one kind.
         Style::Plain => {
-            println!(
-                "group\t{}\t{}\t{}\t{}",
+            let mut text = format!(
+                "group\t{}\t{}\t{}\t{}\n",
                 d.group_id,
                 d.state,
                 d.protocol,
                 d.members.len()
             );
             for line in members.render(style).lines() {
-                println!("member\t{line}");
+                text.push_str(&format!("member\t{line}\n"));
             }
             for line in lags.render(style).lines() {
-                println!("offset\t{line}");
+                text.push_str(&format!("offset\t{line}\n"));
             }
+            print(&text)?;
         }
     }
     Ok(())
@@ -153,6 +155,16 @@ async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> 
         .map_err(|e| ctx.err(e))?;
     let mut partitions = Vec::new();
     for t in &infos {
+        // A partition that does not exist would otherwise be skipped: a silent success.
+        for p in only {
+            if !t.partitions.iter().any(|info| info.partition == *p) {
+                return Err(CliError::Usage(format!(
+                    "topic {} has no partition {p} (it has {})",
+                    t.name,
+                    t.partitions.len()
+                )));
+            }
+        }
         for p in &t.partitions {
             if only.is_empty() || only.contains(&p.partition) {
                 partitions.push((t.name.clone(), p.partition));
@@ -181,11 +193,13 @@ async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> 
             )));
         };
         let offset = match to {
-            Start::Beginning => start,
-            Start::End => end,
             // Kept within the log, as Kafka's tool does.
             Start::Offset(n) => n.clamp(start, end),
+            Start::Skip(n) => start.saturating_add(n).min(end),
             Start::Timestamp(_) => by_time.get(key).copied().filter(|o| *o >= 0).unwrap_or(end),
+            Start::Beginning | Start::End | Start::BeforeEnd(_) => {
+                crate::start::resolve(to, start, end).unwrap_or(end)
+            }
         };
         table.row(vec![key.0.clone(), key.1.to_string(), offset.to_string()]);
         targets.push((TopicPartition::new(&key.0, key.1), offset));
@@ -207,9 +221,9 @@ async fn reset_offsets(ctx: &Context, args: &ResetOffsetsArgs, style: Style) -> 
         committed?;
         closed?;
     }
-    print!("{}", table.render(style));
+    print(&table.render(style))?;
     if dry_run {
-        eprintln!("dry run: nothing committed");
+        note!("dry run: nothing committed");
     }
     Ok(())
 }

@@ -5,17 +5,22 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use weir_client::producer::{Acks, Compression};
+use weir_client::protocol::error_code::ErrorCode;
 use weir_client::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
 use super::Context;
 use super::topics::split_pair;
 use crate::args::{AcksArg, CompressionArg, ProduceArgs, RECORD_BYTES_MAX};
 use crate::error::{CliError, CliResult};
+use crate::health::{Health, PROBE_AFTER, Probe, Reporter};
+use crate::output::note;
 
 /// Lines handed from the reading thread to the sender at once (fewer channel operations).
 const LINES_PER_CHUNK: usize = 1024;
@@ -24,6 +29,9 @@ const LINES_PER_CHUNK: usize = 1024;
 const CHUNKS_QUEUED: usize = 8;
 /// Deliveries awaited behind the sends; the producer's own buffer bounds the bytes.
 const DELIVERIES_QUEUED: usize = 1 << 16;
+/// The producer's buffer memory (its default), raised to hold one record of
+/// `--max-record-bytes` when that is larger.
+const BUFFER_BYTES: usize = 32 << 20;
 
 /// Runs `weir produce`.
 ///
@@ -41,7 +49,18 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     // Asking for the topic first fails fast when no broker answers (the producer would retry
     // until its delivery timeout) and creates the topic on a broker that auto-creates.
     let cluster = weir_client::Cluster::new(ctx.client_config().allow_auto_create_topics(true));
-    let topic = cluster.topic(&args.topic).await.map_err(|e| ctx.err(e))?;
+    let topic = cluster.topic(&args.topic).await.map_err(|e| {
+        if e.code() == Some(ErrorCode::UnknownTopicOrPartition) {
+            CliError::Refused(format!(
+                "topic {0} does not exist and the broker did not create it (its automatic \
+                 topic creation is off: auto_create_topics in Weir, auto.create.topics.enable \
+                 in Kafka); create it with `weir topics create {0}`",
+                args.topic
+            ))
+        } else {
+            ctx.err(e)
+        }
+    })?;
     if let Some(p) = args.partition {
         if !topic.partitions.iter().any(|info| info.partition == p) {
             return Err(CliError::Usage(format!(
@@ -51,14 +70,33 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
             )));
         }
     }
-    let producer =
-        Producer::with_cluster(producer_config(ctx, args.acks, args.compression), cluster)
-            .map_err(|e| ctx.err(e))?;
+    let config = producer_config(ctx, args.acks, args.compression)
+        .max_request_size(args.max_record_bytes)
+        // Room for at least one record of the largest size.
+        .buffer_memory(BUFFER_BYTES.max(args.max_record_bytes));
+    let producer = Producer::with_cluster(config, cluster).map_err(|e| ctx.err(e))?;
 
     let (lines_tx, mut lines) = mpsc::channel(CHUNKS_QUEUED);
-    std::thread::spawn(move || read_lines(BufReader::with_capacity(1 << 16, input), &lines_tx));
+    let line_max = RECORD_BYTES_MAX.max(args.max_record_bytes);
+    std::thread::spawn(move || {
+        read_lines(
+            BufReader::with_capacity(1 << 16, input),
+            line_max,
+            &lines_tx,
+        );
+    });
     let (deliveries_tx, deliveries) = mpsc::channel(DELIVERIES_QUEUED);
-    let collector = tokio::spawn(collect(deliveries));
+    let progress = Arc::new(Progress::default());
+    let collector = tokio::spawn(collect(deliveries, Arc::clone(&progress)));
+    let retrying = format!(
+        "retrying until each record's delivery timeout ({} s)",
+        producer.config().delivery_timeout.as_secs()
+    );
+    let watchdog = tokio::spawn(watch(
+        Probe::new(&ctx.client_config(), std::slice::from_ref(&args.topic)),
+        Reporter::new(retrying),
+        Arc::clone(&progress),
+    ));
 
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -82,13 +120,17 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
             record.partition = args.partition;
             record.headers.clone_from(&headers);
             tally.sent += 1;
+            progress.sent.fetch_add(1, Ordering::Relaxed);
             match producer.send(record).await {
                 Ok(delivery) => {
                     if deliveries_tx.send(delivery).await.is_err() {
                         break 'input;
                     }
                 }
-                Err(err) => tally.fail(err.to_string()),
+                Err(err) => {
+                    progress.answered.fetch_add(1, Ordering::Relaxed);
+                    tally.fail(err.to_string());
+                }
             }
         }
     }
@@ -96,6 +138,7 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     // Close delivers everything accepted; its failures are the ones the collector counts.
     let closed = producer.close().await;
     let delivered = collector.await.unwrap_or_default();
+    watchdog.abort();
     tally.failed += delivered.failed;
     if tally.first_error.is_none() {
         tally.first_error = delivered.first_error;
@@ -106,7 +149,7 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
     }
     let seconds = started.elapsed().as_secs_f64();
     let ok = tally.sent.saturating_sub(tally.failed);
-    eprintln!(
+    note!(
         "produced {ok} records to {} in {seconds:.2} s{}",
         args.topic,
         if tally.failed > 0 {
@@ -138,7 +181,8 @@ pub(crate) fn producer_config(
         AcksArg::One => Acks::Leader,
         AcksArg::All => Acks::All,
     };
-    ProducerConfig::from(ctx.client_config().allow_auto_create_topics(true))
+    // The producer asks brokers to create missing topics by default, as kcat's does.
+    ProducerConfig::from(ctx.client_config())
         .acks(acks)
         .idempotence(acks == Acks::All)
         .compression(compression_of(compression))
@@ -183,13 +227,19 @@ fn to_record(topic: &str, line: Vec<u8>, separator: Option<&[u8]>) -> ProducerRe
 /// Reads lines (without their `\n`) and sends them in chunks until the input ends or the
 /// receiver is gone. A chunk also goes as soon as the input has nothing more buffered, so
 /// lines typed or trickling in are sent at once rather than when the input ends. A line
-/// longer than [`RECORD_BYTES_MAX`] ends the input with an error.
-fn read_lines<R: Read>(mut input: BufReader<R>, out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>) {
+/// longer than `line_max` ends the input with an error.
+fn read_lines<R: Read>(
+    mut input: BufReader<R>,
+    line_max: usize,
+    out: &mpsc::Sender<CliResult<Vec<Vec<u8>>>>,
+) {
     let mut chunk = Vec::with_capacity(LINES_PER_CHUNK);
     let mut line_number = 0u64;
     loop {
         let mut line = Vec::new();
-        let limit = u64::try_from(RECORD_BYTES_MAX).unwrap_or(u64::MAX) + 1;
+        let limit = u64::try_from(line_max)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         match (&mut input).take(limit).read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
@@ -205,9 +255,9 @@ fn read_lines<R: Read>(mut input: BufReader<R>, out: &mpsc::Sender<CliResult<Vec
         line_number += 1;
         if line.last() == Some(&b'\n') {
             line.pop();
-        } else if line.len() > RECORD_BYTES_MAX {
+        } else if line.len() > line_max {
             drop(out.blocking_send(Err(CliError::Usage(format!(
-                "input line {line_number} is longer than {RECORD_BYTES_MAX} bytes"
+                "input line {line_number} is longer than {line_max} bytes"
             )))));
             return;
         }
@@ -243,14 +293,56 @@ impl Tally {
     }
 }
 
-async fn collect(mut deliveries: mpsc::Receiver<DeliveryFuture>) -> Tally {
+async fn collect(mut deliveries: mpsc::Receiver<DeliveryFuture>, progress: Arc<Progress>) -> Tally {
     let mut tally = Tally::default();
     while let Some(delivery) = deliveries.recv().await {
-        if let Err(err) = delivery.await {
+        let outcome = delivery.await;
+        progress.answered.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = outcome {
             tally.fail(err.to_string());
         }
     }
     tally
+}
+
+/// Records sent and answered (delivered or failed), for the watchdog.
+#[derive(Debug, Default)]
+struct Progress {
+    sent: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// How often the watchdog looks at the progress.
+const WATCH_TICK: Duration = Duration::from_millis(250);
+
+/// Says on stderr when records wait for an answer for [`PROBE_AFTER`] and the cluster shows
+/// why (the producer retries by itself, silently, until each record's delivery timeout),
+/// and when answers come again. Runs until aborted.
+async fn watch(probe: Probe, mut reporter: Reporter, progress: Arc<Progress>) {
+    let mut answered = 0;
+    let mut moved = Instant::now();
+    let mut next_probe = Instant::now();
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let answered_now = progress.answered.load(Ordering::Relaxed);
+        if answered_now != answered {
+            answered = answered_now;
+            moved = now;
+            if let Some(line) = reporter.observe(Health::Fine) {
+                note!("{line}");
+            }
+            continue;
+        }
+        let waiting = progress.sent.load(Ordering::Relaxed) > answered;
+        if waiting && now >= moved + PROBE_AFTER && now >= next_probe {
+            if let Some(line) = reporter.observe(probe.check().await) {
+                note!("{line}");
+            }
+            next_probe = Instant::now() + PROBE_AFTER;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -270,7 +362,11 @@ mod tests {
     #[test]
     fn lines_are_read_exactly_and_an_overlong_one_is_refused() {
         let (tx, mut rx) = mpsc::channel(64);
-        read_lines(BufReader::new(&b"a\n\nb\r\nlast"[..]), &tx);
+        read_lines(
+            BufReader::new(&b"a\n\nb\r\nlast"[..]),
+            RECORD_BYTES_MAX,
+            &tx,
+        );
         drop(tx);
         let mut lines = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
@@ -283,7 +379,7 @@ mod tests {
 
         let (tx, mut rx) = mpsc::channel(64);
         let long = vec![b'x'; RECORD_BYTES_MAX + 1];
-        read_lines(BufReader::new(&long[..]), &tx);
+        read_lines(BufReader::new(&long[..]), RECORD_BYTES_MAX, &tx);
         drop(tx);
         let err = rx.try_recv().expect("an answer").expect_err("too long");
         assert!(err.to_string().contains("line 1 is longer"), "{err}");

@@ -6,6 +6,7 @@ use weir_client::NewTopic;
 use super::Context;
 use crate::args::TopicsCommand;
 use crate::error::{CliError, CliResult};
+use crate::output::print;
 use crate::table::{Style, Table};
 
 /// Runs a topics command.
@@ -22,7 +23,7 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
             for t in topics.iter().filter(|t| !t.internal) {
                 table.row(vec![t.name.clone(), t.partitions.len().to_string()]);
             }
-            print!("{}", table.render(style));
+            print(&table.render(style))?;
         }
         TopicsCommand::Create {
             name,
@@ -43,10 +44,10 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                 .await
                 .map_err(|e| ctx.err(e))?;
             let count = created.first().map_or(0, |t| t.partitions.len());
-            println!(
-                "created topic {name} with {count} partition{}",
+            print(&format!(
+                "created topic {name} with {count} partition{}\n",
                 if count == 1 { "" } else { "s" }
-            );
+            ))?;
         }
         TopicsCommand::Describe { names } => {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -80,13 +81,13 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                     ]);
                 }
             }
-            print!("{}", table.render(style));
+            print(&table.render(style))?;
         }
         TopicsCommand::Delete { names } => {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             admin.delete_topics(&refs).await.map_err(|e| ctx.err(e))?;
             for name in names {
-                println!("deleted topic {name}");
+                print(&format!("deleted topic {name}\n"))?;
             }
         }
     }

@@ -1,78 +1,50 @@
-//! A latency histogram of fixed size: exact below 128 µs, then 64 buckets per power of two
-//! (at most 1.6% relative error), so millions of samples cost a few kilobytes and percentiles
-//! need no sorting. The maximum is kept exactly.
+//! Latency counts for `weir perf`: an HDR histogram (the `hdrhistogram` crate, the same
+//! structure as Kafka's and wrk's tools) at 3 significant digits, so a value is known within
+//! 0.1% and millions of samples cost a few tens of kilobytes. This wrapper keeps the largest
+//! value exactly and never fails: values beyond an hour are counted as an hour.
 
-/// Values below this are counted exactly.
-const EXACT: u64 = 128;
-/// Buckets per power of two above [`EXACT`].
-const PER_OCTAVE: u64 = 64;
-/// Octaves from 2^7 to 2^63.
-const OCTAVES: u64 = 57;
-const BUCKETS: usize = 128 + 57 * 64;
-const _: () = assert!(BUCKETS as u64 == EXACT + OCTAVES * PER_OCTAVE);
+use hdrhistogram::Histogram as Hdr;
+
+/// Significant decimal digits kept for each value.
+const SIGNIFICANT_DIGITS: u8 = 3;
+/// Largest value tracked, in µs (one hour); larger ones are counted at this value.
+const HIGHEST_MICROS: u64 = 3_600_000_000;
 
 /// Counts of microsecond values.
 #[derive(Debug, Clone)]
 pub(crate) struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
+    counts: Hdr<u64>,
+    /// The largest value recorded, exactly (the HDR maximum is rounded to its bucket).
     max: u64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self {
-            counts: vec![0; BUCKETS],
-            total: 0,
-            max: 0,
-        }
+        let counts = Hdr::new_with_max(HIGHEST_MICROS, SIGNIFICANT_DIGITS)
+            .unwrap_or_else(|err| unreachable!("constant bounds are valid: {err}"));
+        Self { counts, max: 0 }
     }
-}
-
-fn index(v: u64) -> usize {
-    let i = if v < EXACT {
-        v
-    } else {
-        let octave = u64::from(63 - v.leading_zeros()); // 7..=63
-        let mantissa = v >> (octave - 6); // 64..128
-        EXACT + (octave - 7) * PER_OCTAVE + (mantissa - PER_OCTAVE)
-    };
-    // Always below BUCKETS (asserted above), which fits a usize.
-    usize::try_from(i).unwrap_or(BUCKETS - 1)
-}
-
-/// The middle of bucket `i`.
-fn value_of(i: usize) -> u64 {
-    let i = i as u64;
-    if i < EXACT {
-        return i;
-    }
-    let octave = (i - EXACT) / PER_OCTAVE + 7;
-    let mantissa = (i - EXACT) % PER_OCTAVE + PER_OCTAVE;
-    let width = 1u64 << (octave - 6);
-    (mantissa << (octave - 6)) + width / 2
 }
 
 impl Histogram {
     /// Counts one value.
     pub(crate) fn record(&mut self, micros: u64) {
-        self.counts[index(micros)] += 1;
-        self.total += 1;
+        self.counts.saturating_record(micros);
         self.max = self.max.max(micros);
     }
 
     /// Adds another histogram's counts.
     pub(crate) fn merge(&mut self, other: &Self) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+        // Same bounds on both sides: adding cannot fail.
+        if let Err(err) = self.counts.add(&other.counts) {
+            unreachable!("histograms with the same bounds add: {err}");
         }
-        self.total += other.total;
         self.max = self.max.max(other.max);
     }
 
     /// How many values were counted.
     pub(crate) fn len(&self) -> u64 {
-        self.total
+        self.counts.len()
     }
 
     /// The largest value counted.
@@ -81,40 +53,20 @@ impl Histogram {
     }
 
     /// The value at quantile `q` (0..=1): the smallest value with at least `q` of the counts
-    /// at or below it; 0 when empty.
+    /// at or below it (within 0.1%, never above the maximum); 0 when empty.
     pub(crate) fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        if self.counts.is_empty() {
             return 0;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return value_of(i).min(self.max);
-            }
-        }
-        self.max
+        self.counts
+            .value_at_quantile(q.clamp(0.0, 1.0))
+            .min(self.max)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn small_values_are_exact_and_large_ones_within_two_percent() {
-        for v in (0..200).chain([1_000, 4_095, 4_096, 123_456, 10_000_000, u64::MAX / 3]) {
-            let back = value_of(index(v));
-            let err = back.abs_diff(v) as f64 / (v.max(1)) as f64;
-            assert!(err <= 0.016, "{v} -> {back}");
-            if v < EXACT {
-                assert_eq!(back, v);
-            }
-        }
-        assert!(index(u64::MAX) < BUCKETS);
-    }
 
     #[test]
     fn quantiles_of_one_to_a_thousand() {
@@ -126,7 +78,7 @@ mod tests {
         assert_eq!(h.max(), 1000);
         for (q, want) in [(0.5, 500.0), (0.99, 990.0), (0.999, 999.0), (1.0, 1000.0)] {
             let got = h.quantile(q) as f64;
-            assert!((got - want).abs() / want <= 0.016, "q {q}: {got}");
+            assert!((got - want).abs() / want <= 0.001, "q {q}: {got}");
         }
         let mut other = Histogram::default();
         other.record(5000);
@@ -134,5 +86,21 @@ mod tests {
         assert_eq!(h.max(), 5000);
         assert_eq!(h.len(), 1001);
         assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn large_values_are_within_a_thousandth_and_huge_ones_saturate() {
+        for v in [0, 127, 4_095, 123_456, 10_000_000, 3_599_999_999] {
+            let mut h = Histogram::default();
+            h.record(v);
+            h.record(v);
+            let back = h.quantile(0.5);
+            let err = back.abs_diff(v) as f64 / v.max(1) as f64;
+            assert!(err <= 0.001, "{v} -> {back}");
+        }
+        let mut h = Histogram::default();
+        h.record(u64::MAX);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.max(), u64::MAX, "the maximum stays exact");
     }
 }

@@ -20,6 +20,7 @@ use weir_client::protocol::error_code::ErrorCode;
 use crate::args::PerfCommand;
 use crate::commands::Context;
 use crate::error::{CliError, CliResult};
+use crate::output::{note, print};
 
 /// Runs a perf command.
 ///
@@ -32,9 +33,9 @@ pub(crate) async fn run(ctx: &Context, command: PerfCommand) -> CliResult {
         PerfCommand::E2e(args) => (e2e::run(ctx, &args).await?, args.json),
     };
     if json {
-        println!("{}", report.to_json());
+        print(&format!("{}\n", report.to_json()))?;
     } else {
-        print!("{}", report.to_text());
+        print(&report.to_text())?;
     }
     if ctx.shutdown.is_requested() {
         return Err(CliError::Interrupted);
@@ -71,7 +72,7 @@ async fn ensure_topic(ctx: &Context, topic: &str, partitions: i32) -> CliResult<
     let count = described.first().map_or(0, |t| t.partitions.len());
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     if count != partitions {
-        eprintln!("note: topic {topic} already exists with {count} partitions; using them");
+        note!("note: topic {topic} already exists with {count} partitions; using them");
     }
     Ok(count.max(1))
 }

@@ -26,6 +26,11 @@ pub struct Env {
 impl Env {
     /// Starts a broker; groups rebalance at once (no initial delay) to keep tests short.
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// [`Self::start`] with further changes to the broker's configuration.
+    pub fn start_with(change: impl FnOnce(&mut weir_broker::BrokerConfig)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -33,6 +38,7 @@ impl Env {
             .expect("runtime");
         let broker = runtime.block_on(TestBroker::start_with(|c| {
             c.group_initial_rebalance_delay_ms = 0;
+            change(c);
         }));
         let bootstrap = broker.addr().to_string();
         Self {
@@ -150,4 +156,51 @@ pub fn read_lines(stream: impl Read + Send + 'static, lines: usize) -> (String, 
 /// `1\n2\n...\nn\n`, what `seq 1 n` prints.
 pub fn seq(n: u64) -> String {
     (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+/// Lines a child writes to stderr, read by a thread as they come.
+pub struct StderrLines {
+    lines: mpsc::Receiver<String>,
+    /// Every line seen so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl StderrLines {
+    /// Reads `stderr` line by line in a thread.
+    pub fn follow(stderr: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `within` for a line containing `text`, failing the test otherwise.
+    pub fn expect(&mut self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {text:?} within {within:?}; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
 }

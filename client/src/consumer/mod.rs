@@ -107,12 +107,16 @@ impl Consumer {
     /// group id) or the reset policy.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] after `subscribe`.
+    /// [`Error::InvalidArgument`] after `subscribe`; [`Error::InvalidTopicName`].
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) -> Result<()> {
         if matches!(self.mode, Mode::Subscribed(_)) {
             return Err(Error::InvalidArgument(
                 "assign after subscribe; use one or the other".to_owned(),
             ));
+        }
+        let partitions: Vec<TopicPartition> = partitions.into_iter().collect();
+        for tp in &partitions {
+            crate::topic_name::check(&tp.topic)?;
         }
         self.mode = Mode::Assigned;
         self.shared.lock().assign(partitions);
@@ -124,7 +128,8 @@ impl Consumer {
     /// `topics` it assigns to this member. A new subscription replaces the previous one.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a group id, or after `assign`.
+    /// [`Error::InvalidArgument`] without a group id, or after `assign`;
+    /// [`Error::InvalidTopicName`].
     pub fn subscribe<I, S>(&mut self, topics: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -141,6 +146,9 @@ impl Consumer {
             ));
         }
         let mut topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        for topic in &topics {
+            crate::topic_name::check(topic)?;
+        }
         topics.sort();
         topics.dedup();
         if self.mode == Mode::Subscribed(topics.clone()) {

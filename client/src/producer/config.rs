@@ -122,6 +122,13 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// Batch compression. Default [`Compression::None`].
     pub compression: Compression,
+    /// Whether the producer's metadata requests ask the broker to create a topic that does
+    /// not exist (Kafka's `allow.auto.create.topics`). Default true, as in the Java producer
+    /// and librdkafka: producing to a new topic creates it on a broker that auto-creates
+    /// topics. Consumers and [`crate::Admin`] never create topics by asking about them
+    /// ([`ClientConfig::allow_auto_create_topics`], default false); this setting replaces
+    /// that one for the producer's own lookups.
+    pub allow_auto_create_topics: bool,
 }
 
 impl ProducerConfig {
@@ -236,6 +243,13 @@ impl ProducerConfig {
         self
     }
 
+    /// Sets [`Self::allow_auto_create_topics`].
+    #[must_use]
+    pub fn allow_auto_create_topics(mut self, allow: bool) -> Self {
+        self.allow_auto_create_topics = allow;
+        self
+    }
+
     /// Changes the shared client settings in place.
     #[must_use]
     pub fn client(mut self, change: impl FnOnce(ClientConfig) -> ClientConfig) -> Self {
@@ -261,6 +275,7 @@ impl From<ClientConfig> for ProducerConfig {
             retry_backoff_max: Duration::from_secs(1),
             max_request_size: 1 << 20,
             compression: Compression::None,
+            allow_auto_create_topics: true,
         }
     }
 }

@@ -37,6 +37,15 @@ pub enum SendFailure {
     /// The topic's metadata could not be had (within `max_block`, or not at all).
     #[error("no metadata for the topic: {0}")]
     Metadata(#[source] Error),
+    /// The topic does not exist (within `max_block`), and was not created: either this
+    /// producer does not ask for it (`auto_create` false: its
+    /// [`super::ProducerConfig::allow_auto_create_topics`] is off) or the broker does not
+    /// create topics when asked.
+    #[error("{}", unknown_topic(*auto_create))]
+    UnknownTopic {
+        /// The producer's `allow_auto_create_topics`.
+        auto_create: bool,
+    },
     /// The record alone is larger than `max_request_size` or `buffer_memory`.
     #[error("the record needs up to {size} bytes, more than the limit of {limit}")]
     RecordTooLarge {
@@ -56,6 +65,19 @@ pub enum SendFailure {
     /// The producer is closing or closed.
     #[error("the producer is closed")]
     Closed,
+}
+
+/// Why a topic was not created, naming the setting that would change it.
+fn unknown_topic(auto_create: bool) -> &'static str {
+    if auto_create {
+        "the topic does not exist and the broker did not create it: its automatic topic \
+         creation is off (auto_create_topics in Weir, auto.create.topics.enable in Kafka); \
+         create the topic first"
+    } else {
+        "the topic does not exist, and this producer does not ask the broker to create it \
+         (ProducerConfig::allow_auto_create_topics is false); create the topic first or set \
+         allow_auto_create_topics(true)"
+    }
 }
 
 /// An accepted record was not written. Cloneable: one failure is reported to every record of

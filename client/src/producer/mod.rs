@@ -57,6 +57,7 @@ use crate::backoff::{Backoff, SplitMix64};
 use crate::cluster::{Cluster, TopicInfo};
 use crate::error::Result;
 use crate::partitioner::partition_for_key;
+use weir_protocol::error_code::ErrorCode;
 
 /// State shared by the handles and the sender task.
 #[derive(Debug)]
@@ -203,6 +204,10 @@ impl Producer {
         }
         let route = match self.route(&record.topic, started, deadline).await {
             Ok(route) => route,
+            Err(err) if err.code() == Some(ErrorCode::UnknownTopicOrPartition) => {
+                let auto_create = config.allow_auto_create_topics;
+                return refuse(record, SendFailure::UnknownTopic { auto_create });
+            }
             Err(err) => return refuse(record, SendFailure::Metadata(err)),
         };
         let count_i32 = route.count;
@@ -332,7 +337,8 @@ impl Producer {
                 .next()
         };
         loop {
-            match shared.cluster.topic(topic).await {
+            let auto_create = shared.config.allow_auto_create_topics;
+            match shared.cluster.topic_with(topic, auto_create).await {
                 Ok(info) if !info.partitions.is_empty() => return Ok(info),
                 Ok(_) => {}
                 Err(err) if !err.is_retriable() => return Err(err),

@@ -5,10 +5,13 @@
 //! fetch ends early, answered with what there is, when its connection closes or the broker
 //! stops.
 //!
-//! Kafka's rules kept here: the response holds at most the smaller of the request's
-//! `max_bytes` and the broker's `--max-fetch-bytes`, but the first batch is returned even when
-//! larger than the byte limits (so a consumer can never get stuck); a fetch from the middle of
-//! a batch returns the whole batch; `last_stable_offset` is the high watermark (no
+//! Kafka's rules kept here (KIP-74): the response holds at most the smaller of the request's
+//! `max_bytes` and the broker's `--max-fetch-bytes`, and each partition at most its
+//! `partition_max_bytes`; only the first batch of the first partition that has data may go past
+//! those limits (so a consumer can never get stuck behind a batch larger than its limits), and
+//! a later partition whose next batch does not fit in what is left gets no records this time
+//! (only its offsets), never a response the client would refuse as too large; a fetch from the
+//! middle of a batch returns the whole batch; `last_stable_offset` is the high watermark (no
 //! transactions); `session_id` is 0 (no incremental fetch sessions); an empty record set is
 //! empty bytes, not null.
 
@@ -134,6 +137,9 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
         .unwrap_or(usize::MAX)
         .min(ctx.config.max_fetch_bytes.max(1));
     let mut total = 0usize;
+    // Until a partition has returned records, the next one may exceed the limits by its first
+    // batch (Kafka's `minOneMessage`); after that, everything must fit.
+    let mut may_exceed = true;
     let mut errors = false;
     let topics = request
         .topics
@@ -157,13 +163,14 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                             .with_log_start_offset(-1);
                     };
                     let partition_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-                    // Once the response is full, later partitions get no data (but their offsets).
-                    let records = if total > 0 && budget == 0 {
-                        Ok(None)
-                    } else {
-                        log.read(Offset(p.fetch_offset), partition_max.min(budget).max(1))
-                            .map(Some)
-                    };
+                    let limit = partition_max.min(budget);
+                    // The read still happens when nothing fits, so that an offset out of range
+                    // or a damaged batch is reported whatever the limits.
+                    let records = log.read(Offset(p.fetch_offset), limit.max(1)).map(|read| {
+                        // A read returns at least one whole batch: one that does not fit
+                        // is left for a later fetch, unless this partition may exceed.
+                        (may_exceed || read.records.len() <= limit).then_some(read)
+                    });
                     let hw = log.high_watermark().0;
                     let response = response
                         .with_high_watermark(hw)
@@ -171,6 +178,9 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                         .with_log_start_offset(log.log_start_offset().0);
                     match records {
                         Ok(Some(read)) => {
+                            if !read.records.is_empty() {
+                                may_exceed = false;
+                            }
                             total += read.records.len();
                             budget = budget.saturating_sub(read.records.len());
                             response.with_records(Some(read.records))

@@ -19,12 +19,24 @@ use kafka_protocol::messages::{
 use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
-use super::{Context, wire_str};
+use super::{Context, NO_TRANSACTIONS, wire_str};
 use crate::groups::coordinator::{GroupState, JoinRequest, SyncRequest};
 use crate::server::context::NODE_ID;
 
-/// FindCoordinator key type for transactions (not supported).
+/// FindCoordinator key type for transactions (not supported: see [`NO_TRANSACTIONS`]).
 const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Kafka's `AclOperation` codes for what can be done to a group (`AclEntry.supportedOperations`
+/// for GROUP: READ, DESCRIBE, DELETE).
+const ACL_READ: u8 = 3;
+const ACL_DELETE: u8 = 6;
+const ACL_DESCRIBE: u8 = 8;
+
+/// DescribeGroups' `authorized_operations` when the client asks for them: every group
+/// operation, since there is no authorizer (Kafka's `AuthHelper.authorizedOperations` without
+/// one), as a bit field with bit `code` set for each (Kafka's `Utils.to32BitField`): 328.
+pub(crate) const GROUP_AUTHORIZED_OPERATIONS: i32 =
+    1 << ACL_READ | 1 << ACL_DELETE | 1 << ACL_DESCRIBE;
 
 pub(crate) fn find_coordinator(
     ctx: &Arc<Context>,
@@ -36,8 +48,8 @@ pub(crate) fn find_coordinator(
         .with_port(-1);
     if request.key_type == KEY_TYPE_TRANSACTION {
         return response
-            .with_error_code(ErrorCode::CoordinatorNotAvailable.code())
-            .with_error_message(Some(wire_str("transactions are not supported")));
+            .with_error_code(ErrorCode::TransactionalIdAuthorizationFailed.code())
+            .with_error_message(Some(wire_str(NO_TRANSACTIONS)));
     }
     // One broker: it coordinates every group.
     response
@@ -164,11 +176,20 @@ pub(crate) fn describe(
     ctx: &Arc<Context>,
     request: &DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // Left at the schema's default (i32::MIN, "not provided") unless asked for, as Kafka
+    // does; the flag exists from v3, and decodes as false before.
+    let authorized_operations = if request.include_authorized_operations {
+        GROUP_AUTHORIZED_OPERATIONS
+    } else {
+        i32::MIN
+    };
     let groups = request
         .groups
         .iter()
         .map(|id| {
-            let described = DescribedGroup::default().with_group_id(id.clone());
+            let described = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(authorized_operations);
             match ctx.groups.describe(&id.0) {
                 Some(d) => described
                     .with_group_state(wire_str(d.state.name()))

@@ -2,8 +2,9 @@
 //!
 //! Every call returns a new id with epoch 0 (ids come from the durable allocator in
 //! [`crate::producers::ids`], so they are never reused across restarts). Transactions are not
-//! supported: a request with a transactional id gets INVALID_REQUEST, which clients treat as
-//! fatal rather than retrying forever.
+//! supported: a request with a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//! which clients treat as fatal rather than retrying (an empty transactional id gets
+//! INVALID_REQUEST, as from Kafka's transaction coordinator).
 
 use std::sync::Arc;
 
@@ -23,8 +24,10 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        return refused(ErrorCode::InvalidRequest);
+    match request.transactional_id.as_ref().map(|id| id.as_str()) {
+        None => {}
+        Some("") => return refused(ErrorCode::InvalidRequest),
+        Some(_) => return refused(ErrorCode::TransactionalIdAuthorizationFailed),
     }
     let ctx = Arc::clone(ctx);
     // A new block of ids is synced to disk first: keep that off the async workers.

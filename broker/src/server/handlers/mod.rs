@@ -96,6 +96,12 @@ pub(crate) async fn handle(
     }))
 }
 
+/// What every refused transactional request says (FindCoordinator v1+ and Produce v8+ carry
+/// it to the client). Transactions are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+/// clients treat it as fatal at once (librdkafka's `init_transactions` fails within a round
+/// trip), where COORDINATOR_NOT_AVAILABLE would be retried until their timeout.
+pub(crate) const NO_TRANSACTIONS: &str = "transactions are not supported by this broker (Weir)";
+
 /// The Kafka error code for a log failure.
 pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
     match err {
@@ -112,11 +118,12 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
 /// The Kafka error code for a catalog failure.
 pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
     match err {
-        CatalogError::InvalidName(_) | CatalogError::Collides(..) => {
+        CatalogError::InvalidName(..) | CatalogError::Collides(..) => {
             ErrorCode::InvalidTopicException
         }
         CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
         CatalogError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        CatalogError::NoSpace { .. } => ErrorCode::PolicyViolation,
         CatalogError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
         CatalogError::Log(e) => log_error_code(e),
         _ => ErrorCode::KafkaStorageError,

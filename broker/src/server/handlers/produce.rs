@@ -23,7 +23,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, field};
 
-use super::{Context, log_error_code, wire_str};
+use super::{Context, NO_TRANSACTIONS, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
 use crate::producers::{AppendError, PartitionProducers, SequenceError};
 use crate::server::connection::Turn;
@@ -44,8 +44,8 @@ pub(crate) async fn handle(
         ))
     } else if request.transactional_id.is_some() {
         Some((
-            ErrorCode::InvalidRequest,
-            "transactions are not supported".to_owned(),
+            ErrorCode::TransactionalIdAuthorizationFailed,
+            NO_TRANSACTIONS.to_owned(),
         ))
     } else {
         None

@@ -1,4 +1,8 @@
 //! CreateTopics (key 19), v2-4, and DeleteTopics (key 20), v1-3.
+//!
+//! One CreateTopics request creates at most [`MAX_PARTITIONS_PER_REQUEST`] partitions in all:
+//! the topics that would take it past that are refused with INVALID_PARTITIONS (the ones
+//! before are created), so one request cannot tie up the catalog, and the disk, for long.
 
 use std::sync::Arc;
 
@@ -10,13 +14,19 @@ use kafka_protocol::messages::{
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, catalog_error_code, wire_str};
-use crate::topics::CatalogError;
+use crate::topics::{CatalogError, MAX_PARTITIONS};
+
+/// Most partitions one CreateTopics request may create, across its topics: as many as one
+/// topic may have.
+pub(crate) const MAX_PARTITIONS_PER_REQUEST: u32 = MAX_PARTITIONS;
 
 pub(crate) async fn create(
     ctx: &Arc<Context>,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    // Partitions this request has created (or, with validate_only, would have).
+    let mut partitions_so_far: u32 = 0;
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let partitions = if topic.num_partitions == -1 {
@@ -57,6 +67,24 @@ pub(crate) async fn create(
             );
             continue;
         }
+        // A count out of range is the catalog's to refuse; one in range must also fit in
+        // what is left of this request's budget.
+        let total = u32::try_from(partitions)
+            .ok()
+            .filter(|&n| n <= MAX_PARTITIONS)
+            .map(|n| partitions_so_far.saturating_add(n));
+        if total.is_some_and(|total| total > MAX_PARTITIONS_PER_REQUEST) {
+            results.push(
+                result
+                    .with_error_code(ErrorCode::InvalidPartitions.code())
+                    .with_error_message(Some(wire_str(format!(
+                        "this request already creates {partitions_so_far} partitions; \
+                         {partitions} more would pass the limit of \
+                         {MAX_PARTITIONS_PER_REQUEST} per request"
+                    )))),
+            );
+            continue;
+        }
         let outcome = if request.validate_only {
             ctx.catalog.check_create(&name, partitions).map(drop)
         } else {
@@ -71,6 +99,9 @@ pub(crate) async fn create(
                 }),
             }
         };
+        if let (Ok(()), Some(total)) = (&outcome, total) {
+            partitions_so_far = total;
+        }
         results.push(match outcome {
             Ok(()) => result
                 .with_num_partitions(i32::try_from(partitions).unwrap_or(i32::MAX))
