@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::appends::AppendWaiters;
-use super::group_service::GroupService;
+use crate::groups::service::GroupService;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::groups::offsets::OffsetStore;

@@ -24,7 +24,6 @@ mod connection;
 mod context;
 mod dir_lock;
 mod dispatch;
-mod group_service;
 mod handlers;
 mod maintenance;
 
