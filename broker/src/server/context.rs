@@ -7,10 +7,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::appends::AppendWaiters;
-use crate::groups::service::GroupService;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::groups::offsets::OffsetStore;
+use crate::groups::service::GroupService;
 use crate::producers::ProducerIds;
 use crate::topics::TopicCatalog;
 

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use weir_protocol::error_code::ErrorCode;
 
-use super::messages::{JoinRequest, JoinResult, JoinedMember, Output, ReplyTo, SyncResult};
 use super::GroupState;
+use super::messages::{JoinRequest, JoinResult, JoinedMember, Output, ReplyTo, SyncResult};
 
 /// A member of a group, as the coordinator knows it.
 #[derive(Debug, Clone)]
@@ -193,11 +193,10 @@ impl Group {
     /// and tests; a release build logs it and keeps the group in its state (as Kafka refuses
     /// it), rather than take the broker down for one group.
     pub(super) fn transition_to(&mut self, to: GroupState) {
-        let result = self.try_transition_to(to);
-        if let Err(error) = &result {
+        if let Err(error) = self.try_transition_to(to) {
             tracing::error!(group = %self.id, %error, "group coordinator bug");
+            debug_assert!(false, "group {}: {error}", self.id);
         }
-        debug_assert!(result.is_ok(), "group {}: {result:?}", self.id);
     }
 
     /// Checks the rules listed in the module docs.

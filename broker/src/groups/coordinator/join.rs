@@ -164,8 +164,7 @@ impl Group {
             self.not_before = Some(now.saturating_add(config.initial_rebalance_delay_ms));
             self.prepare_rebalance(now, out);
         } else if self.state() == GroupState::PreparingRebalance {
-            if let (Some(not_before), Some(deadline)) = (self.not_before, self.rebalance_deadline)
-            {
+            if let (Some(not_before), Some(deadline)) = (self.not_before, self.rebalance_deadline) {
                 self.not_before = Some(
                     not_before
                         .max(now.saturating_add(config.initial_rebalance_delay_ms))

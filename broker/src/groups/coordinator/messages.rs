@@ -152,4 +152,3 @@ pub struct GroupDescription {
     /// Members.
     pub members: Vec<MemberDescription>,
 }
-

@@ -48,7 +48,6 @@
 //!   without a rebalance when nothing changed; requests with the replaced id get
 //!   FENCED_INSTANCE_ID.
 
-
 mod group;
 mod join;
 mod messages;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::group::{Group, IllegalTransition};
+use super::group::{Group, IllegalTransition, InvariantViolation};
 use super::*;
 
 const DELAY: i64 = 3_000;
@@ -187,8 +187,7 @@ fn stable_group(c: &mut Checked, n: u64) -> (Vec<String>, i32) {
     let generation = done[0].1.generation_id;
     let mut ids: Vec<String> = done.iter().map(|(_, r)| r.member_id.clone()).collect();
     ids.sort_by_key(|id| id != &leader);
-    let assignments: Vec<(&str, &str)> =
-        ids.iter().map(|id| (id.as_str(), id.as_str())).collect();
+    let assignments: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), id.as_str())).collect();
     for (i, id) in ids.iter().enumerate().skip(1) {
         assert!(
             c.sync(DELAY, sync_req(id, generation, &[]), 100 + i as u64)
@@ -493,7 +492,7 @@ fn the_protocol_every_member_supports_with_the_most_votes_wins() {
 
 #[test]
 fn follower_rejoins_with_the_same_metadata_get_the_current_generation_and_leader_rejoins_rebalance()
- {
+{
     let mut c = coordinator();
     let (ids, generation) = stable_group(&mut c, 2);
     let again = joins(&c.join(4_000, join_req(&ids[1], &["range"], 3), 50));
@@ -809,4 +808,178 @@ fn static_member_errors() {
         c.check_commit(DELAY + 1, "g", &first.member_id, Some("i"), 1),
         Err(ErrorCode::FencedInstanceId)
     );
+}
+
+/// A group brought to `state` by legal transitions only (its other fields untouched).
+fn group_in(state: GroupState) -> Group {
+    let mut group = Group::new("g");
+    let path: &[GroupState] = match state {
+        GroupState::Empty => &[],
+        GroupState::PreparingRebalance => &[GroupState::PreparingRebalance],
+        GroupState::CompletingRebalance => &[
+            GroupState::PreparingRebalance,
+            GroupState::CompletingRebalance,
+        ],
+        GroupState::Stable => &[
+            GroupState::PreparingRebalance,
+            GroupState::CompletingRebalance,
+            GroupState::Stable,
+        ],
+        GroupState::Dead => &[GroupState::Dead],
+    };
+    for step in path {
+        group.try_transition_to(*step).unwrap();
+    }
+    assert_eq!(group.state(), state);
+    group
+}
+
+#[test]
+fn transitions_follow_kafkas_valid_previous_states_and_illegal_ones_are_refused() {
+    use GroupState::{CompletingRebalance, Dead, Empty, PreparingRebalance, Stable};
+    // Kafka's ClassicGroupState, written out (from, to) rather than read from the code.
+    let legal = [
+        (PreparingRebalance, Empty),
+        (Stable, PreparingRebalance),
+        (CompletingRebalance, PreparingRebalance),
+        (Empty, PreparingRebalance),
+        (PreparingRebalance, CompletingRebalance),
+        (CompletingRebalance, Stable),
+        (Stable, Dead),
+        (PreparingRebalance, Dead),
+        (CompletingRebalance, Dead),
+        (Empty, Dead),
+        (Dead, Dead),
+    ];
+    let all = [Empty, PreparingRebalance, CompletingRebalance, Stable, Dead];
+    let mut refused = 0;
+    for from in all {
+        for to in all {
+            let mut group = group_in(from);
+            let result = group.try_transition_to(to);
+            if legal.contains(&(from, to)) {
+                assert_eq!(result, Ok(()), "{from:?} -> {to:?}");
+                assert_eq!(group.state(), to);
+            } else {
+                assert_eq!(result, Err(IllegalTransition { from, to }));
+                assert_eq!(group.state(), from, "a refused transition keeps the state");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 25 - legal.len());
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "illegal group state transition Empty -> Stable")]
+fn an_illegal_transition_fails_debug_builds() {
+    Group::new("g").transition_to(GroupState::Stable);
+}
+
+#[test]
+fn check_invariants_finds_each_broken_rule() {
+    use InvariantViolation as V;
+    let mut c = coordinator();
+    let (ids, _) = stable_group(&mut c, 2);
+    let stable = c.0.groups["g"].clone();
+    assert_eq!(stable.check_invariants(), Ok(()));
+    let broken = |change: &dyn Fn(&mut Group)| {
+        let mut group = stable.clone();
+        change(&mut group);
+        group.check_invariants().unwrap_err()
+    };
+    assert_eq!(
+        broken(&|g| g.leader = Some("ghost".into())),
+        V::LeaderNotMember {
+            state: GroupState::Stable,
+            leader: Some("ghost".into())
+        }
+    );
+    assert_eq!(
+        broken(&|g| g.protocol = None),
+        V::NoProtocol(GroupState::Stable)
+    );
+    assert_eq!(
+        broken(&|g| g.members.get_mut(&ids[1]).unwrap().awaiting_join = Some(7)),
+        V::JoinParked {
+            state: GroupState::Stable,
+            member: ids[1].clone()
+        }
+    );
+    assert_eq!(
+        broken(&|g| g.members.get_mut(&ids[1]).unwrap().awaiting_sync = Some(7)),
+        V::SyncParked {
+            state: GroupState::Stable,
+            member: ids[1].clone()
+        }
+    );
+    assert_eq!(
+        broken(&|g| g.rebalance_deadline = Some(1)),
+        V::RebalanceDeadline(GroupState::Stable)
+    );
+    assert_eq!(
+        broken(&|g| g.not_before = Some(1)),
+        V::InitialDelay(GroupState::Stable)
+    );
+    assert_eq!(
+        broken(&|g| {
+            g.instances.insert("i".into(), ids[0].clone());
+        }),
+        V::Instance {
+            instance: "i".into(),
+            member: ids[0].clone()
+        }
+    );
+    assert_eq!(broken(&|g| g.generation = -1), V::NegativeGeneration(-1));
+    assert_eq!(
+        broken(&|g| {
+            let member = g.members.remove(&ids[1]).unwrap();
+            g.members.insert("other".into(), member);
+        }),
+        V::MemberKey {
+            key: "other".into(),
+            id: ids[1].clone()
+        }
+    );
+    let member = stable.members[&ids[0]].clone();
+    let mut empty = group_in(GroupState::Empty);
+    assert_eq!(empty.check_invariants(), Ok(()));
+    empty.leader = Some(ids[0].clone());
+    assert_eq!(
+        empty.check_invariants(),
+        Err(V::LeaderWhenEmpty(ids[0].clone()))
+    );
+    empty.members.insert(ids[0].clone(), member);
+    assert_eq!(
+        empty.check_invariants(),
+        Err(V::MembersWhenEmpty(GroupState::Empty))
+    );
+    let mut preparing = group_in(GroupState::PreparingRebalance);
+    assert_eq!(
+        preparing.check_invariants(),
+        Err(V::RebalanceDeadline(GroupState::PreparingRebalance)),
+        "PreparingRebalance without a deadline would never complete"
+    );
+    preparing.rebalance_deadline = Some(10);
+    preparing.not_before = Some(11);
+    assert_eq!(
+        preparing.check_invariants(),
+        Err(V::InitialDelay(GroupState::PreparingRebalance))
+    );
+    assert_eq!(
+        group_in(GroupState::CompletingRebalance).check_invariants(),
+        Err(V::NoMembers(GroupState::CompletingRebalance))
+    );
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "is not a member")]
+fn debug_builds_check_the_group_after_each_call() {
+    let mut c = coordinator();
+    let (ids, generation) = stable_group(&mut c, 2);
+    c.0.groups.get_mut("g").unwrap().leader = Some("ghost".into());
+    // Bypasses the test wrapper: the coordinator's own check must catch it.
+    c.0.sync(DELAY, sync_req(&ids[1], generation, &[]), 1);
 }
