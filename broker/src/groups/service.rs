@@ -10,6 +10,13 @@
 //! went away, or the broker is stopping): it is answered NOT_COORDINATOR (Kafka's answer from
 //! a coordinator that is unloading) and its channel removed, so nothing waits for a client
 //! that is gone and a shutdown never waits for a rebalance.
+//!
+//! Does not decide anything about groups (the coordinator does) and does no network I/O
+//! (the handlers in `crate::server` translate wire messages and call it).
+//!
+//! Invariants: the coordinator is only reached through one lock, and every [`ReplyTo`] it
+//! is given names a registered waiter at the time of the call; a waiter leaves the table
+//! when it is answered, cancelled or dropped, whichever comes first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

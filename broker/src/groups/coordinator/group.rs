@@ -215,40 +215,7 @@ impl Group {
                 id: m.id.clone(),
             });
         }
-        match state {
-            GroupState::Empty | GroupState::Dead => {
-                if !self.members.is_empty() {
-                    return Err(V::MembersWhenEmpty(state));
-                }
-                if let Some(leader) = &self.leader {
-                    return Err(V::LeaderWhenEmpty(leader.clone()));
-                }
-                if let Some(protocol) = &self.protocol {
-                    return Err(V::ProtocolWhenEmpty(protocol.clone()));
-                }
-            }
-            GroupState::CompletingRebalance | GroupState::Stable => {
-                if self.members.is_empty() {
-                    return Err(V::NoMembers(state));
-                }
-                if !self
-                    .leader
-                    .as_ref()
-                    .is_some_and(|l| self.members.contains_key(l))
-                {
-                    return Err(V::LeaderNotMember {
-                        state,
-                        leader: self.leader.clone(),
-                    });
-                }
-                if self.protocol_type.is_none() || self.protocol.is_none() {
-                    return Err(V::NoProtocol(state));
-                }
-            }
-            // Between generations: the old leader may have left, the old protocol stays
-            // until the join completes.
-            GroupState::PreparingRebalance => {}
-        }
+        self.check_state_needs()?;
         for m in self.members.values() {
             if m.awaiting_join.is_some() && state != GroupState::PreparingRebalance {
                 return Err(V::JoinParked {
@@ -283,6 +250,48 @@ impl Group {
                     member: member.clone(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// What the state needs: no members, leader or protocol when Empty or Dead; members, a
+    /// leader among them and a protocol during and after a completed join.
+    fn check_state_needs(&self) -> Result<(), InvariantViolation> {
+        use InvariantViolation as V;
+        let state = self.state;
+        match state {
+            GroupState::Empty | GroupState::Dead => {
+                if !self.members.is_empty() {
+                    return Err(V::MembersWhenEmpty(state));
+                }
+                if let Some(leader) = &self.leader {
+                    return Err(V::LeaderWhenEmpty(leader.clone()));
+                }
+                if let Some(protocol) = &self.protocol {
+                    return Err(V::ProtocolWhenEmpty(protocol.clone()));
+                }
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                if self.members.is_empty() {
+                    return Err(V::NoMembers(state));
+                }
+                if !self
+                    .leader
+                    .as_ref()
+                    .is_some_and(|l| self.members.contains_key(l))
+                {
+                    return Err(V::LeaderNotMember {
+                        state,
+                        leader: self.leader.clone(),
+                    });
+                }
+                if self.protocol_type.is_none() || self.protocol.is_none() {
+                    return Err(V::NoProtocol(state));
+                }
+            }
+            // Between generations: the old leader may have left, the old protocol stays
+            // until the join completes.
+            GroupState::PreparingRebalance => {}
         }
         Ok(())
     }
