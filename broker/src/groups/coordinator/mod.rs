@@ -1,6 +1,6 @@
 //! The classic consumer-group protocol as a pure state machine: requests and the time in,
 //! responses and deadlines out. No I/O, no clock, no runtime: the async shell
-//! ([`super::service`]) owns the clock, parks replies and calls [`Coordinator::tick`] at
+//! (`super::service`) owns the clock, parks replies and calls [`Coordinator::tick`] at
 //! [`Coordinator::next_deadline`]. Committed offsets are stored elsewhere
 //! ([`super::offsets`]); this module only decides whether a commit is allowed.
 //!
@@ -114,7 +114,7 @@ impl GroupState {
     }
 
     /// The states a group may be in before it moves to `self`: Kafka's
-    /// `ClassicGroupState.validPreviousStates`. [`group::Group::transition_to`] refuses any
+    /// `ClassicGroupState.validPreviousStates`. `Group::transition_to` refuses any
     /// other transition.
     pub fn valid_previous_states(self) -> &'static [GroupState] {
         use GroupState::{CompletingRebalance, Dead, Empty, PreparingRebalance, Stable};
