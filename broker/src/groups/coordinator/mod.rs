@@ -22,10 +22,10 @@
 //!   one. An illegal transition is a bug: debug builds panic, release builds log it and keep
 //!   the state.
 //! - The rules between a group's parts (listed in `group.rs`) hold after every public call;
-//!   debug builds check them after each call that can change a group.
+//!   debug builds check them after join, sync, leave and tick (the calls that move members
+//!   or states), on the touched group only (all groups for tick, which visits them anyway).
 //!
-//!
-//! States and transitions (Kafka's classic group coordinator):
+//! # States and transitions (Kafka's classic group coordinator)
 //!
 //! | State | JoinGroup | SyncGroup | Heartbeat | Leaves when |
 //! |---|---|---|---|---|
