@@ -13,6 +13,7 @@
 //! - [`producer`]: [`Producer`]: batching, backpressure, retries, idempotent delivery.
 //! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded.
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
+//! - [`random`]: the injected random source ([`random::JitterSource`], [`random::SplitMix64`]).
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
 //! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
 //! - [`topic_name`]: Kafka's topic name rules, checked before a name is sent.
@@ -29,6 +30,7 @@ pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
+pub mod random;
 pub mod topic_name;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, NewTopic, PartitionLag};

@@ -53,10 +53,11 @@ use self::accumulator::{Accumulator, Reservation, TopicPartition};
 pub use self::config::{Acks, Compression, ProducerConfig};
 pub use self::error::{DeliveryError, FailedBatch, FlushError, SendError, SendFailure};
 pub use self::record::{DeliveryFuture, ProducerRecord, RecordMetadata};
-use crate::backoff::{Backoff, SplitMix64};
+use crate::backoff::Backoff;
 use crate::cluster::{Cluster, TopicInfo};
 use crate::error::Result;
 use crate::partitioner::partition_for_key;
+use crate::random::SplitMix64;
 use weir_protocol::error_code::ErrorCode;
 
 /// State shared by the handles and the sender task.

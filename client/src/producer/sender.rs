@@ -45,9 +45,10 @@ use super::config::{Acks, Compression};
 use super::error::{DeliveryError, FailedBatch};
 use super::record::RecordMetadata;
 use super::{Shared, lock};
-use crate::backoff::{Backoff, SplitMix64};
+use crate::backoff::Backoff;
 use crate::cluster::TopicInfo;
 use crate::error::Error;
+use crate::random::SplitMix64;
 
 /// A batch taken out of the accumulator, encoded and (when idempotent) sequenced.
 #[derive(Debug)]
