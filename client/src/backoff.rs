@@ -137,6 +137,15 @@ mod tests {
     }
 
     /// A source that always returns the same value: the worst case for rejection sampling.
+    struct Constant(u64);
+
+    impl JitterSource for Constant {
+        fn next_u64(&mut self) -> u64 {
+            self.0
+        }
+    }
+
+    /// A source that always returns the same value: the worst case for rejection sampling.
     #[test]
     fn delays_stay_within_the_ceiling_for_1000_attempts() {
         let cases = [

@@ -38,6 +38,7 @@
 
 mod accumulator;
 pub mod config;
+mod drain;
 pub mod error;
 pub mod record;
 mod sender;

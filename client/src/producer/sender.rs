@@ -41,7 +41,8 @@ use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{Compression as Codec, HEADER_LEN, with_compressed_records};
 
 use super::accumulator::{Batch, Reply, Reservation, TopicPartition};
-use super::config::{Acks, Compression};
+use super::config::{Acks, Compression, ProducerConfig};
+use super::drain;
 use super::error::{DeliveryError, FailedBatch};
 use super::record::RecordMetadata;
 use super::{Shared, lock};
@@ -90,6 +91,16 @@ enum Identity {
     Ready { id: i64, epoch: i16 },
 }
 
+/// What [`Sender::take`] got for an admitted partition.
+#[derive(Debug)]
+enum Taken {
+    Batch(SentBatch),
+    /// A new batch too large to encode: to be failed.
+    Unencodable(SentBatch),
+    /// Nothing after all: no producer id yet, or the accumulator's batch went (expired).
+    Nothing,
+}
+
 #[derive(Debug)]
 struct PartitionState {
     /// The partition's batches in flight: first ticket -> the batch's number in the
@@ -106,6 +117,36 @@ struct PartitionState {
     /// The sequence of the next new batch, under the current producer id.
     next_sequence: i32,
     backoff: Backoff<SplitMix64>,
+}
+
+impl PartitionState {
+    fn new(config: &ProducerConfig, now: Instant) -> Self {
+        Self {
+            in_flight: BTreeMap::new(),
+            taken: 0,
+            retries: VecDeque::new(),
+            retry_at: now,
+            unsent: None,
+            next_sequence: 0,
+            backoff: Backoff::new(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                SplitMix64::from_entropy(),
+            ),
+        }
+    }
+
+    /// What the drain planner needs to know of the partition.
+    fn view(&self, leader: Option<i32>) -> drain::PartitionView {
+        drain::PartitionView {
+            leader,
+            retry_at: (!self.retries.is_empty()).then_some(self.retry_at),
+            has_unsent: self.unsent.is_some(),
+            next_number: self.unsent.as_ref().map_or(self.taken, |b| b.number),
+            in_flight: self.in_flight.len(),
+            oldest_in_flight: self.in_flight.first_key_value().map(|(_, &number)| number),
+        }
+    }
 }
 
 /// The sender task's state.
@@ -322,6 +363,71 @@ impl Sender {
         if candidates.is_empty() {
             return wake_at;
         }
+        let views = self.views(candidates).await;
+        let limits = drain::Limits {
+            max_in_flight: config.max_in_flight,
+            max_request_size: config.max_request_size,
+            retry_backoff: config.retry_backoff,
+        };
+        let admissions = drain::admit(&views, &self.in_flight, &limits, now);
+        wake_at = earliest(wake_at, admissions.wake_at);
+        let mut taken = Vec::new();
+        let mut unencodable = Vec::new();
+        for admission in admissions.go {
+            match self.take(&admission, now) {
+                Taken::Batch(batch) => taken.push((admission.node, batch)),
+                Taken::Unencodable(batch) => unencodable.push(batch),
+                Taken::Nothing => {}
+            }
+        }
+        let placements = drain::pack(
+            taken
+                .iter()
+                .map(|(node, batch)| (*node, batch.records.len())),
+            limits.max_request_size,
+        );
+        let mut requests: BTreeMap<i32, Vec<SentBatch>> = BTreeMap::new();
+        for ((node, batch), placement) in taken.into_iter().zip(placements) {
+            let Some(state) = self.partitions.get_mut(&batch.tp) else {
+                continue; // Not reached: taking a batch creates its partition's state.
+            };
+            match placement {
+                drain::Placement::Request => {
+                    state.in_flight.insert(batch.first_ticket, batch.number);
+                    requests.entry(node).or_default().push(batch);
+                }
+                drain::Placement::NoRoom => {
+                    // No room in this request: put it back in front, and come back at once.
+                    if batch.last_error.is_some() {
+                        state.retries.push_front(batch);
+                    } else {
+                        state.unsent = Some(batch);
+                    }
+                    wake_at = Some(now);
+                }
+            }
+        }
+        for batch in unencodable {
+            let err = Error::InvalidArgument("the batch is too large to encode".to_owned());
+            self.fail(batch, DeliveryError::Failed(Arc::new(err)), now);
+        }
+        if admissions.leaderless {
+            self.shared.cluster.invalidate().await;
+        }
+        for (node, batches) in requests {
+            self.dispatch(node, batches);
+            // A request takes one batch per partition: look again at once for the next
+            // ones (a round that sends nothing waits as usual, so this cannot spin).
+            wake_at = Some(now);
+        }
+        wake_at
+    }
+
+    /// What the drain planner needs to know of each candidate partition, leaders included.
+    async fn views(
+        &self,
+        candidates: BTreeSet<TopicPartition>,
+    ) -> BTreeMap<TopicPartition, drain::PartitionView> {
         let topics: BTreeSet<Arc<str>> =
             candidates.iter().map(|tp| Arc::clone(&tp.topic)).collect();
         let mut metadata: HashMap<Arc<str>, TopicInfo> = HashMap::new();
@@ -333,120 +439,66 @@ impl Sender {
                 Err(err) => tracing::debug!(%topic, error = %err, "no metadata to send with"),
             }
         }
-        let mut stale = false;
-        let mut requests: BTreeMap<i32, (usize, Vec<SentBatch>)> = BTreeMap::new();
-        let mut unencodable = Vec::new();
-        for tp in candidates {
-            let leader = metadata.get(&tp.topic).and_then(|info| {
-                info.partitions
-                    .iter()
-                    .find(|p| p.partition == tp.partition && p.leader >= 0)
-                    .map(|p| p.leader)
-            });
-            let Some(leader) = leader else {
-                stale = true;
-                wake_at = earliest(wake_at, Some(now + config.retry_backoff));
-                continue;
-            };
-            let state = self
-                .partitions
-                .entry(tp.clone())
-                .or_insert_with(|| PartitionState {
-                    in_flight: BTreeMap::new(),
-                    taken: 0,
-                    retries: VecDeque::new(),
-                    retry_at: now,
-                    unsent: None,
-                    next_sequence: 0,
-                    backoff: Backoff::new(
-                        config.retry_backoff,
-                        config.retry_backoff_max,
-                        SplitMix64::from_entropy(),
-                    ),
+        candidates
+            .into_iter()
+            .map(|tp| {
+                let leader = metadata.get(&tp.topic).and_then(|info| {
+                    info.partitions
+                        .iter()
+                        .find(|p| p.partition == tp.partition && p.leader >= 0)
+                        .map(|p| p.leader)
                 });
-            let may_send = if state.retries.is_empty() {
-                // At most `max_in_flight` batches in flight, and none more than that many
-                // batches after the oldest unanswered one: if that one fails late (after a
-                // timeout, or its connection died after the broker had it) its retry is
-                // still within the last five batches the broker remembers for duplicates
-                // (idempotence caps `max_in_flight` at five).
-                let next = state.unsent.as_ref().map_or(state.taken, |b| b.number);
-                state.in_flight.len() < config.max_in_flight
-                    && state
-                        .in_flight
-                        .first_key_value()
-                        .is_none_or(|(_, &oldest)| {
-                            next - oldest < u64::try_from(config.max_in_flight).unwrap_or(1)
-                        })
-            } else {
-                state.in_flight.is_empty() && state.retry_at <= now
-            };
-            if !may_send {
-                continue;
-            }
-            if self.in_flight.get(&leader).copied().unwrap_or(0) >= config.max_in_flight {
-                continue;
-            }
-            let (bytes, batches) = requests.entry(leader).or_default();
-            let batch = if let Some(batch) = state.retries.pop_front() {
-                batch
-            } else if let Some(batch) = state.unsent.take() {
-                batch
-            } else {
+                let view = match self.partitions.get(&tp) {
+                    Some(state) => state.view(leader),
+                    None => drain::PartitionView {
+                        leader,
+                        retry_at: None,
+                        has_unsent: false,
+                        next_number: 0,
+                        in_flight: 0,
+                        oldest_in_flight: None,
+                    },
+                };
+                (tp, view)
+            })
+            .collect()
+    }
+
+    /// Takes the batch the planner admitted out of the partition's retries, its unsent slot
+    /// or the accumulator (sealing a new one with the next sequence).
+    fn take(&mut self, admission: &drain::Admission, now: Instant) -> Taken {
+        let config = &self.shared.config;
+        let state = self
+            .partitions
+            .entry(admission.tp.clone())
+            .or_insert_with(|| PartitionState::new(config, now));
+        let batch = match admission.source {
+            drain::Source::Retry => state.retries.pop_front(),
+            drain::Source::Unsent => state.unsent.take(),
+            drain::Source::Fresh => {
                 let producer = match self.identity {
                     Identity::NotIdempotent => None,
                     Identity::Ready { id, epoch } => Some((id, epoch, state.next_sequence)),
-                    Identity::Missing { .. } | Identity::Requesting => continue,
+                    Identity::Missing { .. } | Identity::Requesting => return Taken::Nothing,
                 };
-                let Some(batch) = lock(&self.shared.accumulator).take(&tp, now) else {
-                    continue;
+                let Some(batch) = lock(&self.shared.accumulator).take(&admission.tp, now) else {
+                    return Taken::Nothing;
                 };
                 let count = batch.replies.len();
-                let mut sent = seal(batch, producer, self.shared.config.compression);
+                let mut sent = seal(batch, producer, config.compression);
                 sent.number = state.taken;
                 state.taken += 1;
                 if sent.records.is_empty() {
                     sent.sequenced = false;
-                    unencodable.push(sent);
-                    continue;
+                    return Taken::Unencodable(sent);
                 }
                 if producer.is_some() {
                     state.next_sequence = next_sequence(state.next_sequence, count);
                 }
-                sent
-            };
-            if !batches.is_empty()
-                && bytes.saturating_add(batch.records.len()) > config.max_request_size
-            {
-                // No room in this request: put it back in front, and come back at once.
-                if batch.last_error.is_some() {
-                    state.retries.push_front(batch);
-                } else {
-                    state.unsent = Some(batch);
-                }
-                wake_at = Some(now);
-                continue;
+                Some(sent)
             }
-            *bytes += batch.records.len();
-            state.in_flight.insert(batch.first_ticket, batch.number);
-            batches.push(batch);
-        }
-        for batch in unencodable {
-            let err = Error::InvalidArgument("the batch is too large to encode".to_owned());
-            self.fail(batch, DeliveryError::Failed(Arc::new(err)), now);
-        }
-        if stale {
-            self.shared.cluster.invalidate().await;
-        }
-        for (node, (_, batches)) in requests {
-            if !batches.is_empty() {
-                self.dispatch(node, batches);
-                // A request takes one batch per partition: look again at once for the next
-                // ones (a round that sends nothing waits as usual, so this cannot spin).
-                wake_at = Some(now);
-            }
-        }
-        wake_at
+        };
+        batch.map_or(Taken::Nothing, Taken::Batch)
     }
 
     /// Starts one produce request to `node`.
