@@ -26,7 +26,10 @@
 //! expectation unknown; the producer then takes a new producer id and starts every partition
 //! at sequence 0 again (a producer id the broker has never seen may start anywhere).
 //!
-//! Does not: batch records (the accumulator does) or refuse records (`send` does).
+//! Does not: batch records (the accumulator does), refuse records (`send` does), or decide
+//! which partitions send which batch to which broker: the pure planner in
+//! [`super::drain`] does, from a snapshot this task takes each round; this task takes the
+//! batches it admits, seals them, and sends. Responses are applied in `sender/outcome.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,19 +40,19 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
-use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{Compression as Codec, HEADER_LEN, with_compressed_records};
 
 use super::accumulator::{Batch, Reply, Reservation, TopicPartition};
 use super::config::{Acks, Compression, ProducerConfig};
 use super::drain;
-use super::error::{DeliveryError, FailedBatch};
-use super::record::RecordMetadata;
+use super::error::DeliveryError;
 use super::{Shared, lock};
 use crate::backoff::Backoff;
 use crate::cluster::TopicInfo;
 use crate::error::Error;
 use crate::random::SplitMix64;
+
+mod outcome;
 
 /// A batch taken out of the accumulator, encoded and (when idempotent) sequenced.
 #[derive(Debug)]
@@ -341,25 +344,7 @@ impl Sender {
     /// events that wake the task anyway).
     async fn send_ready(&mut self, now: Instant) -> Option<Instant> {
         let config = &self.shared.config;
-        let (ready, linger_at) = lock(&self.shared.accumulator).ready(now);
-        let oldest = lock(&self.shared.accumulator).oldest();
-        let mut wake_at = earliest(linger_at, oldest.map(|o| o + config.delivery_timeout));
-        let mut candidates: BTreeSet<TopicPartition> = ready.into_iter().collect();
-        for (tp, state) in &self.partitions {
-            if let Some(batch) = &state.unsent {
-                candidates.insert(tp.clone());
-                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
-            }
-            if let Some(batch) = state.retries.front() {
-                candidates.insert(tp.clone());
-                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
-                // A retry already due waits for something that wakes the task anyway (a
-                // response, a producer id, metadata backoff); waking for it would spin.
-                if state.retry_at > now {
-                    wake_at = earliest(wake_at, Some(state.retry_at));
-                }
-            }
-        }
+        let (candidates, mut wake_at) = self.candidates(now);
         if candidates.is_empty() {
             return wake_at;
         }
@@ -421,6 +406,33 @@ impl Sender {
             wake_at = Some(now);
         }
         wake_at
+    }
+
+    /// The partitions with something to send: ready in the accumulator, left out of the last
+    /// request, or waiting to be retried. Also answers when to look again: at the next linger
+    /// or delivery deadline, or when a retry's backoff ends.
+    fn candidates(&self, now: Instant) -> (BTreeSet<TopicPartition>, Option<Instant>) {
+        let config = &self.shared.config;
+        let (ready, linger_at) = lock(&self.shared.accumulator).ready(now);
+        let oldest = lock(&self.shared.accumulator).oldest();
+        let mut wake_at = earliest(linger_at, oldest.map(|o| o + config.delivery_timeout));
+        let mut candidates: BTreeSet<TopicPartition> = ready.into_iter().collect();
+        for (tp, state) in &self.partitions {
+            if let Some(batch) = &state.unsent {
+                candidates.insert(tp.clone());
+                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
+            }
+            if let Some(batch) = state.retries.front() {
+                candidates.insert(tp.clone());
+                wake_at = earliest(wake_at, Some(batch.created + config.delivery_timeout));
+                // A retry already due waits for something that wakes the task anyway (a
+                // response, a producer id, metadata backoff); waking for it would spin.
+                if state.retry_at > now {
+                    wake_at = earliest(wake_at, Some(state.retry_at));
+                }
+            }
+        }
+        (candidates, wake_at)
     }
 
     /// What the drain planner needs to know of each candidate partition, leaders included.
@@ -547,236 +559,6 @@ impl Sender {
                 outcome: Err(Error::Disconnected(std::net::SocketAddr::from(([0; 4], 0)))),
             });
         }
-    }
-
-    async fn handle(&mut self, event: Event) {
-        let now = Instant::now();
-        match event {
-            Event::ProducerId(Ok((id, epoch))) => {
-                tracing::debug!(producer_id = id, epoch, "producer id assigned");
-                self.identity = Identity::Ready { id, epoch };
-                self.identity_backoff.reset();
-            }
-            Event::ProducerId(Err(err)) => {
-                let delay = self
-                    .identity_backoff
-                    .next()
-                    .unwrap_or(self.shared.config.retry_backoff_max);
-                tracing::debug!(error = %err, ?delay, "no producer id yet");
-                self.identity = Identity::Missing {
-                    retry_at: now + delay,
-                };
-            }
-            Event::Produced {
-                node,
-                batches,
-                outcome,
-            } => {
-                if let Some(count) = self.in_flight.get_mut(&node) {
-                    *count = count.saturating_sub(1);
-                }
-                let stale = match outcome {
-                    Err(err) => {
-                        tracing::debug!(node, error = %err, "produce request failed");
-                        let err = Arc::new(err);
-                        for batch in batches {
-                            self.retry_or_fail(batch, Arc::clone(&err), now);
-                        }
-                        true
-                    }
-                    Ok(None) => {
-                        for batch in batches {
-                            self.succeed(batch, -1);
-                        }
-                        false
-                    }
-                    Ok(Some(response)) => self.answer(node, batches, &response, now),
-                };
-                if stale {
-                    self.shared.cluster.invalidate().await;
-                }
-            }
-        }
-    }
-
-    /// Applies a produce response; returns whether metadata looks stale.
-    fn answer(
-        &mut self,
-        node: i32,
-        batches: Vec<SentBatch>,
-        response: &ProduceResponse,
-        now: Instant,
-    ) -> bool {
-        let mut stale = false;
-        for batch in batches {
-            let found = response
-                .responses
-                .iter()
-                .filter(|t| *t.name.0 == *batch.tp.topic)
-                .flat_map(|t| &t.partition_responses)
-                .find(|p| p.index == batch.tp.partition);
-            let Some(partition) = found else {
-                let err = Error::Kafka {
-                    code: ErrorCode::UnknownServerError.code(),
-                    message: Some("the response leaves the partition out".to_owned()),
-                    context: format!("Produce to broker {node}"),
-                };
-                self.retry_or_fail(batch, Arc::new(err), now);
-                continue;
-            };
-            let context = || format!("Produce to {}-{}", batch.tp.topic, batch.tp.partition);
-            match Error::from_code(
-                partition.error_code,
-                partition.error_message.as_deref(),
-                context,
-            ) {
-                None => self.succeed(batch, partition.base_offset),
-                Some(err) => {
-                    stale |= matches!(
-                        err.code(),
-                        Some(
-                            ErrorCode::NotLeaderOrFollower
-                                | ErrorCode::UnknownTopicOrPartition
-                                | ErrorCode::LeaderNotAvailable
-                        )
-                    );
-                    self.retry_or_fail(batch, Arc::new(err), now);
-                }
-            }
-        }
-        stale
-    }
-
-    fn retry_or_fail(&mut self, mut batch: SentBatch, err: Arc<Error>, now: Instant) {
-        let delivery_timeout = self.shared.config.delivery_timeout;
-        let Some(state) = self.partitions.get_mut(&batch.tp) else {
-            self.fail(batch, DeliveryError::Failed(err), now);
-            return;
-        };
-        state.in_flight.remove(&batch.first_ticket);
-        // The broker refuses a batch whose predecessor it does not have; while an older batch
-        // of the partition failed (or may yet), this one is simply sent again after it.
-        let behind_a_failure = err.code() == Some(ErrorCode::OutOfOrderSequenceNumber)
-            && (state
-                .retries
-                .iter()
-                .any(|b| b.first_ticket < batch.first_ticket)
-                || state.in_flight.range(..batch.first_ticket).next().is_some());
-        if !err.is_retriable() && !behind_a_failure {
-            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, "batch failed");
-            self.fail(batch, DeliveryError::Failed(err), now);
-        } else if now >= batch.created + delivery_timeout {
-            self.fail(
-                batch,
-                DeliveryError::TimedOut {
-                    last_error: Some(err),
-                },
-                now,
-            );
-        } else {
-            // One backoff per round of failures, however many batches were in flight.
-            if state.retries.is_empty() {
-                let delay = state
-                    .backoff
-                    .next()
-                    .unwrap_or(self.shared.config.retry_backoff_max);
-                state.retry_at = now + delay;
-            }
-            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, retry_at = ?state.retry_at, "retrying batch");
-            batch.last_error = Some(err);
-            let at = state
-                .retries
-                .partition_point(|b| b.first_ticket < batch.first_ticket);
-            state.retries.insert(at, batch);
-        }
-    }
-
-    fn succeed(&mut self, batch: SentBatch, base_offset: i64) {
-        if let Some(state) = self.partitions.get_mut(&batch.tp) {
-            state.in_flight.remove(&batch.first_ticket);
-            if state.retries.is_empty() {
-                state.backoff.reset();
-            }
-        }
-        let SentBatch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        for (offset_delta, (reply, timestamp)) in (0_i64..).zip(replies) {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset.saturating_add(offset_delta)
-            };
-            // The caller may have dropped its handle; the outcome is then not wanted.
-            let _unwanted = reply.send(Ok(RecordMetadata {
-                topic: tp.topic.to_string(),
-                partition: tp.partition,
-                offset,
-                timestamp,
-            }));
-        }
-        drop(reservation);
-        self.complete(&tp, first_ticket, true);
-    }
-
-    /// Fails a batch taken out of the accumulator; a sequenced one costs the producer id.
-    fn fail(&mut self, batch: SentBatch, error: DeliveryError, now: Instant) {
-        if let Some(state) = self.partitions.get_mut(&batch.tp) {
-            state.in_flight.remove(&batch.first_ticket);
-        }
-        if batch.sequenced && matches!(self.identity, Identity::Ready { .. }) {
-            tracing::debug!("a sequenced batch failed: taking a new producer id");
-            self.identity = Identity::Missing { retry_at: now };
-            for state in self.partitions.values_mut() {
-                state.next_sequence = 0;
-            }
-        }
-        let SentBatch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        self.report(&tp, replies, &error);
-        drop(reservation);
-        self.complete(&tp, first_ticket, true);
-    }
-
-    /// Fails a batch that never left the accumulator (no sequence spent).
-    fn answer_unsent(&mut self, batch: Batch, error: DeliveryError) {
-        let Batch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        self.report(&tp, replies, &error);
-        drop(reservation);
-        self.complete(&tp, first_ticket, false);
-    }
-
-    fn report(&self, tp: &TopicPartition, replies: Vec<(Reply, i64)>, error: &DeliveryError) {
-        let records = replies.len();
-        for (reply, _) in replies {
-            let _unwanted = reply.send(Err(error.clone()));
-        }
-        lock(&self.shared.failures).record(FailedBatch {
-            topic: tp.topic.to_string(),
-            partition: tp.partition,
-            records,
-            error: error.clone(),
-        });
-    }
-
-    fn complete(&self, tp: &TopicPartition, first_ticket: u64, taken: bool) {
-        lock(&self.shared.accumulator).complete(tp, first_ticket, taken);
-        self.shared.completed.notify_waiters();
     }
 }
 
