@@ -269,27 +269,47 @@ async fn start_fetches(
     }
     for (node, request, sent, reserved) in requests {
         busy.insert(node);
-        let shared = Arc::clone(shared);
-        tasks.spawn(async move {
-            // The broker holds the request up to max_wait: allow for it on top of the timeout.
-            let result = match shared.cluster.node(node).await {
-                Ok(connection) => tokio::time::timeout(
-                    shared.config.client.request_timeout + shared.config.fetch_max_wait,
-                    connection.call(request),
-                )
-                .await
-                .unwrap_or_else(|_elapsed| Err(Error::Timeout(format!("Fetch to broker {node}")))),
-                Err(err) => Err(err),
-            };
-            Done::Fetched {
-                node,
-                sent,
-                reserved,
-                result,
-            }
-        });
+        spawn_fetch(shared, tasks, node, request, Planned { sent, reserved });
     }
     retry_at
+}
+
+/// What a fetch request carries besides its wire form: what its answer is checked against,
+/// and the prefetch budget it holds until answered.
+#[derive(Debug)]
+struct Planned {
+    sent: Vec<Sent>,
+    reserved: usize,
+}
+
+/// Sends one fetch in the background; its outcome comes back as [`Done::Fetched`].
+fn spawn_fetch(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<Done>,
+    node: i32,
+    request: FetchRequest,
+    planned: Planned,
+) {
+    let shared = Arc::clone(shared);
+    tasks.spawn(async move {
+        // The broker holds the request up to max_wait: allow for it on top of the timeout.
+        let result = match shared.cluster.node(node).await {
+            Ok(connection) => tokio::time::timeout(
+                shared.config.client.request_timeout + shared.config.fetch_max_wait,
+                connection.call(request),
+            )
+            .await
+            .unwrap_or_else(|_elapsed| Err(Error::Timeout(format!("Fetch to broker {node}")))),
+            Err(err) => Err(err),
+        };
+        let Planned { sent, reserved } = planned;
+        Done::Fetched {
+            node,
+            sent,
+            reserved,
+            result,
+        }
+    });
 }
 
 /// What the fetch planner needs to know of a partition.
