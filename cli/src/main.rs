@@ -6,11 +6,11 @@
 //! - `commands/`: one module per command (`produce`, `consume`, `topics`, `groups`) and the
 //!   shared [`commands::Context`].
 //! - `perf/`: `weir perf`, its histogram, progress line and report.
-//! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
+//! - `table`, `format`: output tables, record formats. Group assignments are decoded by
+//!   `weir_protocol::consumer_protocol` (through `weir_client::protocol`).
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
 
 mod args;
-mod assignment;
 mod commands;
 mod error;
 mod format;
