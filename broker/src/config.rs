@@ -131,14 +131,32 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_FRAME_TIMEOUT_SECS", default_value_t = 60)]
     pub frame_timeout_secs: u64,
 
-    /// Most produce payload bytes being handled at once, across all connections (read, not
-    /// yet appended and, for acks=all, synced). When it is reached the broker stops reading
-    /// connections that produce until earlier requests finish: producers faster than the disk
-    /// are slowed down instead of growing the broker's memory. A single larger request takes
-    /// the whole budget.
+    /// The broker-wide budget of request bytes (Kafka's `queued.max.request.bytes`): a frame
+    /// larger than 64 KiB takes its size from it as soon as its size prefix is read, before its
+    /// body is buffered, and gives it back once decoded; a produce holds it until appended
+    /// (and, for acks=all, synced). When it is spent, connections waiting for it are not read:
+    /// senders faster than the broker are slowed down instead of growing its memory. A single
+    /// larger request takes the whole budget.
     #[arg(long, env = "WEIR_MAX_PRODUCE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
     pub max_produce_bytes_in_flight: usize,
 
+    /// Close a connection whose first request has not fully arrived this many milliseconds
+    /// after it was accepted (like a TLS handshake timeout): a client that connects and stays
+    /// silent holds a connection slot for this long, not for the idle timeout.
+    #[arg(long, env = "WEIR_FIRST_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub first_request_timeout_ms: u64,
+
+    /// Most connections from one IP address at once (Kafka's `max.connections.per.ip`); a
+    /// connection over it is closed as soon as it is accepted, so one host cannot take every
+    /// slot of `--max-connections`.
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+
+    /// On SIGTERM, how long connections get to deliver their last responses, in milliseconds,
+    /// before they are closed regardless (parked fetches and group joins are answered at
+    /// once; this bounds clients that do not read).
+    #[arg(long, env = "WEIR_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
     /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
     /// `num.recovery.threads.per.data.dir`). Default: 4 per CPU, between 4 and 32.
     #[arg(long, env = "WEIR_RECOVERY_THREADS")]
@@ -339,6 +357,16 @@ impl BrokerConfig {
         u32::try_from(self.max_produce_bytes_in_flight.max(1))
             .unwrap_or(u32::MAX)
             .min(u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX))
+    }
+
+    /// How long a new connection has to deliver its first request.
+    pub fn first_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.first_request_timeout_ms)
+    }
+
+    /// How long connections get to finish after a shutdown starts.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     /// How long a request may take to arrive once its first byte has.

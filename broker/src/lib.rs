@@ -6,6 +6,8 @@
 //! - [`log`]: one partition's append-only log: segments, sparse indexes, group-commit flushing,
 //!   crash recovery and retention. It stores raw v2 record batches and never sees other wire
 //!   types.
+//! - [`storage`]: the floor below `log`, `groups` and `producers`: the disk seam, atomic
+//!   small-file writes, the shared sync threads and the durable watermark with fail-stop.
 //! - [`server`]: the Kafka-protocol server: [`Broker`] starts it (in-process on port 0 for
 //!   tests, or from `main`), connections, dispatch, one handler per API.
 //! - [`producers`]: idempotent producers: id allocation, sequence checks and deduplication,
@@ -21,7 +23,9 @@ pub mod groups;
 pub mod log;
 pub mod producers;
 pub mod server;
+pub mod storage;
 pub mod topics;
 
 pub use config::BrokerConfig;
-pub use server::{Broker, BrokerError, DirLockError, RunningBroker};
+
+pub use server::{Broker, BrokerError, DirLockError, RunningBroker, ServerStats};

@@ -15,9 +15,9 @@ use common::Rng;
 use proptest::prelude::*;
 use weir_broker::groups::offsets::{
     CommittedOffset, MAX_METADATA_BYTES, MAX_NAME_BYTES, OffsetStore, OffsetStoreConfig,
-    OffsetStoreError,
+    OffsetStoreError, OffsetStoreOptions,
 };
-use weir_broker::log::{Disk, FaultyDisk, OsDisk};
+use weir_broker::log::{Disk, FaultyDisk, Flusher, LogOptions, OsDisk, PartitionLog};
 
 /// Every committed offset, by (group, topic, partition).
 type Model = BTreeMap<(String, String, i32), CommittedOffset>;
@@ -956,6 +956,70 @@ async fn a_failed_fsync_stops_the_store_and_keeps_what_was_acknowledged() {
     let store = open(dir.path());
     assert_eq!(store.fetch("a", "t", 0), Some(value(1, None)));
     assert_eq!(store.fetch("c", "t", 0), None);
+}
+
+/// As in the broker: the store and a partition log share one pool of sync threads. Commits of
+/// many groups still share fsyncs, and the store failing (fail-stop) leaves the log, and the
+/// threads, working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_shares_the_sync_threads_of_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let flusher = Flusher::new(1);
+    let log = PartitionLog::open(
+        dir.path().join("t-0"),
+        LogOptions::new(common::small_config(1 << 20), Arc::clone(&flusher)),
+    )
+    .unwrap();
+    let disk = Arc::new(FaultyDisk::new(i64::MAX));
+    let store = Arc::new(
+        OffsetStore::open_with(
+            &dir.path().join("offsets"),
+            OffsetStoreOptions {
+                disk: Arc::clone(&disk) as _,
+                flusher,
+                config: OffsetStoreConfig::default(),
+            },
+        )
+        .unwrap(),
+    );
+    let before = disk.sync_count();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let ticket = store
+                    .commit(
+                        &format!("group-{i}"),
+                        &[("t".to_owned(), 0, value(i, None))],
+                    )
+                    .unwrap();
+                store.wait_durable(ticket).await.unwrap();
+            })
+        })
+        .collect();
+    let appended = log.append(&common::batch("a", 3, 0)).unwrap();
+    log.wait_durable(appended.next_offset()).await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let syncs = disk.sync_count() - before;
+    assert!(
+        (1..=32).contains(&syncs),
+        "{syncs} store syncs for 32 waiters"
+    );
+    assert_eq!(store.groups().len(), 32);
+
+    disk.set_fail_sync(true);
+    let doomed = store
+        .commit("late", &[("t".to_owned(), 0, value(99, None))])
+        .unwrap();
+    assert!(matches!(
+        store.wait_durable(doomed).await,
+        Err(OffsetStoreError::Failed { .. })
+    ));
+    let appended = log.append(&common::batch("b", 2, 0)).unwrap();
+    log.wait_durable(appended.next_offset()).await.unwrap();
+    assert!(!log.is_failed());
 }
 
 #[test]

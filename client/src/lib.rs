@@ -11,7 +11,8 @@
 //! - [`consumer`]: [`Consumer`]: assigned or group-managed partitions, bounded prefetch,
 //!   committed offsets, range and round-robin assignors.
 //! - [`producer`]: [`Producer`]: batching, backpressure, retries, idempotent delivery.
-//! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded.
+//! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded;
+//!   `weir_protocol::compression`, re-exported here.
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
 //! - [`random`]: the injected random source ([`random::JitterSource`], [`random::SplitMix64`]).
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
@@ -23,7 +24,6 @@
 pub mod admin;
 pub mod backoff;
 pub mod cluster;
-pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod consumer;
@@ -40,3 +40,5 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicP
 pub use error::{Error, Result};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_protocol as protocol;
+/// The batch codecs, which live in the sans-I/O protocol crate.
+pub use weir_protocol::compression;

@@ -152,6 +152,14 @@ impl TestBroker {
         }
     }
 
+    /// The running broker's counters (parked fetches and their wake-ups).
+    ///
+    /// # Panics
+    /// If the broker is stopped.
+    pub fn stats(&self) -> weir_broker::ServerStats {
+        self.running.as_ref().expect("broker is running").stats()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()

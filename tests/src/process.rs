@@ -258,6 +258,31 @@ impl BrokerProcess {
         }
     }
 
+    /// `SIGTERM`, and waits at most `limit` for the exit; returns whether it exited with status
+    /// 0 and how long it took.
+    ///
+    /// # Panics
+    /// If it does not exit within `limit` (it is then killed).
+    pub fn stop_within(&mut self, limit: Duration) -> (bool, Duration) {
+        let mut child = self.child.take().expect("broker is running");
+        let started = Instant::now();
+        self.signal_pid(child.id(), "TERM");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the broker") {
+                return (status.success(), started.elapsed());
+            }
+            if started.elapsed() > limit {
+                let _killed = child.kill();
+                let _reaped = child.wait();
+                panic!(
+                    "weir-broker did not exit within {limit:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn signal_pid(&self, pid: u32, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))

@@ -42,7 +42,8 @@ fn ensure_open_files(needed: u64) {
 async fn a_thousand_idle_connections_and_two_hundred_producers_are_served() {
     let connections = u64::try_from(IDLE + PRODUCERS).unwrap();
     ensure_open_files(2 * connections + 512);
-    let broker = TestBroker::start().await;
+    // Every connection comes from 127.0.0.1: above the per-address default (1,000).
+    let broker = TestBroker::start_with(|c| c.max_connections_per_ip = 2 * IDLE + PRODUCERS).await;
     let mut admin = broker.client().await;
     admin.create_topic("load", PARTITIONS).await;
 

@@ -103,11 +103,19 @@
 //! # Durability and group commit
 //!
 //! [`OffsetStore::commit`] writes the record (`pwrite`, no sync) and returns a [`Ticket`],
-//! the record's sequence number in this process. [`OffsetStore::wait_durable`] asks the store's
-//! sync thread for a sync and awaits a watch channel. The thread takes the highest ticket
-//! written, then syncs: one `fdatasync` covers every waiter whose record was written before it
-//! started, and a record written during a sync waits for the next one. At most one sync runs
-//! at a time, and never on the async runtime.
+//! the record's sequence number in this process. [`OffsetStore::wait_durable`] queues the store
+//! on the broker's shared [`Flusher`] (the same sync threads as the partition logs; at most one
+//! sync of the store queued at a time) and awaits the store's durable watermark, a
+//! `storage::Durability` counted in tickets. The flusher thread takes the highest
+//! ticket written, then syncs: one `fdatasync` covers every waiter whose record was written
+//! before it started, across groups, and a record written during a sync waits for the next
+//! one. At most one sync runs at a time (the store's sync lock), and never on the async
+//! runtime. A failed sync stops the store through that watermark (fail-stop): every waiter
+//! whose record it did not cover gets [`OffsetStoreError::Failed`].
+//!
+//! What this module keeps for itself: what a sync covers (the active log and the logs retired
+//! by a compaction) and the disk-full rule above. The sync threads and the watermark are
+//! shared machinery from [`crate::storage`].
 //!
 //! # Kafka error codes
 //!
@@ -123,21 +131,19 @@ mod recovery;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
-    Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard,
-    RwLockWriteGuard,
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
-use std::thread::JoinHandle;
-
-use tokio::sync::watch;
+use std::time::Duration;
 
 use self::codec::{
     KIND_DELETE_GROUP, KIND_DELETE_TOPIC, encode_commit, encode_delete, encode_snapshot,
 };
 use self::live::Offsets;
 use self::recovery::{list_dir, log_name, recover, remove_older, snapshot_name};
-use crate::log::files::write_atomically;
-use crate::log::{Disk, is_disk_full};
+use crate::storage::files::write_atomically;
+use crate::storage::{Disk, Durability, Flusher, Syncable, Unreached, is_disk_full};
 
 /// Longest metadata string of a committed offset, in bytes (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -174,6 +180,17 @@ impl Default for OffsetStoreConfig {
             compact_after_bytes: 64 << 20,
         }
     }
+}
+
+/// What the store needs from its surroundings.
+#[derive(Debug, Clone)]
+pub struct OffsetStoreOptions {
+    /// Writes and syncs; [`crate::storage::OsDisk`] except in failure-injection tests.
+    pub disk: Arc<dyn Disk>,
+    /// The sync threads; a broker passes the one its partition logs use.
+    pub flusher: Arc<Flusher>,
+    /// Tunables.
+    pub config: OffsetStoreConfig,
 }
 
 /// Names a written record, to wait until it is durable. Only meaningful for the store that
@@ -269,8 +286,6 @@ fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OffsetSt
 #[derive(Debug)]
 pub struct OffsetStore {
     inner: Arc<Inner>,
-    /// The sync thread, joined on drop.
-    syncer: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -278,20 +293,21 @@ struct Inner {
     dir: PathBuf,
     disk: Arc<dyn Disk>,
     config: OffsetStoreConfig,
+    /// The sync threads that run queued syncs.
+    flusher: Arc<Flusher>,
+    /// Handle to ourselves, for queueing on the flusher.
+    me: Weak<Inner>,
     /// Appends one at a time, in ticket order.
     writer: Mutex<Writer>,
     /// The live offsets, changed under `writer` right after the record is written.
     offsets: RwLock<Offsets>,
-    /// Highest ticket known durable, and whether the store failed: waiters watch it.
-    durable: watch::Sender<Durable>,
-    /// The error that stopped the store, once there is one.
-    failure: OnceLock<Arc<io::Error>>,
-    /// One sync at a time, between the sync thread and blocking callers.
+    /// Highest ticket known durable, and the error that stopped the store (once there is
+    /// one): waiters watch it.
+    durable: Durability<u64>,
+    /// One sync at a time, between flusher threads and blocking callers.
     sync_lock: Mutex<()>,
-    /// What waiters need synced, for the sync thread.
-    requests: Mutex<Requests>,
-    /// Wakes the sync thread.
-    wake: Condvar,
+    /// Set while a sync of the store is queued on the flusher.
+    sync_queued: AtomicBool,
     /// One compaction at a time.
     compact_lock: Mutex<()>,
 }
@@ -312,19 +328,6 @@ struct Writer {
     log_bytes: u64,
     /// Set by `close`: writes are refused from then on.
     closed: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Durable {
-    ticket: u64,
-    failed: bool,
-}
-
-#[derive(Debug, Default)]
-struct Requests {
-    /// Highest ticket a waiter wants durable.
-    wanted: u64,
-    shutdown: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,8 +355,9 @@ fn check_name(what: &'static str, name: &str) -> Result<(), OffsetStoreError> {
 
 impl OffsetStore {
     /// Opens (creating if needed) the store in `dir`, `<data-dir>/__consumer_offsets`, with
-    /// the default configuration. Recovers after a crash: see the module docs. Blocking (it
-    /// reads every log since the last snapshot and syncs).
+    /// the default configuration and a sync thread of its own (a broker shares its logs' with
+    /// [`Self::open_with`]). Recovers after a crash: see the module docs. Blocking (it reads
+    /// every log since the last snapshot and syncs).
     ///
     /// # Errors
     /// I/O errors, and [`OffsetStoreError::Corrupt`] when the files cannot be trusted.
@@ -370,6 +374,27 @@ impl OffsetStore {
         disk: Arc<dyn Disk>,
         config: OffsetStoreConfig,
     ) -> Result<Self, OffsetStoreError> {
+        Self::open_with(
+            dir,
+            OffsetStoreOptions {
+                disk,
+                flusher: Flusher::new(1),
+                config,
+            },
+        )
+    }
+
+    /// [`Self::open`] with everything given: the disk, the (shared) sync threads and the
+    /// configuration.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open_with(dir: &Path, options: OffsetStoreOptions) -> Result<Self, OffsetStoreError> {
+        let OffsetStoreOptions {
+            disk,
+            flusher,
+            config,
+        } = options;
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
             if let Some(parent) = dir.parent() {
@@ -379,10 +404,12 @@ impl OffsetStore {
         let recovered = recover(dir, disk.as_ref())?;
         tracing::info!(dir = %dir.display(), groups = recovered.offsets.groups.len(),
             generation = recovered.generation, log_bytes = recovered.log_bytes, "opened the offsets store");
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             dir: dir.to_path_buf(),
             disk,
             config,
+            flusher,
+            me: me.clone(),
             writer: Mutex::new(Writer {
                 file: Arc::new(recovered.file),
                 generation: recovered.generation,
@@ -393,22 +420,13 @@ impl OffsetStore {
                 closed: false,
             }),
             offsets: RwLock::new(recovered.offsets),
-            durable: watch::Sender::new(Durable::default()),
-            failure: OnceLock::new(),
+            // Recovery synced everything it kept; no ticket of this process is written yet.
+            durable: Durability::new(0),
             sync_lock: Mutex::new(()),
-            requests: Mutex::new(Requests::default()),
-            wake: Condvar::new(),
+            sync_queued: AtomicBool::new(false),
             compact_lock: Mutex::new(()),
         });
-        let thread_inner = Arc::clone(&inner);
-        let syncer = std::thread::Builder::new()
-            .name("weir-offsets-sync".to_owned())
-            .spawn(move || thread_inner.run_syncer())
-            .map_err(io_error("start the sync thread for", dir))?;
-        Ok(Self {
-            inner,
-            syncer: Some(syncer),
-        })
+        Ok(Self { inner })
     }
 
     /// Stores the offsets of one commit as one record (after a crash all of them are there or
@@ -474,19 +492,18 @@ impl OffsetStore {
     /// # Errors
     /// [`OffsetStoreError::Failed`] when the store fails before that.
     pub async fn wait_durable(&self, ticket: Ticket) -> Result<(), OffsetStoreError> {
-        let mut rx = self.inner.durable.subscribe();
-        if rx.borrow().ticket >= ticket.0 {
-            return Ok(());
-        }
-        self.inner.request_sync(ticket.0);
-        let reached = rx
-            .wait_for(|d| d.ticket >= ticket.0 || d.failed)
+        let inner = &self.inner;
+        inner
+            .durable
+            .wait(ticket.0, || inner.request_sync())
             .await
-            .map(|d| d.ticket >= ticket.0);
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(self.inner.stopped()),
-        }
+            .map_err(|unreached| match unreached {
+                Unreached::Failed(cause) => OffsetStoreError::Failed {
+                    dir: inner.dir.clone(),
+                    cause,
+                },
+                Unreached::Closed => OffsetStoreError::Closed(inner.dir.clone()),
+            })
     }
 
     /// Syncs everything written so far, on the calling thread (blocking; async callers use
@@ -566,18 +583,6 @@ impl OffsetStore {
     }
 }
 
-impl Drop for OffsetStore {
-    fn drop(&mut self) {
-        lock(&self.inner.requests).shutdown = true;
-        self.inner.wake.notify_all();
-        if let Some(handle) = self.syncer.take() {
-            if handle.join().is_err() {
-                tracing::error!("the offsets sync thread panicked");
-            }
-        }
-    }
-}
-
 impl Inner {
     /// Writes `record` (if any) as the next record and applies it to the live offsets.
     fn append(
@@ -621,7 +626,7 @@ impl Inner {
 
     /// Why writes are refused, if they are.
     fn refusal(&self, w: &Writer) -> Option<OffsetStoreError> {
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Some(OffsetStoreError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -630,22 +635,10 @@ impl Inner {
         w.closed.then(|| OffsetStoreError::Closed(self.dir.clone()))
     }
 
-    /// The error for a waiter whose ticket will never become durable.
-    fn stopped(&self) -> OffsetStoreError {
-        match self.failure.get() {
-            Some(cause) => OffsetStoreError::Failed {
-                dir: self.dir.clone(),
-                cause: Arc::clone(cause),
-            },
-            None => OffsetStoreError::Closed(self.dir.clone()),
-        }
-    }
-
     /// Puts the store in the failed state (fail-stop) and wakes every waiter.
     fn fail(&self, err: io::Error) -> OffsetStoreError {
-        let cause = Arc::clone(self.failure.get_or_init(|| Arc::new(err)));
+        let cause = self.durable.fail(err);
         tracing::error!(dir = %self.dir.display(), error = %cause, "offsets store failed after an I/O error; refusing writes");
-        self.durable.send_modify(|d| d.failed = true);
         OffsetStoreError::Failed {
             dir: self.dir.clone(),
             cause,
@@ -655,7 +648,7 @@ impl Inner {
     /// One sync covering every record written before it starts.
     fn sync(&self) -> Result<(), OffsetStoreError> {
         let _one_at_a_time = lock(&self.sync_lock);
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Err(OffsetStoreError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -668,7 +661,7 @@ impl Inner {
             let retired = std::mem::take(&mut w.retired);
             (w.written, retired, Arc::clone(&w.file))
         };
-        if target <= self.durable.borrow().ticket && retired.is_empty() {
+        if target <= self.durable.durable() && retired.is_empty() {
             return Ok(());
         }
         for file in retired.iter().chain([&active]) {
@@ -676,41 +669,15 @@ impl Inner {
                 return Err(self.fail(err));
             }
         }
-        self.durable
-            .send_modify(|d| d.ticket = d.ticket.max(target));
+        self.durable.advance(target);
         Ok(())
     }
 
-    fn request_sync(&self, ticket: u64) {
-        let mut requests = lock(&self.requests);
-        if ticket > requests.wanted {
-            requests.wanted = ticket;
-            self.wake.notify_one();
-        }
-    }
-
-    /// The sync thread: one sync whenever a waiter wants more than is durable.
-    fn run_syncer(&self) {
-        loop {
-            {
-                let mut requests = lock(&self.requests);
-                loop {
-                    if requests.shutdown {
-                        return;
-                    }
-                    let behind = requests.wanted > self.durable.borrow().ticket;
-                    if behind && self.failure.get().is_none() {
-                        break;
-                    }
-                    requests = self
-                        .wake
-                        .wait(requests)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-            if let Err(err) = self.sync() {
-                // Waiters get the error through the watch channel.
-                tracing::debug!(dir = %self.dir.display(), error = %err, "offsets sync failed");
+    /// Queues a sync on the flusher unless one is queued already.
+    fn request_sync(&self) {
+        if !self.sync_queued.swap(true, Ordering::AcqRel) {
+            if let Some(me) = self.me.upgrade() {
+                self.flusher.schedule(me);
             }
         }
     }
@@ -779,5 +746,25 @@ impl Inner {
         tracing::info!(dir = %self.dir.display(), generation = next, snapshot_bytes = snapshot.len(),
             compacted_log_bytes = covered, "compacted the offsets log");
         Ok(())
+    }
+}
+
+impl Syncable for Inner {
+    /// Called by a flusher thread for a queued sync.
+    fn run_scheduled_sync(&self) {
+        // Cleared before syncing: records written during the sync queue the next one.
+        self.sync_queued.store(false, Ordering::Release);
+        if let Err(err) = self.sync() {
+            // Waiters get the error through the durable watermark.
+            tracing::debug!(dir = %self.dir.display(), error = %err, "offsets sync failed");
+        }
+    }
+
+    /// The store is never registered for interval sweeps (every commit is waited for before it
+    /// is answered); were it swept, any record not yet durable counts as old enough.
+    fn sync_if_older_than(&self, _every: Duration) {
+        if lock(&self.writer).written > self.durable.durable() {
+            self.request_sync();
+        }
     }
 }

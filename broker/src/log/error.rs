@@ -93,9 +93,3 @@ impl LogError {
         move |source| Self::Io { op, path, source }
     }
 }
-
-/// True for the errors that mean "no space on the device".
-pub(crate) fn is_disk_full(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
-        || err.kind() == io::ErrorKind::StorageFull
-}

@@ -19,8 +19,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use super::config::WritePath;
-use super::disk::{Disk, OsDisk};
 use super::mmap::MappedFile;
+use crate::storage::{Disk, OsDisk};
 
 /// Index files are always appended through their map: an entry is a few bytes per
 /// `index.interval.bytes` of log, so page faults cost nothing noticeable, and a store into a
@@ -389,7 +389,7 @@ pub(crate) fn index_capacity(segment_bytes: u32, interval_bytes: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::disk::OsDisk;
+    use crate::storage::OsDisk;
 
     fn oe(r: u32, p: u32) -> OffsetEntry {
         OffsetEntry {

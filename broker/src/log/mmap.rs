@@ -32,7 +32,7 @@ use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use super::config::WritePath;
-use super::disk::Disk;
+use crate::storage::Disk;
 
 /// The mapping itself; shared with every `Bytes` handed out so it outlives the file handle.
 #[derive(Debug)]
@@ -304,7 +304,7 @@ impl MappedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::disk::OsDisk;
+    use crate::storage::OsDisk;
 
     fn no_room(r: Result<usize, AppendError>) -> bool {
         matches!(r, Err(AppendError::NoRoom))

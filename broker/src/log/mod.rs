@@ -27,12 +27,14 @@
 //! - indexes are caches: deleting or damaging them loses nothing, they are rebuilt from `.log`.
 //!
 //! The byte layout of every file and the crash analysis live in `docs/storage-format.md`.
+//!
+//! What it shares with the other stores lives one floor below, in [`crate::storage`]: the
+//! [`Disk`] seam, atomic small-file writes, the [`Flusher`] threads and the durable watermark
+//! ([`PartitionLog`] implements the flusher's `Syncable`).
 
 mod config;
-pub mod disk;
 mod error;
 pub(crate) mod files;
-mod flusher;
 mod index;
 mod mmap;
 mod partition;
@@ -42,10 +44,11 @@ mod scan;
 mod segment;
 
 pub use config::{FlushPolicy, LogConfig, WritePath};
-pub use disk::{Disk, FaultyDisk, OsDisk};
 pub use error::LogError;
-pub(crate) use error::is_disk_full;
-pub use flusher::Flusher;
+// The disk seam and the sync threads moved to `crate::storage`; re-exported where they used to
+// be so that callers of `weir_broker::log::{Disk, Flusher, ...}` keep compiling.
+pub use crate::storage::disk;
+pub use crate::storage::{Disk, FaultyDisk, Flusher, OsDisk};
 pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
 pub use recovery::{DamagedRange, RecoveryReport, TruncatedTail};
 

@@ -7,26 +7,29 @@
 //! end snapshot taken before that list, never by the bytes a segment has published: an append
 //! publishes its bytes before it moves the log end. Syncs run on [`Flusher`] threads under a
 //! separate sync lock, so an `fdatasync` never blocks appends.
+//!
+//! Durability: what is on disk and whether the log failed is one [`Durability`] watermark
+//! (counted in offsets), shared in kind with the committed-offsets store; the log is a
+//! [`Syncable`] for the [`Flusher`] threads. This file decides what a sync covers (sealed
+//! segments, the active segment, the directory after a roll, the recovery point) and when the
+//! log stops (fail-stop on any sync or write error, not on a full disk).
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
 use weir_protocol::record_batch::{
     check_records, set_base_offset, set_partition_leader_epoch, validate_batch,
 };
 
 use super::Offset;
 use super::config::{FlushPolicy, LogConfig};
-use super::disk::{Disk, OsDisk};
-use super::error::{LogError, is_disk_full};
+use super::error::LogError;
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT};
-use super::flusher::Flusher;
 use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
@@ -34,6 +37,8 @@ use super::recovery::{self, RecoveryReport};
 use super::scan::{Limits, Located};
 use super::segment::{Bounds, Capacity, Damage, Segment};
 use crate::clock::{Clock, SystemClock};
+use crate::storage::files::write_atomically;
+use crate::storage::{Disk, Durability, Flusher, OsDisk, Syncable, Unreached, is_disk_full};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
 const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;
@@ -111,15 +116,6 @@ struct EndSnapshot {
     high_watermark: Offset,
 }
 
-/// Durability progress shared with waiters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Durable {
-    /// Everything below this offset is on disk.
-    offset: i64,
-    /// The log failed; waiters above `offset` will never be satisfied.
-    failed: bool,
-}
-
 /// State only the appender touches.
 #[derive(Debug)]
 struct Writer {
@@ -172,9 +168,9 @@ pub struct PartitionLog {
     /// Log end offset: published after the batch bytes.
     end_offset: AtomicI64,
     start_offset: AtomicI64,
-    durable: watch::Sender<Durable>,
-    /// The I/O error that stopped the log, once there is one.
-    failure: OnceLock<Arc<io::Error>>,
+    /// Offset below which everything is on disk, and the error that stopped the log (once
+    /// there is one); async waiters watch it.
+    durable: Durability<i64>,
     /// One sync at a time per log.
     sync_lock: Mutex<()>,
     /// Set while a sync of this log is queued on the flusher.
@@ -242,11 +238,7 @@ impl PartitionLog {
             end_offset: AtomicI64::new(next),
             start_offset: AtomicI64::new(start),
             // Recovery synced or trusted everything it kept.
-            durable: watch::Sender::new(Durable {
-                offset: next,
-                failed: false,
-            }),
-            failure: OnceLock::new(),
+            durable: Durability::new(next),
             sync_lock: Mutex::new(()),
             sync_queued: AtomicBool::new(false),
             last_sync: Mutex::new(Instant::now()),
@@ -255,7 +247,8 @@ impl PartitionLog {
             config,
         });
         if let FlushPolicy::Interval(every) = log.config.flush {
-            flusher.register_interval(Arc::downgrade(&log), every);
+            let swept = Arc::downgrade(&log);
+            flusher.register_interval(swept, every);
         }
         Ok(log)
     }
@@ -339,7 +332,7 @@ impl PartitionLog {
     }
 
     fn check_writable(&self, w: &Writer) -> Result<(), LogError> {
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Err(LogError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -409,9 +402,8 @@ impl PartitionLog {
 
     /// Puts the log in the failed state (fail-stop) and wakes every waiter.
     fn fail(&self, err: io::Error) -> LogError {
-        let cause = Arc::clone(self.failure.get_or_init(|| Arc::new(err)));
+        let cause = self.durable.fail(err);
         tracing::error!(dir = %self.dir.display(), error = %cause, "log failed after an I/O error; refusing writes");
-        self.durable.send_modify(|d| d.failed = true);
         LogError::Failed {
             dir: self.dir.clone(),
             cause,
@@ -422,7 +414,7 @@ impl PartitionLog {
     /// offset. Concurrent callers share syncs: see [`Flusher`] for the asynchronous path.
     pub fn sync(&self) -> Result<Offset, LogError> {
         let _one_at_a_time = lock(&self.sync_lock);
-        if let Some(cause) = self.failure.get() {
+        if let Some(cause) = self.durable.failure() {
             return Err(LogError::Failed {
                 dir: self.dir.clone(),
                 cause: Arc::clone(cause),
@@ -451,7 +443,7 @@ impl PartitionLog {
                 // the sealed segments; the new active segment's entry still needs the sync.)
                 self.disk.sync_dir(&self.dir)?;
                 // Everything before the active segment is now synced: recovery can skip it.
-                if let Err(err) = files::write_atomically(
+                if let Err(err) = write_atomically(
                     &self.dir,
                     RECOVERY_POINT,
                     &files::encode_recovery_point(active.base_offset()),
@@ -472,8 +464,7 @@ impl PartitionLog {
         match synced {
             Ok(()) => {
                 *lock(&self.last_sync) = Instant::now();
-                self.durable
-                    .send_modify(|d| d.offset = d.offset.max(target));
+                self.durable.advance(target);
                 Ok(Offset(target))
             }
             Err(err) => Err(self.fail(err)),
@@ -483,25 +474,16 @@ impl PartitionLog {
     /// Waits until every record below `offset` is on disk, sharing syncs with every other
     /// waiter (group commit). Fails if the log fails before that.
     pub async fn wait_durable(&self, offset: Offset) -> Result<(), LogError> {
-        let mut rx = self.durable.subscribe();
-        if rx.borrow().offset >= offset.0 {
-            return Ok(());
-        }
-        self.request_sync();
-        let reached = rx
-            .wait_for(|d| d.offset >= offset.0 || d.failed)
+        self.durable
+            .wait(offset.0, || self.request_sync())
             .await
-            .map(|d| d.offset >= offset.0);
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(match self.failure.get() {
-                Some(cause) => LogError::Failed {
+            .map_err(|unreached| match unreached {
+                Unreached::Failed(cause) => LogError::Failed {
                     dir: self.dir.clone(),
-                    cause: Arc::clone(cause),
+                    cause,
                 },
-                None => LogError::Closed(self.dir.clone()),
-            }),
-        }
+                Unreached::Closed => LogError::Closed(self.dir.clone()),
+            })
     }
 
     /// Queues a sync on the flusher unless one is queued already. Callers about to wait for
@@ -511,23 +493,6 @@ impl PartitionLog {
             if let Some(me) = self.me.upgrade() {
                 self.flusher.schedule(me);
             }
-        }
-    }
-
-    /// Called by a flusher thread for a queued sync.
-    pub(crate) fn run_scheduled_sync(&self) {
-        // Cleared before syncing: appends arriving during the sync queue the next one.
-        self.sync_queued.store(false, Ordering::Release);
-        if let Err(err) = self.sync() {
-            tracing::debug!(dir = %self.dir.display(), error = %err, "scheduled sync failed");
-        }
-    }
-
-    /// Called by the flusher's ticker for logs with an interval policy.
-    pub(crate) fn sync_if_older_than(&self, every: Duration) {
-        let dirty = self.end_offset.load(Ordering::Acquire) > self.durable_offset().0;
-        if dirty && lock(&self.last_sync).elapsed() >= every {
-            self.request_sync();
         }
     }
 
@@ -763,13 +728,13 @@ impl PartitionLog {
             }
         });
         w.active = sealed;
-        files::write_atomically(
+        write_atomically(
             &self.dir,
             RECOVERY_POINT,
             &files::encode_recovery_point(w.active.base_offset()),
             self.disk.as_ref(),
         )
-        .and_then(|()| files::write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
+        .and_then(|()| write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
         .map_err(|e| self.fail(e))?;
         Ok(())
     }
@@ -793,12 +758,12 @@ impl PartitionLog {
 
     /// Everything below this offset is on disk.
     pub fn durable_offset(&self) -> Offset {
-        Offset(self.durable.borrow().offset)
+        Offset(self.durable.durable())
     }
 
     /// True after an I/O error stopped the log.
     pub fn is_failed(&self) -> bool {
-        self.failure.get().is_some()
+        self.durable.failure().is_some()
     }
 
     /// Total bytes of all segments.
@@ -825,5 +790,24 @@ impl PartitionLog {
     /// What opening the log found.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
+    }
+}
+
+impl Syncable for PartitionLog {
+    /// Called by a flusher thread for a queued sync.
+    fn run_scheduled_sync(&self) {
+        // Cleared before syncing: appends arriving during the sync queue the next one.
+        self.sync_queued.store(false, Ordering::Release);
+        if let Err(err) = self.sync() {
+            tracing::debug!(dir = %self.dir.display(), error = %err, "scheduled sync failed");
+        }
+    }
+
+    /// Called by the flusher's ticker for logs with an interval policy.
+    fn sync_if_older_than(&self, every: Duration) {
+        let dirty = self.end_offset.load(Ordering::Acquire) > self.durable_offset().0;
+        if dirty && lock(&self.last_sync).elapsed() >= every {
+            self.request_sync();
+        }
     }
 }

@@ -24,13 +24,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::LogConfig;
-use super::disk::Disk;
 use super::error::LogError;
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT, SegmentPaths};
 use super::index::{CursorState, Entries, IndexCursor, OffsetEntry, TimeEntry};
 use super::mmap::MappedFile;
 use super::scan::{OnDamage, Scan, batches, scan_segment};
 use super::segment::{Capacity, Segment};
+use crate::storage::Disk;
+use crate::storage::files::write_atomically;
 
 /// What opening a log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,7 +126,7 @@ pub(crate) fn recover(
     let recovered = if bases.is_empty() {
         let segment = Segment::create(dir, 0, cap, disk).map_err(|source| {
             let path = SegmentPaths::new(dir, 0).log;
-            if super::error::is_disk_full(&source) {
+            if crate::storage::is_disk_full(&source) {
                 LogError::DiskFull { path, source }
             } else {
                 LogError::Io {
@@ -417,7 +418,7 @@ fn build(
                 .map_err(LogError::io("sync recovered segment", dir))?;
         }
         let active_base = segments.last().map_or(0, Segment::base_offset);
-        files::write_atomically(
+        write_atomically(
             dir,
             RECOVERY_POINT,
             &files::encode_recovery_point(active_base),

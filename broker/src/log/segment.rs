@@ -13,12 +13,12 @@ use bytes::Bytes;
 use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_batch};
 
 use super::config::WritePath;
-use super::disk::Disk;
 use super::files::SegmentPaths;
 use super::index::{Entries, OffsetEntry, TimeEntry, index_capacity};
 use super::mmap::{AppendError, MappedFile};
 pub(crate) use super::scan::Damage;
 use super::scan::{Anchor, BatchAt, Limits, Located, Walk, batches, epoch_is_possible};
+use crate::storage::Disk;
 
 /// What bounds one read of a segment.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,9 @@
 //! Producer-id allocation for InitProducerId: unique for the life of the data directory.
 //!
 //! Ids are handed out from blocks of [`BLOCK`]. Before the first id of a block is given out,
-//! the block's end is written durably to `<data-dir>/producer-ids` (8-byte big-endian id and a
-//! CRC-32, like the log's recovery point). After a restart allocation resumes at the stored
+//! the block's end is written durably to `<data-dir>/producer-ids`, atomically, as a checksummed
+//! `i64` record (8-byte big-endian id and its CRC-32: `storage::files`, the same
+//! 12 bytes as before the record moved there, so existing data directories open unchanged). After a restart allocation resumes at the stored
 //! end, so no id is ever given twice even if the broker was killed mid-block: a reused id
 //! would inherit another producer's sequence state and have its batches refused or, worse,
 //! dropped as duplicates.
@@ -10,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use crate::log::Disk;
-use crate::log::files::{decode_recovery_point, encode_recovery_point, write_atomically};
+use crate::storage::Disk;
+use crate::storage::files::{decode_checksummed_i64, encode_checksummed_i64, write_atomically};
 
 /// Ids reserved per durable write.
 pub const BLOCK: i64 = 1000;
@@ -58,7 +59,7 @@ impl ProducerIds {
     pub fn open(data_dir: &Path) -> Result<Self, ProducerIdError> {
         let path = data_dir.join(FILE);
         let start = match std::fs::read(&path) {
-            Ok(bytes) => decode_recovery_point(&bytes)
+            Ok(bytes) => decode_checksummed_i64(&bytes)
                 .ok_or_else(|| ProducerIdError::Damaged(path.clone()))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
             Err(source) => return Err(ProducerIdError::Io { path, source }),
@@ -83,7 +84,7 @@ impl ProducerIds {
                 .block_end
                 .checked_add(BLOCK)
                 .ok_or(ProducerIdError::Exhausted)?;
-            write_atomically(&self.dir, FILE, &encode_recovery_point(end), disk).map_err(
+            write_atomically(&self.dir, FILE, &encode_checksummed_i64(end), disk).map_err(
                 |source| ProducerIdError::Io {
                     path: self.dir.join(FILE),
                     source,
@@ -100,7 +101,7 @@ impl ProducerIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::OsDisk;
+    use crate::storage::OsDisk;
 
     #[test]
     fn ids_are_unique_across_reopens() {
@@ -115,6 +116,21 @@ mod tests {
             ids.allocate(&OsDisk).unwrap();
         }
         assert_eq!(ids.allocate(&OsDisk).unwrap(), 2 * BLOCK + 1);
+    }
+
+    /// A `producer-ids` file written before the record moved to `storage` (block end 1000:
+    /// 8 bytes big-endian, then their CRC-32) still opens, and allocation resumes there.
+    #[test]
+    fn a_file_in_the_existing_format_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = [0u8, 0, 0, 0, 0, 0, 3, 232, 224, 222, 230, 224];
+        std::fs::write(dir.path().join(FILE), stored).unwrap();
+        let ids = ProducerIds::open(dir.path()).unwrap();
+        assert_eq!(ids.allocate(&OsDisk).unwrap(), BLOCK);
+        assert_eq!(
+            std::fs::read(dir.path().join(FILE)).unwrap(),
+            encode_checksummed_i64(2 * BLOCK)
+        );
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::path::Path;
 use bytes::{Buf, BufMut};
 
 use super::state::{BatchMeta, CACHED_BATCHES, ProducerEntry, ProducerStates};
-use crate::log::Disk;
-use crate::log::files::write_atomically;
+use crate::storage::Disk;
+use crate::storage::files::write_atomically;
 
 /// The snapshot's file name inside a partition directory.
 pub const SNAPSHOT_FILE: &str = "producer-state.snapshot";
@@ -173,7 +173,7 @@ mod tests {
     fn files_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).is_none());
-        write(dir.path(), 7, &sample(), &crate::log::OsDisk).unwrap();
+        write(dir.path(), 7, &sample(), &crate::storage::OsDisk).unwrap();
         assert_eq!(read(dir.path()), Some((7, sample())));
         std::fs::write(dir.path().join(SNAPSHOT_FILE), b"garbage").unwrap();
         assert!(read(dir.path()).is_none());

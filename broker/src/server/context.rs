@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
+use super::appends::AppendWaiters;
 use super::group_service::GroupService;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
@@ -22,8 +23,8 @@ pub(crate) struct Context {
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
     pub(crate) cluster_id: String,
-    /// Woken after every append, so long-polling fetches re-read without polling.
-    pub(crate) appended: Notify,
+    /// Long-polling fetches by partition, woken by appends to their partitions only.
+    pub(crate) appended: AppendWaiters,
     /// Producer ids for InitProducerId.
     pub(crate) producer_ids: ProducerIds,
     /// The consumer-group coordinator.
@@ -32,10 +33,11 @@ pub(crate) struct Context {
     pub(crate) offsets: Arc<OffsetStore>,
     /// Wall-clock time (commit timestamps, group timers).
     pub(crate) clock: Arc<dyn Clock>,
-    /// Permits are produce payload bytes, `config.produce_budget()` of them. A connection that
-    /// would exceed it stops reading until others finish: memory stays bounded however fast
-    /// producers send.
-    pub(crate) produce_bytes: Arc<Semaphore>,
+    /// Permits are request bytes, `config.produce_budget()` of them: taken by a large frame
+    /// before its body is read (until decoded) and by a produce until it is handled. A
+    /// connection that would exceed it stops reading until others finish: memory stays
+    /// bounded however many clients send at once.
+    pub(crate) request_bytes: Arc<Semaphore>,
 }
 
 /// The broker's node id: there is one broker.
@@ -69,8 +71,8 @@ impl Context {
             groups: Arc::new(GroupService::new(config.group_config(), Arc::clone(&clock))),
             offsets: Arc::new(offsets),
             clock,
-            appended: Notify::new(),
-            produce_bytes: Arc::new(Semaphore::new(
+            appended: AppendWaiters::default(),
+            request_bytes: Arc::new(Semaphore::new(
                 usize::try_from(config.produce_budget()).unwrap_or(Semaphore::MAX_PERMITS),
             )),
             config,
@@ -108,7 +110,7 @@ fn cluster_id_with(
         }
     };
     std::fs::create_dir_all(data_dir)?;
-    crate::log::files::write_atomically(
+    crate::storage::files::write_atomically(
         data_dir,
         "cluster-id",
         id.as_bytes(),

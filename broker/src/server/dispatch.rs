@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiVersionsResponse, ResponseKind};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::message::{MessageError, decode_request, encode_response};
@@ -30,17 +32,21 @@ pub(crate) enum Outcome {
     Close(String),
 }
 
-/// Whether a frame is a Produce request (which counts against the produce-bytes budget).
+/// Whether a frame is a Produce request (which holds its request bytes until handled).
 pub(crate) fn is_produce(frame: &[u8]) -> bool {
     frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce.code()
 }
 
-/// Handles one request frame (without its size prefix).
+/// Handles one request frame (without its size prefix). `budget` is the frame's share of
+/// the broker-wide request-bytes budget: given back once the request is decoded, except for a
+/// produce, which holds it until handled (its payload stays in memory until appended).
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
     frame: Bytes,
     mut turn: Turn,
     peer: SocketAddr,
+    budget: Option<OwnedSemaphorePermit>,
+    cancel: &CancellationToken,
 ) -> Outcome {
     let correlation_id =
         weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
@@ -55,8 +61,25 @@ pub(crate) async fn handle(
         Err(err) => return Outcome::Close(err.to_string()),
     };
     let (key, version) = (request.key, request.version);
+    let _budget = if key == ApiKey::Produce {
+        budget
+    } else {
+        // Decoded: the frame's bytes are gone (Kafka releases all but produce buffers here).
+        drop(budget);
+        None
+    };
     turn.wait().await;
-    match handlers::handle(ctx, &request.header, peer, request.body, version, &mut turn).await {
+    match handlers::handle(
+        ctx,
+        &request.header,
+        peer,
+        request.body,
+        version,
+        &mut turn,
+        cancel,
+    )
+    .await
+    {
         Ok(Some(response)) => encode(key, version, correlation_id, &response),
         Ok(None) => Outcome::NoResponse,
         Err(reason) => Outcome::Close(reason),

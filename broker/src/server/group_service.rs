@@ -5,6 +5,11 @@
 //! request, and answered whenever an [`Output`] names it (from this request, another
 //! member's, or a timer). One task sleeps until [`Coordinator::next_deadline`] and ticks the
 //! machine; it is woken whenever a request may have moved the deadline.
+//!
+//! A parked request also ends when its connection's cancellation token fires (the client
+//! went away, or the broker is stopping): it is answered NOT_COORDINATOR (Kafka's answer from
+//! a coordinator that is unloading) and its channel removed, so nothing waits for a client
+//! that is gone and a shutdown never waits for a rebalance.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -57,6 +62,20 @@ impl Inner {
     }
 }
 
+/// A parked reply, released when the request stops waiting for it: answered, cancelled, or
+/// its task dropped. The member stays in the group (it expires by the coordinator's rules, as
+/// in Kafka); only the channel to a request nobody waits for any more is removed.
+struct Parked<'a> {
+    service: &'a GroupService,
+    to: ReplyTo,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.service.lock().waiting.remove(&self.to);
+    }
+}
+
 /// The broker's group coordinator, shared by all connections.
 pub(crate) struct GroupService {
     inner: Mutex<Inner>,
@@ -94,40 +113,68 @@ impl GroupService {
         self.clock.now_ms()
     }
 
-    pub(crate) async fn join(&self, request: JoinRequest) -> JoinResult {
+    /// Joins, waiting (parked) until the rebalance completes, or until `cancel` fires (the
+    /// connection closed or the broker is stopping): then NOT_COORDINATOR, and the parked
+    /// reply is released.
+    pub(crate) async fn join(
+        &self,
+        request: JoinRequest,
+        cancel: &CancellationToken,
+    ) -> JoinResult {
         let member_id = request.member_id.clone();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut inner = self.lock();
-            let to = inner.park(Waiter::Join(tx));
-            let outputs = inner.coordinator.join(self.now(), request, to);
-            inner.deliver(outputs);
-        }
-        self.changed.notify_one();
-        rx.await.unwrap_or_else(|_| JoinResult {
-            error: ErrorCode::CoordinatorNotAvailable,
+        let failed = |error| JoinResult {
+            error,
             generation_id: -1,
             protocol_type: None,
             protocol_name: None,
             leader: String::new(),
-            member_id,
+            member_id: member_id.clone(),
             members: Vec::new(),
-        })
+        };
+        let (tx, rx) = oneshot::channel();
+        let parked = {
+            let mut inner = self.lock();
+            let to = inner.park(Waiter::Join(tx));
+            let outputs = inner.coordinator.join(self.now(), request, to);
+            inner.deliver(outputs);
+            Parked { service: self, to }
+        };
+        self.changed.notify_one();
+        let result = tokio::select! {
+            biased;
+            result = rx => result.unwrap_or_else(|_| failed(ErrorCode::CoordinatorNotAvailable)),
+            () = cancel.cancelled() => failed(ErrorCode::NotCoordinator),
+        };
+        drop(parked);
+        result
     }
 
-    pub(crate) async fn sync(&self, request: SyncRequest) -> SyncResult {
+    /// Syncs, parked like [`Self::join`] and cancelled the same way.
+    pub(crate) async fn sync(
+        &self,
+        request: SyncRequest,
+        cancel: &CancellationToken,
+    ) -> SyncResult {
+        let failed = |error| SyncResult {
+            error,
+            assignment: bytes::Bytes::new(),
+        };
         let (tx, rx) = oneshot::channel();
-        {
+        let parked = {
             let mut inner = self.lock();
             let to = inner.park(Waiter::Sync(tx));
             let outputs = inner.coordinator.sync(self.now(), request, to);
             inner.deliver(outputs);
-        }
+            Parked { service: self, to }
+        };
         self.changed.notify_one();
-        rx.await.unwrap_or(SyncResult {
-            error: ErrorCode::CoordinatorNotAvailable,
-            assignment: bytes::Bytes::new(),
-        })
+        let result = tokio::select! {
+            biased;
+            result = rx => result.unwrap_or_else(|_| failed(ErrorCode::CoordinatorNotAvailable)),
+            () = cancel.cancelled() => failed(ErrorCode::NotCoordinator),
+        };
+        drop(parked);
+        result
     }
 
     pub(crate) fn heartbeat(
@@ -198,5 +245,69 @@ impl GroupService {
             let outputs = inner.coordinator.tick(now);
             inner.deliver(outputs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn join_request(group: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: group.to_owned(),
+            member_id: String::new(),
+            group_instance_id: None,
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: i32::MAX,
+            protocol_type: "consumer".to_owned(),
+            protocols: vec![("range".to_owned(), bytes::Bytes::new())],
+            client_id: "test".to_owned(),
+            client_host: "/127.0.0.1".to_owned(),
+            version: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_join_is_answered_and_releases_its_parked_reply() {
+        // The first rebalance waits ten minutes of a clock that does not move.
+        let config = GroupConfig {
+            initial_rebalance_delay_ms: 600_000,
+            ..GroupConfig::default()
+        };
+        let service = Arc::new(GroupService::new(config, Arc::new(ManualClock::new(1_000))));
+        let cancel = CancellationToken::new();
+        let joining = {
+            let (service, cancel) = (Arc::clone(&service), cancel.clone());
+            tokio::spawn(async move { service.join(join_request("g"), &cancel).await })
+        };
+        while service.lock().waiting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+        let result = joining.await.unwrap();
+        assert_eq!(result.error, ErrorCode::NotCoordinator);
+        assert!(
+            service.lock().waiting.is_empty(),
+            "the parked reply is kept"
+        );
+        // A join whose task is dropped while parked releases its reply too.
+        let never = CancellationToken::new();
+        let dropped = {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.join(join_request("h"), &never).await })
+        };
+        while service.lock().waiting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        dropped.abort();
+        assert!(dropped.await.unwrap_err().is_cancelled());
+        assert!(
+            service.lock().waiting.is_empty(),
+            "an aborted join's reply is kept"
+        );
+        // After cancellation, a join answers at once.
+        let result = service.join(join_request("g"), &cancel).await;
+        assert_eq!(result.error, ErrorCode::NotCoordinator);
     }
 }

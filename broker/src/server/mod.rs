@@ -8,13 +8,18 @@
 //!
 //! - [`Broker`]: start in-process (tests, embedding) or from `main`; returns the bound address
 //!   and a handle for graceful shutdown.
+//! - `admission`: the connection limits (broker-wide, per IP address) and the eviction of
+//!   connections that have sent nothing when a newcomer finds the broker full.
 //! - `connection`: one task per client; requests are handled concurrently and answered in
-//!   order; in-flight requests and produce bytes are bounded (the socket is not read while
-//!   full).
+//!   order; in-flight requests and request bytes are bounded (the socket is not read while
+//!   full); parked requests end when the connection closes.
+//! - `appends`: long-polling fetches by partition, woken by appends to their partitions.
 //! - `dispatch`: header decoding, version checks, routing, response encoding.
 //! - `handlers/`: one module per API.
 //! - `maintenance`: the periodic retention and producer-state snapshot pass.
 
+mod admission;
+mod appends;
 mod connection;
 mod context;
 mod dir_lock;
@@ -27,13 +32,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::BrokerConfig;
-use crate::groups::offsets::{OffsetStore, OffsetStoreError};
+use crate::groups::offsets::{
+    OffsetStore, OffsetStoreConfig, OffsetStoreError, OffsetStoreOptions,
+};
 use crate::log::OsDisk;
 use crate::log::{Flusher, LogOptions};
 use crate::producers::{ProducerIdError, ProducerIds};
@@ -42,6 +48,7 @@ use crate::producers::{ProducerIdError, ProducerIds};
 const OFFSETS_DIR: &str = "__consumer_offsets";
 use crate::config::ConfigError;
 use crate::topics::{CatalogError, TopicCatalog};
+use admission::Admission;
 pub(crate) use context::Context;
 use dir_lock::DirLock;
 pub use dir_lock::DirLockError;
@@ -97,6 +104,20 @@ pub struct RunningBroker {
     addr: SocketAddr,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<Result<(), BrokerError>>,
+    ctx: Arc<Context>,
+}
+
+/// Counters of a running broker, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Long-polling fetches parked now, waiting for an append to one of their partitions.
+    pub parked_fetches: u64,
+    /// Times a parked fetch was woken by an append to one of its partitions, since start.
+    pub fetch_wakeups: u64,
+    /// Times a woken fetch read its whole request again, since start: only once the
+    /// partitions appended to may have brought `min_bytes`.
+    pub fetch_rereads: u64,
 }
 
 impl Broker {
@@ -117,7 +138,7 @@ impl Broker {
         let flusher = Flusher::new(2);
         let catalog = TopicCatalog::open_with(
             &config.data_dir,
-            LogOptions::new(config.log_config(), flusher),
+            LogOptions::new(config.log_config(), Arc::clone(&flusher)),
             config.catalog_options(),
         )?;
         let cluster_id =
@@ -126,7 +147,14 @@ impl Broker {
                 source,
             })?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let offsets = OffsetStore::open(&config.data_dir.join(OFFSETS_DIR), Arc::new(OsDisk))?;
+        let offsets = OffsetStore::open_with(
+            &config.data_dir.join(OFFSETS_DIR),
+            OffsetStoreOptions {
+                disk: Arc::new(OsDisk),
+                flusher,
+                config: OffsetStoreConfig::default(),
+            },
+        )?;
         // Bound last: a client that can connect finds every topic and the offsets open.
         let listener =
             TcpListener::bind(config.listen)
@@ -152,14 +180,20 @@ impl Broker {
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
         let serving_stop = stop.clone();
+        let serving_ctx = Arc::clone(&ctx);
         let done = tokio::spawn(async move {
-            let result = serve(listener, ctx, serving_stop).await;
+            let result = serve(listener, serving_ctx, serving_stop).await;
             // Released only once every log is closed: a broker started next on this
             // directory must not find files still being written.
             drop(lock);
             result
         });
-        Ok(RunningBroker { addr, stop, done })
+        Ok(RunningBroker {
+            addr,
+            stop,
+            done,
+            ctx,
+        })
     }
 }
 
@@ -169,8 +203,19 @@ impl RunningBroker {
         self.addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, syncs every log and writes the
-    /// clean-shutdown markers.
+    /// Counters: parked fetches and their wake-ups.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            parked_fetches: self.ctx.appended.parked(),
+            fetch_wakeups: self.ctx.appended.wakeups(),
+            fetch_rereads: self.ctx.appended.rereads(),
+        }
+    }
+
+    /// Stops accepting, answers parked requests at once (fetches with what they have,
+    /// JoinGroup and SyncGroup with NOT_COORDINATOR), lets other requests in flight finish,
+    /// closes connections (at the latest after `--shutdown-grace-ms`), syncs every log and
+    /// writes the clean-shutdown markers.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         self.stop.cancel();
         self.wait().await
@@ -194,37 +239,86 @@ async fn serve(
     stop: CancellationToken,
 ) -> Result<(), BrokerError> {
     let connections = TaskTracker::new();
+    let requests = TaskTracker::new();
+    let force = CancellationToken::new();
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
-    let slots = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    let admission = Admission::new(
+        ctx.config.max_connections,
+        ctx.config.max_connections_per_ip,
+    );
     loop {
-        // Wait for a free slot first: at the limit, further clients wait in the accept queue.
-        let slot = tokio::select! {
-            () = stop.cancelled() => break,
-            slot = Arc::clone(&slots).acquire_owned() => match slot { Ok(slot) => slot, Err(_closed) => break },
-        };
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let (ctx, stop) = (Arc::clone(&ctx), stop.clone());
-                connections.spawn(async move {
-                    connection::serve(stream, peer, ctx, stop).await;
-                    drop(slot);
-                });
-            }
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 // Typically EMFILE: back off briefly rather than spin.
                 tracing::warn!(error = %err, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        // Over its address's limit: closed at once (dropping the stream), before it can
+        // take a slot.
+        let address = match admission.count_address(peer.ip()) {
+            Ok(address) => address,
+            Err(count) => {
+                tracing::debug!(%peer, count, "too many connections from this address; closing");
+                continue;
+            }
+        };
+        // At the limit this evicts a connection that has sent nothing, or waits for a slot
+        // (further clients wait in the accept queue meanwhile).
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = admission.slot() => match slot { Some(slot) => slot, None => break },
+        };
+        let cancel = stop.child_token();
+        let life = connection::Lifecycle {
+            unproven: Some(admission.unproven(cancel.clone())),
+            cancel,
+            force: force.clone(),
+            requests: requests.clone(),
+        };
+        let ctx = Arc::clone(&ctx);
+        connections.spawn(async move {
+            connection::serve(stream, peer, ctx, life).await;
+            drop((slot, address));
+        });
     }
     drop(listener);
+    // Every connection's token is a child of `stop`: parked requests are answering now.
+    // Connections get the grace period to deliver their last responses, then are closed.
+    let grace = ctx.config.shutdown_grace();
+    let started = tokio::time::Instant::now();
     connections.close();
-    connections.wait().await;
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+        force.cancel();
+        connections.wait().await;
+    }
+    // Requests still running (a produce waiting for its sync) finish before the logs close;
+    // none waits for a client any more.
+    requests.close();
+    if tokio::time::timeout(grace, requests.wait()).await.is_err() {
+        tracing::warn!(
+            running = requests.len(),
+            "requests still running after the shutdown grace period; closing the logs anyway"
+        );
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "connections closed"
+    );
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
     }

@@ -31,9 +31,9 @@ use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
 use super::parallel;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
-use crate::log::files::write_atomically;
 use crate::log::{Disk, LogError, LogOptions, PartitionLog};
 use crate::producers::PartitionProducers;
+use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
@@ -101,8 +101,8 @@ impl Topic {
 #[non_exhaustive]
 pub enum CatalogError {
     /// Illegal name (Kafka: INVALID_TOPIC_EXCEPTION).
-    #[error(transparent)]
-    InvalidName(#[from] TopicNameError),
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidName(String, #[source] TopicNameError),
     /// The topic exists (TOPIC_ALREADY_EXISTS).
     #[error("topic {0} already exists")]
     AlreadyExists(String),
@@ -364,7 +364,8 @@ impl TopicCatalog {
     /// Whether [`Self::create`] would succeed now (CreateTopics' `validate_only`); returns the
     /// partition count.
     pub fn check_create(&self, name: &str, partitions: i64) -> Result<u32, CatalogError> {
-        validate_topic_name(name)?;
+        validate_topic_name(name)
+            .map_err(|reason| CatalogError::InvalidName(name.to_owned(), reason))?;
         let count = u32::try_from(partitions)
             .ok()
             .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
@@ -575,7 +576,7 @@ mod tests {
         ));
         assert!(matches!(
             catalog.create("bad name", 1),
-            Err(CatalogError::InvalidName(_))
+            Err(CatalogError::InvalidName(..))
         ));
         assert!(matches!(
             catalog.create("zero", 0),

@@ -10,18 +10,18 @@ use std::path::{Path, PathBuf};
 use super::codec::{FRAME_HEADER, decode_op, decode_snapshot};
 use super::live::Offsets;
 use super::{MAX_RECORD_BYTES, OffsetStoreError, io_error};
-use crate::log::Disk;
-use crate::log::files::parse_segment_name;
+use crate::storage::Disk;
+use crate::storage::files::{generation_file_name, parse_generation_file_name};
 
 /// Read buffer for replaying logs.
 const REPLAY_BUFFER_BYTES: usize = 1 << 20;
 
 pub(super) fn log_name(generation: u64) -> String {
-    format!("{generation:020}.log")
+    generation_file_name(generation, "log")
 }
 
 pub(super) fn snapshot_name(generation: u64) -> String {
-    format!("{generation:020}.snapshot")
+    generation_file_name(generation, "snapshot")
 }
 
 /// Files by generation.
@@ -39,7 +39,7 @@ pub(super) fn list_dir(dir: &Path) -> Result<(Generations, Generations), OffsetS
         };
         let path = entry.path();
         let generation =
-            |ext: &str| parse_segment_name(name, ext).and_then(|g| u64::try_from(g).ok());
+            |ext: &str| parse_generation_file_name(name, ext).and_then(|g| u64::try_from(g).ok());
         if name.ends_with(".tmp") {
             // An unfinished snapshot: the state never depended on it.
             if let Err(err) = fs::remove_file(&path) {
@@ -275,14 +275,14 @@ mod tests {
         let mut record = start_record(42, 1);
         record.push(0);
         fs::write(dir.path().join(log_name(0)), finish_record(record)).unwrap();
-        let err = recover(dir.path(), &crate::log::OsDisk).unwrap_err();
+        let err = recover(dir.path(), &crate::storage::OsDisk).unwrap_err();
         assert!(matches!(err, OffsetStoreError::Corrupt { .. }), "{err}");
     }
 
     #[test]
     fn an_empty_directory_gets_generation_zero() {
         let dir = tempfile::tempdir().unwrap();
-        let recovered = recover(dir.path(), &crate::log::OsDisk).unwrap();
+        let recovered = recover(dir.path(), &crate::storage::OsDisk).unwrap();
         assert_eq!(recovered.generation, 0);
         assert_eq!(recovered.position, 0);
         assert!(dir.path().join(log_name(0)).exists());

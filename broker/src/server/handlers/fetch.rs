@@ -1,5 +1,9 @@
 //! Fetch (key 1), v4-11: whole batches from each requested partition, long-polling up to
-//! `max_wait_ms` until `min_bytes` are available, woken by appends (no polling loop).
+//! `max_wait_ms` until `min_bytes` are available, woken by appends to the requested
+//! partitions only (no polling loop; `appends` keeps the waiters by partition), re-reading
+//! only the partitions appended to until `min_bytes` may be reached. A parked
+//! fetch ends early, answered with what there is, when its connection closes or the broker
+//! stops.
 //!
 //! Kafka's rules kept here (KIP-74): the response holds at most the smaller of the request's
 //! `max_bytes` and the broker's `--max-fetch-bytes`, and each partition at most its
@@ -11,37 +15,114 @@
 //! transactions); `session_id` is 0 (no incremental fetch sessions); an empty record set is
 //! empty bytes, not null.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, log_error_code};
 use crate::log::Offset;
 
-pub(crate) async fn handle(ctx: &Arc<Context>, request: FetchRequest) -> FetchResponse {
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    request: FetchRequest,
+    cancel: &CancellationToken,
+) -> FetchResponse {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let enough = |bytes: usize, errors: bool| {
+        bytes >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline
+    };
+    let (response, bytes, errors) = read(ctx, &request);
+    if enough(bytes, errors) || cancel.is_cancelled() {
+        return response;
+    }
+    // Park: wait for an append to one of the requested partitions (and no other). Registered
+    // before the next read, so an append between that read and the wait still wakes us.
+    // A wake-up names the partitions appended to; only those are read to see whether
+    // `min_bytes` is reached, and the whole request is read again only when it may be.
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (&*t.topic.0, p.partition)));
+    let registration = ctx.appended.register(partitions);
+    // Read again: an append may have come between the first read and the registration.
+    let (mut response, mut bytes, mut errors) = read(ctx, &request);
+    let mut seen = log_ends(&response);
     loop {
-        // Registered before reading, so an append between the read and the wait still wakes us.
-        let appended = ctx.appended.notified();
-        let (response, bytes, errors) = read(ctx, &request);
-        let now = tokio::time::Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline {
+        if enough(bytes, errors) {
             return response;
         }
-        if tokio::time::timeout(deadline - now, appended)
-            .await
-            .is_err()
-        {
-            // Deadline reached with nothing new: read once more so offsets are current.
-            return read(ctx, &request).0;
+        let changed = tokio::select! {
+            changed = registration.appended() => changed,
+            // Deadline reached with too little: read once more so offsets are current.
+            () = tokio::time::sleep_until(deadline) => return read(ctx, &request).0,
+            // The broker is stopping or the client went away: answer with what there is now.
+            () = cancel.cancelled() => return read(ctx, &request).0,
+        };
+        // Count only what the partitions appended to have gained; read everything (and build
+        // a response) only once that may be enough.
+        bytes = match appended_bytes(ctx, &request, &changed, &mut seen) {
+            Some(appended) => bytes.saturating_add(appended),
+            None => usize::MAX,
+        };
+        if bytes >= min_bytes.max(1) {
+            ctx.appended.count_reread();
+            (response, bytes, errors) = read(ctx, &request);
+            seen = log_ends(&response);
         }
     }
+}
+
+/// The log end offset (high watermark) of each partition in a response.
+fn log_ends(response: &FetchResponse) -> HashMap<(String, i32), i64> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| ((t.topic.0.to_string(), p.partition_index), p.high_watermark))
+        })
+        .collect()
+}
+
+/// Record bytes appended to the `changed` partitions since their log ends in `seen` (which
+/// move to the new ends), each up to the request's per-partition limit: an estimate of what
+/// a full read would add, made without reading the partitions that did not change. `None`
+/// when a partition cannot be read any more (deleted, or its start moved past): the caller
+/// then reads everything, and the response carries the error.
+fn appended_bytes(
+    ctx: &Context,
+    request: &FetchRequest,
+    changed: &[(&str, i32)],
+    seen: &mut HashMap<(String, i32), i64>,
+) -> Option<usize> {
+    let mut total = 0usize;
+    for &(topic, partition) in changed {
+        let partition_max = request
+            .topics
+            .iter()
+            .filter(|t| &*t.topic.0 == topic)
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.partition == partition)
+            .map(|p| usize::try_from(p.partition_max_bytes).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let found = ctx.catalog.get(topic)?;
+        let log = found.partition(partition)?;
+        let from = seen.get_mut(&(topic.to_owned(), partition))?;
+        let read = log.read(Offset(*from), partition_max.max(1)).ok()?;
+        *from = read.high_watermark.0;
+        total = total.saturating_add(read.records.len());
+    }
+    Some(total)
 }
 
 /// One pass over the requested partitions: the response, its record bytes, and whether any

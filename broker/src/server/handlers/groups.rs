@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
     ListGroupsResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse,
 };
+use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, NO_TRANSACTIONS, wire_str};
@@ -63,6 +64,7 @@ pub(crate) async fn join(
     peer: SocketAddr,
     request: JoinGroupRequest,
     version: i16,
+    cancel: &CancellationToken,
 ) -> JoinGroupResponse {
     let domain = JoinRequest {
         group_id: request.group_id.0.to_string(),
@@ -89,7 +91,7 @@ pub(crate) async fn join(
         client_host: format!("/{}", peer.ip()),
         version,
     };
-    let result = ctx.groups.join(domain).await;
+    let result = ctx.groups.join(domain, cancel).await;
     JoinGroupResponse::default()
         .with_error_code(result.error.code())
         .with_generation_id(result.generation_id)
@@ -112,7 +114,11 @@ pub(crate) async fn join(
         )
 }
 
-pub(crate) async fn sync(ctx: &Arc<Context>, request: SyncGroupRequest) -> SyncGroupResponse {
+pub(crate) async fn sync(
+    ctx: &Arc<Context>,
+    request: SyncGroupRequest,
+    cancel: &CancellationToken,
+) -> SyncGroupResponse {
     let domain = SyncRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -124,7 +130,7 @@ pub(crate) async fn sync(ctx: &Arc<Context>, request: SyncGroupRequest) -> SyncG
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let result = ctx.groups.sync(domain).await;
+    let result = ctx.groups.sync(domain, cancel).await;
     SyncGroupResponse::default()
         .with_error_code(result.error.code())
         .with_assignment(result.assignment)

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
+use tokio_util::sync::CancellationToken;
 use weir_protocol::api::{ApiKey, VersionRange, supported_range};
 use weir_protocol::error_code::ErrorCode;
 
@@ -35,7 +36,9 @@ pub(crate) fn advertised(key: ApiKey) -> Option<VersionRange> {
 }
 
 /// Runs the handler for `request`. `Ok(None)` means no response is sent (acks=0); `Err` closes
-/// the connection with the reason.
+/// the connection with the reason. `cancel` fires when the connection closes or the broker
+/// stops: requests parked on it (long-polling fetches, JoinGroup, SyncGroup) then answer at
+/// once.
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
     header: &RequestHeader,
@@ -43,6 +46,7 @@ pub(crate) async fn handle(
     request: RequestKind,
     version: i16,
     turn: &mut Turn,
+    cancel: &CancellationToken,
 ) -> Result<Option<ResponseKind>, String> {
     Ok(Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
@@ -55,11 +59,11 @@ pub(crate) async fn handle(
         RequestKind::JoinGroup(r) => {
             // Parked until the rebalance completes: later requests must not wait for that.
             turn.release();
-            ResponseKind::JoinGroup(groups::join(ctx, header, peer, r, version).await)
+            ResponseKind::JoinGroup(groups::join(ctx, header, peer, r, version, cancel).await)
         }
         RequestKind::SyncGroup(r) => {
             turn.release();
-            ResponseKind::SyncGroup(groups::sync(ctx, r).await)
+            ResponseKind::SyncGroup(groups::sync(ctx, r, cancel).await)
         }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(ctx, &r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(ctx, &r, version)),
@@ -82,7 +86,7 @@ pub(crate) async fn handle(
         RequestKind::Fetch(r) => {
             // Reading has no effect for later requests to wait for.
             turn.release();
-            ResponseKind::Fetch(fetch::handle(ctx, r).await)
+            ResponseKind::Fetch(fetch::handle(ctx, r, cancel).await)
         }
         RequestKind::Produce(r) => match produce::handle(ctx, r, turn).await? {
             Some(response) => ResponseKind::Produce(response),
@@ -114,7 +118,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
 /// The Kafka error code for a catalog failure.
 pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
     match err {
-        CatalogError::InvalidName(_) | CatalogError::Collides(..) => {
+        CatalogError::InvalidName(..) | CatalogError::Collides(..) => {
             ErrorCode::InvalidTopicException
         }
         CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,

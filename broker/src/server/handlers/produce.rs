@@ -53,7 +53,6 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index, log, offset to wait for)
     let mut durable_waits: Vec<(usize, usize, Arc<PartitionLog>, Offset)> = Vec::new();
-    let mut appended = false;
     let mut first_failure: Option<String> = None;
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let found = ctx.catalog.get(&topic.name.0);
@@ -80,7 +79,10 @@ pub(crate) async fn handle(
             };
             match outcome {
                 Ok((log, info)) => {
-                    appended |= !info.duplicate;
+                    if !info.duplicate {
+                        // Wakes only the fetches parked on this partition.
+                        ctx.appended.appended(&topic.name.0, data.index);
+                    }
                     if acks == -1 || log.sync_before_ack() {
                         log.request_sync();
                         durable_waits.push((ti, pi, Arc::clone(log), info.next_offset));
@@ -111,9 +113,6 @@ pub(crate) async fn handle(
     }
     // Appends are done: later requests on this connection may act while we wait for syncs.
     turn.release();
-    if appended {
-        ctx.appended.notify_waiters();
-    }
     for (ti, pi, log, offset) in durable_waits {
         if let Err(err) = log.wait_durable(offset).await {
             let p = &mut topics[ti].partition_responses[pi];

@@ -1,23 +1,42 @@
-//! Background syncing with group commit.
+//! Background syncing with group commit, for anything that syncs.
 //!
-//! A [`Flusher`] is a small pool of OS threads shared by all logs of a broker, so `fdatasync`
-//! never runs on the async runtime. A log that has waiters asks for a sync; the request is
-//! queued at most once per log (a flag on the log), and a worker syncs *everything appended up
-//! to the moment it starts*. Appends that arrive during a sync queue the log again and are
-//! covered by the next one: however many appenders wait, each log has at most one sync running
+//! A [`Flusher`] is a small pool of OS threads shared by all the stores of a broker (every
+//! partition log and the committed-offsets store), so `fdatasync` never runs on the async
+//! runtime. What it syncs is anything [`Syncable`]: it does not know logs, offsets or files,
+//! and it decides nothing about what a sync covers.
+//!
+//! A store that has waiters asks for a sync; the request is queued at most once per store (a
+//! flag the store keeps, set when it schedules and cleared by
+//! [`Syncable::run_scheduled_sync`] before it syncs), and a worker syncs *everything written up
+//! to the moment it starts*. Writes that arrive during a sync queue the store again and are
+//! covered by the next one: however many writers wait, each store has at most one sync running
 //! and one pending. That is group commit.
 //!
-//! Logs with an interval policy are also swept by a ticker thread, which queues those that have
-//! unsynced data older than their interval.
+//! Stores with an interval policy are also swept by a ticker thread, which calls
+//! [`Syncable::sync_if_older_than`] on them; the ticker holds them weakly, so a dropped store
+//! leaves the sweep.
+//!
+//! Invariants: a sync queued before [`Flusher::shutdown`] still runs; one asked for after it
+//! runs on the caller's thread, so no waiter is left hanging.
 
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::partition::PartitionLog;
+/// Something a [`Flusher`] syncs: a partition log, the committed-offsets store.
+pub(crate) trait Syncable: Send + Sync + Debug {
+    /// A sync queued with [`Flusher::schedule`] is due. Clears the store's "queued" flag
+    /// first (so writes arriving during the sync queue the next one), then syncs everything
+    /// written so far; errors go to the store's waiters, not to the flusher.
+    fn run_scheduled_sync(&self);
+    /// Called by the ticker for stores registered with [`Flusher::register_interval`]: queue
+    /// a sync if data unsynced for at least `every` is waiting.
+    fn sync_if_older_than(&self, every: Duration);
+}
 
-/// A pool of sync threads shared by many logs.
+/// A pool of sync threads shared by many stores.
 #[derive(Debug)]
 pub struct Flusher {
     shared: Arc<Shared>,
@@ -26,8 +45,9 @@ pub struct Flusher {
 
 #[derive(Debug, Default)]
 struct Queue {
-    ready: VecDeque<Arc<PartitionLog>>,
-    interval_logs: Vec<(Weak<PartitionLog>, Duration)>,
+    ready: VecDeque<Arc<dyn Syncable>>,
+    /// Stores swept by the ticker, with their interval.
+    interval_logs: Vec<(Weak<dyn Syncable>, Duration)>,
     shutdown: bool,
 }
 
@@ -66,7 +86,7 @@ impl Flusher {
     }
 
     /// Queues a sync of `log`. The caller guarantees it is not queued already.
-    pub(crate) fn schedule(&self, log: Arc<PartitionLog>) {
+    pub(crate) fn schedule(&self, log: Arc<dyn Syncable>) {
         let mut q = self.shared.lock();
         if q.shutdown {
             drop(q);
@@ -79,7 +99,7 @@ impl Flusher {
     }
 
     /// Has the ticker sync `log` at least every `every`.
-    pub(crate) fn register_interval(&self, log: Weak<PartitionLog>, every: Duration) {
+    pub(crate) fn register_interval(&self, log: Weak<dyn Syncable>, every: Duration) {
         let mut q = self.shared.lock();
         q.interval_logs.push((log, every));
         self.shared.tick.notify_all();

@@ -1,11 +1,16 @@
-//! The few file operations whose failure the log must survive, behind a trait so tests can
-//! inject them.
+//! The few file operations whose failure the broker's stores must survive, behind a trait so
+//! tests can inject them.
+//!
+//! Owns [`Disk`] (allocate, write, sync), the real [`OsDisk`], the failure-injecting
+//! [`FaultyDisk`] and `is_disk_full`, the one place that says which errors mean "no space".
+//! It does not decide what a failure means for a store (refuse one write or stop): that is the
+//! caller's rule.
 //!
 //! Everything else (opening, mapping, renaming) goes straight to the OS: its failures surface
-//! as [`super::LogError::Io`] at open time. What is routed here is exactly what can fail while
-//! the log is serving: allocating a new segment (disk full), writing batches on the `pwrite`
-//! path, and syncing (EIO after a device error, or ENOSPC on filesystems that allocate at
-//! writeback).
+//! as the owner's I/O error at open time. What is routed here is exactly what can fail while a
+//! store is serving: allocating a new segment (disk full), writing on the `pwrite` path
+//! (partition logs, the offsets log), and syncing (EIO after a device error, or ENOSPC on
+//! filesystems that allocate at writeback).
 
 use std::fmt::Debug;
 use std::fs::File;
@@ -13,7 +18,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-/// Allocation and sync of log files.
+/// Allocation, writes and syncs of store files.
 pub trait Disk: Send + Sync + Debug {
     /// Makes `file` at least `len` bytes long with every block allocated, so that writes
     /// through a memory map can never hit ENOSPC (which would be SIGBUS).
@@ -52,6 +57,12 @@ impl Disk for OsDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+}
+
+/// True for the errors that mean "no space on the device".
+pub(crate) fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
+        || err.kind() == io::ErrorKind::StorageFull
 }
 
 /// `pwritev` of all of `parts` at `offset`, resuming after short writes and interruptions.
