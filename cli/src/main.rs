@@ -6,7 +6,8 @@
 //! - `commands/`: one module per command (`produce`, `consume`, `topics`, `groups`) and the
 //!   shared [`commands::Context`].
 //! - `perf/`: `weir perf`, its histogram, progress line and report.
-//! - `table`, `format`, `assignment`: output tables, record formats, group assignments.
+//! - `table`, `format`: output tables, record formats. Group assignments are decoded by
+//!   `weir_protocol::consumer_protocol` (through `weir_client::protocol`).
 //! - `start`: `--offset` and `--to` as kcat and rpk users type them.
 //! - `error`: the one-line messages and the exit codes; `shutdown`: Ctrl-C.
 //! - `health`: probes that say on stderr when the broker stops answering or a topic goes.
@@ -14,7 +15,6 @@
 //!   `weir consume` writes, knowing which records' lines reached the reader.
 
 mod args;
-mod assignment;
 mod commands;
 mod error;
 mod format;

@@ -292,6 +292,8 @@ impl Admin {
     /// # Errors
     /// A network error or the broker's error.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        // One piece (over 80 lines) on purpose: three requests in a row (DescribeGroups,
+        // OffsetFetch, ListOffsets), each answer feeding the next, read best as one sequence.
         let coordinator = self.coordinator(group_id).await?;
         let described = self
             .cluster

@@ -25,10 +25,11 @@ use tokio::net::lookup_host;
 use tokio::sync::Mutex;
 use weir_protocol::error_code::ErrorCode;
 
-use crate::backoff::{Backoff, SplitMix64};
+use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Request};
 use crate::error::{Error, Result};
+use crate::random::SplitMix64;
 
 /// The port of a bootstrap address given without one, as librdkafka (and so kcat) assume.
 pub const DEFAULT_PORT: u16 = 9092;

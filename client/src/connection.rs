@@ -137,6 +137,8 @@ impl Connection {
     }
 
     async fn handshake(mut stream: TcpStream, addr: SocketAddr, client_id: &str) -> Result<Self> {
+        // One piece (over 80 lines) on purpose: the ApiVersions exchange and the start of the
+        // connection's reader and writer tasks share `stream`, which the tasks take at the end.
         let mut versions = None;
         // v3 first; a broker that does not know it answers in v0 with its range.
         for version in [3, 0] {

@@ -11,8 +11,10 @@
 //! - [`consumer`]: [`Consumer`]: assigned or group-managed partitions, bounded prefetch,
 //!   committed offsets, range and round-robin assignors.
 //! - [`producer`]: [`Producer`]: batching, backpressure, retries, idempotent delivery.
-//! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded.
+//! - [`compression`]: the batch codecs (gzip, Snappy, LZ4, zstd), decompression bounded;
+//!   `weir_protocol::compression`, re-exported here.
 //! - [`backoff`]: exponential backoff with jitter as a plain iterator, random source injected.
+//! - [`random`]: the injected random source ([`random::JitterSource`], [`random::SplitMix64`]).
 //! - [`partitioner`]: Kafka's murmur2 key partitioning and sticky partitioning.
 //! - [`error`]: [`Error`], which says whether a retry can help and keeps the Kafka code.
 //! - [`topic_name`]: Kafka's topic name rules, checked before a name is sent.
@@ -22,13 +24,13 @@
 pub mod admin;
 pub mod backoff;
 pub mod cluster;
-pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
+pub mod random;
 pub mod topic_name;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, NewTopic, PartitionLag};
@@ -38,3 +40,5 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicP
 pub use error::{Error, Result};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use weir_protocol as protocol;
+/// The batch codecs, which live in the sans-I/O protocol crate.
+pub use weir_protocol::compression;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::backoff::JitterSource;
+use crate::random::JitterSource;
 
 /// MurmurHash2 (32-bit) exactly as Kafka's `org.apache.kafka.common.utils.Utils.murmur2`:
 /// seed `0x9747b28c`, little-endian 4-byte blocks, the tail mixed in, then the final
@@ -207,7 +207,7 @@ fn choose_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backoff::SplitMix64;
+    use crate::random::SplitMix64;
 
     /// `(key, murmur2(key))`, generated with kafka-python 3.0.12's
     /// `kafka.partitioner.default.murmur2` (a port of the Java `Utils.murmur2`), converted to

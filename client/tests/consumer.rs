@@ -349,6 +349,63 @@ async fn a_slow_application_bounds_the_prefetch() {
     broker.shutdown().await.unwrap();
 }
 
+/// KIP-74: the broker gives a fetch's `max_bytes` to the partitions in request order and only
+/// the first one with data may exceed it. With every partition holding more than `max_bytes`,
+/// a fixed order would feed the first partition until it is drained and starve the others;
+/// the consumer rotates partitions that returned data to the back, so all make progress.
+#[tokio::test]
+async fn a_small_fetch_max_bytes_starves_no_partition() {
+    let (_dir, broker) = broker().await;
+    create(&broker, "rotate", 3).await;
+    // 40 batches of one ~1 KB record per partition; each batch is larger than max_bytes.
+    let batches = 40;
+    let value = "x".repeat(1_000);
+    for partition in 0..3 {
+        for b in 0..batches {
+            produce(
+                &broker,
+                "rotate",
+                partition,
+                &[format!("{partition}-{b}-{value}")],
+            )
+            .await;
+        }
+    }
+    let mut config = config(&broker)
+        .max_prefetch_bytes(4 << 10)
+        .max_poll_records(1);
+    config.fetch_max_bytes = 100;
+    let mut consumer = Consumer::new(config);
+    consumer
+        .assign([tp("rotate", 0), tp("rotate", 1), tp("rotate", 2)])
+        .unwrap();
+    let total = 3 * batches;
+    let mut seen: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut first_of_partition_zero_before_all = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.values().map(Vec::len).sum::<usize>() < total {
+        assert!(tokio::time::Instant::now() < deadline, "stalled: {seen:?}");
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            seen.entry(r.partition).or_default().push(r.offset);
+        }
+        if first_of_partition_zero_before_all.is_none() && seen.len() == 3 {
+            first_of_partition_zero_before_all = Some(seen[&0].len());
+        }
+    }
+    // The prefetch bound holds about 4 batches: without rotation, partition 0 would have
+    // been read to its end (40 records) before partitions 1 and 2 got a first record.
+    let zero = first_of_partition_zero_before_all.unwrap();
+    assert!(
+        zero <= 10,
+        "partition 0 had {zero} records before every partition had one"
+    );
+    let all: Vec<i64> = (0..i64::try_from(batches).unwrap()).collect();
+    for partition in 0..3 {
+        assert_eq!(seen[&partition], all, "partition {partition}");
+    }
+    broker.shutdown().await.unwrap();
+}
+
 /// Connections cut in the middle of fetches and commits (closed or reset), delayed and split
 /// chunks: the consumer reconnects and goes on from its position, so every record comes once
 /// and in order, and its commits land.

@@ -38,9 +38,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::{ApiKey, SUPPORTED_APIS, supported_range};
+use weir_protocol::compression::{compress, decompress};
 use weir_protocol::message::{decode_request, encode_request};
 use weir_protocol::record_batch::{
-    BatchBuilder, RecordInput, check_records, field, validate_batch,
+    BatchBuilder, Compression, RecordInput, check_records, field, validate_batch,
 };
 
 fn s(text: &'static str) -> StrBytes {
@@ -418,8 +419,11 @@ fn main() {
     negative.extend_from_slice(&(-1i32).to_be_bytes());
     write(&fr, "negative.bin", &negative);
 
+    let decompress_seeds = decompress_seeds(&root, &batches[1].1);
+
     println!(
-        "wrote {} record_batch, {requests} request, codec and 5 frame seeds under {}",
+        "wrote {} record_batch, {requests} request, codec, 5 frame and {decompress_seeds} \
+         decompress seeds under {}",
         batches.len() + 2,
         root.display()
     );
@@ -460,4 +464,56 @@ fn wire_index(key: ApiKey) -> u16 {
 fn version_index(key: ApiKey, version: i16) -> u16 {
     let wire = WireApiKey::try_from(key.code()).expect("a key the codec knows");
     (version - wire.valid_versions().min) as u16
+}
+
+/// decompress: byte 0 the codec (its index in the target's list), bytes 1-2 the limit, then
+/// the data. Each codec gets a batch's records section compressed (limit large enough), a
+/// zeros bomb (limit too small) and its empty input; Snappy also a raw block (librdkafka's
+/// default). Returns the number of seeds written.
+fn decompress_seeds(root: &Path, batch: &[u8]) -> usize {
+    const CODECS: [(Compression, &str); 5] = [
+        (Compression::None, "none"),
+        (Compression::Gzip, "gzip"),
+        (Compression::Snappy, "snappy"),
+        (Compression::Lz4, "lz4"),
+        (Compression::Zstd, "zstd"),
+    ];
+    let dz = dir(root, "decompress");
+    let records = &batch[weir_protocol::record_batch::HEADER_LEN..];
+    let zeros = vec![0u8; 64 * 1024];
+    let mut written = 0;
+    let mut seed = |name: &str, selector: usize, limit: u16, data: &[u8]| {
+        let mut input = vec![selector as u8];
+        input.extend_from_slice(&limit.to_be_bytes());
+        input.extend_from_slice(data);
+        write(&dz, &format!("{name}.bin"), &input);
+        written += 1;
+    };
+    for (selector, (codec, name)) in CODECS.into_iter().enumerate() {
+        let packed = compress(codec, records).expect("compress the records");
+        assert_eq!(
+            decompress(codec, &packed, records.len()).expect("decompress the records"),
+            records
+        );
+        seed(&format!("{name}-records"), selector, 4096, &packed);
+        let bomb = compress(codec, &zeros).expect("compress zeros");
+        if bomb.len() < 4096 {
+            seed(&format!("{name}-bomb"), selector, 1024, &bomb);
+        }
+        seed(&format!("{name}-empty"), selector, 16, &[]);
+    }
+    let raw = snap::raw::Encoder::new()
+        .compress_vec(records)
+        .expect("a raw snappy block");
+    seed("snappy-raw-block", 2, 4096, &raw);
+    // A 10-byte zstd frame whose header asks for a 128 MiB window (window descriptor 0x88,
+    // no content size) around one raw 1-byte block: zstd allocates the window (134,611,008
+    // bytes) before the first byte comes out, whatever the limit (docs/fuzzing.md).
+    seed(
+        "zstd-window-128mib",
+        4,
+        16,
+        &[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x88, 0x09, 0x00, 0x00, 0x41],
+    );
+    written
 }

@@ -8,6 +8,10 @@
 //!
 //! - [`api`]: the table of supported APIs and version ranges (ApiVersions and negotiation),
 //!   and the request/response header version of each API version.
+//! - [`compression`]: the record-batch codecs (gzip, Snappy raw and xerial, LZ4 frame, zstd),
+//!   each behind a cargo feature; decompression bounded by the caller's limit.
+//! - [`consumer_protocol`]: the consumer group subscription and assignment bytes (Kafka's
+//!   `ConsumerProtocolSubscription` / `ConsumerProtocolAssignment`, versions 0-3).
 //! - [`error_code`]: Kafka error codes as a typed enum, with names and retriability.
 //! - [`frame`]: size-prefixed framing as a `tokio_util` codec, bounded before allocation.
 //! - [`message`]: whole requests and responses (header and body) to and from frames.
@@ -17,6 +21,8 @@
 //! - [`varint`]: zigzag varints as used inside records.
 
 pub mod api;
+pub mod compression;
+pub mod consumer_protocol;
 pub mod error_code;
 pub mod frame;
 pub mod message;

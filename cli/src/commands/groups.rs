@@ -1,16 +1,16 @@
 //! `weir groups list|describe|delete|reset-offsets`. Descriptions decode each member's
-//! assignment (the consumer protocol's bytes) to show which partitions it owns; offsets are
+//! assignment (the consumer protocol's bytes, `weir_protocol::consumer_protocol`) to show which partitions it owns; offsets are
 //! reset by committing them as a member-less ("simple") consumer, which the coordinator only
 //! accepts while the group has no members, so the command refuses an active group up front.
 
 use std::collections::BTreeMap;
 
+use weir_client::protocol::consumer_protocol::decode_assignment;
 use weir_client::{Consumer, ConsumerConfig, TopicPartition};
 
 use super::Context;
 use super::topics::offsets;
 use crate::args::{GroupsCommand, ResetOffsetsArgs, Start};
-use crate::assignment::decode_assignment;
 use crate::error::{CliError, CliResult};
 use crate::output::{note, print};
 use crate::table::{Style, Table};
@@ -59,11 +59,12 @@ async fn describe(
     let mut members = Table::new(&["MEMBER", "CLIENT", "HOST", "ASSIGNMENT"]);
     for m in &d.members {
         let assignment = match decode_assignment(&m.assignment) {
-            Ok(parts) => parts
+            Ok(assignment) => assignment
+                .partitions
                 .iter()
-                .map(|(t, ps)| {
-                    let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
-                    format!("{t}:{}", ps.join(","))
+                .map(|tp| {
+                    let ps: Vec<String> = tp.partitions.iter().map(i32::to_string).collect();
+                    format!("{}:{}", tp.topic, ps.join(","))
                 })
                 .collect::<Vec<_>>()
                 .join(" "),

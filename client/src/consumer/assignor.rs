@@ -1,6 +1,7 @@
-//! Partition assignors run by the group leader, and the consumer protocol's encoding of
-//! subscriptions and assignments (`ConsumerProtocolSubscription` / `Assignment`, written at
-//! version 0 behind the usual 2-byte version prefix, read at any version).
+//! Partition assignors run by the group leader, and the adapters between the client's
+//! [`TopicPartition`] lists and the consumer protocol's bytes. The byte layout
+//! (`ConsumerProtocolSubscription` / `Assignment`, written here at version 0 behind the usual
+//! 2-byte version prefix, read at any version) is `weir_protocol::consumer_protocol`'s.
 //!
 //! Assignment is a pure function of the members' subscriptions and the partition counts,
 //! so every leader computes the same result for the same input (members and partitions are
@@ -9,18 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-    consumer_protocol_assignment,
+use bytes::Bytes;
+use weir_protocol::consumer_protocol::{
+    self, Assignment, ConsumerProtocolError, Subscription, TopicPartitions,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::record::TopicPartition;
 
-/// The highest consumer-protocol version kafka-protocol decodes; newer members' data is read
-/// as this version (later versions only append fields).
-const PROTOCOL_VERSION_MAX: i16 = 3;
+/// The consumer-protocol version this client writes: the eager protocol needs no owned
+/// partitions, generation or rack.
+const PROTOCOL_VERSION: i16 = 0;
 
 /// A partition assignment strategy, named as in Kafka so that mixed groups agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,79 +110,52 @@ impl Assignor {
     }
 }
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
-
 /// JoinGroup metadata for a member subscribed to `topics`.
-pub(crate) fn encode_subscription(topics: &[String]) -> Bytes {
-    let subscription =
-        ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| s(t)).collect());
-    encode_versioned(&subscription)
+///
+/// Version 0 fails only on a topic name over 32,767 bytes, which no broker accepts.
+pub(crate) fn encode_subscription(topics: &[String]) -> Result<Bytes, ConsumerProtocolError> {
+    let subscription = Subscription::new(topics.to_vec());
+    consumer_protocol::encode_subscription(&subscription, PROTOCOL_VERSION)
 }
 
 /// The topics of a member's JoinGroup metadata.
-pub(crate) fn decode_subscription(mut metadata: Bytes) -> Option<Vec<String>> {
-    let version = read_version(&mut metadata)?;
-    let decoded = ConsumerProtocolSubscription::decode(&mut metadata, version).ok()?;
-    Some(decoded.topics.iter().map(|t| t.to_string()).collect())
+pub(crate) fn decode_subscription(metadata: &[u8]) -> Result<Vec<String>, ConsumerProtocolError> {
+    Ok(consumer_protocol::decode_subscription(metadata)?.topics)
 }
 
-/// SyncGroup assignment bytes for `partitions`.
-pub(crate) fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
+/// SyncGroup assignment bytes for `partitions`; fails as [`encode_subscription`] does.
+pub(crate) fn encode_assignment(
+    partitions: &[TopicPartition],
+) -> Result<Bytes, ConsumerProtocolError> {
     let mut by_topic: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
     for tp in partitions {
         by_topic.entry(&tp.topic).or_default().insert(tp.partition);
     }
-    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        by_topic
+    let assignment = Assignment {
+        partitions: by_topic
             .into_iter()
-            .map(|(topic, parts)| {
-                consumer_protocol_assignment::TopicPartition::default()
-                    .with_topic(TopicName(s(topic)))
-                    .with_partitions(parts.into_iter().collect())
-            })
+            .map(|(topic, parts)| TopicPartitions::new(topic, parts.into_iter().collect()))
             .collect(),
-    );
-    encode_versioned(&assignment)
+        user_data: None,
+    };
+    consumer_protocol::encode_assignment(&assignment, PROTOCOL_VERSION)
 }
 
 /// The partitions of an assignment; empty bytes (a member the leader left out) are none.
-pub(crate) fn decode_assignment(mut bytes: Bytes) -> Option<Vec<TopicPartition>> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let version = read_version(&mut bytes)?;
-    let decoded = ConsumerProtocolAssignment::decode(&mut bytes, version).ok()?;
-    Some(
-        decoded
-            .assigned_partitions
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new(t.topic.0.to_string(), p))
-            })
-            .collect(),
-    )
-}
-
-fn read_version(bytes: &mut Bytes) -> Option<i16> {
-    if bytes.remaining() < 2 {
-        return None;
-    }
-    let version = bytes.get_i16();
-    (version >= 0).then_some(version.min(PROTOCOL_VERSION_MAX))
-}
-
-fn encode_versioned<M: Encodable>(message: &M) -> Bytes {
-    let mut buf = BytesMut::new();
-    buf.put_i16(0);
-    if let Err(err) = message.encode(&mut buf, 0) {
-        // Version 0 has no field that can fail to encode; keep the cause if it ever does.
-        tracing::error!(error = %err, "encoding consumer protocol data");
-    }
-    buf.freeze()
+pub(crate) fn decode_assignment(
+    bytes: &[u8],
+) -> Result<Vec<TopicPartition>, ConsumerProtocolError> {
+    let assignment = consumer_protocol::decode_assignment(bytes)?;
+    Ok(assignment
+        .partitions
+        .into_iter()
+        .flat_map(|t| {
+            let TopicPartitions { topic, partitions } = t;
+            partitions
+                .into_iter()
+                .map(move |p| TopicPartition::new(topic.clone(), p))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -264,12 +236,15 @@ mod tests {
     fn protocol_data_round_trips() {
         let topics = vec!["a".to_owned(), "b".to_owned()];
         assert_eq!(
-            decode_subscription(encode_subscription(&topics)),
+            decode_subscription(&encode_subscription(&topics).unwrap()).ok(),
             Some(topics)
         );
         let tps = vec![TopicPartition::new("a", 1), TopicPartition::new("a", 3)];
-        assert_eq!(decode_assignment(encode_assignment(&tps)), Some(tps));
-        assert_eq!(decode_assignment(Bytes::new()), Some(vec![]));
-        assert_eq!(decode_subscription(Bytes::from_static(&[0])), None);
+        assert_eq!(
+            decode_assignment(&encode_assignment(&tps).unwrap()).ok(),
+            Some(tps)
+        );
+        assert_eq!(decode_assignment(&Bytes::new()).ok(), Some(vec![]));
+        assert_eq!(decode_subscription(&[0]).ok(), None);
     }
 }

@@ -8,8 +8,13 @@
 //!
 //! Answers are applied only if the partition's epoch is unchanged since the request (no
 //! seek, reset or reassignment in between), so a late answer never moves a position.
+//!
+//! Which partitions go in which fetch to which leader, in what order and for how many bytes
+//! is decided by the pure planner in [`super::fetch_plan`], on a snapshot taken under the
+//! state lock; this task looks up leaders, builds and sends the requests, applies the
+//! answers, and tells the planner which partitions returned data (its rotation).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -18,10 +23,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use weir_protocol::error_code::ErrorCode;
 
-use super::config::{OffsetReset, millis_i32};
+use super::config::{ConsumerConfig, OffsetReset, millis_i32};
+use super::fetch_plan::{self, Fetch, FetchPlanner, Fetchable, PartitionView};
 use super::offsets::{self, s};
 use super::record::{TopicPartition, decode};
-use super::state::{Chunk, Shared};
+use super::state::{Chunk, PartitionState, Shared, State};
 use crate::error::{Error, Result};
 
 /// A partition in a request, with what the answer is checked against.
@@ -51,10 +57,11 @@ enum Done {
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut busy: HashSet<i32> = HashSet::new();
+    let mut planner = FetchPlanner::default();
     loop {
         let woken = shared.fetch_wake.notified();
         start_resolving(&shared, &mut tasks);
-        let retry_at = start_fetches(&shared, &mut tasks, &mut busy).await;
+        let retry_at = start_fetches(&shared, &mut tasks, &mut busy, &mut planner).await;
         let sleep = tokio::time::sleep_until(
             retry_at.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600)),
         );
@@ -62,7 +69,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                 Ok(Done::Fetched { node, sent, reserved, result }) => {
                     busy.remove(&node);
-                    apply_fetch(&shared, sent, reserved, result).await;
+                    for tp in apply_fetch(&shared, sent, reserved, result).await {
+                        planner.served(&tp);
+                    }
                 }
                 Ok(Done::Resolved { wanted, result }) => apply_resolved(&shared, wanted, result),
                 Err(err) => tracing::error!(error = %err, "consumer fetch task failed"),
@@ -189,14 +198,20 @@ fn apply_resolved(
     shared.fetch_wake.notify_one();
 }
 
-/// Sends a fetch to every idle leader with fetchable partitions. Returns when the loop must
-/// look again for partitions now backing off.
+/// Sends a fetch to every idle leader with fetchable partitions, as the planner says.
+/// Returns when the loop must look again for partitions now backing off.
 async fn start_fetches(
     shared: &Arc<Shared>,
     tasks: &mut JoinSet<Done>,
     busy: &mut HashSet<i32>,
+    planner: &mut FetchPlanner,
 ) -> Option<Instant> {
     let config = &shared.config;
+    let limits = fetch_plan::Limits {
+        fetch_max_bytes: config.fetch_max_bytes,
+        max_partition_fetch_bytes: config.max_partition_fetch_bytes,
+        max_prefetch_bytes: config.max_prefetch_bytes,
+    };
     let now = Instant::now();
     let mut retry_at: Option<Instant> = None;
     let candidates: Vec<TopicPartition> = {
@@ -204,28 +219,26 @@ async fn start_fetches(
         state
             .partitions
             .iter()
-            .filter(|(_, p)| {
-                if let Some(at) = p.retry_at.filter(|&at| at > now) {
-                    retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
-                    return false;
-                }
-                p.position.is_some()
-                    && !p.paused
-                    && !p.in_flight
-                    && !p.stalled
-                    && p.buffered_bytes < config.max_partition_fetch_bytes
-            })
+            .filter(
+                |(_, p)| match fetch_plan::fetchable(&view(p), &limits, now) {
+                    Fetchable::Yes => true,
+                    Fetchable::BackingOff(at) => {
+                        retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                        false
+                    }
+                    Fetchable::No => false,
+                },
+            )
             .map(|(tp, _)| tp.clone())
             .collect()
     };
     if candidates.is_empty() {
         return retry_at;
     }
-    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    let mut leaders = Vec::new();
     for tp in candidates {
         match offsets::leader(shared, &tp).await {
-            Ok(node) if !busy.contains(&node) => by_leader.entry(node).or_default().push(tp),
-            Ok(_) => {}
+            Ok(node) => leaders.push((tp, node)),
             Err(err) => {
                 tracing::debug!(%tp, error = %err, "no leader to fetch from");
                 let at = now + config.retry_backoff;
@@ -236,98 +249,127 @@ async fn start_fetches(
             }
         }
     }
-    for (node, tps) in by_leader {
+    let mut requests = Vec::new();
+    {
         let mut state = shared.lock();
-        let used = state.buffered_bytes + state.reserved_bytes;
-        let free = config
-            .max_prefetch_bytes
-            .saturating_sub(used)
-            .min(config.fetch_max_bytes);
-        if free == 0 {
-            break;
-        }
-        let mut sent = Vec::new();
-        let mut asked = 0usize;
-        let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-        for tp in tps {
-            let Some(p) = state.partitions.get_mut(&tp) else {
-                continue;
-            };
-            // Re-checked under the lock: a poll or seek may have run since.
-            if p.position.is_none() || p.in_flight || p.paused || p.stalled {
-                continue;
-            }
-            let room = config
-                .max_partition_fetch_bytes
-                .saturating_sub(p.buffered_bytes)
-                .min(free)
-                .max(1);
-            asked = asked.saturating_add(room);
-            p.in_flight = true;
-            topics.entry(tp.topic.clone()).or_default().push(
-                FetchPartition::default()
-                    .with_partition(tp.partition)
-                    .with_fetch_offset(p.fetch_offset)
-                    .with_partition_max_bytes(i32::try_from(room).unwrap_or(i32::MAX)),
-            );
-            sent.push(Sent {
-                epoch: p.epoch,
-                fetch_offset: p.fetch_offset,
-                tp,
-            });
-        }
-        if sent.is_empty() {
-            continue;
-        }
-        let reserve = asked.min(free);
-        state.reserved_bytes += reserve;
-        drop(state);
-        let request = FetchRequest::default()
-            .with_max_wait_ms(millis_i32(config.fetch_max_wait))
-            .with_min_bytes(config.fetch_min_bytes)
-            .with_max_bytes(i32::try_from(reserve).unwrap_or(i32::MAX))
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        FetchTopic::default()
-                            .with_topic(TopicName(s(&topic)))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            );
-        busy.insert(node);
-        let shared = Arc::clone(shared);
-        tasks.spawn(async move {
-            // The broker holds the request up to max_wait: allow for it on top of the timeout.
-            let result = match shared.cluster.node(node).await {
-                Ok(connection) => tokio::time::timeout(
-                    shared.config.client.request_timeout + shared.config.fetch_max_wait,
-                    connection.call(request),
-                )
-                .await
-                .unwrap_or_else(|_elapsed| Err(Error::Timeout(format!("Fetch to broker {node}")))),
-                Err(err) => Err(err),
-            };
-            Done::Fetched {
-                node,
-                sent,
-                reserved: reserve,
-                result,
-            }
+        planner.retain(|tp| state.partitions.contains_key(tp));
+        // Planned on the state as it is now, under the lock: a poll or seek may have run
+        // since the candidates were picked.
+        let snapshot = leaders.into_iter().filter_map(|(tp, node)| {
+            let view = view(state.partitions.get(&tp)?);
+            Some((tp, node, view))
         });
+        let used = state.buffered_bytes + state.reserved_bytes;
+        let fetches = planner.plan(snapshot, busy, used, &limits, now);
+        for fetch in fetches {
+            state.reserved_bytes += fetch.max_bytes;
+            let (request, sent) = request(config, &mut state, &fetch);
+            requests.push((fetch.node, request, sent, fetch.max_bytes));
+        }
+    }
+    for (node, request, sent, reserved) in requests {
+        busy.insert(node);
+        spawn_fetch(shared, tasks, node, request, Planned { sent, reserved });
     }
     retry_at
 }
 
+/// What a fetch request carries besides its wire form: what its answer is checked against,
+/// and the prefetch budget it holds until answered.
+#[derive(Debug)]
+struct Planned {
+    sent: Vec<Sent>,
+    reserved: usize,
+}
+
+/// Sends one fetch in the background; its outcome comes back as [`Done::Fetched`].
+fn spawn_fetch(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<Done>,
+    node: i32,
+    request: FetchRequest,
+    planned: Planned,
+) {
+    let shared = Arc::clone(shared);
+    tasks.spawn(async move {
+        // The broker holds the request up to max_wait: allow for it on top of the timeout.
+        let result = match shared.cluster.node(node).await {
+            Ok(connection) => tokio::time::timeout(
+                shared.config.client.request_timeout + shared.config.fetch_max_wait,
+                connection.call(request),
+            )
+            .await
+            .unwrap_or_else(|_elapsed| Err(Error::Timeout(format!("Fetch to broker {node}")))),
+            Err(err) => Err(err),
+        };
+        let Planned { sent, reserved } = planned;
+        Done::Fetched {
+            node,
+            sent,
+            reserved,
+            result,
+        }
+    });
+}
+
+/// What the fetch planner needs to know of a partition.
+fn view(p: &PartitionState) -> PartitionView {
+    PartitionView {
+        has_position: p.position.is_some(),
+        paused: p.paused,
+        in_flight: p.in_flight,
+        stalled: p.stalled,
+        retry_at: p.retry_at,
+        buffered_bytes: p.buffered_bytes,
+    }
+}
+
+/// The wire request for a planned fetch, partitions in the planned order (topics in the order
+/// of their first partition); marks its partitions in flight.
+fn request(config: &ConsumerConfig, state: &mut State, fetch: &Fetch) -> (FetchRequest, Vec<Sent>) {
+    let mut sent = Vec::new();
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (tp, room) in &fetch.partitions {
+        let Some(p) = state.partitions.get_mut(tp) else {
+            continue; // Not reached: planned from this state under the same lock.
+        };
+        p.in_flight = true;
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_fetch_offset(p.fetch_offset)
+            .with_partition_max_bytes(i32::try_from(*room).unwrap_or(i32::MAX));
+        match topics.iter_mut().find(|t| *t.topic.0 == *tp.topic) {
+            Some(topic) => topic.partitions.push(partition),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(s(&tp.topic)))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+        sent.push(Sent {
+            epoch: p.epoch,
+            fetch_offset: p.fetch_offset,
+            tp: tp.clone(),
+        });
+    }
+    let request = FetchRequest::default()
+        .with_max_wait_ms(millis_i32(config.fetch_max_wait))
+        .with_min_bytes(config.fetch_min_bytes)
+        .with_max_bytes(i32::try_from(fetch.max_bytes).unwrap_or(i32::MAX))
+        .with_topics(topics);
+    (request, sent)
+}
+
 /// Applies a fetch answer: records into the buffers, errors into resets, retries or reports.
+/// Returns the partitions that got data (for the planner's rotation).
 async fn apply_fetch(
     shared: &Shared,
     sent: Vec<Sent>,
     reserved: usize,
     result: Result<FetchResponse>,
-) {
+) -> Vec<TopicPartition> {
     let mut stale_metadata = false;
+    let mut served = Vec::new();
     {
         let mut state = shared.lock();
         state.reserved_bytes -= reserved;
@@ -351,61 +393,10 @@ async fn apply_fetch(
         }
         for sent in sent {
             let answer = answers.remove(&(sent.tp.topic.clone(), sent.tp.partition));
-            let state = &mut *state;
-            let Some(p) = state.partitions.get_mut(&sent.tp) else {
-                continue;
-            };
-            p.in_flight = false;
-            if p.epoch != sent.epoch || p.fetch_offset != sent.fetch_offset {
-                continue;
-            }
-            let Some((code, records)) = answer else {
-                p.retry_at = Some(retry_at);
-                continue;
-            };
-            match code {
-                0 => {}
-                c if c == ErrorCode::OffsetOutOfRange.code() => {
-                    tracing::info!(tp = %sent.tp, offset = sent.fetch_offset, "offset out of range, resetting");
-                    state.buffered_bytes -= p.clear();
-                    p.position = None;
-                    p.reset = Some(shared.config.auto_offset_reset);
-                    continue;
-                }
-                _ => {
-                    let err = Error::from_code(code, None, || format!("fetching {}", sent.tp))
-                        .unwrap_or(Error::Closed);
-                    p.retry_at = Some(retry_at);
-                    if err.is_retriable() {
-                        stale_metadata = true;
-                    } else {
-                        p.stalled = true;
-                        state.report(err);
-                    }
-                    continue;
-                }
-            }
-            let bytes = records.unwrap_or_default();
-            match decode(&sent.tp, &p.topic, &bytes, sent.fetch_offset) {
-                Ok(decoded) => {
-                    p.fetch_offset = decoded.next_offset;
-                    if decoded.records.is_empty() {
-                        if p.chunks.is_empty() {
-                            p.position = Some(p.fetch_offset);
-                        }
-                    } else {
-                        p.chunks.push_back(Chunk {
-                            records: decoded.records.into(),
-                            bytes: bytes.len(),
-                        });
-                        p.buffered_bytes += bytes.len();
-                        state.buffered_bytes += bytes.len();
-                    }
-                }
-                Err(err) => {
-                    p.stalled = true;
-                    state.report(err);
-                }
+            match apply_partition(shared, &mut state, &sent, answer, retry_at) {
+                Applied::Data => served.push(sent.tp),
+                Applied::Stale => stale_metadata = true,
+                Applied::Nothing => {}
             }
         }
         state.check_invariants();
@@ -414,4 +405,84 @@ async fn apply_fetch(
         shared.cluster.invalidate().await;
     }
     shared.data_wake.notify_one();
+    served
+}
+
+/// What [`apply_partition`] made of one partition's answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    /// Records (bytes) came back.
+    Data,
+    /// A retriable error: metadata may be stale.
+    Stale,
+    Nothing,
+}
+
+/// Applies one partition's answer (`None`: the response left it out).
+fn apply_partition(
+    shared: &Shared,
+    state: &mut State,
+    sent: &Sent,
+    answer: Option<(i16, Option<bytes::Bytes>)>,
+    retry_at: Instant,
+) -> Applied {
+    let Some(p) = state.partitions.get_mut(&sent.tp) else {
+        return Applied::Nothing;
+    };
+    p.in_flight = false;
+    if p.epoch != sent.epoch || p.fetch_offset != sent.fetch_offset {
+        return Applied::Nothing;
+    }
+    let Some((code, records)) = answer else {
+        p.retry_at = Some(retry_at);
+        return Applied::Nothing;
+    };
+    match code {
+        0 => {}
+        c if c == ErrorCode::OffsetOutOfRange.code() => {
+            tracing::info!(tp = %sent.tp, offset = sent.fetch_offset, "offset out of range, resetting");
+            state.buffered_bytes -= p.clear();
+            p.position = None;
+            p.reset = Some(shared.config.auto_offset_reset);
+            return Applied::Nothing;
+        }
+        _ => {
+            let err = Error::from_code(code, None, || format!("fetching {}", sent.tp))
+                .unwrap_or(Error::Closed);
+            p.retry_at = Some(retry_at);
+            if err.is_retriable() {
+                return Applied::Stale;
+            }
+            p.stalled = true;
+            state.report(err);
+            return Applied::Nothing;
+        }
+    }
+    let bytes = records.unwrap_or_default();
+    match decode(&sent.tp, &p.topic, &bytes, sent.fetch_offset) {
+        Ok(decoded) => {
+            p.fetch_offset = decoded.next_offset;
+            if decoded.records.is_empty() {
+                if p.chunks.is_empty() {
+                    p.position = Some(p.fetch_offset);
+                }
+            } else {
+                p.chunks.push_back(Chunk {
+                    records: decoded.records.into(),
+                    bytes: bytes.len(),
+                });
+                p.buffered_bytes += bytes.len();
+                state.buffered_bytes += bytes.len();
+            }
+        }
+        Err(err) => {
+            p.stalled = true;
+            state.report(err);
+        }
+    }
+    if bytes.is_empty() {
+        Applied::Nothing
+    } else {
+        Applied::Data
+    }
 }

@@ -98,7 +98,8 @@ async fn join(
     let config = &shared.config;
     let node = coordinator(shared).await?;
     let connection = shared.cluster.node(node).await?;
-    let metadata = encode_subscription(topics);
+    let metadata = encode_subscription(topics)
+        .map_err(|err| Error::InvalidArgument(format!("subscribing to {topics:?}: {err}")))?;
     // The coordinator holds a JoinGroup until every member rejoined, up to the rebalance
     // timeout.
     let wait = config.rebalance_timeout + config.client.request_timeout;
@@ -158,9 +159,9 @@ async fn join(
     }) {
         return Err(err);
     }
-    let assignment = decode_assignment(response.assignment).ok_or_else(|| Error::Kafka {
+    let assignment = decode_assignment(&response.assignment).map_err(|err| Error::Kafka {
         code: ErrorCode::InconsistentGroupProtocol.code(),
-        message: Some("undecodable assignment".to_owned()),
+        message: Some(format!("undecodable assignment: {err}")),
         context: format!("SyncGroup {group}"),
     })?;
     Ok((generation, assignment))
@@ -179,8 +180,12 @@ async fn lead(
     })?;
     let mut members = BTreeMap::new();
     for member in &response.members {
-        let topics = decode_subscription(member.metadata.clone()).unwrap_or_else(|| {
-            tracing::warn!(member = %member.member_id.as_str(), "undecodable subscription");
+        let topics = decode_subscription(&member.metadata).unwrap_or_else(|err| {
+            tracing::warn!(
+                member = %member.member_id.as_str(),
+                error = %err,
+                "undecodable subscription"
+            );
             Vec::new()
         });
         members.insert(member.member_id.to_string(), topics);
@@ -198,15 +203,18 @@ async fn lead(
             i32::try_from(info.partitions.len()).unwrap_or(i32::MAX),
         );
     }
-    Ok(assignor
+    assignor
         .assign(&members, &partitions)
         .into_iter()
         .map(|(member, tps)| {
-            SyncGroupRequestAssignment::default()
+            let assignment = encode_assignment(&tps).map_err(|err| {
+                Error::InvalidArgument(format!("the assignment of {member}: {err}"))
+            })?;
+            Ok(SyncGroupRequestAssignment::default()
                 .with_member_id(s(&member))
-                .with_assignment(encode_assignment(&tps))
+                .with_assignment(assignment))
         })
-        .collect())
+        .collect()
 }
 
 /// Heartbeats until the generation ends.

@@ -39,6 +39,7 @@
 
 mod assignor;
 mod config;
+mod fetch_plan;
 mod fetcher;
 mod group;
 mod offsets;

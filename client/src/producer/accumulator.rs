@@ -28,8 +28,8 @@ use weir_protocol::record_batch::{BatchBuilder, RecordInput};
 
 use super::error::DeliveryError;
 use super::record::{ProducerRecord, RecordMetadata};
-use crate::backoff::SplitMix64;
 use crate::partitioner::StickyPartitioner;
+use crate::random::SplitMix64;
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

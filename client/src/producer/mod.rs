@@ -38,6 +38,7 @@
 
 mod accumulator;
 pub mod config;
+mod drain;
 pub mod error;
 pub mod record;
 mod sender;
@@ -53,10 +54,11 @@ use self::accumulator::{Accumulator, Reservation, TopicPartition};
 pub use self::config::{Acks, Compression, ProducerConfig};
 pub use self::error::{DeliveryError, FailedBatch, FlushError, SendError, SendFailure};
 pub use self::record::{DeliveryFuture, ProducerRecord, RecordMetadata};
-use crate::backoff::{Backoff, SplitMix64};
+use crate::backoff::Backoff;
 use crate::cluster::{Cluster, TopicInfo};
 use crate::error::Result;
 use crate::partitioner::partition_for_key;
+use crate::random::SplitMix64;
 use weir_protocol::error_code::ErrorCode;
 
 /// State shared by the handles and the sender task.
@@ -181,6 +183,9 @@ impl Producer {
     /// A [`SendError`] holding the record: buffer full for `max_block`, no metadata, record
     /// too large, no such partition, producer closed.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
+        // One piece (over 80 lines) on purpose: every refusal hands `record` back through `refuse`,
+        // and the steps (limits, route, partition, buffer room, append) run in this order on it;
+        // split up, each helper would have to take the record and give it back on failure.
         let shared = &self.handle.shared;
         let config = &shared.config;
         let started = Instant::now();

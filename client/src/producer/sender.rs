@@ -26,7 +26,10 @@
 //! expectation unknown; the producer then takes a new producer id and starts every partition
 //! at sequence 0 again (a producer id the broker has never seen may start anywhere).
 //!
-//! Does not: batch records (the accumulator does) or refuse records (`send` does).
+//! Does not: batch records (the accumulator does), refuse records (`send` does), or decide
+//! which partitions send which batch to which broker: the pure planner in
+//! [`super::drain`] does, from a snapshot this task takes each round; this task takes the
+//! batches it admits, seals them, and sends. Responses are applied in `sender/outcome.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,17 +40,19 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
-use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{Compression as Codec, HEADER_LEN, with_compressed_records};
 
 use super::accumulator::{Batch, Reply, Reservation, TopicPartition};
-use super::config::{Acks, Compression};
-use super::error::{DeliveryError, FailedBatch};
-use super::record::RecordMetadata;
+use super::config::{Acks, Compression, ProducerConfig};
+use super::drain;
+use super::error::DeliveryError;
 use super::{Shared, lock};
-use crate::backoff::{Backoff, SplitMix64};
+use crate::backoff::Backoff;
 use crate::cluster::TopicInfo;
 use crate::error::Error;
+use crate::random::SplitMix64;
+
+mod outcome;
 
 /// A batch taken out of the accumulator, encoded and (when idempotent) sequenced.
 #[derive(Debug)]
@@ -89,6 +94,16 @@ enum Identity {
     Ready { id: i64, epoch: i16 },
 }
 
+/// What [`Sender::take`] got for an admitted partition.
+#[derive(Debug)]
+enum Taken {
+    Batch(SentBatch),
+    /// A new batch too large to encode: to be failed.
+    Unencodable(SentBatch),
+    /// Nothing after all: no producer id yet, or the accumulator's batch went (expired).
+    Nothing,
+}
+
 #[derive(Debug)]
 struct PartitionState {
     /// The partition's batches in flight: first ticket -> the batch's number in the
@@ -105,6 +120,36 @@ struct PartitionState {
     /// The sequence of the next new batch, under the current producer id.
     next_sequence: i32,
     backoff: Backoff<SplitMix64>,
+}
+
+impl PartitionState {
+    fn new(config: &ProducerConfig, now: Instant) -> Self {
+        Self {
+            in_flight: BTreeMap::new(),
+            taken: 0,
+            retries: VecDeque::new(),
+            retry_at: now,
+            unsent: None,
+            next_sequence: 0,
+            backoff: Backoff::new(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                SplitMix64::from_entropy(),
+            ),
+        }
+    }
+
+    /// What the drain planner needs to know of the partition.
+    fn view(&self, leader: Option<i32>) -> drain::PartitionView {
+        drain::PartitionView {
+            leader,
+            retry_at: (!self.retries.is_empty()).then_some(self.retry_at),
+            has_unsent: self.unsent.is_some(),
+            next_number: self.unsent.as_ref().map_or(self.taken, |b| b.number),
+            in_flight: self.in_flight.len(),
+            oldest_in_flight: self.in_flight.first_key_value().map(|(_, &number)| number),
+        }
+    }
 }
 
 /// The sender task's state.
@@ -299,6 +344,75 @@ impl Sender {
     /// events that wake the task anyway).
     async fn send_ready(&mut self, now: Instant) -> Option<Instant> {
         let config = &self.shared.config;
+        let (candidates, mut wake_at) = self.candidates(now);
+        if candidates.is_empty() {
+            return wake_at;
+        }
+        let views = self.views(candidates).await;
+        let limits = drain::Limits {
+            max_in_flight: config.max_in_flight,
+            max_request_size: config.max_request_size,
+            retry_backoff: config.retry_backoff,
+        };
+        let admissions = drain::admit(&views, &self.in_flight, &limits, now);
+        wake_at = earliest(wake_at, admissions.wake_at);
+        let mut taken = Vec::new();
+        let mut unencodable = Vec::new();
+        for admission in admissions.go {
+            match self.take(&admission, now) {
+                Taken::Batch(batch) => taken.push((admission.node, batch)),
+                Taken::Unencodable(batch) => unencodable.push(batch),
+                Taken::Nothing => {}
+            }
+        }
+        let placements = drain::pack(
+            taken
+                .iter()
+                .map(|(node, batch)| (*node, batch.records.len())),
+            limits.max_request_size,
+        );
+        let mut requests: BTreeMap<i32, Vec<SentBatch>> = BTreeMap::new();
+        for ((node, batch), placement) in taken.into_iter().zip(placements) {
+            let Some(state) = self.partitions.get_mut(&batch.tp) else {
+                continue; // Not reached: taking a batch creates its partition's state.
+            };
+            match placement {
+                drain::Placement::Request => {
+                    state.in_flight.insert(batch.first_ticket, batch.number);
+                    requests.entry(node).or_default().push(batch);
+                }
+                drain::Placement::NoRoom => {
+                    // No room in this request: put it back in front, and come back at once.
+                    if batch.last_error.is_some() {
+                        state.retries.push_front(batch);
+                    } else {
+                        state.unsent = Some(batch);
+                    }
+                    wake_at = Some(now);
+                }
+            }
+        }
+        for batch in unencodable {
+            let err = Error::InvalidArgument("the batch is too large to encode".to_owned());
+            self.fail(batch, DeliveryError::Failed(Arc::new(err)), now);
+        }
+        if admissions.leaderless {
+            self.shared.cluster.invalidate().await;
+        }
+        for (node, batches) in requests {
+            self.dispatch(node, batches);
+            // A request takes one batch per partition: look again at once for the next
+            // ones (a round that sends nothing waits as usual, so this cannot spin).
+            wake_at = Some(now);
+        }
+        wake_at
+    }
+
+    /// The partitions with something to send: ready in the accumulator, left out of the last
+    /// request, or waiting to be retried. Also answers when to look again: at the next linger
+    /// or delivery deadline, or when a retry's backoff ends.
+    fn candidates(&self, now: Instant) -> (BTreeSet<TopicPartition>, Option<Instant>) {
+        let config = &self.shared.config;
         let (ready, linger_at) = lock(&self.shared.accumulator).ready(now);
         let oldest = lock(&self.shared.accumulator).oldest();
         let mut wake_at = earliest(linger_at, oldest.map(|o| o + config.delivery_timeout));
@@ -318,9 +432,14 @@ impl Sender {
                 }
             }
         }
-        if candidates.is_empty() {
-            return wake_at;
-        }
+        (candidates, wake_at)
+    }
+
+    /// What the drain planner needs to know of each candidate partition, leaders included.
+    async fn views(
+        &self,
+        candidates: BTreeSet<TopicPartition>,
+    ) -> BTreeMap<TopicPartition, drain::PartitionView> {
         let topics: BTreeSet<Arc<str>> =
             candidates.iter().map(|tp| Arc::clone(&tp.topic)).collect();
         let mut metadata: HashMap<Arc<str>, TopicInfo> = HashMap::new();
@@ -332,120 +451,66 @@ impl Sender {
                 Err(err) => tracing::debug!(%topic, error = %err, "no metadata to send with"),
             }
         }
-        let mut stale = false;
-        let mut requests: BTreeMap<i32, (usize, Vec<SentBatch>)> = BTreeMap::new();
-        let mut unencodable = Vec::new();
-        for tp in candidates {
-            let leader = metadata.get(&tp.topic).and_then(|info| {
-                info.partitions
-                    .iter()
-                    .find(|p| p.partition == tp.partition && p.leader >= 0)
-                    .map(|p| p.leader)
-            });
-            let Some(leader) = leader else {
-                stale = true;
-                wake_at = earliest(wake_at, Some(now + config.retry_backoff));
-                continue;
-            };
-            let state = self
-                .partitions
-                .entry(tp.clone())
-                .or_insert_with(|| PartitionState {
-                    in_flight: BTreeMap::new(),
-                    taken: 0,
-                    retries: VecDeque::new(),
-                    retry_at: now,
-                    unsent: None,
-                    next_sequence: 0,
-                    backoff: Backoff::new(
-                        config.retry_backoff,
-                        config.retry_backoff_max,
-                        SplitMix64::from_entropy(),
-                    ),
+        candidates
+            .into_iter()
+            .map(|tp| {
+                let leader = metadata.get(&tp.topic).and_then(|info| {
+                    info.partitions
+                        .iter()
+                        .find(|p| p.partition == tp.partition && p.leader >= 0)
+                        .map(|p| p.leader)
                 });
-            let may_send = if state.retries.is_empty() {
-                // At most `max_in_flight` batches in flight, and none more than that many
-                // batches after the oldest unanswered one: if that one fails late (after a
-                // timeout, or its connection died after the broker had it) its retry is
-                // still within the last five batches the broker remembers for duplicates
-                // (idempotence caps `max_in_flight` at five).
-                let next = state.unsent.as_ref().map_or(state.taken, |b| b.number);
-                state.in_flight.len() < config.max_in_flight
-                    && state
-                        .in_flight
-                        .first_key_value()
-                        .is_none_or(|(_, &oldest)| {
-                            next - oldest < u64::try_from(config.max_in_flight).unwrap_or(1)
-                        })
-            } else {
-                state.in_flight.is_empty() && state.retry_at <= now
-            };
-            if !may_send {
-                continue;
-            }
-            if self.in_flight.get(&leader).copied().unwrap_or(0) >= config.max_in_flight {
-                continue;
-            }
-            let (bytes, batches) = requests.entry(leader).or_default();
-            let batch = if let Some(batch) = state.retries.pop_front() {
-                batch
-            } else if let Some(batch) = state.unsent.take() {
-                batch
-            } else {
+                let view = match self.partitions.get(&tp) {
+                    Some(state) => state.view(leader),
+                    None => drain::PartitionView {
+                        leader,
+                        retry_at: None,
+                        has_unsent: false,
+                        next_number: 0,
+                        in_flight: 0,
+                        oldest_in_flight: None,
+                    },
+                };
+                (tp, view)
+            })
+            .collect()
+    }
+
+    /// Takes the batch the planner admitted out of the partition's retries, its unsent slot
+    /// or the accumulator (sealing a new one with the next sequence).
+    fn take(&mut self, admission: &drain::Admission, now: Instant) -> Taken {
+        let config = &self.shared.config;
+        let state = self
+            .partitions
+            .entry(admission.tp.clone())
+            .or_insert_with(|| PartitionState::new(config, now));
+        let batch = match admission.source {
+            drain::Source::Retry => state.retries.pop_front(),
+            drain::Source::Unsent => state.unsent.take(),
+            drain::Source::Fresh => {
                 let producer = match self.identity {
                     Identity::NotIdempotent => None,
                     Identity::Ready { id, epoch } => Some((id, epoch, state.next_sequence)),
-                    Identity::Missing { .. } | Identity::Requesting => continue,
+                    Identity::Missing { .. } | Identity::Requesting => return Taken::Nothing,
                 };
-                let Some(batch) = lock(&self.shared.accumulator).take(&tp, now) else {
-                    continue;
+                let Some(batch) = lock(&self.shared.accumulator).take(&admission.tp, now) else {
+                    return Taken::Nothing;
                 };
                 let count = batch.replies.len();
-                let mut sent = seal(batch, producer, self.shared.config.compression);
+                let mut sent = seal(batch, producer, config.compression);
                 sent.number = state.taken;
                 state.taken += 1;
                 if sent.records.is_empty() {
                     sent.sequenced = false;
-                    unencodable.push(sent);
-                    continue;
+                    return Taken::Unencodable(sent);
                 }
                 if producer.is_some() {
                     state.next_sequence = next_sequence(state.next_sequence, count);
                 }
-                sent
-            };
-            if !batches.is_empty()
-                && bytes.saturating_add(batch.records.len()) > config.max_request_size
-            {
-                // No room in this request: put it back in front, and come back at once.
-                if batch.last_error.is_some() {
-                    state.retries.push_front(batch);
-                } else {
-                    state.unsent = Some(batch);
-                }
-                wake_at = Some(now);
-                continue;
+                Some(sent)
             }
-            *bytes += batch.records.len();
-            state.in_flight.insert(batch.first_ticket, batch.number);
-            batches.push(batch);
-        }
-        for batch in unencodable {
-            let err = Error::InvalidArgument("the batch is too large to encode".to_owned());
-            self.fail(batch, DeliveryError::Failed(Arc::new(err)), now);
-        }
-        if stale {
-            self.shared.cluster.invalidate().await;
-        }
-        for (node, (_, batches)) in requests {
-            if !batches.is_empty() {
-                self.dispatch(node, batches);
-                // A request takes one batch per partition: look again at once for the next
-                // ones (a round that sends nothing waits as usual, so this cannot spin).
-                wake_at = Some(now);
-            }
-        }
-        wake_at
+        };
+        batch.map_or(Taken::Nothing, Taken::Batch)
     }
 
     /// Starts one produce request to `node`.
@@ -494,236 +559,6 @@ impl Sender {
                 outcome: Err(Error::Disconnected(std::net::SocketAddr::from(([0; 4], 0)))),
             });
         }
-    }
-
-    async fn handle(&mut self, event: Event) {
-        let now = Instant::now();
-        match event {
-            Event::ProducerId(Ok((id, epoch))) => {
-                tracing::debug!(producer_id = id, epoch, "producer id assigned");
-                self.identity = Identity::Ready { id, epoch };
-                self.identity_backoff.reset();
-            }
-            Event::ProducerId(Err(err)) => {
-                let delay = self
-                    .identity_backoff
-                    .next()
-                    .unwrap_or(self.shared.config.retry_backoff_max);
-                tracing::debug!(error = %err, ?delay, "no producer id yet");
-                self.identity = Identity::Missing {
-                    retry_at: now + delay,
-                };
-            }
-            Event::Produced {
-                node,
-                batches,
-                outcome,
-            } => {
-                if let Some(count) = self.in_flight.get_mut(&node) {
-                    *count = count.saturating_sub(1);
-                }
-                let stale = match outcome {
-                    Err(err) => {
-                        tracing::debug!(node, error = %err, "produce request failed");
-                        let err = Arc::new(err);
-                        for batch in batches {
-                            self.retry_or_fail(batch, Arc::clone(&err), now);
-                        }
-                        true
-                    }
-                    Ok(None) => {
-                        for batch in batches {
-                            self.succeed(batch, -1);
-                        }
-                        false
-                    }
-                    Ok(Some(response)) => self.answer(node, batches, &response, now),
-                };
-                if stale {
-                    self.shared.cluster.invalidate().await;
-                }
-            }
-        }
-    }
-
-    /// Applies a produce response; returns whether metadata looks stale.
-    fn answer(
-        &mut self,
-        node: i32,
-        batches: Vec<SentBatch>,
-        response: &ProduceResponse,
-        now: Instant,
-    ) -> bool {
-        let mut stale = false;
-        for batch in batches {
-            let found = response
-                .responses
-                .iter()
-                .filter(|t| *t.name.0 == *batch.tp.topic)
-                .flat_map(|t| &t.partition_responses)
-                .find(|p| p.index == batch.tp.partition);
-            let Some(partition) = found else {
-                let err = Error::Kafka {
-                    code: ErrorCode::UnknownServerError.code(),
-                    message: Some("the response leaves the partition out".to_owned()),
-                    context: format!("Produce to broker {node}"),
-                };
-                self.retry_or_fail(batch, Arc::new(err), now);
-                continue;
-            };
-            let context = || format!("Produce to {}-{}", batch.tp.topic, batch.tp.partition);
-            match Error::from_code(
-                partition.error_code,
-                partition.error_message.as_deref(),
-                context,
-            ) {
-                None => self.succeed(batch, partition.base_offset),
-                Some(err) => {
-                    stale |= matches!(
-                        err.code(),
-                        Some(
-                            ErrorCode::NotLeaderOrFollower
-                                | ErrorCode::UnknownTopicOrPartition
-                                | ErrorCode::LeaderNotAvailable
-                        )
-                    );
-                    self.retry_or_fail(batch, Arc::new(err), now);
-                }
-            }
-        }
-        stale
-    }
-
-    fn retry_or_fail(&mut self, mut batch: SentBatch, err: Arc<Error>, now: Instant) {
-        let delivery_timeout = self.shared.config.delivery_timeout;
-        let Some(state) = self.partitions.get_mut(&batch.tp) else {
-            self.fail(batch, DeliveryError::Failed(err), now);
-            return;
-        };
-        state.in_flight.remove(&batch.first_ticket);
-        // The broker refuses a batch whose predecessor it does not have; while an older batch
-        // of the partition failed (or may yet), this one is simply sent again after it.
-        let behind_a_failure = err.code() == Some(ErrorCode::OutOfOrderSequenceNumber)
-            && (state
-                .retries
-                .iter()
-                .any(|b| b.first_ticket < batch.first_ticket)
-                || state.in_flight.range(..batch.first_ticket).next().is_some());
-        if !err.is_retriable() && !behind_a_failure {
-            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, "batch failed");
-            self.fail(batch, DeliveryError::Failed(err), now);
-        } else if now >= batch.created + delivery_timeout {
-            self.fail(
-                batch,
-                DeliveryError::TimedOut {
-                    last_error: Some(err),
-                },
-                now,
-            );
-        } else {
-            // One backoff per round of failures, however many batches were in flight.
-            if state.retries.is_empty() {
-                let delay = state
-                    .backoff
-                    .next()
-                    .unwrap_or(self.shared.config.retry_backoff_max);
-                state.retry_at = now + delay;
-            }
-            tracing::debug!(topic = %batch.tp.topic, partition = batch.tp.partition, error = %err, retry_at = ?state.retry_at, "retrying batch");
-            batch.last_error = Some(err);
-            let at = state
-                .retries
-                .partition_point(|b| b.first_ticket < batch.first_ticket);
-            state.retries.insert(at, batch);
-        }
-    }
-
-    fn succeed(&mut self, batch: SentBatch, base_offset: i64) {
-        if let Some(state) = self.partitions.get_mut(&batch.tp) {
-            state.in_flight.remove(&batch.first_ticket);
-            if state.retries.is_empty() {
-                state.backoff.reset();
-            }
-        }
-        let SentBatch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        for (offset_delta, (reply, timestamp)) in (0_i64..).zip(replies) {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset.saturating_add(offset_delta)
-            };
-            // The caller may have dropped its handle; the outcome is then not wanted.
-            let _unwanted = reply.send(Ok(RecordMetadata {
-                topic: tp.topic.to_string(),
-                partition: tp.partition,
-                offset,
-                timestamp,
-            }));
-        }
-        drop(reservation);
-        self.complete(&tp, first_ticket, true);
-    }
-
-    /// Fails a batch taken out of the accumulator; a sequenced one costs the producer id.
-    fn fail(&mut self, batch: SentBatch, error: DeliveryError, now: Instant) {
-        if let Some(state) = self.partitions.get_mut(&batch.tp) {
-            state.in_flight.remove(&batch.first_ticket);
-        }
-        if batch.sequenced && matches!(self.identity, Identity::Ready { .. }) {
-            tracing::debug!("a sequenced batch failed: taking a new producer id");
-            self.identity = Identity::Missing { retry_at: now };
-            for state in self.partitions.values_mut() {
-                state.next_sequence = 0;
-            }
-        }
-        let SentBatch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        self.report(&tp, replies, &error);
-        drop(reservation);
-        self.complete(&tp, first_ticket, true);
-    }
-
-    /// Fails a batch that never left the accumulator (no sequence spent).
-    fn answer_unsent(&mut self, batch: Batch, error: DeliveryError) {
-        let Batch {
-            tp,
-            replies,
-            reservation,
-            first_ticket,
-            ..
-        } = batch;
-        self.report(&tp, replies, &error);
-        drop(reservation);
-        self.complete(&tp, first_ticket, false);
-    }
-
-    fn report(&self, tp: &TopicPartition, replies: Vec<(Reply, i64)>, error: &DeliveryError) {
-        let records = replies.len();
-        for (reply, _) in replies {
-            let _unwanted = reply.send(Err(error.clone()));
-        }
-        lock(&self.shared.failures).record(FailedBatch {
-            topic: tp.topic.to_string(),
-            partition: tp.partition,
-            records,
-            error: error.clone(),
-        });
-    }
-
-    fn complete(&self, tp: &TopicPartition, first_ticket: u64, taken: bool) {
-        lock(&self.shared.accumulator).complete(tp, first_ticket, taken);
-        self.shared.completed.notify_waiters();
     }
 }
 

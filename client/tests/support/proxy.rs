@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 // The client's own seedable generator: good enough to pick faults.
-use weir_client::backoff::{JitterSource, SplitMix64};
+use weir_client::random::{JitterSource, SplitMix64};
 
 /// Random network faults, drawn per chunk of bytes forwarded.
 #[derive(Debug)]
