@@ -22,8 +22,9 @@
 //! acknowledged may be missing after a crash.
 //!
 //! Layout: `live.rs` the in-memory map, `codec.rs` the bytes of records and snapshots,
-//! `recovery.rs` opening the directory; this file the store (appends, group commit,
-//! compaction).
+//! `recovery.rs` opening the directory, `writer.rs` the write side (appends in ticket order,
+//! group commit on the shared flusher, fail-stop, compaction), `error.rs` the errors; this
+//! file the store's public face and its file format.
 //!
 //! # Files
 //!
@@ -125,25 +126,22 @@
 //! those with NOT_COORDINATOR).
 
 mod codec;
+mod error;
 mod live;
 mod recovery;
+mod writer;
 
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{
-    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
-};
-use std::time::Duration;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
 
-use self::codec::{
-    KIND_DELETE_GROUP, KIND_DELETE_TOPIC, encode_commit, encode_delete, encode_snapshot,
-};
-use self::live::Offsets;
-use self::recovery::{list_dir, log_name, recover, remove_older, snapshot_name};
-use crate::storage::files::write_atomically;
-use crate::storage::{Disk, Durability, Flusher, Syncable, Unreached, is_disk_full};
+use self::codec::{KIND_DELETE_GROUP, KIND_DELETE_TOPIC, encode_commit, encode_delete};
+pub use self::error::OffsetStoreError;
+use self::error::io_error;
+use self::recovery::recover;
+use self::writer::{Inner, Writer, lock, read};
+use crate::storage::{Disk, Durability, Flusher, Unreached};
 
 /// Longest metadata string of a committed offset, in bytes (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -198,148 +196,10 @@ pub struct OffsetStoreOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(u64);
 
-/// A failed offset-store operation.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OffsetStoreError {
-    /// A metadata string is too long; nothing was written. OFFSET_METADATA_TOO_LARGE.
-    #[error("metadata of {topic}-{partition} is {size} bytes, more than {max}")]
-    MetadataTooLarge {
-        /// The topic of the offending entry.
-        topic: String,
-        /// Its partition.
-        partition: i32,
-        /// Size of the metadata.
-        size: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// A group or topic name is too long; nothing was written. INVALID_COMMIT_OFFSET_SIZE.
-    #[error("{what} name of {size} bytes is longer than {max}")]
-    NameTooLong {
-        /// "group" or "topic".
-        what: &'static str,
-        /// Size of the name.
-        size: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// The whole commit does not fit one record; nothing was written.
-    /// INVALID_COMMIT_OFFSET_SIZE.
-    #[error("commit of {size} bytes is larger than {max}")]
-    CommitTooLarge {
-        /// Size of the encoded commit.
-        size: usize,
-        /// Largest record.
-        max: usize,
-    },
-    /// An earlier write or sync failed: the store accepts no writes until it is reopened.
-    /// Acknowledged commits are untouched.
-    #[error("offset store {dir} is failed after an I/O error and accepts no writes: {cause}")]
-    Failed {
-        /// The store's directory.
-        dir: PathBuf,
-        /// The error that stopped the store.
-        #[source]
-        cause: Arc<io::Error>,
-    },
-    /// No space for the record. Nothing was kept (a partial write is cut off again) and the
-    /// store stays usable: the commit can be retried once space is freed.
-    #[error("no space left to write to the offset store {dir}: {source}")]
-    DiskFull {
-        /// The store's directory.
-        dir: PathBuf,
-        /// The underlying error (ENOSPC or EDQUOT).
-        #[source]
-        source: io::Error,
-    },
-    /// The store was closed.
-    #[error("offset store {0} is closed")]
-    Closed(PathBuf),
-    /// The files cannot be trusted and guessing could lose commits (see the module docs).
-    #[error("offset store file {path} is damaged: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An I/O error while opening or compacting.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file or directory involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OffsetStoreError {
-    let path = path.to_path_buf();
-    move |source| OffsetStoreError::Io { op, path, source }
-}
-
 /// The durable committed offsets of every consumer group. Share it behind an `Arc`.
 #[derive(Debug)]
 pub struct OffsetStore {
     inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    dir: PathBuf,
-    disk: Arc<dyn Disk>,
-    config: OffsetStoreConfig,
-    /// The sync threads that run queued syncs.
-    flusher: Arc<Flusher>,
-    /// Handle to ourselves, for queueing on the flusher.
-    me: Weak<Inner>,
-    /// Appends one at a time, in ticket order.
-    writer: Mutex<Writer>,
-    /// The live offsets, changed under `writer` right after the record is written.
-    offsets: RwLock<Offsets>,
-    /// Highest ticket known durable, and the error that stopped the store (once there is
-    /// one): waiters watch it.
-    durable: Durability<u64>,
-    /// One sync at a time, between flusher threads and blocking callers.
-    sync_lock: Mutex<()>,
-    /// Set while a sync of the store is queued on the flusher.
-    sync_queued: AtomicBool,
-    /// One compaction at a time.
-    compact_lock: Mutex<()>,
-}
-
-#[derive(Debug)]
-struct Writer {
-    /// The active log, appended at `position`.
-    file: Arc<File>,
-    /// The active log's generation; the next compaction writes `generation + 1`.
-    generation: u64,
-    /// Bytes of whole records in the active log: where the next record goes.
-    position: u64,
-    /// Ticket of the last record written.
-    written: u64,
-    /// Logs switched away from by compaction whose last records the next sync must cover.
-    retired: Vec<Arc<File>>,
-    /// Bytes in the logs since the newest durable snapshot.
-    log_bytes: u64,
-    /// Set by `close`: writes are refused from then on.
-    closed: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn check_name(what: &'static str, name: &str) -> Result<(), OffsetStoreError> {
@@ -580,191 +440,5 @@ impl OffsetStore {
     pub fn close(&self) -> Result<(), OffsetStoreError> {
         lock(&self.inner.writer).closed = true;
         self.inner.sync()
-    }
-}
-
-impl Inner {
-    /// Writes `record` (if any) as the next record and applies it to the live offsets.
-    fn append(
-        &self,
-        record: Option<&[u8]>,
-        apply: impl FnOnce(&mut Offsets),
-    ) -> Result<Ticket, OffsetStoreError> {
-        let mut w = lock(&self.writer);
-        if let Some(err) = self.refusal(&w) {
-            return Err(err);
-        }
-        let Some(record) = record else {
-            // Nothing to write: waiting on the last ticket is waiting on nothing new.
-            return Ok(Ticket(w.written));
-        };
-        if let Err(err) = self.disk.write_all_at(&w.file, &[record], w.position) {
-            if !is_disk_full(&err) {
-                return Err(self.fail(err));
-            }
-            // Running out of space is not a device failure: the bytes before `position` are
-            // as they were (unlike after a failed fsync). Cut whatever part of the record got
-            // in, so the file ends at the last whole record, and refuse this commit only. If
-            // the cut itself fails the tail is unknown: fail-stop.
-            if let Err(cut) = w.file.set_len(w.position) {
-                tracing::error!(dir = %self.dir.display(), error = %cut, "cannot cut a partial offsets record after a full disk");
-                return Err(self.fail(err));
-            }
-            tracing::warn!(dir = %self.dir.display(), error = %err, "offset commit refused: disk full");
-            return Err(OffsetStoreError::DiskFull {
-                dir: self.dir.clone(),
-                source: err,
-            });
-        }
-        let len = record.len() as u64;
-        w.position += len;
-        w.log_bytes += len;
-        w.written += 1;
-        apply(&mut write(&self.offsets));
-        Ok(Ticket(w.written))
-    }
-
-    /// Why writes are refused, if they are.
-    fn refusal(&self, w: &Writer) -> Option<OffsetStoreError> {
-        if let Some(cause) = self.durable.failure() {
-            return Some(OffsetStoreError::Failed {
-                dir: self.dir.clone(),
-                cause: Arc::clone(cause),
-            });
-        }
-        w.closed.then(|| OffsetStoreError::Closed(self.dir.clone()))
-    }
-
-    /// Puts the store in the failed state (fail-stop) and wakes every waiter.
-    fn fail(&self, err: io::Error) -> OffsetStoreError {
-        let cause = self.durable.fail(err);
-        tracing::error!(dir = %self.dir.display(), error = %cause, "offsets store failed after an I/O error; refusing writes");
-        OffsetStoreError::Failed {
-            dir: self.dir.clone(),
-            cause,
-        }
-    }
-
-    /// One sync covering every record written before it starts.
-    fn sync(&self) -> Result<(), OffsetStoreError> {
-        let _one_at_a_time = lock(&self.sync_lock);
-        if let Some(cause) = self.durable.failure() {
-            return Err(OffsetStoreError::Failed {
-                dir: self.dir.clone(),
-                cause: Arc::clone(cause),
-            });
-        }
-        // Together, under the append lock: every record up to `target` is in `retired` or
-        // `active`. A log retired after this holds later records too: the next sync covers it.
-        let (target, retired, active) = {
-            let mut w = lock(&self.writer);
-            let retired = std::mem::take(&mut w.retired);
-            (w.written, retired, Arc::clone(&w.file))
-        };
-        if target <= self.durable.durable() && retired.is_empty() {
-            return Ok(());
-        }
-        for file in retired.iter().chain([&active]) {
-            if let Err(err) = self.disk.sync_data(file) {
-                return Err(self.fail(err));
-            }
-        }
-        self.durable.advance(target);
-        Ok(())
-    }
-
-    /// Queues a sync on the flusher unless one is queued already.
-    fn request_sync(&self) {
-        if !self.sync_queued.swap(true, Ordering::AcqRel) {
-            if let Some(me) = self.me.upgrade() {
-                self.flusher.schedule(me);
-            }
-        }
-    }
-
-    fn compact(&self) -> Result<(), OffsetStoreError> {
-        let _one_at_a_time = lock(&self.compact_lock);
-        let generation = {
-            let w = lock(&self.writer);
-            if let Some(err) = self.refusal(&w) {
-                return Err(err);
-            }
-            w.generation
-        };
-        let next = generation + 1;
-
-        // 1. The new log, with a durable directory entry before any record in it can be
-        //    reported durable.
-        let log_path = self.dir.join(log_name(next));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(io_error("create log", &log_path))?;
-        if let Err(err) = self.disk.sync_dir(&self.dir) {
-            if let Err(remove) = fs::remove_file(&log_path) {
-                tracing::warn!(path = %log_path.display(), error = %remove, "cannot remove the log of a failed compaction");
-            }
-            return Err(io_error("sync", &self.dir)(err));
-        }
-
-        // 2. Switch appends; the snapshot is the state at the end of the old log.
-        let (snapshot, covered) = {
-            let mut w = lock(&self.writer);
-            if let Some(err) = self.refusal(&w) {
-                return Err(err);
-            }
-            let old = std::mem::replace(&mut w.file, Arc::new(file));
-            w.retired.push(old);
-            w.generation = next;
-            w.position = 0;
-            (encode_snapshot(next, &read(&self.offsets)), w.log_bytes)
-        };
-
-        // 3. The snapshot, atomically.
-        let name = snapshot_name(next);
-        write_atomically(&self.dir, &name, &snapshot, self.disk.as_ref())
-            .map_err(io_error("write snapshot", &self.dir.join(&name)))?;
-        {
-            let mut w = lock(&self.writer);
-            w.log_bytes = w.log_bytes.saturating_sub(covered);
-        }
-
-        // 4. What the snapshot replaces (including leftovers of failed compactions).
-        match list_dir(&self.dir) {
-            Ok((logs, snapshots)) => remove_older(&self.dir, &logs, &snapshots, next),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot list the offsets directory to remove superseded files");
-            }
-        }
-        if let Err(err) = self.disk.sync_dir(&self.dir) {
-            // Harmless: deletions that are lost are redone at the next open.
-            tracing::warn!(dir = %self.dir.display(), error = %err, "cannot sync the offsets directory after compaction");
-        }
-        tracing::info!(dir = %self.dir.display(), generation = next, snapshot_bytes = snapshot.len(),
-            compacted_log_bytes = covered, "compacted the offsets log");
-        Ok(())
-    }
-}
-
-impl Syncable for Inner {
-    /// Called by a flusher thread for a queued sync.
-    fn run_scheduled_sync(&self) {
-        // Cleared before syncing: records written during the sync queue the next one.
-        self.sync_queued.store(false, Ordering::Release);
-        if let Err(err) = self.sync() {
-            // Waiters get the error through the durable watermark.
-            tracing::debug!(dir = %self.dir.display(), error = %err, "offsets sync failed");
-        }
-    }
-
-    /// The store is never registered for interval sweeps (every commit is waited for before it
-    /// is answered); were it swept, any record not yet durable counts as old enough.
-    fn sync_if_older_than(&self, _every: Duration) {
-        if lock(&self.writer).written > self.durable.durable() {
-            self.request_sync();
-        }
     }
 }
