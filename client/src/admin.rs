@@ -291,9 +291,11 @@ impl Admin {
     ///
     /// # Errors
     /// A network error or the broker's error.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "three requests in a row (DescribeGroups, OffsetFetch, ListOffsets), each answer feeding the next, read best as one sequence"
+    )]
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        // One piece (over 80 lines) on purpose: three requests in a row (DescribeGroups,
-        // OffsetFetch, ListOffsets), each answer feeding the next, read best as one sequence.
         let coordinator = self.coordinator(group_id).await?;
         let described = self
             .cluster

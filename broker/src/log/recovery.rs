@@ -322,6 +322,10 @@ fn plan(
 }
 
 /// Phase two: open every kept segment, the last one writable.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one walk over the planned segments in order: how each opens (trusted, scanned, cut, damage kept) depends on the ones before it"
+)]
 fn build(
     dir: &Path,
     plan: Vec<Planned>,

@@ -182,10 +182,11 @@ impl Producer {
     /// # Errors
     /// A [`SendError`] holding the record: buffer full for `max_block`, no metadata, record
     /// too large, no such partition, producer closed.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "every refusal hands the record back through `refuse`, and the steps (limits, route, partition, buffer room, append) run in this order on it; split up, each helper would take the record and give it back on failure"
+    )]
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
-        // One piece (over 80 lines) on purpose: every refusal hands `record` back through `refuse`,
-        // and the steps (limits, route, partition, buffer room, append) run in this order on it;
-        // split up, each helper would have to take the record and give it back on failure.
         let shared = &self.handle.shared;
         let config = &shared.config;
         let started = Instant::now();

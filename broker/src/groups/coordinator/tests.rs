@@ -878,6 +878,10 @@ fn an_illegal_transition_fails_debug_builds() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of rules, each broken on purpose in turn"
+)]
 fn check_invariants_finds_each_broken_rule() {
     use InvariantViolation as V;
     let mut c = coordinator();

@@ -20,6 +20,10 @@ use crate::topics::{CatalogError, MAX_PARTITIONS};
 /// topic may have.
 pub(crate) const MAX_PARTITIONS_PER_REQUEST: u32 = MAX_PARTITIONS;
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each topic is checked in request order against the partitions created so far; the refusals and their order are the protocol's"
+)]
 pub(crate) async fn create(
     ctx: &Arc<Context>,
     request: CreateTopicsRequest,
