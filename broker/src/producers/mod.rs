@@ -3,10 +3,10 @@
 //! Owns the rules that make a retried produce safe (see [`state`]), the durable producer-id
 //! allocator behind InitProducerId ([`ids`]), and how a partition's table survives restarts:
 //! a snapshot written at clean shutdown and periodically ([`snapshot`]), plus a replay of the
-//! batch headers after the snapshot's offset ([`load`]).
+//! batch headers after the snapshot's offset ([`PartitionProducers::load`]).
 //!
 //! Invariant: every append from the network goes through `topics::Partition`, which calls
-//! [`PartitionProducers::append`]; that holds the table's lock across check, append and
+//! `PartitionProducers::append` (crate-private); that holds the table's lock across check, append and
 //! record. So the table always describes exactly the batches below the log end offset, and a
 //! snapshot taken under the lock is consistent with the log.
 
