@@ -6,9 +6,9 @@
 //! batch headers after the snapshot's offset ([`PartitionProducers::load`]).
 //!
 //! Invariant: every append from the network goes through `topics::Partition`, which calls
-//! `PartitionProducers::append` (crate-private); that holds the table's lock across check, append and
-//! record. So the table always describes exactly the batches below the log end offset, and a
-//! snapshot taken under the lock is consistent with the log.
+//! `PartitionProducers::append` (crate-private); that holds the table's lock across check,
+//! append and record. So the table always describes exactly the batches below the log end
+//! offset, and a snapshot taken under the lock is consistent with the log.
 
 pub mod ids;
 pub mod snapshot;
