@@ -8,8 +8,9 @@
 //!
 //! - walks the bytes as a segment (`batch_len_prefix`, `BatchHeader::parse`, `validate_batch`
 //!   batch after batch) and checks the prefix, header and total length agree;
-//! - runs the produce path on the whole input: `BatchHeader::parse`, control-bit check,
-//!   `validate_batch`, `check_records`, then patches base offset and leader epoch in place and
+//! - runs the produce path on the whole input: `ProducedBatch::check` (one v2 batch, not
+//!   control; its header must be `BatchHeader::parse`'s), `verify_batch` on that header (must
+//!   agree with `validate_batch`), `check_records`, then patches base offset and leader epoch in place and
 //!   checks the batch is still valid with the new values;
 //! - iterates `Records::new` (the segment's timestamp lookup) whatever validation said: at
 //!   most one error, last, within the `size_hint` bound, then fused; every record's absolute
@@ -23,8 +24,8 @@
 use libfuzzer_sys::fuzz_target;
 use weir_protocol::record_batch::{
     BatchBuilder, BatchError, BatchHeader, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2,
-    Record, RecordInput, Records, batch_len_prefix, check_records, field, set_base_offset,
-    set_partition_leader_epoch, validate_batch,
+    ProducedBatch, Record, RecordInput, Records, batch_len_prefix, check_records, field,
+    set_base_offset, set_partition_leader_epoch, validate_batch, verify_batch,
 };
 
 /// A header as `BatchBuilder` takes it.
@@ -122,12 +123,15 @@ fn iterate(data: &[u8]) -> Option<(BatchHeader, Vec<Record<'_>>)> {
 /// What the produce path does with the batch; returns the header when the broker would
 /// append it.
 fn produce(data: &[u8]) -> Option<BatchHeader> {
-    let parsed = BatchHeader::parse(data).ok()?;
-    if parsed.attributes.is_control() {
-        return None;
-    }
-    let header = validate_batch(data).ok()?;
-    assert_eq!(header, parsed);
+    let produced = ProducedBatch::check(data).ok()?;
+    let parsed = *produced.header();
+    assert_eq!(BatchHeader::parse(data), Ok(parsed));
+    assert!(!parsed.attributes.is_control());
+    assert_eq!(produced.bytes().len(), data.len());
+    let verified = verify_batch(data, &parsed);
+    assert_eq!(verified.clone().map(|()| parsed), validate_batch(data));
+    verified.ok()?;
+    let header = parsed;
     assert_eq!(header.total_len(), Ok(data.len()));
     assert_eq!(crc32c::crc32c(&data[field::ATTRIBUTES..]), header.crc);
     let compression = header.attributes.compression().expect("validated codec");

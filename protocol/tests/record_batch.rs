@@ -3,9 +3,9 @@
 
 use proptest::prelude::*;
 use weir_protocol::record_batch::{
-    BatchBuilder, BatchError, BatchHeader, HEADER_LEN, Header, RecordInput, Records,
+    BatchBuilder, BatchError, BatchHeader, HEADER_LEN, Header, ProducedBatch, RecordInput, Records,
     batch_len_prefix, check_records, field, set_base_offset, set_partition_leader_epoch,
-    validate_batch,
+    validate_batch, verify_batch,
 };
 use weir_protocol::varint::{encode_varint, encode_varlong};
 
@@ -81,9 +81,37 @@ fn exercise_all(buf: &[u8]) {
     if let Ok(header) = BatchHeader::parse(buf) {
         let _checked = check_records(buf, &header);
     }
+    produced_agrees_with_validate_batch(buf);
     for count in [-1, 0, 1, 3, i32::MAX] {
         for record in Records::from_raw(buf, count) {
             let _r = record;
+        }
+    }
+}
+
+/// The produce path's shape check and the log's whole-batch check agree: a batch
+/// `validate_batch` takes that is not a control batch passes `ProducedBatch::check` with the
+/// same header, and one that passes the check is verified by `verify_batch` exactly as
+/// `validate_batch` would.
+fn produced_agrees_with_validate_batch(buf: &[u8]) {
+    let validated = validate_batch(buf);
+    match ProducedBatch::check(buf) {
+        Ok(produced) => {
+            assert_eq!(BatchHeader::parse(buf).as_ref(), Ok(produced.header()));
+            assert!(!produced.header().attributes.is_control());
+            assert_eq!(produced.bytes(), buf);
+            assert_eq!(
+                verify_batch(buf, produced.header()).map(|()| *produced.header()),
+                validated
+            );
+        }
+        Err(err) => {
+            if let Ok(header) = validated {
+                assert!(
+                    header.attributes.is_control(),
+                    "a valid batch refused by the shape check: {err}"
+                );
+            }
         }
     }
 }
@@ -134,6 +162,8 @@ proptest! {
         let batch = build(&records);
         let header = validate_batch(&batch).expect("built batch validates");
         check_records(&batch, &header).expect("built batch records check");
+        prop_assert_eq!(ProducedBatch::check(&batch).map(|p| *p.header()), Ok(header));
+        produced_agrees_with_validate_batch(&batch);
 
         let n = i32::try_from(records.len()).expect("few records");
         prop_assert_eq!(header.base_offset, 0);

@@ -169,7 +169,31 @@ fn refused_batches() -> Vec<(&'static str, Bytes, ErrorCode)> {
         Bytes::from(b)
     };
     let two_batches = Bytes::from([&good[..], &batch(1)[..]].concat());
+    // Refused on the control bit alone, before the CRC (which the flip breaks) is looked at.
+    let mut control = good.to_vec();
+    control[field::ATTRIBUTES + 1] |= 0x20;
+    let with_length = |length: i32| {
+        let mut b = good.to_vec();
+        b[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+        Bytes::from(b)
+    };
     vec![
+        (
+            "control batch",
+            Bytes::from(control),
+            ErrorCode::InvalidRecord,
+        ),
+        (
+            "length shorter than a header",
+            with_length(20),
+            ErrorCode::CorruptMessage,
+        ),
+        ("negative length", with_length(-1), ErrorCode::InvalidRecord),
+        (
+            "fewer bytes than the fixed fields",
+            good.slice(..field::ATTRIBUTES),
+            ErrorCode::InvalidRecord,
+        ),
         (
             "bad CRC (payload flipped)",
             Bytes::from(bad_crc),

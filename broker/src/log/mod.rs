@@ -6,7 +6,8 @@
 //! group commit, recovers after a crash and applies retention.
 //!
 //! It does not know about topics, requests, producers or consumers: the only wire type it sees
-//! is the raw batch it stores (validated through `weir_protocol::record_batch`).
+//! is the raw batch it stores (validated through `weir_protocol::record_batch`, or handed in
+//! as a `ProducedBatch` whose header that module parsed; the log still verifies its contents).
 //!
 //! Invariants (checked by the tests in `broker/tests/`):
 //! - offsets are dense and strictly increasing across batches and segments;

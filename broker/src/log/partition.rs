@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use weir_protocol::record_batch::{
-    check_records, set_base_offset, set_partition_leader_epoch, validate_batch,
+    BatchHeader, ProducedBatch, check_records, set_base_offset, set_partition_leader_epoch,
+    validate_batch, verify_batch,
 };
 
 use super::Offset;
@@ -263,9 +264,25 @@ impl PartitionLog {
     /// Validates a v2 batch (length, magic, CRC-32C, record count, record offset deltas),
     /// assigns it the next offsets, writes base offset and leader epoch in place and appends
     /// it. The batch is readable at once and durable after [`Self::wait_durable`].
+    ///
+    /// The path for raw bytes (tests, benches, tools); appends from the network come as a
+    /// [`ProducedBatch`] through [`Self::append_produced`].
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, LogError> {
         let header = validate_batch(batch)?;
-        check_records(batch, &header)?;
+        self.append_verified(batch, &header)
+    }
+
+    /// [`Self::append`] for a batch whose shape and header a [`ProducedBatch`] already holds:
+    /// the header is not parsed again, but the contents (CRC-32C, record count, records) are
+    /// verified here as for raw bytes, so nothing unverified is stored.
+    pub fn append_produced(&self, batch: &ProducedBatch<'_>) -> Result<AppendInfo, LogError> {
+        verify_batch(batch.bytes(), batch.header())?;
+        self.append_verified(batch.bytes(), batch.header())
+    }
+
+    /// The append once `header` is `batch`'s, parsed and verified up to its records.
+    fn append_verified(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo, LogError> {
+        check_records(batch, header)?;
         if batch.len() > self.capacity.log_bytes {
             return Err(LogError::BatchTooLarge {
                 size: batch.len(),

@@ -3,12 +3,12 @@
 //! Owns the rules that make a retried produce safe (see [`state`]), the durable producer-id
 //! allocator behind InitProducerId ([`ids`]), and how a partition's table survives restarts:
 //! a snapshot written at clean shutdown and periodically ([`snapshot`]), plus a replay of the
-//! batch headers after the snapshot's offset ([`load`]).
+//! batch headers after the snapshot's offset ([`PartitionProducers::load`]).
 //!
-//! Invariant: every append to a partition goes through [`PartitionProducers::append`], which
-//! holds the table's lock across check, append and record. So the table always describes
-//! exactly the batches below the log end offset, and a snapshot taken under the lock is
-//! consistent with the log.
+//! Invariant: every append from the network goes through `topics::Partition`, which calls
+//! `PartitionProducers::append` (crate-private); that holds the table's lock across check,
+//! append and record. So the table always describes exactly the batches below the log end
+//! offset, and a snapshot taken under the lock is consistent with the log.
 
 pub mod ids;
 pub mod snapshot;
@@ -16,7 +16,7 @@ pub mod state;
 
 use std::sync::{Mutex, PoisonError};
 
-use weir_protocol::record_batch::BatchHeader;
+use weir_protocol::record_batch::{BatchHeader, ProducedBatch};
 
 pub use ids::{ProducerIdError, ProducerIds};
 pub use state::{BatchMeta, ProducerBatch, ProducerStates, SequenceError, Verdict};
@@ -91,12 +91,16 @@ impl PartitionProducers {
 
     /// Checks `batch` against the table and appends it to `log` unless it is refused or a
     /// duplicate. The batch is readable at once; durability is the caller's to wait for.
+    /// Crate-private: `topics::Partition` is the door, pairing each log with its table.
     ///
     /// # Errors
     /// [`AppendError`] when nothing was appended.
-    pub fn append(&self, log: &PartitionLog, batch: &[u8]) -> Result<Appended, AppendError> {
-        let header = BatchHeader::parse(batch).map_err(LogError::from)?;
-        let producer = ProducerBatch::of(&header);
+    pub(crate) fn append(
+        &self,
+        log: &PartitionLog,
+        batch: &ProducedBatch<'_>,
+    ) -> Result<Appended, AppendError> {
+        let producer = ProducerBatch::of(batch.header());
         let mut table = self.lock();
         match table.states.check(&producer)? {
             Verdict::Duplicate(original) => Ok(Appended {
@@ -110,7 +114,7 @@ impl PartitionProducers {
                     base_offset,
                     last_offset,
                     log_append_time_ms,
-                } = log.append(batch)?;
+                } = log.append_produced(batch)?;
                 table.states.record(&producer, base_offset.0, last_offset.0);
                 Ok(Appended {
                     base_offset,
@@ -191,6 +195,15 @@ mod tests {
         PartitionLog::open(dir, LogOptions::new(config, Flusher::new(1))).unwrap()
     }
 
+    /// Appends through the table as the network path does: shape-checked first.
+    fn append(
+        producers: &PartitionProducers,
+        log: &PartitionLog,
+        bytes: &[u8],
+    ) -> Result<Appended, AppendError> {
+        producers.append(log, &ProducedBatch::check(bytes).unwrap())
+    }
+
     fn batch(producer_id: i64, seq: i32, records: usize) -> bytes::Bytes {
         let mut b = BatchBuilder::new().with_producer(producer_id, 0, seq);
         for _ in 0..records {
@@ -207,9 +220,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
         let producers = PartitionProducers::load(&log).unwrap();
-        let first = producers.append(&log, &batch(5, 0, 3)).unwrap();
+        let first = append(&producers, &log, &batch(5, 0, 3)).unwrap();
         assert!(!first.duplicate);
-        let retry = producers.append(&log, &batch(5, 0, 3)).unwrap();
+        let retry = append(&producers, &log, &batch(5, 0, 3)).unwrap();
         assert!(retry.duplicate);
         assert_eq!(
             (retry.base_offset, retry.next_offset),
@@ -217,7 +230,7 @@ mod tests {
         );
         assert_eq!(log.log_end_offset(), Offset(3));
         assert!(matches!(
-            producers.append(&log, &batch(5, 4, 1)),
+            append(&producers, &log, &batch(5, 4, 1)),
             Err(AppendError::Sequence(SequenceError::OutOfOrder {
                 expected: 3,
                 got: 4,
@@ -233,15 +246,15 @@ mod tests {
         let producers = PartitionProducers::load(&log).unwrap();
         // Enough batches to roll several 4 KiB segments, from two producers and a plain one.
         for i in 0..30 {
-            producers.append(&log, &batch(1, i * 2, 2)).unwrap();
-            producers.append(&log, &batch(2, i, 1)).unwrap();
-            producers.append(&log, &batch(-1, -1, 1)).unwrap();
+            append(&producers, &log, &batch(1, i * 2, 2)).unwrap();
+            append(&producers, &log, &batch(2, i, 1)).unwrap();
+            append(&producers, &log, &batch(-1, -1, 1)).unwrap();
         }
         let expected = producers.states();
         // A snapshot halfway, then more appends: the restart replays only the tail.
         producers.snapshot(&log).unwrap();
         for i in 30..35 {
-            producers.append(&log, &batch(1, i * 2, 2)).unwrap();
+            append(&producers, &log, &batch(1, i * 2, 2)).unwrap();
         }
         let expected_after = producers.states();
         assert_ne!(expected, expected_after);
@@ -252,8 +265,8 @@ mod tests {
         let log = open(dir.path());
         let reloaded = PartitionProducers::load(&log).unwrap();
         assert_eq!(reloaded.states(), expected_after);
-        assert!(reloaded.append(&log, &batch(1, 68, 2)).unwrap().duplicate);
-        assert!(!reloaded.append(&log, &batch(1, 70, 2)).unwrap().duplicate);
+        assert!(append(&reloaded, &log, &batch(1, 68, 2)).unwrap().duplicate);
+        assert!(!append(&reloaded, &log, &batch(1, 70, 2)).unwrap().duplicate);
 
         // Without any snapshot, a full replay gives the same table.
         std::fs::remove_file(dir.path().join(snapshot::SNAPSHOT_FILE)).unwrap();
@@ -267,7 +280,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
         let producers = PartitionProducers::load(&log).unwrap();
-        producers.append(&log, &batch(1, 0, 1)).unwrap();
+        append(&producers, &log, &batch(1, 0, 1)).unwrap();
         let mut bogus = ProducerStates::new();
         bogus.record(
             &ProducerBatch {

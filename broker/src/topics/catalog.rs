@@ -1,4 +1,5 @@
-//! The persisted set of topics and the logs of their partitions.
+//! The persisted set of topics and their partitions ([`Partition`]: a log with its producer
+//! table).
 //!
 //! File `<data-dir>/topics`, written atomically (temporary file, sync, rename, directory sync):
 //!
@@ -30,9 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
 use super::parallel;
+use super::partition::Partition;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
 use crate::log::{Disk, LogError, LogOptions, PartitionLog};
-use crate::producers::PartitionProducers;
 use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
@@ -40,13 +41,12 @@ const CATALOG_FILE: &str = "topics";
 /// millions of preallocated segments.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
-/// One topic and its partitions' logs.
+/// One topic and its partitions.
 #[derive(Debug)]
 pub struct Topic {
     name: String,
-    partitions: Vec<Arc<PartitionLog>>,
-    /// Idempotent-producer state, one per partition, same index.
-    producers: Vec<PartitionProducers>,
+    /// By index; each pairs a log with its producer table.
+    partitions: Vec<Arc<Partition>>,
 }
 
 impl Topic {
@@ -56,42 +56,31 @@ impl Topic {
     }
 
     /// All partitions, by index.
-    pub fn partitions(&self) -> &[Arc<PartitionLog>] {
+    pub fn partitions(&self) -> &[Arc<Partition>] {
         &self.partitions
     }
 
-    /// Partition `index`, if it exists.
-    pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+    /// Partition `index`, if it exists: appends from the network go through it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
     }
 
-    /// Partition `index` with its producer state: appends from the network go through it.
-    pub fn producer_partition(
-        &self,
-        index: i32,
-    ) -> Option<(&Arc<PartitionLog>, &PartitionProducers)> {
-        let i = usize::try_from(index).ok()?;
-        Some((self.partitions.get(i)?, self.producers.get(i)?))
+    /// The log of partition `index`, if it exists, for reads.
+    pub fn log(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+        self.partition(index).map(|p| p.log())
     }
 
-    fn new(name: String, opened: Vec<OpenedPartition>) -> Self {
-        let (partitions, producers) = opened.into_iter().unzip();
-        Self {
-            name,
-            partitions,
-            producers,
-        }
+    fn new(name: String, partitions: Vec<Arc<Partition>>) -> Self {
+        Self { name, partitions }
     }
 
     /// Writes each partition's producer-state snapshot (if it changed); failures are logged,
     /// since a missing snapshot only costs a longer replay at the next start.
     pub fn snapshot_producers(&self) {
-        for (log, producers) in self.partitions.iter().zip(&self.producers) {
-            if let Err(err) = producers.snapshot(log) {
-                tracing::warn!(dir = %log.dir().display(), error = %err, "cannot write producer-state snapshot");
-            }
+        for partition in &self.partitions {
+            partition.snapshot_producers();
         }
     }
 }
@@ -197,14 +186,9 @@ impl Default for CatalogOptions {
     }
 }
 
-/// A partition log opened with its producer table.
-type OpenedPartition = (Arc<PartitionLog>, PartitionProducers);
-
-/// Opens (recovering if needed) the log in `dir` and loads its producer table.
-fn open_partition(dir: &Path, options: &LogOptions) -> Result<OpenedPartition, CatalogError> {
-    let log = PartitionLog::open(dir, options.clone())?;
-    let producers = PartitionProducers::load(&log)?;
-    Ok((log, producers))
+/// Opens (recovering if needed) the partition in `dir`: its log and producer table.
+fn open_partition(dir: &Path, options: &LogOptions) -> Result<Arc<Partition>, CatalogError> {
+    Ok(Arc::new(Partition::open(dir, options)?))
 }
 
 impl TopicCatalog {
@@ -417,7 +401,8 @@ impl TopicCatalog {
             }
             topic
         };
-        for (p, log) in topic.partitions.iter().enumerate() {
+        for (p, partition) in topic.partitions.iter().enumerate() {
+            let log = partition.log();
             if let Err(err) = log.close() {
                 tracing::warn!(topic = name, partition = p, error = %err, "closing a deleted partition failed");
             }
@@ -433,7 +418,7 @@ impl TopicCatalog {
         let mut first_error = None;
         for topic in self.list() {
             topic.snapshot_producers();
-            for log in &topic.partitions {
+            for log in topic.partitions.iter().map(|p| p.log()) {
                 if let Err(err) = log.close() {
                     tracing::error!(dir = %log.dir().display(), error = %err, "closing a partition failed");
                     first_error.get_or_insert(err);
@@ -521,7 +506,7 @@ fn remove_orphans(
 ) -> Result<(), CatalogError> {
     let known: std::collections::HashSet<PathBuf> = topics
         .values()
-        .flat_map(|t| t.partitions.iter().map(|l| l.dir().to_path_buf()))
+        .flat_map(|t| t.partitions.iter().map(|p| p.log().dir().to_path_buf()))
         .collect();
     for entry in std::fs::read_dir(data_dir).map_err(io_err("list data directory", data_dir))? {
         let entry = entry.map_err(io_err("list data directory", data_dir))?;

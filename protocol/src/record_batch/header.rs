@@ -204,6 +204,15 @@ fn total_len_from_length_field(batch_length: i32) -> Result<usize, BatchError> {
 /// [`super::check_records`] (only possible when uncompressed).
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
+    verify_batch(buf, &header)?;
+    Ok(header)
+}
+
+/// The part of [`validate_batch`] that follows parsing, for a caller that holds `buf`'s parsed
+/// header already (a [`super::ProducedBatch`]): the declared length equals `buf.len()`, the
+/// CRC-32C matches, the codec is known and `RecordsCount == LastOffsetDelta + 1 > 0`.
+/// `header` must be the one parsed from `buf`.
+pub fn verify_batch(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     let total = header.total_len()?;
     if total != buf.len() {
         return Err(if total > buf.len() {
@@ -234,7 +243,7 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
-    Ok(header)
+    Ok(())
 }
 
 /// Writes the broker-assigned base offset. `BaseOffset` lies outside the CRC, so the batch stays

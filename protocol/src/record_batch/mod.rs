@@ -3,7 +3,9 @@
 //! Owns the byte layout of a batch and everything that can be decided from the bytes alone:
 //! parsing the fixed 61-byte header, checking length, magic and CRC-32C, checking the records
 //! of an uncompressed batch, patching the fields the broker assigns (base offset, partition
-//! leader epoch) in place, iterating records lazily, and building batches for producers.
+//! leader epoch) in place, iterating records lazily, and building batches for producers. It
+//! also owns the shape a producer's record set must have ([`ProducedBatch`]: exactly one v2
+//! batch, not a control batch), so the broker parses a produced batch's header once.
 //!
 //! It does not decompress (compressed batches are validated up to their header and CRC) and it
 //! does not decide offsets: the log does.
@@ -31,13 +33,15 @@
 
 mod builder;
 mod header;
+mod produced;
 mod records;
 
 pub use builder::{BatchBuilder, RecordInput, with_compressed_records};
 pub use header::{
     Attributes, BatchHeader, Compression, TimestampType, batch_len_prefix, set_base_offset,
-    set_partition_leader_epoch, validate_batch,
+    set_partition_leader_epoch, validate_batch, verify_batch,
 };
+pub use produced::{ProducedBatch, ProducedBatchError};
 pub use records::{Header, Record, Records, check_records};
 
 /// Field positions inside a batch, in bytes from its first byte.

@@ -116,7 +116,7 @@ fn appended_bytes(
             .max()
             .unwrap_or(0);
         let found = ctx.catalog.get(topic)?;
-        let log = found.partition(partition)?;
+        let log = found.log(partition)?;
         let from = seen.get_mut(&(topic.to_owned(), partition))?;
         let read = log.read(Offset(*from), partition_max.max(1)).ok()?;
         *from = read.high_watermark.0;
@@ -154,7 +154,7 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                         .with_partition_index(p.partition)
                         .with_records(Some(Bytes::new()))
                         .with_preferred_read_replica(BrokerId(-1));
-                    let Some(log) = found.as_ref().and_then(|t| t.partition(p.partition)) else {
+                    let Some(log) = found.as_ref().and_then(|t| t.log(p.partition)) else {
                         errors = true;
                         return response
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())

@@ -26,8 +26,7 @@ pub(crate) fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOff
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(log) = found.as_ref().and_then(|t| t.partition(p.partition_index))
-                    else {
+                    let Some(log) = found.as_ref().and_then(|t| t.log(p.partition_index)) else {
                         return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                     };
                     let (timestamp, offset) = match p.timestamp {

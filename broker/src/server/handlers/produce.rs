@@ -21,12 +21,13 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::error_code::ErrorCode;
-use weir_protocol::record_batch::{HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, field};
+use weir_protocol::record_batch::{ProducedBatch, ProducedBatchError};
 
 use super::{Context, NO_TRANSACTIONS, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
-use crate::producers::{AppendError, PartitionProducers, SequenceError};
+use crate::producers::{AppendError, Appended, SequenceError};
 use crate::server::connection::Turn;
+use crate::topics::Partition;
 
 /// A refused partition: the code and a message for the log and (v8+) the client.
 type Refusal = (ErrorCode, String);
@@ -64,18 +65,15 @@ pub(crate) async fn handle(
                 .with_log_append_time_ms(-1);
             let outcome = match (
                 &refuse_all,
-                found
-                    .as_ref()
-                    .and_then(|t| t.producer_partition(data.index)),
+                found.as_ref().and_then(|t| t.partition(data.index)),
             ) {
                 (Some(refusal), _) => Err(refusal.clone()),
                 (None, None) => Err((
                     ErrorCode::UnknownTopicOrPartition,
                     format!("{}-{} does not exist", &*topic.name.0, data.index),
                 )),
-                (None, Some((log, producers))) => {
-                    append(log, producers, &data.records.unwrap_or_default()).map(|a| (log, a))
-                }
+                (None, Some(partition)) => append(partition, &data.records.unwrap_or_default())
+                    .map(|a| (partition.log(), a)),
             };
             match outcome {
                 Ok((log, info)) => {
@@ -132,18 +130,17 @@ pub(crate) async fn handle(
     }
 }
 
-/// Appends the request's record set through the partition's idempotent-producer checks.
-fn append(
-    log: &PartitionLog,
-    producers: &PartitionProducers,
-    records: &Bytes,
-) -> Result<crate::producers::Appended, Refusal> {
-    check_one_batch(records)?;
-    producers.append(log, records).map_err(|err| {
+/// Appends the request's record set through the partition's door: its shape is checked
+/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then the producer's
+/// sequence, then the log verifies the contents (CRC, records) and stores it.
+fn append(partition: &Partition, records: &Bytes) -> Result<Appended, Refusal> {
+    let batch =
+        ProducedBatch::check(records).map_err(|err| (shape_error_code(&err), err.to_string()))?;
+    partition.append(&batch).map_err(|err| {
         let code = match &err {
             AppendError::Log(err) => {
                 if !matches!(err, LogError::InvalidBatch(_)) {
-                    tracing::warn!(dir = %log.dir().display(), error = %err, "produce failed");
+                    tracing::warn!(dir = %partition.log().dir().display(), error = %err, "produce failed");
                 }
                 log_error_code(err)
             }
@@ -158,54 +155,21 @@ fn append(
     })
 }
 
-/// Kafka's rule for Produce v3+: the record set is exactly one complete v2 batch, and not a
-/// control batch. Damage inside the batch (CRC, records) is left to the log's validation.
-fn check_one_batch(records: &[u8]) -> Result<(), Refusal> {
-    let invalid = |why: String| Err((ErrorCode::InvalidRecord, why));
-    let Some(head) = records.get(..=field::ATTRIBUTES + 1) else {
-        return invalid(format!(
-            "record set of {} bytes holds no complete batch",
-            records.len()
-        ));
-    };
-    let magic = i8::from_be_bytes([head[field::MAGIC]]);
-    if matches!(magic, 0 | 1) {
-        return invalid(format!(
-            "magic {magic} batches are not accepted by Produce v3 and later"
-        ));
+/// Kafka's codes for a record set that is not one batch a producer may send: INVALID_RECORD
+/// (not retried) when the client sent the wrong thing, CORRUPT_MESSAGE (retried) when the
+/// bytes look damaged on the way.
+fn shape_error_code(err: &ProducedBatchError) -> ErrorCode {
+    match err {
+        ProducedBatchError::UnknownMagic(_)
+        | ProducedBatchError::ShorterThanHeader { .. }
+        | ProducedBatchError::Header(_) => ErrorCode::CorruptMessage,
+        ProducedBatchError::NoCompleteBatch { .. }
+        | ProducedBatchError::LegacyMagic(_)
+        | ProducedBatchError::NegativeLength { .. }
+        | ProducedBatchError::Truncated { .. }
+        | ProducedBatchError::MoreThanOneBatch
+        | ProducedBatchError::ControlBatch => ErrorCode::InvalidRecord,
+        // A refusal added later: the client sent something this broker does not take.
+        _ => ErrorCode::InvalidRecord,
     }
-    if magic != MAGIC_V2 {
-        return Err((
-            ErrorCode::CorruptMessage,
-            format!("unknown record batch magic {magic}"),
-        ));
-    }
-    let declared = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-    if usize::try_from(declared).is_ok_and(|len| len + LENGTH_PREFIX_LEN < HEADER_LEN) {
-        return Err((
-            ErrorCode::CorruptMessage,
-            format!("batch length {declared} is shorter than a batch header"),
-        ));
-    }
-    let total = usize::try_from(declared)
-        .ok()
-        .map(|len| len + LENGTH_PREFIX_LEN);
-    match total {
-        Some(total) if total > records.len() => {
-            return invalid(format!(
-                "truncated batch: {total} bytes declared, {} sent",
-                records.len()
-            ));
-        }
-        Some(total) if total < records.len() => {
-            return invalid("more than one batch for one partition".to_owned());
-        }
-        Some(_) => {}
-        None => return invalid(format!("negative batch length {declared}")),
-    }
-    let attributes = i16::from_be_bytes([head[field::ATTRIBUTES], head[field::ATTRIBUTES + 1]]);
-    if attributes & 0x20 != 0 {
-        return invalid("producers may not send control batches".to_owned());
-    }
-    Ok(())
 }
