@@ -17,6 +17,7 @@
 //! - [`topics`]: legal topic names and the persisted catalog of topics and partition logs.
 //! - [`clock`]: the injected wall clock used for segment rolls and retention.
 
+mod broker;
 pub mod clock;
 pub mod config;
 pub mod groups;
@@ -28,4 +29,4 @@ pub mod topics;
 
 pub use config::BrokerConfig;
 
-pub use server::{Broker, BrokerError, DirLockError, RunningBroker, ServerStats};
+pub use broker::{Broker, BrokerBuilder, BrokerError, DirLockError, RunningBroker, ServerStats};

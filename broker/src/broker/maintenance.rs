@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
 use crate::log::LogError;
+use crate::server::Context;
 use crate::topics::TopicCatalog;
 
 /// Runs passes until `stop` is cancelled.
