@@ -2,26 +2,26 @@
 //!
 //! Owns sockets and request routing. It translates between wire messages (through
 //! `kafka-protocol`'s codecs and `weir-protocol`'s framing) and the topic catalog and logs; it
-//! stores nothing itself, and opens nothing: the broker's assembly ([`crate::broker`]) opens
-//! the stores, binds the listener and hands both over in a [`Context`]; it also runs the
-//! background upkeep and closes the stores once [`serve`] has returned.
+//! stores nothing itself, and opens nothing: the broker's assembly (`crate::broker`) opens
+//! the stores, binds the listener and hands both over in a `Context`; it also runs the
+//! background upkeep and closes the stores once `serve` has returned.
 //!
 //! # Layout
 //!
-//! - [`serve`]: the accept loop and the graceful drain of connections and requests.
+//! - `serve`: the accept loop and the graceful drain of connections and requests.
 //! - `admission`: the connection limits (broker-wide, per IP address) and the eviction of
 //!   connections that have sent nothing when a newcomer finds the broker full.
 //! - `connection/`: one client: `read` (the reader loop: framing, timeouts, the request-bytes
 //!   budget, one task per request) and `write` (responses in request order); requests are
 //!   handled concurrently and answered in order; parked requests end when the connection
 //!   closes.
-//! - `turn`: [`Turn`](turn::Turn), a request's place in its connection's order of effects.
+//! - `turn`: `Turn`, a request's place in its connection's order of effects.
 //! - `appends`: long-polling fetches by partition, woken by appends to their partitions.
 //! - `dispatch`: header decoding, version checks, routing, response encoding.
 //! - `context`: the state every connection shares.
 //! - `handlers/`: one module per API.
 //!
-//! Invariant: [`serve`] returns only once every connection is closed and every request task
+//! Invariant: `serve` returns only once every connection is closed and every request task
 //! has finished (or the grace period is over), so the stores may be closed after it.
 
 mod admission;
