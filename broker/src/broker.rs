@@ -181,7 +181,9 @@ impl BrokerBuilder {
         self
     }
 
-    /// The sync threads shared by every log and the offsets store.
+    /// The sync threads shared by every log and the offsets store. The broker does not stop
+    /// them: they end when the last reference is dropped (so one flusher may serve brokers
+    /// started one after the other).
     #[must_use]
     pub fn flusher(mut self, flusher: Arc<Flusher>) -> Self {
         self.flusher = Some(flusher);
