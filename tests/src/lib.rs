@@ -4,7 +4,8 @@
 //!
 //! - [`TestBroker`]: an in-process broker on `127.0.0.1:0` with its data in a temporary
 //!   directory, configurable, restartable on the same directory, stopped with
-//!   [`TestBroker::shutdown`].
+//!   [`TestBroker::shutdown`]; [`TestBroker::start_on`] builds it on an injected disk or
+//!   clock ([`Seams`]).
 //! - [`Client`]: one TCP connection speaking Kafka's framing. Typed requests go out at an
 //!   explicit version through `weir_protocol::message::encode_request`; each response is
 //!   decoded with `decode_response`, its correlation id checked, and re-encoded to check that
@@ -24,6 +25,7 @@ pub mod tmpfs;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -43,6 +45,8 @@ use kafka_protocol::messages::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use weir_broker::clock::Clock;
+use weir_broker::storage::Disk;
 use weir_broker::{Broker, BrokerConfig, RunningBroker};
 use weir_protocol::api::{ApiKey, supported_range};
 use weir_protocol::message::{decode_response, encode_request, encode_response};
@@ -79,7 +83,19 @@ pub fn versions(key: ApiKey) -> RangeInclusive<i16> {
 pub struct TestBroker {
     dir: tempfile::TempDir,
     config: BrokerConfig,
+    /// Given to the broker's builder at every (re)start.
+    seams: Seams,
     running: Option<RunningBroker>,
+}
+
+/// What a test injects into an in-process broker through [`Broker::builder`]; each `None`
+/// is the real one. Kept across [`TestBroker::restart`].
+#[derive(Debug, Default, Clone)]
+pub struct Seams {
+    /// File allocation, writes and syncs of every store (`FaultyDisk` injects failures).
+    pub disk: Option<Arc<dyn Disk>>,
+    /// Wall-clock time (`ManualClock` moves only when told).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl TestBroker {
@@ -94,12 +110,21 @@ impl TestBroker {
     /// # Panics
     /// If the broker does not start.
     pub async fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> Self {
+        Self::start_on(Seams::default(), configure).await
+    }
+
+    /// As [`Self::start_with`], on the disk and clock given in `seams`.
+    ///
+    /// # Panics
+    /// If the broker does not start.
+    pub async fn start_on(seams: Seams, configure: impl FnOnce(&mut BrokerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("create temporary data directory");
         let mut config = BrokerConfig::for_tests(dir.path());
         configure(&mut config);
         let mut broker = Self {
             dir,
             config,
+            seams,
             running: None,
         };
         broker.boot().await;
@@ -107,7 +132,13 @@ impl TestBroker {
     }
 
     async fn boot(&mut self) {
-        let broker = Broker::new(self.config.clone());
+        let mut broker = Broker::builder(self.config.clone());
+        if let Some(disk) = &self.seams.disk {
+            broker = broker.disk(Arc::clone(disk));
+        }
+        if let Some(clock) = &self.seams.clock {
+            broker = broker.clock(Arc::clone(clock));
+        }
         let running = within("broker start", broker.start())
             .await
             .expect("broker starts");
@@ -142,6 +173,16 @@ impl TestBroker {
     /// Stops the broker cleanly, failing the test if the shutdown reports an error.
     pub async fn shutdown(mut self) {
         self.stop().await;
+    }
+
+    /// Stops the broker and returns what the shutdown reported (a log that failed while
+    /// serving is reported here).
+    ///
+    /// # Panics
+    /// If the broker is stopped already, or does not stop within [`IO_TIMEOUT`].
+    pub async fn try_shutdown(mut self) -> Result<(), weir_broker::BrokerError> {
+        let running = self.running.take().expect("broker is running");
+        within("broker shutdown", running.shutdown()).await
     }
 
     async fn stop(&mut self) {

@@ -18,8 +18,8 @@ use weir_protocol::error_code::ErrorCode;
 use weir_protocol::message::{MessageError, decode_request, encode_response};
 
 use super::Context;
-use super::connection::Turn;
 use super::handlers;
+use super::turn::Turn;
 
 /// What the connection does with a request.
 #[derive(Debug)]

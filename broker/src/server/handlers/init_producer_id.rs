@@ -12,7 +12,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
-use crate::log::OsDisk;
 
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
@@ -31,7 +30,8 @@ pub(crate) async fn handle(
     }
     let ctx = Arc::clone(ctx);
     // A new block of ids is synced to disk first: keep that off the async workers.
-    let allocated = tokio::task::spawn_blocking(move || ctx.producer_ids.allocate(&OsDisk)).await;
+    let allocated =
+        tokio::task::spawn_blocking(move || ctx.producer_ids.allocate(&*ctx.disk)).await;
     match allocated {
         Ok(Ok(id)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))

@@ -25,7 +25,7 @@ use weir_protocol::api::{ApiKey, VersionRange, supported_range};
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
-use super::connection::Turn;
+use super::turn::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;
 

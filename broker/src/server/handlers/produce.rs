@@ -26,7 +26,7 @@ use weir_protocol::record_batch::{ProducedBatch, ProducedBatchError};
 use super::{Context, NO_TRANSACTIONS, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
 use crate::producers::{AppendError, Appended, SequenceError};
-use crate::server::connection::Turn;
+use crate::server::turn::Turn;
 use crate::topics::Partition;
 
 /// A refused partition: the code and a message for the log and (v8+) the client.
@@ -38,19 +38,7 @@ pub(crate) async fn handle(
     turn: &mut Turn,
 ) -> Result<Option<ProduceResponse>, String> {
     let acks = request.acks;
-    let refuse_all: Option<Refusal> = if !matches!(acks, -1..=1) {
-        Some((
-            ErrorCode::InvalidRequiredAcks,
-            format!("acks must be -1, 0 or 1, not {acks}"),
-        ))
-    } else if request.transactional_id.is_some() {
-        Some((
-            ErrorCode::TransactionalIdAuthorizationFailed,
-            NO_TRANSACTIONS.to_owned(),
-        ))
-    } else {
-        None
-    };
+    let refuse_all = whole_request_refusal(acks, request.transactional_id.is_some());
     let mut topics = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index, log, offset to wait for)
     let mut durable_waits: Vec<(usize, usize, Arc<PartitionLog>, Offset)> = Vec::new();
@@ -127,6 +115,24 @@ pub(crate) async fn handle(
         // No response exists to carry the error: close, so the client finds out.
         Some(failure) => Err(format!("acks=0 produce failed: {failure}")),
         None => Ok(None),
+    }
+}
+
+/// A refusal that applies to every partition of the request: impossible acks, or a
+/// transactional produce (no transactions yet).
+fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
+    if !matches!(acks, -1..=1) {
+        Some((
+            ErrorCode::InvalidRequiredAcks,
+            format!("acks must be -1, 0 or 1, not {acks}"),
+        ))
+    } else if transactional {
+        Some((
+            ErrorCode::TransactionalIdAuthorizationFailed,
+            NO_TRANSACTIONS.to_owned(),
+        ))
+    } else {
+        None
     }
 }
 

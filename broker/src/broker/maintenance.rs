@@ -3,7 +3,12 @@
 //! Every `--retention-check-ms` (Kafka's `log.retention.check.interval.ms`) one pass, on a
 //! blocking thread since it deletes files and syncs: delete sealed segments past the
 //! retention limits, then snapshot producer state that changed (so a restart after a crash
-//! replays only what came after), then compact the committed-offsets log if it has grown. Rolling by `segment.ms` happens on append, not here.
+//! replays only what came after), then compact the committed-offsets log if it has grown.
+//!
+//! Started and awaited by the broker's assembly beside the server. Does not decide what is
+//! past retention (the log's policy does, on the injected clock) and does not roll segments
+//! (rolling by `segment.ms` happens on append). Invariant: one pass at a time; a failure in
+//! one partition is logged and the pass goes on to the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +16,8 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
 use crate::log::LogError;
+use crate::server::Context;
 use crate::topics::TopicCatalog;
 
 /// Runs passes until `stop` is cancelled.
