@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole Weir test suite: formatting, lints, every test (unit, integration, property,
+# Runs the whole Weir test suite: formatting, lints, the code's layout (file sizes, module
+# cycles: scripts/check-layout.sh), every test (unit, integration, property,
 # crash and failure-injection), the doc tests, then the real-client compatibility suite
 # (tests/compat: kcat and the Python clients against the weir-broker binary). Installs what the
 # tests need and fails, never skips, when something is missing. `.ci/run` calls exactly this.
@@ -15,6 +16,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "layout: no library file over 700 lines, no import cycle between modules"
+./scripts/check-layout.sh
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"

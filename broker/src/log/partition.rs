@@ -26,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use weir_protocol::record_batch::{
@@ -42,11 +42,10 @@ use super::index::{FilePosition, IndexCursor, RelativeOffset};
 use super::mmap::AppendError;
 use super::policy::{self, Retention, RollInput, SegmentSummary};
 use super::recovery::{self, RecoveryReport};
-use super::scan::{Limits, Located};
-use super::segment::{Bounds, Capacity, Damage, Segment};
+use super::segment::{Capacity, Segment};
 use crate::clock::{Clock, SystemClock};
 use crate::storage::files::write_atomically;
-use crate::storage::{Disk, Durability, Flusher, OsDisk, Syncable, Unreached, is_disk_full};
+use crate::storage::{Disk, Durability, Flusher, OsDisk, is_disk_full};
 
 /// Bytes of a batch that the broker patches: base offset, batch length, leader epoch.
 const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;

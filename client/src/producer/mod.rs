@@ -38,6 +38,7 @@
 
 mod accumulator;
 pub mod config;
+mod delivery;
 mod drain;
 pub mod error;
 pub mod record;
@@ -52,8 +53,9 @@ use tokio::task::JoinHandle;
 
 use self::accumulator::{Accumulator, Reservation, TopicPartition};
 pub use self::config::{Acks, Compression, ProducerConfig};
+pub use self::delivery::DeliveryFuture;
 pub use self::error::{DeliveryError, FailedBatch, FlushError, SendError, SendFailure};
-pub use self::record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+pub use self::record::{ProducerRecord, RecordMetadata};
 use crate::backoff::Backoff;
 use crate::cluster::{Cluster, TopicInfo};
 use crate::error::Result;

@@ -1,14 +1,7 @@
-//! What goes in and what comes out: [`ProducerRecord`], [`RecordMetadata`] and the
-//! [`DeliveryFuture`] that connects them.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! What goes in and what comes out: [`ProducerRecord`] and [`RecordMetadata`] (the
+//! [`super::DeliveryFuture`] of a send resolves to the latter).
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
-
-use super::error::DeliveryError;
 
 /// One record to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,27 +91,6 @@ pub struct RecordMetadata {
     pub offset: i64,
     /// The create time the record was sent with (ms since the epoch).
     pub timestamp: i64,
-}
-
-/// Resolves when the broker acknowledged the record (or it failed for good).
-///
-/// Dropping it does not cancel the delivery; the outcome is then only seen by
-/// [`super::Producer::flush`] and [`super::Producer::close`] if it is a failure.
-#[derive(Debug)]
-#[must_use = "a delivery handle tells whether the record was written"]
-pub struct DeliveryFuture {
-    /// Answered by the sender task exactly once.
-    pub(crate) reply: oneshot::Receiver<Result<RecordMetadata, DeliveryError>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, DeliveryError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.reply)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(DeliveryError::Aborted)))
-    }
 }
 
 #[cfg(test)]

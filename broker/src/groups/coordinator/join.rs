@@ -8,20 +8,9 @@
 use bytes::Bytes;
 use weir_protocol::error_code::ErrorCode;
 
+use super::GroupState;
 use super::group::{Group, Member};
-use super::messages::{JoinRequest, JoinResult, Output, ReplyTo, SyncResult};
-use super::{GroupConfig, GroupState};
-
-/// What every step of one JoinGroup call needs besides the request.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct JoinCall {
-    /// The broker's group limits and delays.
-    pub(super) config: GroupConfig,
-    /// The time of the call.
-    pub(super) now: i64,
-    /// Where this request's answer goes.
-    pub(super) reply: ReplyTo,
-}
+use super::messages::{JoinCall, JoinRequest, JoinResult, Output, ReplyTo, SyncResult};
 
 impl Group {
     /// JoinGroup without a member id: `id` is the one generated for it.

@@ -152,3 +152,14 @@ pub struct GroupDescription {
     /// Members.
     pub members: Vec<MemberDescription>,
 }
+
+/// What every step of one JoinGroup call needs besides the request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct JoinCall {
+    /// The broker's group limits and delays.
+    pub(super) config: super::GroupConfig,
+    /// The time of the call.
+    pub(super) now: i64,
+    /// Where this request's answer goes.
+    pub(super) reply: ReplyTo,
+}

@@ -59,7 +59,7 @@ use std::collections::HashMap;
 use weir_protocol::error_code::ErrorCode;
 
 use group::{Group, InvariantViolation};
-use join::JoinCall;
+use messages::JoinCall;
 pub use messages::{
     GroupDescription, JoinRequest, JoinResult, JoinedMember, MemberDescription, Output, ReplyTo,
     SyncRequest, SyncResult,

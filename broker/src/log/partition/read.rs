@@ -2,7 +2,13 @@
 //! snapshot (never a batch at or past the high watermark the read reports), damage refused
 //! and reported once, and lookups by timestamp. Readers take no lock.
 
-use super::*;
+use bytes::Bytes;
+
+use super::{EndSnapshot, LEADER_EPOCH, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
+use crate::log::Offset;
+use crate::log::error::LogError;
+use crate::log::scan::{Limits, Located};
+use crate::log::segment::{Bounds, Damage};
 
 impl PartitionLog {
     /// Whole batches starting with the one that contains `offset`: always at least one batch

@@ -2,11 +2,21 @@
 //! flusher (group commit), waiting for durability, and the interval sweep. What a sync covers:
 //! sealed segments, the active segment, the directory after a roll, the recovery point.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{PartitionLog, lock};
+use crate::log::Offset;
+use crate::log::config::FlushPolicy;
+use crate::log::error::LogError;
+use crate::log::files::{self, RECOVERY_POINT};
+use crate::storage::files::write_atomically;
+use crate::storage::{Syncable, Unreached, is_disk_full};
 
 impl PartitionLog {
     /// Syncs everything appended so far, now, on the calling thread. Returns the durable
-    /// offset. Concurrent callers share syncs: see [`Flusher`] for the asynchronous path.
+    /// offset. Concurrent callers share syncs: see [`crate::storage::Flusher`] for the asynchronous path.
     pub fn sync(&self) -> Result<Offset, LogError> {
         let _one_at_a_time = lock(&self.sync_lock);
         if let Some(cause) = self.durable.failure() {
