@@ -406,7 +406,12 @@ pub(crate) fn scan_segment(
         }
     }
     scan.cursor = cursor.state();
-    scan.garbage_after = data[scan.valid_len..].iter().any(|&b| b != 0);
+    // Only a sealed segment keeps damage after its last intact batch. The last segment's
+    // tail is its preallocated, unwritten space (up to `segment.bytes` of zeros): reading it
+    // here would fault in every page of it at each recovery (a second for a dozen partitions).
+    if matches!(on_damage, OnDamage::Resync { .. }) {
+        scan.garbage_after = data[scan.valid_len..].iter().any(|&b| b != 0);
+    }
     scan
 }
 
@@ -608,6 +613,24 @@ mod tests {
         // The last segment stops there instead.
         let scan = scan_segment(&data, 0, 4096, 0, OnDamage::Stop);
         assert_eq!((scan.valid_len, scan.next_offset), (positions[1], 2));
+    }
+
+    #[test]
+    fn only_a_sealed_segment_looks_past_its_last_batch() {
+        // The last segment's tail is preallocated space: a scan of it stops at the first zero
+        // header and reads nothing beyond (a byte far in the tail stays unseen), while a
+        // sealed segment keeps non-zero bytes after its last intact batch.
+        let (mut data, _) = four_batches();
+        let end = data.len();
+        data.resize(end + (1 << 20), 0);
+        *data.last_mut().unwrap() = 0x5a;
+        let last = scan_segment(&data, 0, 4096, 0, OnDamage::Stop);
+        assert_eq!(last.valid_len, end);
+        assert!(last.stop.as_ref().is_some_and(|s| s.zeroed));
+        assert!(!last.garbage_after);
+        let sealed = scan_segment(&data, 0, 4096, 0, OnDamage::Resync { segment_end: 8 });
+        assert_eq!(sealed.valid_len, end);
+        assert!(sealed.garbage_after);
     }
 
     #[test]
