@@ -54,6 +54,8 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
+    /// CreatePartitions (37).
+    CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
 }
@@ -65,7 +67,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 19] = [
+    pub const ALL: [ApiKey; 20] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -84,6 +86,7 @@ impl ApiKey {
         Self::DeleteTopics,
         Self::InitProducerId,
         Self::DescribeConfigs,
+        Self::CreatePartitions,
         Self::DeleteGroups,
     ];
 
@@ -115,6 +118,7 @@ impl ApiKey {
             Self::DeleteTopics => "DeleteTopics",
             Self::InitProducerId => "InitProducerId",
             Self::DescribeConfigs => "DescribeConfigs",
+            Self::CreatePartitions => "CreatePartitions",
             Self::DeleteGroups => "DeleteGroups",
         }
     }
@@ -143,6 +147,7 @@ impl TryFrom<i16> for ApiKey {
             20 => Self::DeleteTopics,
             22 => Self::InitProducerId,
             32 => Self::DescribeConfigs,
+            37 => Self::CreatePartitions,
             42 => Self::DeleteGroups,
             other => return Err(UnknownApiKey(other)),
         })
@@ -218,6 +223,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteTopics, range(1, 3)),
     (ApiKey::InitProducerId, range(0, 1)),
     (ApiKey::DescribeConfigs, range(1, 2)),
+    // librdkafka (so confluent-kafka) and kafka-python send v0-1; v2+ is flexible.
+    (ApiKey::CreatePartitions, range(0, 1)),
     (ApiKey::DeleteGroups, range(0, 1)),
 ];
 
@@ -260,6 +267,7 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::DeleteTopics => 4,
         ApiKey::InitProducerId => 2,
         ApiKey::DescribeConfigs => 4,
+        ApiKey::CreatePartitions => 2,
         ApiKey::DeleteGroups => 2,
     }
 }

@@ -39,6 +39,7 @@ fn ranges_match_the_design_exactly() {
         (20, "DeleteTopics", 1, 3),
         (22, "InitProducerId", 0, 1),
         (32, "DescribeConfigs", 1, 2),
+        (37, "CreatePartitions", 0, 1),
         (42, "DeleteGroups", 0, 1),
     ];
     let actual: Vec<(i16, &str, i16, i16)> = SUPPORTED_APIS

@@ -19,6 +19,12 @@
 //! create whose partitions cannot all fit is refused before anything is allocated
 //! ([`CatalogError::NoSpace`], from [`super::space`]).
 //!
+//! Adding partitions (CreatePartitions) follows the same order: the new partitions'
+//! directories first, then the catalog with the higher count. A crash before the catalog is
+//! written leaves directories past the recorded count, which start-up removes as orphans; a
+//! failure part-way is rolled back the same way as a create (directories removed, catalog
+//! rewritten with the old count). Partitions are never removed from a topic.
+//!
 //! Start-up opens the partition logs on a bounded pool of threads ([`super::parallel`]):
 //! recovery after a crash is mostly waiting for the disk, and thousands of partitions opened
 //! one after the other took up to a minute. Their directory syncs are made together once all
@@ -121,6 +127,20 @@ pub enum CatalogError {
         available_bytes: u64,
         /// The data directory.
         dir: PathBuf,
+    },
+    /// CreatePartitions asked for a total at or below the current count (INVALID_PARTITIONS):
+    /// partitions are only ever added.
+    #[error(
+        "topic {topic} has {current} partitions; the new total {requested} must be higher \
+         (partitions can only be added)"
+    )]
+    NotMorePartitions {
+        /// The topic.
+        topic: String,
+        /// Its partitions now.
+        current: u32,
+        /// The total asked for.
+        requested: i64,
     },
     /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("unknown topic {0}")]
@@ -385,6 +405,82 @@ impl TopicCatalog {
             });
         }
         Ok(())
+    }
+
+    /// Grows topic `name` to `total` partitions (CreatePartitions), returning how many were
+    /// added. On failure the topic keeps its old partitions and nothing of the new ones is
+    /// left, as with [`Self::create`].
+    pub fn add_partitions(&self, name: &str, total: i64) -> Result<u32, CatalogError> {
+        let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (old, added) = self.check_add_partitions_locked(name, total)?;
+        let current = u32::try_from(old.partitions.len()).unwrap_or(u32::MAX);
+        let mut made = Vec::with_capacity(added as usize);
+        let mut catalog_written = false;
+        let grown = (|| {
+            let mut partitions = old.partitions.clone();
+            for p in current..current + added {
+                let dir = partition_dir(&self.data_dir, name, p);
+                // Left over from an add that crashed before the catalog named it.
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(io_err("remove stale partition directory", &dir))?;
+                }
+                made.push(dir.clone());
+                partitions.push(open_partition(&dir, &self.log_options)?);
+            }
+            let topic = Arc::new(Topic::new(name.to_owned(), partitions));
+            let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+            topics.insert(name.to_owned(), topic);
+            catalog_written = true;
+            if let Err(err) = self.persist(&topics) {
+                topics.insert(name.to_owned(), Arc::clone(&old));
+                return Err(err);
+            }
+            Ok(())
+        })();
+        match grown {
+            Ok(()) => {
+                tracing::info!(topic = name, added, total, "added partitions");
+                Ok(added)
+            }
+            Err(err) => {
+                // The topic in the map is the old one again: the rollback rewrites its count.
+                self.roll_back_create(name, &made, catalog_written, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether [`Self::add_partitions`] would succeed now (CreatePartitions' `validate_only`);
+    /// returns how many partitions it would add.
+    pub fn check_add_partitions(&self, name: &str, total: i64) -> Result<u32, CatalogError> {
+        self.check_add_partitions_locked(name, total)
+            .map(|(_, added)| added)
+    }
+
+    fn check_add_partitions_locked(
+        &self,
+        name: &str,
+        total: i64,
+    ) -> Result<(Arc<Topic>, u32), CatalogError> {
+        let topic = self
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.to_owned()))?;
+        let current = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
+        if total <= i64::from(current) {
+            return Err(CatalogError::NotMorePartitions {
+                topic: name.to_owned(),
+                current,
+                requested: total,
+            });
+        }
+        let total = u32::try_from(total)
+            .ok()
+            .filter(|&n| n <= MAX_PARTITIONS)
+            .ok_or(CatalogError::InvalidPartitions(total))?;
+        let added = total - current;
+        self.check_space(name, added)?;
+        Ok((topic, added))
     }
 
     /// Deletes a topic and its data.

@@ -53,6 +53,9 @@ pub(crate) async fn handle(
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(ctx, r).await),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(topics::create_partitions(ctx, r).await)
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(ctx, &r))
         }
@@ -122,7 +125,9 @@ pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
             ErrorCode::InvalidTopicException
         }
         CatalogError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
-        CatalogError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        CatalogError::InvalidPartitions(_) | CatalogError::NotMorePartitions { .. } => {
+            ErrorCode::InvalidPartitions
+        }
         CatalogError::NoSpace { .. } => ErrorCode::PolicyViolation,
         CatalogError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
         CatalogError::Log(e) => log_error_code(e),

@@ -1,19 +1,30 @@
-//! CreateTopics (key 19), v2-4, and DeleteTopics (key 20), v1-3.
+//! CreateTopics (key 19), v2-4, DeleteTopics (key 20), v1-3, and CreatePartitions (key 37),
+//! v0-1.
 //!
 //! One CreateTopics request creates at most [`MAX_PARTITIONS_PER_REQUEST`] partitions in all:
 //! the topics that would take it past that are refused with INVALID_PARTITIONS (the ones
 //! before are created), so one request cannot tie up the catalog, and the disk, for long.
+//! CreatePartitions shares that limit, counted in partitions added.
+//!
+//! CreatePartitions only grows a topic, as Kafka does: a total at or below the current count
+//! is INVALID_PARTITIONS. A topic named twice in one request is refused (INVALID_REQUEST) at
+//! every mention and not changed. A manual assignment must give one replica list per new
+//! partition, each naming only this broker; anything else is INVALID_REPLICA_ASSIGNMENT.
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, catalog_error_code, wire_str};
+use crate::server::context::NODE_ID;
 use crate::topics::{CatalogError, MAX_PARTITIONS};
 
 /// Most partitions one CreateTopics request may create, across its topics: as many as one
@@ -165,4 +176,102 @@ pub(crate) async fn delete(
         });
     }
     DeleteTopicsResponse::default().with_responses(results)
+}
+
+pub(crate) async fn create_partitions(
+    ctx: &Arc<Context>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut mentions: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for topic in &request.topics {
+        *mentions.entry(&*topic.name.0).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    // Partitions this request has added (or, with validate_only, would have).
+    let mut added_so_far: u32 = 0;
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        let refuse = |code: ErrorCode, message: String| {
+            result
+                .clone()
+                .with_error_code(code.code())
+                .with_error_message(Some(wire_str(message)))
+        };
+        if mentions.get(name.as_str()).copied().unwrap_or(0) > 1 {
+            results.push(refuse(
+                ErrorCode::InvalidRequest,
+                format!("topic {name} appears more than once in the request"),
+            ));
+            continue;
+        }
+        let total = i64::from(topic.count);
+        let added = match ctx.catalog.check_add_partitions(&name, total) {
+            Ok(added) => added,
+            Err(err) => {
+                results.push(refuse(catalog_error_code(&err), err.to_string()));
+                continue;
+            }
+        };
+        if let Some(assignments) = &topic.assignments
+            && let Err(reason) = check_assignments(assignments, added)
+        {
+            results.push(refuse(ErrorCode::InvalidReplicaAssignment, reason));
+            continue;
+        }
+        let so_far = added_so_far.saturating_add(added);
+        if so_far > MAX_PARTITIONS_PER_REQUEST {
+            results.push(refuse(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "this request already adds {added_so_far} partitions; {added} more would \
+                     pass the limit of {MAX_PARTITIONS_PER_REQUEST} per request"
+                ),
+            ));
+            continue;
+        }
+        let outcome = if request.validate_only {
+            Ok(added)
+        } else {
+            let catalog = Arc::clone(&ctx.catalog);
+            let n = name.clone();
+            match tokio::task::spawn_blocking(move || catalog.add_partitions(&n, total)).await {
+                Ok(outcome) => outcome,
+                Err(join) => Err(CatalogError::Io {
+                    op: "add partitions to",
+                    path: name.clone().into(),
+                    source: std::io::Error::other(join.to_string()),
+                }),
+            }
+        };
+        results.push(match outcome {
+            Ok(added) => {
+                added_so_far = added_so_far.saturating_add(added);
+                result
+            }
+            Err(err) => refuse(catalog_error_code(&err), err.to_string()),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Checks a manual assignment for `added` new partitions: one replica list each, every list
+/// exactly this broker (one broker: replication factor 1). Returns the refusal's message.
+fn check_assignments(assignments: &[CreatePartitionsAssignment], added: u32) -> Result<(), String> {
+    if assignments.len() != added as usize {
+        return Err(format!(
+            "adding {added} partitions but {} assignments were given",
+            assignments.len()
+        ));
+    }
+    for (i, assignment) in assignments.iter().enumerate() {
+        let ids: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+        if ids != [NODE_ID] {
+            return Err(format!(
+                "assignment {i} names brokers {ids:?}; the only broker is {NODE_ID} \
+                 (replication factor 1)"
+            ));
+        }
+    }
+    Ok(())
 }
