@@ -360,13 +360,7 @@ mod tests {
     use super::snappy::{XERIAL_BLOCK, XERIAL_MAGIC};
     use super::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const CODECS: [Compression; 5] = Compression::ALL;
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len)

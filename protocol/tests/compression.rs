@@ -9,13 +9,7 @@ use proptest::prelude::*;
 use weir_protocol::compression::{CompressionError, compress, decompress};
 use weir_protocol::record_batch::Compression;
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
+const CODECS: [Compression; 5] = Compression::ALL;
 
 fn codec() -> impl Strategy<Value = Compression> {
     prop::sample::select(CODECS.to_vec())

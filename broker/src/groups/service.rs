@@ -138,22 +138,13 @@ impl GroupService {
             member_id: member_id.clone(),
             members: Vec::new(),
         };
-        let (tx, rx) = oneshot::channel();
-        let parked = {
-            let mut inner = self.lock();
-            let to = inner.park(Waiter::Join(tx));
-            let outputs = inner.coordinator.join(self.now(), request, to);
-            inner.deliver(outputs);
-            Parked { service: self, to }
-        };
-        self.changed.notify_one();
-        let result = tokio::select! {
-            biased;
-            result = rx => result.unwrap_or_else(|_| failed(ErrorCode::CoordinatorNotAvailable)),
-            () = cancel.cancelled() => failed(ErrorCode::NotCoordinator),
-        };
-        drop(parked);
-        result
+        self.park(
+            Waiter::Join,
+            |coordinator, now, to| coordinator.join(now, request, to),
+            cancel,
+            failed,
+        )
+        .await
     }
 
     /// Syncs, parked like [`Self::join`] and cancelled the same way.
@@ -166,11 +157,30 @@ impl GroupService {
             error,
             assignment: bytes::Bytes::new(),
         };
+        self.park(
+            Waiter::Sync,
+            |coordinator, now, to| coordinator.sync(now, request, to),
+            cancel,
+            failed,
+        )
+        .await
+    }
+
+    /// What every parked group request shares: a reply slot parked for the coordinator's
+    /// answer, `call` run under the lock with it, then the answer or `cancel` (answered with
+    /// `failed(NOT_COORDINATOR)`); the slot is released either way ([`Parked`]'s drop).
+    async fn park<T>(
+        &self,
+        waiter: impl FnOnce(oneshot::Sender<T>) -> Waiter,
+        call: impl FnOnce(&mut Coordinator, i64, ReplyTo) -> Vec<Output>,
+        cancel: &CancellationToken,
+        failed: impl Fn(ErrorCode) -> T,
+    ) -> T {
         let (tx, rx) = oneshot::channel();
         let parked = {
             let mut inner = self.lock();
-            let to = inner.park(Waiter::Sync(tx));
-            let outputs = inner.coordinator.sync(self.now(), request, to);
+            let to = inner.park(waiter(tx));
+            let outputs = call(&mut inner.coordinator, self.now(), to);
             inner.deliver(outputs);
             Parked { service: self, to }
         };

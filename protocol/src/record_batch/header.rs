@@ -18,6 +18,9 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in attribute-bit order (tests and fuzzers go through each).
+    pub const ALL: [Self; 5] = [Self::None, Self::Gzip, Self::Snappy, Self::Lz4, Self::Zstd];
+
     /// The codec for attribute bits 0-2.
     pub fn from_bits(bits: u8) -> Result<Self, BatchError> {
         match bits {
