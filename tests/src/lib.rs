@@ -539,6 +539,22 @@ pub fn stored(batch: &[u8], base_offset: i64) -> Vec<u8> {
 }
 
 /// Builders for the requests the tests send, with the fields real clients set.
+/// Log options of 64 KiB segments writing through `disk`, for catalog tests that run out of
+/// space part-way through creating or growing a topic.
+pub fn faulty_log_options(
+    disk: &Arc<weir_broker::log::FaultyDisk>,
+) -> weir_broker::log::LogOptions {
+    let mut options = weir_broker::log::LogOptions::new(
+        weir_broker::log::LogConfig {
+            segment_bytes: 64 << 10,
+            ..weir_broker::log::LogConfig::default()
+        },
+        weir_broker::log::Flusher::new(1),
+    );
+    options.disk = Arc::clone(disk) as _;
+    options
+}
+
 pub mod req {
     use bytes::Bytes;
     use kafka_protocol::messages::create_topics_request::CreatableTopic;

@@ -10,13 +10,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use weir_broker::log::{FaultyDisk, Flusher, LogConfig, LogError, LogOptions};
+use weir_broker::log::{FaultyDisk, LogError};
 use weir_broker::topics::{CatalogError, TopicCatalog};
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
 use weir_tests::process::BrokerProcess;
 use weir_tests::tmpfs::Tmpfs;
-use weir_tests::{Client, TestBroker, batch, req, stored, versions};
+use weir_tests::{Client, TestBroker, batch, faulty_log_options, req, stored, versions};
 
 /// Directories of `topic`'s partitions found in `data`.
 fn partition_dirs(data: &Path, topic: &str) -> Vec<String> {
@@ -81,25 +81,13 @@ async fn a_topic_whose_partitions_cannot_fit_is_refused_before_anything_is_alloc
     assert!(broker.stop());
 }
 
-fn faulty_options(disk: &Arc<FaultyDisk>) -> LogOptions {
-    let mut options = LogOptions::new(
-        LogConfig {
-            segment_bytes: 64 << 10,
-            ..LogConfig::default()
-        },
-        Flusher::new(1),
-    );
-    options.disk = Arc::clone(disk) as _;
-    options
-}
-
 #[test]
 fn a_create_that_fails_part_way_is_rolled_back_at_once() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
     // Room for a few partitions' segments and indexes, far from 50.
     let disk = Arc::new(FaultyDisk::new(5 * (64 << 10)));
-    let catalog = TopicCatalog::open(&data, faulty_options(&disk)).expect("open the catalog");
+    let catalog = TopicCatalog::open(&data, faulty_log_options(&disk)).expect("open the catalog");
     catalog.create("kept", 1).expect("a small topic fits");
 
     match catalog.create("big", 50) {
@@ -117,7 +105,7 @@ fn a_create_that_fails_part_way_is_rolled_back_at_once() {
     // The catalog on disk does not name it either, and the name can be used again.
     drop(catalog);
     disk.add_space(1 << 20);
-    let catalog = TopicCatalog::open(&data, faulty_options(&disk)).expect("reopen");
+    let catalog = TopicCatalog::open(&data, faulty_log_options(&disk)).expect("reopen");
     assert!(catalog.get("big").is_none());
     assert_eq!(catalog.list().len(), 1);
     catalog

@@ -11,13 +11,13 @@ use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
 use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
-use weir_broker::log::{FaultyDisk, Flusher, LogConfig, LogError, LogOptions};
+use weir_broker::log::{FaultyDisk, LogError};
 use weir_broker::topics::{CatalogError, TopicCatalog};
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
 use weir_tests::process::BrokerProcess;
 use weir_tests::tmpfs::Tmpfs;
-use weir_tests::{Client, TestBroker, batch, req, stored, versions};
+use weir_tests::{Client, TestBroker, batch, faulty_log_options, req, stored, versions};
 
 /// One topic of a CreatePartitions request: `name` to `count` partitions, with an optional
 /// manual assignment (a replica list per new partition).
@@ -402,25 +402,13 @@ async fn partitions_that_cannot_fit_are_refused_before_anything_is_allocated() {
     assert!(broker.stop());
 }
 
-fn faulty_options(disk: &Arc<FaultyDisk>) -> LogOptions {
-    let mut options = LogOptions::new(
-        LogConfig {
-            segment_bytes: 64 << 10,
-            ..LogConfig::default()
-        },
-        Flusher::new(1),
-    );
-    options.disk = Arc::clone(disk) as _;
-    options
-}
-
 #[test]
 fn a_grow_that_fails_part_way_is_rolled_back_at_once() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
     // Room for a few partitions' segments and indexes, far from 50.
     let disk = Arc::new(FaultyDisk::new(5 * (64 << 10)));
-    let catalog = TopicCatalog::open(&data, faulty_options(&disk)).expect("open the catalog");
+    let catalog = TopicCatalog::open(&data, faulty_log_options(&disk)).expect("open the catalog");
     catalog.create("big", 1).expect("a small topic fits");
 
     match catalog.add_partitions("big", 50) {
@@ -440,12 +428,12 @@ fn a_grow_that_fails_part_way_is_rolled_back_at_once() {
     // The catalog on disk still says 1, and the topic grows once there is room.
     drop(catalog);
     disk.add_space(1 << 20);
-    let catalog = TopicCatalog::open(&data, faulty_options(&disk)).expect("reopen");
+    let catalog = TopicCatalog::open(&data, faulty_log_options(&disk)).expect("reopen");
     assert_eq!(catalog.get("big").expect("kept").partitions().len(), 1);
     assert_eq!(catalog.add_partitions("big", 3).expect("grown"), 2);
     catalog.close().expect("close");
     drop(catalog);
-    let catalog = TopicCatalog::open(&data, faulty_options(&disk)).expect("reopen");
+    let catalog = TopicCatalog::open(&data, faulty_log_options(&disk)).expect("reopen");
     assert_eq!(catalog.get("big").expect("kept").partitions().len(), 3);
     catalog.close().expect("close");
 }
@@ -456,7 +444,7 @@ fn directories_of_a_grow_the_catalog_never_recorded_are_removed_at_start_up() {
     // written: the directories past the recorded count are not the topic's.
     let dir = tempfile::tempdir().expect("temporary directory");
     let disk = Arc::new(FaultyDisk::new(i64::MAX / 4));
-    let catalog = TopicCatalog::open(dir.path(), faulty_options(&disk)).expect("open");
+    let catalog = TopicCatalog::open(dir.path(), faulty_log_options(&disk)).expect("open");
     catalog.create("half", 2).expect("create");
     catalog.close().expect("close");
     drop(catalog);
@@ -466,7 +454,7 @@ fn directories_of_a_grow_the_catalog_never_recorded_are_removed_at_start_up() {
         b"old",
     )
     .expect("write");
-    let catalog = TopicCatalog::open(dir.path(), faulty_options(&disk)).expect("reopen");
+    let catalog = TopicCatalog::open(dir.path(), faulty_log_options(&disk)).expect("reopen");
     assert_eq!(partition_dirs(dir.path(), "half"), ["half-0", "half-1"]);
     assert_eq!(catalog.add_partitions("half", 3).expect("grow"), 1);
     let topic = catalog.get("half").expect("topic");
