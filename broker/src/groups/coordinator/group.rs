@@ -93,6 +93,7 @@ pub(crate) struct IllegalTransition {
 /// A broken rule between the parts of a group: a bug in the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub(crate) enum InvariantViolation {
     #[error("member {id:?} is stored under {key:?}")]
     MemberKey { key: String, id: String },

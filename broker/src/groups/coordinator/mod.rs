@@ -158,12 +158,8 @@ impl Coordinator {
     /// JoinGroup. The answer for this request may be in the returned outputs (addressed to
     /// `reply`) or come later, from another call or a tick.
     pub fn join(&mut self, now: i64, req: JoinRequest, reply: ReplyTo) -> Vec<Output> {
-        #[cfg(debug_assertions)]
-        let before = self.debug_snapshot(&req.group_id);
-        let out = self.join_unchecked(now, req, reply);
-        #[cfg(debug_assertions)]
-        self.debug_check(before);
-        out
+        let group_id = req.group_id.clone();
+        self.checked(&group_id, |c| c.join_unchecked(now, req, reply))
     }
 
     fn join_unchecked(&mut self, now: i64, req: JoinRequest, reply: ReplyTo) -> Vec<Output> {
@@ -209,12 +205,8 @@ impl Coordinator {
 
     /// SyncGroup.
     pub fn sync(&mut self, now: i64, req: SyncRequest, reply: ReplyTo) -> Vec<Output> {
-        #[cfg(debug_assertions)]
-        let before = self.debug_snapshot(&req.group_id);
-        let out = self.sync_unchecked(now, req, reply);
-        #[cfg(debug_assertions)]
-        self.debug_check(before);
-        out
+        let group_id = req.group_id.clone();
+        self.checked(&group_id, |c| c.sync_unchecked(now, req, reply))
     }
 
     fn sync_unchecked(&mut self, now: i64, req: SyncRequest, reply: ReplyTo) -> Vec<Output> {
@@ -287,12 +279,9 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> (ErrorCode, Vec<Output>) {
-        #[cfg(debug_assertions)]
-        let before = self.debug_snapshot(group_id);
-        let result = self.leave_unchecked(now, group_id, member_id, instance_id);
-        #[cfg(debug_assertions)]
-        self.debug_check(before);
-        result
+        self.checked(group_id, |c| {
+            c.leave_unchecked(now, group_id, member_id, instance_id)
+        })
     }
 
     fn leave_unchecked(
@@ -463,6 +452,8 @@ impl Coordinator {
     ///
     /// # Errors
     /// The first group found broken, with the rule it breaks.
+    // Called by the tests and, per call, by debug builds; release builds never check.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) fn check_invariants(&self) -> Result<(), (String, InvariantViolation)> {
         for (id, group) in &self.groups {
             group.check_invariants().map_err(|v| (id.clone(), v))?;
@@ -470,30 +461,28 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The group a call is about to change, and its generation (debug builds only).
-    #[cfg(debug_assertions)]
-    fn debug_snapshot(&self, group_id: &str) -> (String, Option<i32>) {
-        let generation = self.groups.get(group_id).map(|g| g.generation);
-        (group_id.to_owned(), generation)
-    }
-
-    /// After a call in debug builds: the group it touched keeps its invariants and its
-    /// generation did not go back. Only that group is checked, so the cost stays that of the
-    /// call.
-    #[cfg(debug_assertions)]
-    fn debug_check(&self, (group_id, before): (String, Option<i32>)) {
-        let Some(group) = self.groups.get(&group_id) else {
-            return;
-        };
-        if let Err(violation) = group.check_invariants() {
-            panic!("group {group_id}: {violation}");
+    /// Runs `call`, which changes at most the group `group_id`. In debug builds that group
+    /// must keep its invariants and its generation must not go back; only that group is
+    /// checked, so the cost stays that of the call. Release builds only run the call.
+    fn checked<T>(&mut self, group_id: &str, call: impl FnOnce(&mut Self) -> T) -> T {
+        #[cfg(debug_assertions)]
+        let before = self.groups.get(group_id).map(|g| g.generation);
+        let result = call(self);
+        #[cfg(not(debug_assertions))]
+        let _checked_in_debug_builds_only = group_id;
+        #[cfg(debug_assertions)]
+        if let Some(group) = self.groups.get(group_id) {
+            if let Err(violation) = group.check_invariants() {
+                panic!("group {group_id}: {violation}");
+            }
+            if let Some(before) = before {
+                assert!(
+                    group.generation >= before,
+                    "group {group_id}: generation went back from {before} to {}",
+                    group.generation
+                );
+            }
         }
-        if let Some(before) = before {
-            assert!(
-                group.generation >= before,
-                "group {group_id}: generation went back from {before} to {}",
-                group.generation
-            );
-        }
+        result
     }
 }
