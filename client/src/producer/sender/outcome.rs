@@ -22,7 +22,7 @@ use weir_protocol::error_code::ErrorCode;
 
 use super::{Event, Identity, Sender, SentBatch};
 use crate::error::Error;
-use crate::producer::accumulator::{Batch, Reply, TopicPartition};
+use crate::producer::accumulator::{Batch, Reply, Reservation, TopicPartition};
 use crate::producer::error::{DeliveryError, FailedBatch};
 use crate::producer::lock;
 use crate::producer::record::RecordMetadata;
@@ -221,9 +221,7 @@ impl Sender {
             first_ticket,
             ..
         } = batch;
-        self.report(&tp, replies, &error);
-        drop(reservation);
-        self.complete(&tp, first_ticket, true);
+        self.give_up(&tp, replies, reservation, first_ticket, &error, true);
     }
 
     /// Fails a batch that never left the accumulator (no sequence spent).
@@ -235,9 +233,23 @@ impl Sender {
             first_ticket,
             ..
         } = batch;
-        self.report(&tp, replies, &error);
+        self.give_up(&tp, replies, reservation, first_ticket, &error, false);
+    }
+
+    /// The end of a failed batch, sent or not: every record's delivery gets `error`, its
+    /// buffer memory is released, and the partition's order moves past it.
+    fn give_up(
+        &mut self,
+        tp: &TopicPartition,
+        replies: Vec<(Reply, i64)>,
+        reservation: Reservation,
+        first_ticket: u64,
+        error: &DeliveryError,
+        taken: bool,
+    ) {
+        self.report(tp, replies, error);
         drop(reservation);
-        self.complete(&tp, first_ticket, false);
+        self.complete(tp, first_ticket, taken);
     }
 
     pub(super) fn report(
