@@ -26,8 +26,69 @@ pub enum WritePath {
     Mmap,
 }
 
+/// What happens to old records (Kafka's `cleanup.policy`): deleted by retention, compacted to
+/// the last record per key, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Sealed segments past `retention.ms` / `retention.bytes` are deleted.
+    pub delete: bool,
+    /// The cleaner keeps only the last record of each key (and drops old tombstones).
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// `cleanup.policy=delete`, Kafka's default.
+    pub const DELETE: Self = Self {
+        delete: true,
+        compact: false,
+    };
+    /// `cleanup.policy=compact`.
+    pub const COMPACT: Self = Self {
+        delete: false,
+        compact: true,
+    };
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        Self::DELETE
+    }
+}
+
+/// When and how the cleaner compacts a log whose policy includes `compact`; Kafka's names and
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionConfig {
+    /// Tombstones (null values) are kept this long after the segment holding them was cleaned,
+    /// so consumers can see the delete (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// A record is not compacted away until it is at least this old (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+    /// A record older than this makes its log eligible whatever its dirty ratio
+    /// (`max.compaction.lag.ms`).
+    pub max_compaction_lag_ms: i64,
+    /// The share of the log not yet cleaned above which it is cleaned
+    /// (`min.cleanable.dirty.ratio`), between 0 and 1.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+        }
+    }
+}
+
 /// Settings for one partition log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Fixed for the life of an open log: `flush` and `write_path`. Everything else may change
+/// while it is open ([`super::PartitionLog::set_config`]): a new `segment.bytes` applies from
+/// the next roll, retention and compaction settings from the next pass.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Size a segment is preallocated to; it rolls when the next batch would not fit.
     /// Kafka's `segment.bytes`. At most `i32::MAX` (file positions are 32-bit in the index).
@@ -46,6 +107,10 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// How appends are written into the active segment.
     pub write_path: WritePath,
+    /// Delete by retention, compact, or both (`cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// When the cleaner compacts this log (used when `cleanup_policy.compact`).
+    pub compaction: CompactionConfig,
 }
 
 impl Default for LogConfig {
@@ -58,6 +123,8 @@ impl Default for LogConfig {
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             flush: FlushPolicy::EveryAppend,
             write_path: WritePath::default(),
+            cleanup_policy: CleanupPolicy::default(),
+            compaction: CompactionConfig::default(),
         }
     }
 }

@@ -162,8 +162,11 @@ struct Writer {
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
-    capacity: Capacity,
+    /// The settings now in force; replaced whole by [`Self::set_config`]. Readers take a
+    /// clone of the `Arc`, so a change never tears one decision.
+    config: RwLock<Arc<LogConfig>>,
+    /// Fixed at open (the flusher registration depends on it).
+    flush: FlushPolicy,
     disk: Arc<dyn Disk>,
     clock: Arc<dyn Clock>,
     flusher: Arc<Flusher>,
@@ -192,6 +195,14 @@ pub struct PartitionLog {
 /// beyond this many) log at `debug`. Every such read also returns the error to its caller.
 const MAX_DAMAGE_REPORTS: usize = 1024;
 
+/// Segment positions are 32-bit in the index: a segment is at most `i32::MAX` bytes.
+fn clamp(config: LogConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: config.segment_bytes.min(i32::MAX as u32),
+        ..config
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -206,10 +217,7 @@ impl PartitionLog {
             disk,
             clock,
         } = options;
-        let config = LogConfig {
-            segment_bytes: config.segment_bytes.min(i32::MAX as u32),
-            ..config
-        };
+        let config = clamp(config);
         let recovered = recovery::recover(&dir, &config, LEADER_EPOCH, disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let active = Arc::clone(
@@ -227,7 +235,7 @@ impl PartitionLog {
         }
         let first_append_ms = (active.size() > 0).then(|| clock.now_ms());
         let log = Arc::new_cyclic(|me| Self {
-            capacity: Capacity::new(&config),
+            flush: config.flush,
             dir,
             disk,
             clock,
@@ -251,9 +259,9 @@ impl PartitionLog {
             last_sync: Mutex::new(Instant::now()),
             recovery: report,
             damage_reported: Mutex::new(HashSet::new()),
-            config,
+            config: RwLock::new(Arc::new(config)),
         });
-        if let FlushPolicy::Interval(every) = log.config.flush {
+        if let FlushPolicy::Interval(every) = log.flush {
             let swept = Arc::downgrade(&log);
             flusher.register_interval(swept, every);
         }
@@ -282,10 +290,12 @@ impl PartitionLog {
     /// The append once `header` is `batch`'s, parsed and verified up to its records.
     fn append_verified(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo, LogError> {
         check_records(batch, header)?;
-        if batch.len() > self.capacity.log_bytes {
+        let config = self.config();
+        let capacity = Capacity::new(&config);
+        if batch.len() > capacity.log_bytes {
             return Err(LogError::BatchTooLarge {
                 size: batch.len(),
-                max: self.capacity.log_bytes,
+                max: capacity.log_bytes,
             });
         }
         let mut w = lock(&self.writer);
@@ -297,7 +307,7 @@ impl PartitionLog {
             batch_bytes: batch.len(),
             first_append_ms: w.first_append_ms.unwrap_or(now),
             now_ms: now,
-            segment_ms: self.config.segment_ms,
+            segment_ms: config.segment_ms,
         });
         if let Some(reason) = roll {
             self.roll(&mut w, reason)?;
@@ -372,7 +382,8 @@ impl PartitionLog {
     /// retried later.
     fn roll(&self, w: &mut Writer, reason: policy::RollReason) -> Result<(), LogError> {
         let base = self.end_offset.load(Ordering::Relaxed);
-        let created = Segment::create(&self.dir, base, self.capacity, self.disk.as_ref()).map_err(|source| {
+        let config = self.config();
+        let created = Segment::create(&self.dir, base, Capacity::new(&config), self.disk.as_ref()).map_err(|source| {
             let path = super::files::SegmentPaths::new(&self.dir, base).log;
             if is_disk_full(&source) {
                 tracing::warn!(path = %path.display(), error = %source, "cannot roll: disk full");
@@ -403,7 +414,7 @@ impl PartitionLog {
         w.unsynced_sealed.push(sealed);
         w.rolled_since_sync = true;
         w.active = created;
-        w.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        w.cursor = IndexCursor::new(config.index_interval_bytes);
         w.first_append_ms = None;
         Ok(())
     }
@@ -433,11 +444,34 @@ impl PartitionLog {
         }
     }
 
+    /// The settings now in force.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the settings while the log is open (a topic's configuration changed). The
+    /// flush policy and write path stay as they were at open; a new `segment.bytes` applies
+    /// from the next roll, retention and compaction from their next pass.
+    pub fn set_config(&self, config: LogConfig) {
+        let mut current = self.config.write().unwrap_or_else(PoisonError::into_inner);
+        let config = clamp(LogConfig {
+            flush: current.flush,
+            write_path: current.write_path,
+            ..config
+        });
+        *current = Arc::new(config);
+    }
+
     /// Deletes the oldest sealed segments beyond `retention.bytes` or older than
     /// `retention.ms`, never the active one, and advances the log start offset. Returns the
     /// number of segments deleted.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
         let now = self.clock.now_ms();
+        let config = self.config();
+        if !config.cleanup_policy.delete {
+            // A compact-only log keeps its old segments; the cleaner shrinks them instead.
+            return Ok(0);
+        }
         let deleted: Vec<Arc<Segment>> = {
             let mut w = lock(&self.writer);
             let segments = self.snapshot();
@@ -450,8 +484,8 @@ impl PartitionLog {
                 })
                 .collect();
             let retention = Retention {
-                max_bytes: self.config.retention_bytes,
-                max_age_ms: self.config.retention_ms,
+                max_bytes: config.retention_bytes,
+                max_age_ms: config.retention_ms,
             };
             let n = policy::segments_to_delete(&summaries, active[0].size() as u64, retention, now);
             if n == 0 {

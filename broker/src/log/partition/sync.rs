@@ -103,7 +103,7 @@ impl PartitionLog {
 
     /// Whether this log's policy wants appends acknowledged only once durable.
     pub fn sync_before_ack(&self) -> bool {
-        self.config.flush == FlushPolicy::EveryAppend
+        self.flush == FlushPolicy::EveryAppend
     }
 }
 
