@@ -55,6 +55,46 @@ impl Default for CleanupPolicy {
     }
 }
 
+/// Which timestamp a topic's records carry (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// The producer's timestamps are kept, within the topic's allowed difference.
+    #[default]
+    CreateTime,
+    /// The broker stamps each batch with its append time.
+    LogAppendTime,
+}
+
+/// What the broker accepts from producers into a log: Kafka's message-format topic configs.
+/// Checked by the produce path, not by the log (the log stores whatever it is given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRules {
+    /// Largest record batch accepted, in bytes as sent (`max.message.bytes`).
+    pub max_message_bytes: u32,
+    /// Producer's or broker's timestamps (`message.timestamp.type`).
+    pub timestamp_type: TimestampType,
+    /// With CreateTime, how far in the past a batch's timestamps may be
+    /// (`message.timestamp.before.max.ms`, KIP-937).
+    pub timestamp_before_max_ms: i64,
+    /// With CreateTime, how far in the future (`message.timestamp.after.max.ms`).
+    pub timestamp_after_max_ms: i64,
+    /// Replicas that must have a batch before `acks=all` is answered
+    /// (`min.insync.replicas`); a single broker is one replica.
+    pub min_insync_replicas: u32,
+}
+
+impl Default for MessageRules {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            min_insync_replicas: 1,
+        }
+    }
+}
+
 /// When and how the cleaner compacts a log whose policy includes `compact`; Kafka's names and
 /// defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +151,8 @@ pub struct LogConfig {
     pub cleanup_policy: CleanupPolicy,
     /// When the cleaner compacts this log (used when `cleanup_policy.compact`).
     pub compaction: CompactionConfig,
+    /// What produce requests may append.
+    pub rules: MessageRules,
 }
 
 impl Default for LogConfig {
@@ -125,6 +167,7 @@ impl Default for LogConfig {
             write_path: WritePath::default(),
             cleanup_policy: CleanupPolicy::default(),
             compaction: CompactionConfig::default(),
+            rules: MessageRules::default(),
         }
     }
 }

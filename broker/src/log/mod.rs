@@ -44,7 +44,9 @@ mod recovery;
 mod scan;
 mod segment;
 
-pub use config::{CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, WritePath};
+pub use config::{
+    CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, MessageRules, TimestampType, WritePath,
+};
 pub use error::LogError;
 // The disk seam and the sync threads moved to `crate::storage`; re-exported where they used to
 // be so that callers of `weir_broker::log::{Disk, Flusher, ...}` keep compiling.
