@@ -265,6 +265,24 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
     }
 }
 
+/// Marks the batch in `buf` as stamped by the broker (Kafka's `LogAppendTime`): sets the
+/// timestamp-type attribute and `MaxTimestamp` to `append_time_ms`, which readers then take as
+/// every record's timestamp, and recomputes the CRC-32C, which covers both fields. Records
+/// stay as sent (a compressed batch is not rewritten). `buf` must be one complete batch
+/// ([`validate_batch`] passed); a buffer shorter than a header is left alone.
+pub fn stamp_log_append_time(buf: &mut [u8], append_time_ms: i64) {
+    if buf.len() < HEADER_LEN {
+        return;
+    }
+    let attributes = i16::from_be_bytes([buf[field::ATTRIBUTES], buf[field::ATTRIBUTES + 1]])
+        | Attributes::TIMESTAMP_TYPE;
+    buf[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8]
+        .copy_from_slice(&append_time_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[field::ATTRIBUTES..]);
+    buf[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 // Callers have checked `buf.len() >= HEADER_LEN`, so these fixed-size reads are in bounds.
 fn read_i64(buf: &[u8], at: usize) -> i64 {
     let mut b = [0u8; 8];
@@ -286,4 +304,45 @@ fn read_u32(buf: &[u8], at: usize) -> u32 {
 
 fn read_i16(buf: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record_batch::{BatchBuilder, RecordInput};
+
+    #[test]
+    fn a_stamped_batch_is_valid_and_says_log_append_time() {
+        let mut builder = BatchBuilder::new();
+        for ts in [5, 7] {
+            builder.push(RecordInput {
+                timestamp: ts,
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: &[],
+            });
+        }
+        let mut bytes = builder.build().expect("a batch").to_vec();
+        let before = validate_batch(&bytes).expect("valid as built");
+        assert_eq!(
+            before.attributes.timestamp_type(),
+            TimestampType::CreateTime
+        );
+        stamp_log_append_time(&mut bytes, 1_000);
+        let after = validate_batch(&bytes).expect("still valid: the CRC was recomputed");
+        assert_eq!(
+            after.attributes.timestamp_type(),
+            TimestampType::LogAppendTime
+        );
+        assert_eq!(after.max_timestamp, 1_000);
+        assert_eq!(after.base_timestamp, before.base_timestamp);
+        assert_eq!(
+            after.attributes.compression().unwrap(),
+            before.attributes.compression().unwrap()
+        );
+        // Too short to be a batch: untouched, no panic.
+        let mut short = vec![0u8; 10];
+        stamp_log_append_time(&mut short, 1);
+        assert_eq!(short, vec![0u8; 10]);
+    }
 }

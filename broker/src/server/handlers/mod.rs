@@ -13,6 +13,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod produce_rules;
 mod topics;
 
 use std::net::SocketAddr;

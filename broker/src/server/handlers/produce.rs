@@ -23,6 +23,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{ProducedBatch, ProducedBatchError};
 
+use super::produce_rules::{self, Admitted};
 use super::{Context, NO_TRANSACTIONS, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
 use crate::producers::{AppendError, Appended, SequenceError};
@@ -30,7 +31,7 @@ use crate::server::turn::Turn;
 use crate::topics::Partition;
 
 /// A refused partition: the code and a message for the log and (v8+) the client.
-type Refusal = (ErrorCode, String);
+type Refusal = produce_rules::Refusal;
 
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
@@ -51,20 +52,18 @@ pub(crate) async fn handle(
                 .with_index(data.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1);
-            let outcome = match (
-                &refuse_all,
-                found.as_ref().and_then(|t| t.partition(data.index)),
-            ) {
+            let partition = found.as_ref().and_then(|t| t.partition(data.index));
+            let outcome = match (&refuse_all, partition) {
                 (Some(refusal), _) => Err(refusal.clone()),
                 (None, None) => Err((
                     ErrorCode::UnknownTopicOrPartition,
                     format!("{}-{} does not exist", &*topic.name.0, data.index),
                 )),
-                (None, Some(partition)) => append(partition, &data.records.unwrap_or_default())
-                    .map(|a| (partition.log(), a)),
+                (None, Some(partition)) => append(partition, &data.records, acks, ctx)
+                    .map(|(a, stamped_at)| (partition.log(), a, stamped_at)),
             };
             match outcome {
-                Ok((log, info)) => {
+                Ok((log, info, stamped_at)) => {
                     if !info.duplicate {
                         // Wakes only the fetches parked on this partition.
                         ctx.appended.appended(&topic.name.0, data.index);
@@ -76,6 +75,7 @@ pub(crate) async fn handle(
                     partitions.push(
                         response
                             .with_base_offset(info.base_offset.0)
+                            .with_log_append_time_ms(stamped_at.unwrap_or(-1))
                             .with_log_start_offset(log.log_start_offset().0),
                     );
                 }
@@ -137,12 +137,35 @@ fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
 }
 
 /// Appends the request's record set through the partition's door: its shape is checked
-/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then the producer's
-/// sequence, then the log verifies the contents (CRC, records) and stores it.
-fn append(partition: &Partition, records: &Bytes) -> Result<Appended, Refusal> {
-    let batch =
-        ProducedBatch::check(records).map_err(|err| (shape_error_code(&err), err.to_string()))?;
-    partition.append(&batch).map_err(|err| {
+/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then the topic's message
+/// rules ([`produce_rules::admit`], which may stamp it with the broker's time), then the
+/// producer's sequence, then the log verifies the contents (CRC, records) and stores it.
+/// Returns the append and, for a stamped batch, the time stamped into it.
+fn append(
+    partition: &Partition,
+    records: &Option<Bytes>,
+    acks: i16,
+    ctx: &Context,
+) -> Result<(Appended, Option<i64>), Refusal> {
+    let shape = |err: ProducedBatchError| (shape_error_code(&err), err.to_string());
+    let batch = ProducedBatch::check(records.as_deref().unwrap_or_default()).map_err(shape)?;
+    let now_ms = ctx.clock.now_ms();
+    let rules = partition.log().config().rules;
+    match produce_rules::admit(&rules, acks, &batch, now_ms)? {
+        Admitted::AsSent => append_checked(partition, &batch).map(|a| (a, None)),
+        Admitted::Stamped {
+            bytes,
+            append_time_ms,
+        } => {
+            let stamped = ProducedBatch::check(&bytes).map_err(shape)?;
+            append_checked(partition, &stamped).map(|a| (a, Some(append_time_ms)))
+        }
+    }
+}
+
+/// The producer-sequence check and the log append of a batch the rules admitted.
+fn append_checked(partition: &Partition, batch: &ProducedBatch<'_>) -> Result<Appended, Refusal> {
+    partition.append(batch).map_err(|err| {
         let code = match &err {
             AppendError::Log(err) => {
                 if !matches!(err, LogError::InvalidBatch(_)) {

@@ -1,0 +1,259 @@
+//! A topic's message rules applied to a produced batch before it is appended: Kafka's
+//! `max.message.bytes`, `message.timestamp.type`, the KIP-937 timestamp bounds
+//! (`message.timestamp.before.max.ms` / `after.max.ms`) and `min.insync.replicas` for
+//! `acks=all`.
+//!
+//! Owns those decisions and the Kafka codes they answer with; appends nothing. The rules come
+//! from the partition log's live settings ([`MessageRules`]), so a topic-config change applies
+//! to the next request.
+//!
+//! Invariant: a batch is stamped with the broker's time only after its CRC-32C has been
+//! verified, because stamping recomputes the CRC: a batch damaged on the way must be refused,
+//! not given a fresh checksum over the damage.
+
+use weir_protocol::error_code::ErrorCode;
+use weir_protocol::record_batch::{
+    Compression, ProducedBatch, Records, stamp_log_append_time, verify_batch,
+};
+
+use crate::log::{MessageRules, TimestampType};
+
+/// A refused batch: the code and the message the client is told.
+pub(crate) type Refusal = (ErrorCode, String);
+
+/// Timestamp -1: the producer set none; Kafka does not check it against the bounds.
+const NO_TIMESTAMP: i64 = -1;
+
+/// What to append once the rules passed.
+#[derive(Debug)]
+pub(crate) enum Admitted {
+    /// The batch exactly as the producer sent it.
+    AsSent,
+    /// A copy stamped with the broker's append time (`LogAppendTime` topics).
+    Stamped {
+        /// The stamped batch.
+        bytes: Vec<u8>,
+        /// The time written into it, which the produce response reports.
+        append_time_ms: i64,
+    },
+}
+
+/// Applies `rules` to `batch`, produced with `acks`, at broker time `now_ms`.
+pub(crate) fn admit(
+    rules: &MessageRules,
+    acks: i16,
+    batch: &ProducedBatch<'_>,
+    now_ms: i64,
+) -> Result<Admitted, Refusal> {
+    // One replica (this broker) is in sync; Kafka refuses acks=all below min.insync.replicas
+    // before appending anything.
+    const IN_SYNC_REPLICAS: u32 = 1;
+    if acks == -1 && rules.min_insync_replicas > IN_SYNC_REPLICAS {
+        return Err((
+            ErrorCode::NotEnoughReplicas,
+            format!(
+                "{IN_SYNC_REPLICAS} replica is in sync but min.insync.replicas is {}: acks=all \
+                 cannot be satisfied",
+                rules.min_insync_replicas
+            ),
+        ));
+    }
+    let size = batch.bytes().len();
+    if size > rules.max_message_bytes as usize {
+        return Err((
+            ErrorCode::MessageTooLarge,
+            format!(
+                "the record batch is {size} bytes, more than the topic's max.message.bytes of {}",
+                rules.max_message_bytes
+            ),
+        ));
+    }
+    match rules.timestamp_type {
+        TimestampType::CreateTime => {
+            check_timestamps(rules, batch, now_ms)?;
+            Ok(Admitted::AsSent)
+        }
+        TimestampType::LogAppendTime => {
+            verify_batch(batch.bytes(), batch.header())
+                .map_err(|err| (ErrorCode::CorruptMessage, err.to_string()))?;
+            let mut bytes = batch.bytes().to_vec();
+            stamp_log_append_time(&mut bytes, now_ms);
+            Ok(Admitted::Stamped {
+                bytes,
+                append_time_ms: now_ms,
+            })
+        }
+    }
+}
+
+/// Kafka's CreateTime check: every record's timestamp within
+/// `[now - before.max.ms, now + after.max.ms]`. Uncompressed batches are checked record by
+/// record; for a compressed one the broker reads no records, so the header's first and
+/// largest timestamps are checked.
+fn check_timestamps(
+    rules: &MessageRules,
+    batch: &ProducedBatch<'_>,
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    if rules.timestamp_before_max_ms == i64::MAX && rules.timestamp_after_max_ms == i64::MAX {
+        return Ok(());
+    }
+    let earliest = now_ms.saturating_sub(rules.timestamp_before_max_ms);
+    let latest = now_ms.saturating_add(rules.timestamp_after_max_ms);
+    let check = |index: usize, ts: i64| {
+        if ts == NO_TIMESTAMP || (earliest..=latest).contains(&ts) {
+            return Ok(());
+        }
+        Err((
+            ErrorCode::InvalidTimestamp,
+            format!(
+                "timestamp {ts} of record {index} in the batch is out of range: it must be \
+                 within [{earliest}, {latest}] (message.timestamp.before.max.ms = {}, \
+                 message.timestamp.after.max.ms = {})",
+                rules.timestamp_before_max_ms, rules.timestamp_after_max_ms
+            ),
+        ))
+    };
+    let header = batch.header();
+    let compressed = header.attributes.compression() != Ok(Compression::None);
+    if compressed {
+        check(0, header.base_timestamp)?;
+        return check(
+            usize::try_from(header.last_offset_delta).unwrap_or(0),
+            header.max_timestamp,
+        );
+    }
+    // A malformed record set is refused by the log's own verification; nothing to add here.
+    let Ok(records) = Records::new(batch.bytes()) else {
+        return Ok(());
+    };
+    for (index, record) in records.enumerate() {
+        let Ok(record) = record else {
+            return Ok(());
+        };
+        check(index, record.timestamp(header.base_timestamp))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use weir_protocol::record_batch::{BatchBuilder, RecordInput, validate_batch};
+
+    use super::*;
+
+    fn batch_at(timestamps: &[i64]) -> Bytes {
+        let mut builder = BatchBuilder::new();
+        for &timestamp in timestamps {
+            builder.push(RecordInput {
+                timestamp,
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: &[],
+            });
+        }
+        builder.build().expect("a batch")
+    }
+
+    fn admit_bytes(
+        rules: &MessageRules,
+        acks: i16,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<Admitted, Refusal> {
+        admit(rules, acks, &ProducedBatch::check(bytes).unwrap(), now)
+    }
+
+    #[test]
+    fn default_rules_take_the_batch_as_sent() {
+        let rules = MessageRules::default();
+        let bytes = batch_at(&[1, 2]);
+        assert!(matches!(
+            admit_bytes(&rules, -1, &bytes, 1_000_000),
+            Ok(Admitted::AsSent)
+        ));
+    }
+
+    #[test]
+    fn a_batch_over_max_message_bytes_is_too_large() {
+        let bytes = batch_at(&[1, 2, 3]);
+        let rules = MessageRules {
+            max_message_bytes: u32::try_from(bytes.len()).unwrap() - 1,
+            ..MessageRules::default()
+        };
+        let (code, message) = admit_bytes(&rules, 1, &bytes, 0).unwrap_err();
+        assert_eq!(code, ErrorCode::MessageTooLarge);
+        assert!(message.contains("max.message.bytes"), "{message}");
+        let exact = MessageRules {
+            max_message_bytes: u32::try_from(bytes.len()).unwrap(),
+            ..rules
+        };
+        assert!(admit_bytes(&exact, 1, &bytes, 0).is_ok());
+    }
+
+    #[test]
+    fn acks_all_needs_min_insync_replicas_of_one() {
+        let rules = MessageRules {
+            min_insync_replicas: 2,
+            ..MessageRules::default()
+        };
+        let bytes = batch_at(&[1]);
+        let (code, _) = admit_bytes(&rules, -1, &bytes, 0).unwrap_err();
+        assert_eq!(code, ErrorCode::NotEnoughReplicas);
+        // Kafka checks min.insync.replicas for acks=all only.
+        assert!(admit_bytes(&rules, 1, &bytes, 0).is_ok());
+        assert!(admit_bytes(&rules, 0, &bytes, 0).is_ok());
+    }
+
+    #[test]
+    fn create_time_bounds_check_every_record() {
+        let now = 10_000;
+        let rules = MessageRules {
+            timestamp_before_max_ms: 1_000,
+            timestamp_after_max_ms: 500,
+            ..MessageRules::default()
+        };
+        assert!(admit_bytes(&rules, 1, &batch_at(&[9_000, 10_500]), now).is_ok());
+        // The middle record is too old: found only by reading the records.
+        let (code, message) =
+            admit_bytes(&rules, 1, &batch_at(&[9_500, 8_999, 9_600]), now).unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidTimestamp);
+        assert!(message.contains("record 1"), "{message}");
+        let (code, _) = admit_bytes(&rules, 1, &batch_at(&[10_501]), now).unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidTimestamp);
+        // No timestamp at all is not checked, as in Kafka.
+        assert!(admit_bytes(&rules, 1, &batch_at(&[NO_TIMESTAMP]), now).is_ok());
+    }
+
+    #[test]
+    fn log_append_time_stamps_a_verified_copy() {
+        let rules = MessageRules {
+            timestamp_type: TimestampType::LogAppendTime,
+            // Ignored with LogAppendTime: the broker's time is in range by definition.
+            timestamp_before_max_ms: 0,
+            ..MessageRules::default()
+        };
+        let bytes = batch_at(&[1, 2]);
+        let Ok(Admitted::Stamped {
+            bytes: stamped,
+            append_time_ms,
+        }) = admit_bytes(&rules, 1, &bytes, 77_000)
+        else {
+            panic!("expected a stamped copy");
+        };
+        assert_eq!(append_time_ms, 77_000);
+        let header = validate_batch(&stamped).unwrap();
+        assert_eq!(header.max_timestamp, 77_000);
+        assert_eq!(
+            header.attributes.timestamp_type(),
+            weir_protocol::record_batch::TimestampType::LogAppendTime
+        );
+        // A batch damaged on the way is refused, not given a fresh CRC.
+        let mut damaged = bytes.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        let (code, _) = admit_bytes(&rules, 1, &damaged, 77_000).unwrap_err();
+        assert_eq!(code, ErrorCode::CorruptMessage);
+    }
+}
