@@ -25,6 +25,7 @@ mod maintenance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +36,9 @@ use crate::groups::offsets::{
     OffsetStore, OffsetStoreConfig, OffsetStoreError, OffsetStoreOptions,
 };
 use crate::groups::service::GroupService;
+use crate::http::{self, HttpState};
 use crate::log::LogOptions;
+use crate::metrics::{Metrics, Sources};
 use crate::producers::{ProducerIdError, ProducerIds};
 use crate::server::{self, Context, ContextParts};
 use crate::storage::{Disk, Flusher, OsDisk};
@@ -108,6 +111,7 @@ pub struct BrokerBuilder {
 #[derive(Debug)]
 pub struct RunningBroker {
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<Result<(), BrokerError>>,
     ctx: Arc<Context>,
@@ -205,7 +209,14 @@ impl BrokerBuilder {
         let flusher = self
             .flusher
             .unwrap_or_else(|| Flusher::new(FLUSHER_THREADS));
-        let stores = open_stores(&config, &disk, &clock, flusher)?;
+        let metrics = Arc::new(Metrics::new());
+        let ready = Arc::new(AtomicBool::new(false));
+        // Stops the HTTP listener once the broker has stopped, or now if the start fails.
+        let http_stop = CancellationToken::new();
+        let http_guard = http_stop.clone().drop_guard();
+        // Bound before the stores open, so /health answers during a long recovery.
+        let http_addr = start_http(&config, &metrics, &ready, &http_stop).await?;
+        let stores = open_stores_blocking(&config, &disk, &clock, flusher).await?;
         // Bound last: a client that can connect finds every topic and the offsets open.
         let listener =
             TcpListener::bind(config.listen)
@@ -226,27 +237,91 @@ impl BrokerBuilder {
             producer_ids,
             offsets,
         } = stores;
+        let catalog = Arc::new(catalog);
+        let offsets = Arc::new(offsets);
+        metrics.attach(Sources {
+            catalog: Arc::clone(&catalog),
+            groups: Arc::clone(&groups),
+            offsets: Arc::clone(&offsets),
+        });
         let ctx = Arc::new(Context::new(ContextParts {
             config,
             bound: addr,
-            catalog: Arc::new(catalog),
+            catalog,
             cluster_id,
             producer_ids,
             groups,
-            offsets: Arc::new(offsets),
+            offsets,
             clock,
             disk,
+            metrics,
         }));
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
-        let done = tokio::spawn(run(listener, Arc::clone(&ctx), stop.clone(), lock));
+        ready.store(true, Ordering::Release);
+        let unready = stop.clone();
+        tokio::spawn(async move {
+            unready.cancelled().await;
+            // Load balancers stop sending new clients as soon as shutdown starts.
+            ready.store(false, Ordering::Release);
+        });
+        let http_stop = http_guard.disarm();
+        let running_ctx = Arc::clone(&ctx);
+        let running_stop = stop.clone();
+        let done = tokio::spawn(async move {
+            let result = run(listener, ctx, running_stop, lock).await;
+            http_stop.cancel();
+            result
+        });
         Ok(RunningBroker {
             addr,
+            http_addr,
             stop,
             done,
-            ctx,
+            ctx: running_ctx,
         })
     }
+}
+
+/// Binds and starts the HTTP listener as `--http-listen` says; returns its address, or
+/// `None` when there is none (off, or the default address taken).
+async fn start_http(
+    config: &BrokerConfig,
+    metrics: &Arc<Metrics>,
+    ready: &Arc<AtomicBool>,
+    stop: &CancellationToken,
+) -> Result<Option<SocketAddr>, BrokerError> {
+    let bound = http::bind(&config.http())
+        .await
+        .map_err(|(addr, source)| BrokerError::Bind { addr, source })?;
+    let Some((listener, addr)) = bound else {
+        return Ok(None);
+    };
+    tracing::info!(%addr, "http listening");
+    let state = HttpState {
+        metrics: Arc::clone(metrics),
+        ready: Arc::clone(ready),
+    };
+    tokio::spawn(http::serve(listener, state, stop.clone()));
+    Ok(Some(addr))
+}
+
+/// [`open_stores`] on a blocking thread: recovery may take seconds, and the HTTP listener's
+/// `/health` must keep answering meanwhile.
+async fn open_stores_blocking(
+    config: &BrokerConfig,
+    disk: &Arc<dyn Disk>,
+    clock: &Arc<dyn Clock>,
+    flusher: Arc<Flusher>,
+) -> Result<Stores, BrokerError> {
+    let config = config.clone();
+    let (disk, clock) = (Arc::clone(disk), Arc::clone(clock));
+    tokio::task::spawn_blocking(move || open_stores(&config, &disk, &clock, flusher))
+        .await
+        .map_err(|join| BrokerError::Io {
+            op: "open stores",
+            source: std::io::Error::other(join.to_string()),
+        })?
 }
 
 /// Locks the data directory and opens every store in it on the chosen seams.
@@ -341,6 +416,16 @@ impl RunningBroker {
     /// The address the broker accepts connections on (with the real port when 0 was asked).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP listener's address (`/metrics`, `/health`, `/ready`), if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The broker's metrics in the Prometheus text format, as `GET /metrics` serves them.
+    pub fn metrics_text(&self) -> String {
+        self.ctx.metrics.render()
     }
 
     /// Counters: parked fetches and their wake-ups.

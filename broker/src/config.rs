@@ -166,6 +166,36 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
     #[arg(long, env = "WEIR_MAX_FETCH_BYTES", default_value_t = 55 << 20)]
     pub max_fetch_bytes: usize,
+
+    /// Where the HTTP listener (`/metrics`, `/health`, `/ready`) binds, or `off`. Default
+    /// 127.0.0.1:9644; when that is taken (another broker on this machine) the broker warns
+    /// and runs without it, while an address given here that cannot be bound stops the start.
+    #[arg(long, env = "WEIR_HTTP_LISTEN", value_parser = parse_http_listen)]
+    pub http_listen: Option<HttpListen>,
+}
+
+/// The HTTP listener's address when `--http-listen` is not given.
+pub const DEFAULT_HTTP_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9644);
+
+/// Where the HTTP listener binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// No HTTP listener.
+    Off,
+    /// [`DEFAULT_HTTP_LISTEN`], skipped with a warning when taken.
+    Default,
+    /// This address; failing to bind it fails the start.
+    At(SocketAddr),
+}
+
+fn parse_http_listen(s: &str) -> Result<HttpListen, String> {
+    if s == "off" {
+        return Ok(HttpListen::Off);
+    }
+    s.parse()
+        .map(HttpListen::At)
+        .map_err(|err| format!("expected host:port or off, got {s:?}: {err}"))
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -313,7 +343,14 @@ impl BrokerConfig {
         config.data_dir = data_dir.into();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.segment_bytes = 8 << 20;
+        // Many test brokers run at once; a test that wants HTTP asks for port 0.
+        config.http_listen = Some(HttpListen::Off);
         config
+    }
+
+    /// The HTTP listener asked for: `--http-listen`, or the default.
+    pub fn http(&self) -> HttpListen {
+        self.http_listen.unwrap_or(HttpListen::Default)
     }
 
     /// The per-partition log settings these flags describe.

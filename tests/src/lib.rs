@@ -153,6 +153,17 @@ impl TestBroker {
         self.running.as_ref().expect("broker is running").addr()
     }
 
+    /// The HTTP listener's address, when the configuration asked for one.
+    ///
+    /// # Panics
+    /// If the broker is stopped.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.running
+            .as_ref()
+            .expect("broker is running")
+            .http_addr()
+    }
+
     /// The configuration the broker runs with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config

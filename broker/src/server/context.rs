@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::groups::offsets::OffsetStore;
 use crate::groups::service::GroupService;
+use crate::metrics::Metrics;
 use crate::producers::ProducerIds;
 use crate::storage::Disk;
 use crate::topics::TopicCatalog;
@@ -46,6 +47,8 @@ pub(crate) struct Context {
     /// connection that would exceed it stops reading until others finish: memory stays
     /// bounded however many clients send at once.
     pub(crate) request_bytes: Arc<Semaphore>,
+    /// Counted by the dispatcher; rendered by the HTTP listener.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The broker's node id: there is one broker.
@@ -64,6 +67,7 @@ pub(crate) struct Parts {
     pub(crate) offsets: Arc<OffsetStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) disk: Arc<dyn Disk>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -78,6 +82,7 @@ impl Context {
             offsets,
             clock,
             disk,
+            metrics,
         } = parts;
         let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
             // Clients must reach us at a concrete address: an unspecified listen address
@@ -102,6 +107,7 @@ impl Context {
             request_bytes: Arc::new(Semaphore::new(
                 usize::try_from(config.produce_budget()).unwrap_or(Semaphore::MAX_PERMITS),
             )),
+            metrics,
             config,
         }
     }

@@ -48,6 +48,8 @@ pub(crate) async fn handle(
     budget: Option<OwnedSemaphorePermit>,
     cancel: &CancellationToken,
 ) -> Outcome {
+    let arrived = std::time::Instant::now();
+    let frame_bytes = frame.len();
     let correlation_id =
         weir_protocol::message::request_prefix(&frame).map_or(0, |p| p.correlation_id);
     let request = match decode_request(frame, handlers::advertised) {
@@ -58,9 +60,13 @@ pub(crate) async fn handle(
         }) => {
             return unsupported_api_versions(correlation_id);
         }
-        Err(err) => return Outcome::Close(err.to_string()),
+        Err(err) => {
+            ctx.metrics.requests.refused();
+            return Outcome::Close(err.to_string());
+        }
     };
     let (key, version) = (request.key, request.version);
+    let _in_flight = ctx.metrics.requests.started(key, frame_bytes);
     let _budget = if key == ApiKey::Produce {
         budget
     } else {
@@ -80,9 +86,23 @@ pub(crate) async fn handle(
     )
     .await
     {
-        Ok(Some(response)) => encode(key, version, correlation_id, &response),
-        Ok(None) => Outcome::NoResponse,
-        Err(reason) => Outcome::Close(reason),
+        Ok(Some(response)) => {
+            let outcome = encode(key, version, correlation_id, &response);
+            let bytes = match &outcome {
+                Outcome::Respond(frame) => frame.len(),
+                _ => 0,
+            };
+            ctx.metrics.requests.finished(key, bytes, arrived.elapsed());
+            outcome
+        }
+        Ok(None) => {
+            ctx.metrics.requests.finished(key, 0, arrived.elapsed());
+            Outcome::NoResponse
+        }
+        Err(reason) => {
+            ctx.metrics.requests.refused();
+            Outcome::Close(reason)
+        }
     }
 }
 

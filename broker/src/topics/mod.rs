@@ -15,5 +15,5 @@ pub mod space;
 
 pub use catalog::{CatalogError, CatalogOptions, MAX_PARTITIONS, Topic, TopicCatalog};
 pub use name::{MAX_TOPIC_NAME_LEN, TopicNameError, validate_topic_name};
-pub use partition::Partition;
+pub use partition::{Partition, Traffic, TrafficCounts};
 pub use space::{SpaceProbe, Statvfs};

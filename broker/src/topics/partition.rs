@@ -14,6 +14,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir_protocol::record_batch::ProducedBatch;
 
@@ -27,6 +28,56 @@ pub struct Partition {
     log: Arc<PartitionLog>,
     /// Sequence state of the idempotent producers writing here; describes `log` exactly.
     producers: PartitionProducers,
+    /// Records and bytes in and out since the broker started, for the metrics.
+    traffic: Traffic,
+}
+
+/// Records and bytes a partition took in and gave out since the broker started: counted
+/// once per batch appended and once per fetch response, never per record, so that the hot
+/// paths pay one relaxed atomic add each.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    records_in: AtomicU64,
+    bytes_in: AtomicU64,
+    records_out: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// What [`Traffic`] has counted, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrafficCounts {
+    /// Records appended by producers (duplicates of retried batches not counted).
+    pub records_in: u64,
+    /// Bytes of those batches, as stored.
+    pub bytes_in: u64,
+    /// Records returned to fetches (a batch's records count whole).
+    pub records_out: u64,
+    /// Record bytes returned to fetches.
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    /// Counts a batch of `records` records and `bytes` bytes appended.
+    pub fn count_in(&self, records: u64, bytes: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `records` records in `bytes` bytes returned to a fetch.
+    pub fn count_out(&self, records: u64, bytes: u64) {
+        self.records_out.fetch_add(records, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn counts(&self) -> TrafficCounts {
+        TrafficCounts {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Partition {
@@ -37,13 +88,22 @@ impl Partition {
     pub fn open(dir: &Path, options: &LogOptions) -> Result<Self, LogError> {
         let log = PartitionLog::open(dir, options.clone())?;
         let producers = PartitionProducers::load(&log)?;
-        Ok(Self { log, producers })
+        Ok(Self {
+            log,
+            producers,
+            traffic: Traffic::default(),
+        })
     }
 
     /// The partition's log, for reads, syncs and retention. Appends go through
     /// [`Self::append`].
     pub fn log(&self) -> &Arc<PartitionLog> {
         &self.log
+    }
+
+    /// Records and bytes in and out, for the metrics.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Checks `batch` against the producer table and appends it unless it is refused or a
@@ -53,7 +113,12 @@ impl Partition {
     /// # Errors
     /// [`AppendError`] when nothing was appended.
     pub fn append(&self, batch: &ProducedBatch<'_>) -> Result<Appended, AppendError> {
-        self.producers.append(&self.log, batch)
+        let appended = self.producers.append(&self.log, batch)?;
+        if !appended.duplicate {
+            let records = u64::try_from(batch.header().records_count).unwrap_or(0);
+            self.traffic.count_in(records, batch.bytes().len() as u64);
+        }
+        Ok(appended)
     }
 
     /// Writes the producer-state snapshot (if it changed); a failure is logged, since a missing

@@ -33,6 +33,66 @@ pub(crate) async fn handle(
     request: FetchRequest,
     cancel: &CancellationToken,
 ) -> FetchResponse {
+    let response = respond(ctx, request, cancel).await;
+    count_out(ctx, &response);
+    response
+}
+
+/// Counts the records and bytes of the response a client gets (once, not per re-read of a
+/// parked fetch) into each partition's traffic, for the metrics.
+fn count_out(ctx: &Context, response: &FetchResponse) {
+    for t in &response.responses {
+        let Some(topic) = ctx.catalog.get(&t.topic.0) else {
+            continue;
+        };
+        for p in &t.partitions {
+            let (Some(records), Some(partition)) = (
+                p.records.as_ref().filter(|r| !r.is_empty()),
+                topic.partition(p.partition_index),
+            ) else {
+                continue;
+            };
+            partition
+                .traffic()
+                .count_out(records_in(records), records.len() as u64);
+        }
+    }
+}
+
+/// Records in the whole batches of `bytes`, from each batch header's count (the batches are
+/// not read further).
+fn records_in(bytes: &[u8]) -> u64 {
+    use weir_protocol::record_batch::{HEADER_LEN, LENGTH_PREFIX_LEN, field};
+    let read_i32 = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut at = 0;
+    let mut records = 0u64;
+    while at + HEADER_LEN <= bytes.len() {
+        let (Some(length), Some(count)) = (
+            read_i32(at + field::BATCH_LENGTH),
+            read_i32(at + field::RECORDS_COUNT),
+        ) else {
+            break;
+        };
+        records += u64::try_from(count).unwrap_or(0);
+        match usize::try_from(length) {
+            Ok(length) if length > 0 => at += LENGTH_PREFIX_LEN + length,
+            _ => break,
+        }
+    }
+    records
+}
+
+/// The fetch itself: read, and park until `min_bytes` or the deadline when there is too
+/// little.
+async fn respond(
+    ctx: &Arc<Context>,
+    request: FetchRequest,
+    cancel: &CancellationToken,
+) -> FetchResponse {
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);

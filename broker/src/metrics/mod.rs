@@ -1,0 +1,82 @@
+//! The broker's Prometheus metrics, rendered in the text exposition format for `GET /metrics`.
+//!
+//! Two kinds, kept apart so that the hot paths stay cheap:
+//! - counted where things happen ([`requests`]): per-API request counts, bytes and latency,
+//!   requests in flight. Each update is an atomic add, or a read lock on a family whose label
+//!   is a `&'static str` (no allocation); per request, never per record.
+//! - read at each scrape ([`collector`]): every partition's offsets, size, segments and
+//!   traffic counters (the counters themselves live in each [`crate::topics::Partition`] and
+//!   are bumped once per batch), consumer groups with their lag, and the process (memory,
+//!   open files, uptime, build).
+//!
+//! Names are prefixed `weir_`, with the unit last (`_seconds`, `_bytes`, `_total`).
+//! Owns no store: the collector reads the catalog, the groups and the offsets through the
+//! handles it is given once they are open ([`Metrics::attach`]); until then a scrape shows the
+//! process alone.
+
+pub(crate) mod collector;
+pub(crate) mod process;
+pub(crate) mod requests;
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::registry::Registry;
+
+use crate::groups::offsets::OffsetStore;
+use crate::groups::service::GroupService;
+use crate::topics::TopicCatalog;
+pub(crate) use requests::RequestMetrics;
+
+/// The stores a scrape reads, handed over once they are open.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    pub(crate) catalog: Arc<TopicCatalog>,
+    pub(crate) groups: Arc<GroupService>,
+    pub(crate) offsets: Arc<OffsetStore>,
+}
+
+/// Every metric of one broker.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) requests: RequestMetrics,
+    sources: Arc<OnceLock<Sources>>,
+}
+
+impl Metrics {
+    /// A registry with every metric at zero and no stores attached.
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = RequestMetrics::register(&mut registry);
+        let sources = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(collector::BrokerCollector::new(Arc::clone(
+            &sources,
+        ))));
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        Self {
+            registry,
+            requests,
+            sources,
+        }
+    }
+
+    /// Gives the scrape the stores to read (once; later calls are ignored).
+    pub(crate) fn attach(&self, sources: Sources) {
+        // A second attach would be a bug in the assembly; the first stores stay.
+        if self.sources.set(sources).is_err() {
+            tracing::warn!("metrics sources attached twice; keeping the first");
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric now.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(err) =
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+        {
+            // Writing into a String cannot fail; a collector's own error ends the text early.
+            tracing::warn!(error = %err, "encoding metrics failed");
+        }
+        text
+    }
+}
