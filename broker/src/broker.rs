@@ -210,6 +210,7 @@ impl BrokerBuilder {
             .flusher
             .unwrap_or_else(|| Flusher::new(FLUSHER_THREADS));
         let metrics = Arc::new(Metrics::new());
+        let disk = metrics.meter_disk(disk);
         let ready = Arc::new(AtomicBool::new(false));
         // Stops the HTTP listener once the broker has stopped, or now if the start fails.
         let http_stop = CancellationToken::new();
@@ -239,11 +240,6 @@ impl BrokerBuilder {
         } = stores;
         let catalog = Arc::new(catalog);
         let offsets = Arc::new(offsets);
-        metrics.attach(Sources {
-            catalog: Arc::clone(&catalog),
-            groups: Arc::clone(&groups),
-            offsets: Arc::clone(&offsets),
-        });
         let ctx = Arc::new(Context::new(ContextParts {
             config,
             bound: addr,
@@ -254,8 +250,11 @@ impl BrokerBuilder {
             offsets,
             clock,
             disk,
-            metrics,
+            metrics: Arc::clone(&metrics),
         }));
+        metrics.attach(Sources {
+            ctx: Arc::downgrade(&ctx),
+        });
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         let stop = CancellationToken::new();
         ready.store(true, Ordering::Release);

@@ -13,6 +13,10 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 
 use super::Sources;
+use crate::server::Context;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NoLabels {}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabels {
@@ -93,9 +97,9 @@ fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn topic_samples(sources: &Sources) -> TopicSamples {
+fn topic_samples(ctx: &Context) -> TopicSamples {
     let mut s = TopicSamples::default();
-    for topic in sources.catalog.list() {
+    for topic in ctx.catalog.list() {
         let name = topic.name().to_owned();
         let mut sums = crate::topics::TrafficCounts::default();
         for (index, partition) in topic.partitions().iter().enumerate() {
@@ -128,14 +132,11 @@ fn topic_samples(sources: &Sources) -> TopicSamples {
 }
 
 /// Groups by state with their member counts, and each committed partition's lag.
-fn group_samples(sources: &Sources) -> (Samples<GroupLabels>, Samples<LagLabels>) {
+fn group_samples(ctx: &Context) -> (Samples<GroupLabels>, Samples<LagLabels>) {
     let mut members = Vec::new();
     let mut known = std::collections::HashSet::new();
-    for (group, state, _protocol_type) in sources.groups.list() {
-        let count = sources
-            .groups
-            .describe(&group)
-            .map_or(0, |d| d.members.len());
+    for (group, state, _protocol_type) in ctx.groups.list() {
+        let count = ctx.groups.describe(&group).map_or(0, |d| d.members.len());
         known.insert(group.clone());
         members.push((
             GroupLabels {
@@ -146,7 +147,7 @@ fn group_samples(sources: &Sources) -> (Samples<GroupLabels>, Samples<LagLabels>
         ));
     }
     let mut lag = Vec::new();
-    for group in sources.offsets.groups() {
+    for group in ctx.offsets.groups() {
         if known.insert(group.clone()) {
             // Offsets committed without a live group (simple consumers, or after a restart).
             members.push((
@@ -157,8 +158,8 @@ fn group_samples(sources: &Sources) -> (Samples<GroupLabels>, Samples<LagLabels>
                 0,
             ));
         }
-        for (topic, partition, committed) in sources.offsets.group_offsets(&group) {
-            let Some(log) = sources
+        for (topic, partition, committed) in ctx.offsets.group_offsets(&group) {
+            let Some(log) = ctx
                 .catalog
                 .get(&topic)
                 .and_then(|t| t.log(partition).cloned())
@@ -181,11 +182,12 @@ fn group_samples(sources: &Sources) -> (Samples<GroupLabels>, Samples<LagLabels>
 
 impl Collector for BrokerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(sources) = self.sources.get() else {
+        let Some(ctx) = self.sources.get().and_then(|s| s.ctx.upgrade()) else {
             return Ok(());
         };
-        encode_topics(&mut encoder, &topic_samples(sources))?;
-        let (members, lag) = group_samples(sources);
+        encode_topics(&mut encoder, &topic_samples(&ctx))?;
+        encode_server(&mut encoder, &ctx)?;
+        let (members, lag) = group_samples(&ctx);
         family(
             &mut encoder,
             "weir_consumer_group_members",
@@ -201,6 +203,27 @@ impl Collector for BrokerCollector {
             &lag,
         )
     }
+}
+
+/// Server figures kept by the context: parked fetches, the request-bytes budget in use.
+fn encode_server(e: &mut DescriptorEncoder<'_>, ctx: &Context) -> Result<(), std::fmt::Error> {
+    let one = |v: u64| vec![(NoLabels {}, as_i64(v))];
+    family(
+        e,
+        "weir_fetches_parked",
+        "Long-polling fetches waiting for an append to one of their partitions",
+        MetricType::Gauge,
+        &one(ctx.appended.parked()),
+    )?;
+    let budget = u64::from(ctx.config.produce_budget());
+    let free = ctx.request_bytes.available_permits() as u64;
+    family(
+        e,
+        "weir_request_budget_used_bytes",
+        "Request bytes held now out of --max-produce-bytes-in-flight",
+        MetricType::Gauge,
+        &one(budget.saturating_sub(free)),
+    )
 }
 
 /// The topic and partition families.

@@ -15,24 +15,24 @@
 //! process alone.
 
 pub(crate) mod collector;
+pub(crate) mod connections;
+pub(crate) mod disk;
 pub(crate) mod process;
 pub(crate) mod requests;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use prometheus_client::registry::Registry;
 
-use crate::groups::offsets::OffsetStore;
-use crate::groups::service::GroupService;
-use crate::topics::TopicCatalog;
+use crate::server::Context;
+pub(crate) use connections::ConnectionMetrics;
 pub(crate) use requests::RequestMetrics;
 
-/// The stores a scrape reads, handed over once they are open.
+/// What a scrape reads: the server's shared state (stores, parked fetches, the request-bytes
+/// budget), handed over once the stores are open. Weak: the context holds the metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct Sources {
-    pub(crate) catalog: Arc<TopicCatalog>,
-    pub(crate) groups: Arc<GroupService>,
-    pub(crate) offsets: Arc<OffsetStore>,
+    pub(crate) ctx: Weak<Context>,
 }
 
 /// Every metric of one broker.
@@ -40,6 +40,8 @@ pub(crate) struct Sources {
 pub struct Metrics {
     registry: Registry,
     pub(crate) requests: RequestMetrics,
+    pub(crate) connections: ConnectionMetrics,
+    disk: disk::DiskMetrics,
     sources: Arc<OnceLock<Sources>>,
 }
 
@@ -48,6 +50,8 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
         let requests = RequestMetrics::register(&mut registry);
+        let connections = ConnectionMetrics::register(&mut registry);
+        let disk = disk::DiskMetrics::register(&mut registry);
         let sources = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(collector::BrokerCollector::new(Arc::clone(
             &sources,
@@ -56,8 +60,18 @@ impl Metrics {
         Self {
             registry,
             requests,
+            connections,
+            disk,
             sources,
         }
+    }
+
+    /// `disk`, with its syncs timed and its writes and failures counted.
+    pub(crate) fn meter_disk(
+        &self,
+        disk: Arc<dyn crate::storage::Disk>,
+    ) -> Arc<dyn crate::storage::Disk> {
+        self.disk.meter(disk)
     }
 
     /// Gives the scrape the stores to read (once; later calls are ignored).

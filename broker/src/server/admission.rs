@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,8 @@ pub(crate) struct Admission {
     slots: Arc<Semaphore>,
     max_per_ip: usize,
     state: Mutex<State>,
+    /// Connections evicted to make room (a metric).
+    evictions: Counter,
 }
 
 /// One connection counted against its address; uncounted on drop.
@@ -58,8 +61,10 @@ pub(crate) struct Unproven {
 }
 
 impl Admission {
-    pub(crate) fn new(max_connections: usize, max_per_ip: usize) -> Arc<Self> {
+    /// `evictions` counts the connections [`Self::slot`] closes (a metric).
+    pub(crate) fn new(max_connections: usize, max_per_ip: usize, evictions: Counter) -> Arc<Self> {
         Arc::new(Self {
+            evictions,
             slots: Arc::new(Semaphore::new(
                 max_connections.clamp(1, Semaphore::MAX_PERMITS),
             )),
@@ -97,6 +102,7 @@ impl Admission {
             tracing::info!(
                 "connection limit reached: closing the oldest connection that has sent no request"
             );
+            self.evictions.inc();
             close.cancel();
         }
         // None only if the semaphore were closed, which it never is.
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn addresses_are_counted_and_uncounted() {
-        let admission = Admission::new(10, 2);
+        let admission = Admission::new(10, 2, Counter::default());
         let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         let first = admission.count_address(a).unwrap();
         let _second = admission.count_address(a).unwrap();
@@ -163,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_limit_the_oldest_unproven_connection_is_evicted() {
-        let admission = Admission::new(3, 100);
+        let admission = Admission::new(3, 100, Counter::default());
         let tokens: Vec<CancellationToken> = (0..3).map(|_| CancellationToken::new()).collect();
         let mut held = Vec::new();
         for token in &tokens {

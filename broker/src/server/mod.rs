@@ -39,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use admission::Admission;
+
+use crate::metrics::connections::Refusal;
 pub(crate) use context::{Context, Parts as ContextParts};
 
 /// The tasks of every connection and request, and the token that cuts connections off once
@@ -73,6 +75,7 @@ async fn accept(
     let admission = Admission::new(
         ctx.config.max_connections,
         ctx.config.max_connections_per_ip,
+        ctx.metrics.connections.evictions(),
     );
     loop {
         let accepted = tokio::select! {
@@ -80,7 +83,10 @@ async fn accept(
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                ctx.metrics.connections.accepted();
+                accepted
+            }
             Err(err) => {
                 // Typically EMFILE: back off briefly rather than spin.
                 tracing::warn!(error = %err, "accept failed");
@@ -93,6 +99,7 @@ async fn accept(
         let address = match admission.count_address(peer.ip()) {
             Ok(address) => address,
             Err(count) => {
+                ctx.metrics.connections.refused(Refusal::PerIp);
                 tracing::debug!(%peer, count, "too many connections from this address; closing");
                 continue;
             }
@@ -111,9 +118,10 @@ async fn accept(
             requests: tasks.requests.clone(),
         };
         let ctx = Arc::clone(ctx);
+        let open = ctx.metrics.connections.open();
         tasks.connections.spawn(async move {
             connection::serve(stream, peer, ctx, life).await;
-            drop((slot, address));
+            drop((slot, address, open));
         });
     }
 }
