@@ -172,6 +172,20 @@ pub struct BrokerConfig {
     /// and runs without it, while an address given here that cannot be bound stops the start.
     #[arg(long, env = "WEIR_HTTP_LISTEN", value_parser = parse_http_listen)]
     pub http_listen: Option<HttpListen>,
+
+    /// Log lines as human-readable text, or as JSON objects (one per line: timestamp, level,
+    /// target, message and fields) for log shippers.
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The HTTP listener's address when `--http-listen` is not given.

@@ -12,6 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use weir_broker::config::LogFormat;
 use weir_broker::{Broker, BrokerConfig};
 
 /// Exit status for a configuration that is refused (as clap's usage errors).
@@ -19,18 +20,8 @@ const EXIT_BAD_CONFIG: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(|| LossyStderr)
-        // Its own report of a failed write goes to stderr with eprintln!, which panics when
-        // stderr is closed; our writer never reports a failure anyway.
-        .log_internal_errors(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let config = BrokerConfig::parse();
+    init_logging(config.log_format);
     if let Err(err) = config.validate() {
         say(format_args!("weir-broker: {err}"));
         return ExitCode::from(EXIT_BAD_CONFIG);
@@ -62,6 +53,23 @@ async fn main() -> ExitCode {
             say(format_args!("weir-broker: shutdown failed: {err}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines to stderr at the level `WEIR_LOG` says (default `info`), as text or JSON.
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(|| LossyStderr)
+        // Its own report of a failed write goes to stderr with eprintln!, which panics when
+        // stderr is closed; our writer never reports a failure anyway.
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 

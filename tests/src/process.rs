@@ -161,7 +161,11 @@ impl BrokerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.binary.display()));
         self.child = Some(child);
-        let expected = format!("addr={}", self.addr);
+        // As text (`addr=…`) or as a JSON field (`--log-format json`).
+        let expected = [
+            format!("addr={}", self.addr),
+            format!("\"addr\":\"{}\"", self.addr),
+        ];
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self
@@ -177,7 +181,7 @@ impl BrokerProcess {
             }
             let run_log = self.current_run_log(start_of_run);
             if run_log.contains("weir-broker listening")
-                && run_log.contains(&expected)
+                && expected.iter().any(|e| run_log.contains(e))
                 && TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok()
             {
                 return;
