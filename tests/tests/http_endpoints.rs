@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weir_broker::config::HttpListen;
 use weir_broker::{Broker, BrokerConfig, BrokerError};
-use weir_tests::{TestBroker, batch, within};
+use weir_protocol::api::ApiKey;
+use weir_tests::{TestBroker, batch, req, versions, within};
 
 async fn http_broker() -> TestBroker {
     TestBroker::start_with(|c| {
@@ -118,6 +119,28 @@ async fn metrics_count_exactly_what_was_produced_and_fetched() {
     assert_eq!(sample(&text, "weir_connections_accepted_total"), Some(1.0));
     assert_eq!(sample(&text, "weir_fetches_parked"), Some(0.0));
 
+    assert_eq!(
+        sample(
+            &text,
+            "weir_request_errors_total{api=\"Produce\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"}"
+        ),
+        None
+    );
+    // A refused partition is counted by API and Kafka error name.
+    let v = *versions(ApiKey::Produce).end();
+    let refused = client
+        .call(v, req::produce("counted", 9, batch(1), -1))
+        .await;
+    assert_eq!(refused.responses[0].partition_responses[0].error_code, 3);
+    let text = get(http, "/metrics").await;
+    assert_eq!(
+        sample(
+            &text,
+            "weir_request_errors_total{api=\"Produce\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"}"
+        ),
+        Some(1.0)
+    );
+
     // Each later batch adds to the counters.
     client.produce_ok("counted", 1, batch(1)).await;
     let text = get(http, "/metrics").await;
@@ -127,7 +150,7 @@ async fn metrics_count_exactly_what_was_produced_and_fetched() {
     );
     assert_eq!(
         sample(&text, "weir_requests_total{api=\"Produce\"}"),
-        Some(3.0)
+        Some(4.0)
     );
     broker.shutdown().await;
 }

@@ -17,6 +17,7 @@
 pub(crate) mod collector;
 pub(crate) mod connections;
 pub(crate) mod disk;
+pub(crate) mod errors;
 pub(crate) mod process;
 pub(crate) mod requests;
 

@@ -13,11 +13,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use weir_protocol::api::ApiKey;
+use weir_protocol::error_code::ErrorCode;
 
 /// The label of every per-API metric.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ApiLabel {
     api: &'static str,
+}
+
+/// The label of the error counter: the API and Kafka's name of the code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ErrorLabel {
+    api: &'static str,
+    error: &'static str,
 }
 
 type HistogramFamily = Family<ApiLabel, Histogram, fn() -> Histogram>;
@@ -32,6 +40,7 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestMetrics {
     requests: Family<ApiLabel, Counter>,
+    errors: Family<ErrorLabel, Counter>,
     request_bytes: Family<ApiLabel, Counter>,
     response_bytes: Family<ApiLabel, Counter>,
     duration: HistogramFamily,
@@ -44,6 +53,7 @@ impl RequestMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             requests: Family::default(),
+            errors: Family::default(),
             request_bytes: Family::default(),
             response_bytes: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
@@ -55,6 +65,11 @@ impl RequestMetrics {
             "requests",
             "Kafka requests handled, by API",
             metrics.requests.clone(),
+        );
+        weir.register(
+            "request_errors",
+            "Kafka error codes in responses (top-level, topic, partition, group or member), by API and error",
+            metrics.errors.clone(),
         );
         weir.register_with_unit(
             "request",
@@ -110,6 +125,19 @@ impl RequestMetrics {
         self.duration
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts the error codes in `response`, a response of `key`.
+    pub(crate) fn errors(&self, key: ApiKey, response: &kafka_protocol::messages::ResponseKind) {
+        super::errors::error_codes(response, &mut |code| {
+            let error = ErrorCode::from_code(code).map_or("UNKNOWN_SERVER_ERROR", ErrorCode::name);
+            self.errors
+                .get_or_create(&ErrorLabel {
+                    api: key.name(),
+                    error,
+                })
+                .inc();
+        });
     }
 
     /// A request closed its connection instead of being answered.

@@ -87,6 +87,7 @@ pub(crate) async fn handle(
     .await
     {
         Ok(Some(response)) => {
+            ctx.metrics.requests.errors(key, &response);
             let outcome = encode(key, version, correlation_id, &response);
             let bytes = match &outcome {
                 Outcome::Respond(frame) => frame.len(),
