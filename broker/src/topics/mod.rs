@@ -7,6 +7,7 @@
 //! [`crate::log::PartitionLog`] does).
 
 mod catalog;
+pub mod config;
 mod deferred_sync;
 mod name;
 mod parallel;
