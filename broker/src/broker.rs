@@ -39,6 +39,7 @@ use crate::log::LogOptions;
 use crate::producers::{ProducerIdError, ProducerIds};
 use crate::server::{self, Context, ContextParts};
 use crate::storage::{Disk, Flusher, OsDisk};
+use crate::topics::config::{BrokerConfigStore, CleanerSettings};
 use crate::topics::{CatalogError, TopicCatalog};
 use dir_lock::DirLock;
 pub use dir_lock::DirLockError;
@@ -238,6 +239,7 @@ impl BrokerBuilder {
             disk,
         }));
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
+        tracing::debug!(cleaner = ?ctx.cleaner_settings(), "log cleaner settings in force");
         let stop = CancellationToken::new();
         let done = tokio::spawn(run(listener, Arc::clone(&ctx), stop.clone(), lock));
         Ok(RunningBroker {
@@ -259,6 +261,15 @@ fn open_stores(
     // Before anything in the directory is read: recovery must never run on the files of a
     // broker that is serving them.
     let lock = DirLock::acquire(&config.data_dir)?;
+    // The cleaner's flags (when present) set its static settings; Kafka's defaults otherwise.
+    let broker_configs = BrokerConfigStore::open(
+        &config.data_dir,
+        Arc::clone(disk),
+        CleanerSettings::default(),
+    )
+    .map_err(CatalogError::from)?;
+    let mut catalog_options = config.catalog_options();
+    catalog_options.broker_configs = Some(Arc::new(broker_configs));
     let catalog = TopicCatalog::open_with(
         &config.data_dir,
         LogOptions {
@@ -267,7 +278,7 @@ fn open_stores(
             disk: Arc::clone(disk),
             clock: Arc::clone(clock),
         },
-        config.catalog_options(),
+        catalog_options,
     )?;
     let cluster_id =
         cluster_id::cluster_id(&config.data_dir, &**disk).map_err(|source| BrokerError::Io {

@@ -93,9 +93,10 @@ pub fn incremental(
                 if !matches!(kind, Kind::List(_)) {
                     return Err(InvalidConfig::NotAList { name: name.clone() });
                 }
-                let given = op.value.as_deref().ok_or_else(|| InvalidConfig::Null {
-                    name: name.clone(),
-                })?;
+                let given = op
+                    .value
+                    .as_deref()
+                    .ok_or_else(|| InvalidConfig::Null { name: name.clone() })?;
                 let Value::List(given) = kind.parse(name, given)? else {
                     return Err(InvalidConfig::NotAList { name: name.clone() });
                 };
@@ -188,7 +189,10 @@ mod tests {
         let err = incremental(&scope, &none, &[op("segment.bytes", 0, Some("100"))]).unwrap_err();
         assert!(err.to_string().contains("between 4096 and"), "{err}");
         let err = incremental(&scope, &none, &[op("retention.ms", 9, Some("5"))]).unwrap_err();
-        assert!(matches!(err, InvalidConfig::UnknownOperation { .. }), "{err}");
+        assert!(
+            matches!(err, InvalidConfig::UnknownOperation { .. }),
+            "{err}"
+        );
         let err = replace_all(
             &scope,
             &[

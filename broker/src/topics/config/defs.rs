@@ -53,9 +53,7 @@ fn flush_messages(c: &LogConfig) -> String {
 
 fn flush_ms(c: &LogConfig) -> String {
     match c.flush {
-        FlushPolicy::Interval(every) => i64::try_from(every.as_millis())
-            .unwrap_or(MAX)
-            .to_string(),
+        FlushPolicy::Interval(every) => i64::try_from(every.as_millis()).unwrap_or(MAX).to_string(),
         FlushPolicy::EveryAppend | FlushPolicy::Os => MAX.to_string(),
     }
 }

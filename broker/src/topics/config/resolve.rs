@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::broker_level::{
-    BrokerScope, CLEANER_CONFIGS, CleanerSettings, DynamicBrokerConfigs,
-};
+use super::broker_level::{BrokerScope, CLEANER_CONFIGS, CleanerSettings, DynamicBrokerConfigs};
 use super::defs::{TOPIC_CONFIGS, TopicConfigDef};
 use super::value::Kind;
 use crate::log::LogConfig;
@@ -314,7 +312,11 @@ mod tests {
             [
                 ("retention.ms", "4000", ConfigSource::DynamicTopic),
                 ("log.retention.ms", "2000", ConfigSource::DynamicBroker),
-                ("log.retention.ms", "3000", ConfigSource::DynamicDefaultBroker),
+                (
+                    "log.retention.ms",
+                    "3000",
+                    ConfigSource::DynamicDefaultBroker
+                ),
                 ("log.retention.ms", "1000", ConfigSource::StaticBroker),
             ]
         );
@@ -323,7 +325,10 @@ mod tests {
             (segment.value.as_str(), segment.source),
             ("8192", ConfigSource::DynamicDefaultBroker)
         );
-        let policy = resolved.iter().find(|c| c.name == "cleanup.policy").unwrap();
+        let policy = resolved
+            .iter()
+            .find(|c| c.name == "cleanup.policy")
+            .unwrap();
         assert_eq!(
             (policy.value.as_str(), policy.source),
             ("delete", ConfigSource::Default)
@@ -407,7 +412,11 @@ mod tests {
             .find(|c| c.name == "log.cleaner.threads")
             .unwrap();
         assert_eq!(
-            (threads.value.as_str(), threads.source, threads.synonyms.len()),
+            (
+                threads.value.as_str(),
+                threads.source,
+                threads.synonyms.len()
+            ),
             ("2", ConfigSource::DynamicBroker, 3)
         );
         let flush = this

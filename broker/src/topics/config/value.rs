@@ -286,7 +286,10 @@ mod tests {
         assert!(policy.parse("cleanup.policy", "").is_err());
         assert!(policy.parse("cleanup.policy", "compact,shred").is_err());
         let ts = Kind::Choice(&["CreateTime", "LogAppendTime"]);
-        assert_eq!(ts.parse("t", "logappendtime"), Ok(Value::Text("LogAppendTime")));
+        assert_eq!(
+            ts.parse("t", "logappendtime"),
+            Ok(Value::Text("LogAppendTime"))
+        );
         assert!(ts.parse("t", "Now").is_err());
     }
 
