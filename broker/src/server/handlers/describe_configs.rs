@@ -215,10 +215,12 @@ pub(crate) fn handle(
                 };
             let configs = rows(ctx, target)
                 .into_iter()
+                // No keys (null or, as Kafka also reads it, empty) means every config.
                 .filter(|r| {
                     resource
                         .configuration_keys
                         .as_ref()
+                        .filter(|keys| !keys.is_empty())
                         .is_none_or(|keys| keys.iter().any(|k| **k == *r.name))
                 })
                 .map(|r| entry(r, wanted))
