@@ -68,7 +68,7 @@ pub(crate) fn resolve_resource(
         RESOURCE_BROKER_LOGGER => Err((
             ErrorCode::InvalidRequest,
             "broker loggers (BROKER_LOGGER) are not configurable here: Weir's log levels are \
-             set at start-up by RUST_LOG"
+             set at start-up by WEIR_LOG"
                 .to_owned(),
         )),
         other => Err((

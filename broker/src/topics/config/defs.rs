@@ -447,4 +447,13 @@ mod tests {
         brokers.dedup();
         assert_eq!(brokers.len(), TOPIC_CONFIGS.len());
     }
+
+    #[test]
+    fn every_config_is_documented() {
+        let docs = include_str!("../../../../docs/configuration.md");
+        for def in TOPIC_CONFIGS {
+            let row = format!("| `{}` |", def.name);
+            assert!(docs.contains(&row), "docs/configuration.md has no row for {}", def.name);
+        }
+    }
 }
