@@ -787,7 +787,7 @@ fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, CatalogError> {
             (Some("topic"), Some(name), Some(count), None) if validate_topic_name(name).is_ok() => {
                 let count = count
                     .parse::<u32>()
-                    .map_err(|_| damaged(format!("unreadable line {line:?}")))?;
+                    .map_err(|err| damaged(format!("unreadable line {line:?}: {err}")))?;
                 entries.push((name.to_owned(), count, Overrides::new()));
             }
             (Some("config"), Some(key), Some(value), None) => {

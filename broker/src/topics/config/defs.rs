@@ -453,7 +453,11 @@ mod tests {
         let docs = include_str!("../../../../docs/configuration.md");
         for def in TOPIC_CONFIGS {
             let row = format!("| `{}` |", def.name);
-            assert!(docs.contains(&row), "docs/configuration.md has no row for {}", def.name);
+            assert!(
+                docs.contains(&row),
+                "docs/configuration.md has no row for {}",
+                def.name
+            );
         }
     }
 }
