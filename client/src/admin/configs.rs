@@ -48,6 +48,16 @@ impl ConfigResource {
     }
 }
 
+impl std::fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Topic(name) => write!(f, "topic {name}"),
+            Self::Broker(id) => write!(f, "broker {id}"),
+            Self::BrokerDefault => f.write_str("the cluster-wide broker default"),
+        }
+    }
+}
+
 /// Where a value comes from (Kafka's config sources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -171,7 +181,7 @@ impl Admin {
         for result in response.results {
             if let Some(err) =
                 Error::from_code(result.error_code, result.error_message.as_deref(), || {
-                    format!("describing the configs of {resource:?}")
+                    format!("describing the configs of {resource}")
                 })
             {
                 return Err(err);
@@ -230,7 +240,7 @@ impl Admin {
             .iter()
             .find_map(|r| {
                 Error::from_code(r.error_code, r.error_message.as_deref(), || {
-                    format!("changing the configs of {resource:?}")
+                    format!("changing the configs of {resource}")
                 })
             })
             .map_or(Ok(()), Err)

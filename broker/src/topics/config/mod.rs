@@ -105,17 +105,6 @@ impl Scope for BrokerScopeOf<'_> {
     }
 }
 
-/// Checks CreateTopics' configs: each name a topic config, each value in range, no name
-/// twice. Returns them normalised.
-///
-/// # Errors
-/// The first entry refused.
-pub fn check_topic_overrides(
-    entries: &[(String, Option<String>)],
-) -> Result<BTreeMap<String, String>, InvalidConfig> {
-    alter::replace_all(&TopicScope(&ConfigSnapshot::kafka_defaults()), entries)
-}
-
 /// The body of a file ending in a `crc32 <hex>` line, if the CRC matches.
 ///
 /// # Errors
