@@ -8,7 +8,8 @@
 //! timers and the request handlers' context.
 //!
 //! Start-up: check the configuration, lock the data directory (before anything in it is
-//! read), open the catalog (recovering logs), the cluster id, the producer-id allocator and the
+//! read), read the dynamic broker configs, open the catalog (recovering logs, each topic with
+//! its configs), the cluster id, the producer-id allocator and the
 //! offsets store, bind the listener last, then run the server ([`crate::server`]) with the
 //! background upkeep ([`maintenance`]) and the group timers beside it. Shutdown, in reverse:
 //! the server drains its connections and requests, then the upkeep and timers end, the
