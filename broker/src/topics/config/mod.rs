@@ -123,3 +123,47 @@ pub(crate) fn checked_body(text: &str) -> Result<&str, String> {
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_appends_start_from_the_value_beneath() {
+        let snapshot = ConfigSnapshot {
+            brokers: Arc::new(DynamicBrokerConfigs {
+                this_broker: BTreeMap::new(),
+                cluster_default: BTreeMap::from([(
+                    "log.cleanup.policy".to_owned(),
+                    "compact".to_owned(),
+                )]),
+            }),
+            ..ConfigSnapshot::kafka_defaults()
+        };
+        let append = [ConfigOp {
+            name: "log.cleanup.policy".to_owned(),
+            op: 2,
+            value: Some("delete".to_owned()),
+        }];
+        // This broker's value starts from the cluster default; the default from the flag.
+        let this = BrokerScopeOf(&snapshot, BrokerScope::ThisBroker);
+        let next = alter::incremental(&this, &BTreeMap::new(), &append).unwrap();
+        assert_eq!(next["log.cleanup.policy"], "compact,delete");
+        let default = BrokerScopeOf(&snapshot, BrokerScope::ClusterDefault);
+        let next = alter::incremental(&default, &BTreeMap::new(), &append).unwrap();
+        assert_eq!(next["log.cleanup.policy"], "delete");
+        // A topic without an override starts from the value in force.
+        let topic = TopicScope(&snapshot);
+        let next = alter::incremental(
+            &topic,
+            &BTreeMap::new(),
+            &[ConfigOp {
+                name: "cleanup.policy".to_owned(),
+                op: 2,
+                value: Some("delete".to_owned()),
+            }],
+        )
+        .unwrap();
+        assert_eq!(next["cleanup.policy"], "compact,delete");
+    }
+}
