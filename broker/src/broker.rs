@@ -8,7 +8,8 @@
 //! timers and the request handlers' context.
 //!
 //! Start-up: check the configuration, lock the data directory (before anything in it is
-//! read), open the catalog (recovering logs), the cluster id, the producer-id allocator and the
+//! read), read the dynamic broker configs, open the catalog (recovering logs, each topic with
+//! its configs), the cluster id, the producer-id allocator and the
 //! offsets store, bind the listener last, then run the server ([`crate::server`]) with the
 //! background upkeep ([`maintenance`]) and the group timers beside it. Shutdown, in reverse:
 //! the server drains its connections and requests, then the upkeep and timers end, the
@@ -42,6 +43,7 @@ use crate::metrics::{Metrics, Sources};
 use crate::producers::{ProducerIdError, ProducerIds};
 use crate::server::{self, Context, ContextParts};
 use crate::storage::{Disk, Flusher, OsDisk};
+use crate::topics::config::{BrokerConfigStore, CleanerSettings};
 use crate::topics::{CatalogError, TopicCatalog};
 use dir_lock::DirLock;
 pub use dir_lock::DirLockError;
@@ -256,6 +258,7 @@ impl BrokerBuilder {
             ctx: Arc::downgrade(&ctx),
         });
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
+        tracing::debug!(cleaner = ?ctx.cleaner_settings(), "log cleaner settings in force");
         let stop = CancellationToken::new();
         ready.store(true, Ordering::Release);
         let unready = stop.clone();
@@ -333,6 +336,15 @@ fn open_stores(
     // Before anything in the directory is read: recovery must never run on the files of a
     // broker that is serving them.
     let lock = DirLock::acquire(&config.data_dir)?;
+    // The cleaner's flags (when present) set its static settings; Kafka's defaults otherwise.
+    let broker_configs = BrokerConfigStore::open(
+        &config.data_dir,
+        Arc::clone(disk),
+        CleanerSettings::default(),
+    )
+    .map_err(CatalogError::from)?;
+    let mut catalog_options = config.catalog_options();
+    catalog_options.broker_configs = Some(Arc::new(broker_configs));
     let catalog = TopicCatalog::open_with(
         &config.data_dir,
         LogOptions {
@@ -341,7 +353,7 @@ fn open_stores(
             disk: Arc::clone(disk),
             clock: Arc::clone(clock),
         },
-        config.catalog_options(),
+        catalog_options,
     )?;
     let cluster_id =
         cluster_id::cluster_id(&config.data_dir, &**disk).map_err(|source| BrokerError::Io {

@@ -208,11 +208,33 @@ pub(crate) enum TopicsCommand {
         #[arg(long = "config", value_name = "KEY=VALUE")]
         configs: Vec<String>,
     },
-    /// Partitions of topics with their leaders and start and end offsets.
+    /// Partitions of topics with their leaders and start and end offsets (or, with
+    /// --configs, their configuration).
     Describe {
         /// The topics.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Show each topic's configs with their values and where each comes from instead.
+        #[arg(long)]
+        configs: bool,
+    },
+    /// Change a topic's configuration: set or remove overrides, applied at once.
+    #[command(
+        name = "alter-config",
+        after_help = "Example:\n  weir topics alter-config orders --set retention.ms=3600000 --delete segment.ms"
+    )]
+    AlterConfig {
+        /// The topic.
+        name: String,
+        /// Override `key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Remove the override of `key`, back to the broker's value (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        /// Only check the change with the broker; change nothing.
+        #[arg(long)]
+        validate_only: bool,
     },
     /// Delete topics and their data.
     Delete {

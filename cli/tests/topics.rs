@@ -5,6 +5,68 @@ mod common;
 use common::{Env, weir_at};
 
 #[test]
+fn topic_configs_are_set_at_creation_changed_and_described() {
+    let env = Env::start();
+    env.ok(
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--config",
+            "retention.ms=86400000",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+        b"",
+    );
+    let described = env.ok(&["topics", "describe", "orders", "--configs"], b"");
+    assert!(
+        described.contains("orders\tretention.ms\t86400000\tDYNAMIC_TOPIC_CONFIG\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains("orders\tcleanup.policy\tcompact\tDYNAMIC_TOPIC_CONFIG\n"),
+        "{described}"
+    );
+    assert_eq!(
+        env.ok(
+            &[
+                "topics",
+                "alter-config",
+                "orders",
+                "--set",
+                "segment.ms=60000",
+                "--delete",
+                "retention.ms"
+            ],
+            b""
+        ),
+        "changed 2 configs of topic orders\n"
+    );
+    let described = env.ok(&["topics", "describe", "orders", "--configs"], b"");
+    assert!(
+        described.contains("orders\tsegment.ms\t60000\tDYNAMIC_TOPIC_CONFIG\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains("orders\tretention.ms\t604800000\tSTATIC_BROKER_CONFIG\n"),
+        "{described}"
+    );
+    let out = env.run(
+        &["topics", "alter-config", "orders", "--set", "segment.ms=0"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INVALID_CONFIG (40)") && stderr.contains("segment.ms"),
+        "{stderr}"
+    );
+    let out = env.run(&["topics", "alter-config", "orders"], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn topics_are_created_listed_described_and_deleted() {
     let env = Env::start();
     assert_eq!(
@@ -14,7 +76,7 @@ fn topics_are_created_listed_described_and_deleted() {
     env.ok(&["topics", "create", "audit"], b"");
     // The broker's refusal of a configuration comes through as it is, exit code 1.
     let out = env.run(
-        &["topics", "create", "x", "--config", "retention.ms=60000"],
+        &["topics", "create", "x", "--config", "retention.ms=soon"],
         b"",
     );
     assert_eq!(out.status.code(), Some(1));

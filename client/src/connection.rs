@@ -77,6 +77,7 @@ requests! {
     InitProducerIdRequest => InitProducerId(InitProducerIdResponse);
     DescribeConfigsRequest => DescribeConfigs(DescribeConfigsResponse);
     DeleteGroupsRequest => DeleteGroups(DeleteGroupsResponse);
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigs(IncrementalAlterConfigsResponse);
 }
 
 /// A request waiting for its response.

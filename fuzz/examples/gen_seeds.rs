@@ -29,6 +29,9 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
+    AlterConfigsRequest, CreatePartitionsRequest, IncrementalAlterConfigsRequest,
+};
+use kafka_protocol::messages::{
     ApiKey as WireApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest,
@@ -236,6 +239,32 @@ fn populated(key: ApiKey, version: i16, batch: &Bytes) -> RequestKind {
         ApiKey::DeleteGroups => DeleteGroupsRequest::default()
             .with_groups_names(vec![group("g")])
             .into(),
+        ApiKey::AlterConfigs => AlterConfigsRequest::default()
+            .with_resources(vec![
+                kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("events"))
+                    .with_configs(vec![
+                        kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("1000"))),
+                    ]),
+            ])
+            .into(),
+        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![
+                kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("events"))
+                    .with_configs(vec![
+                        kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(s("cleanup.policy"))
+                            .with_config_operation(2)
+                            .with_value(Some(s("compact"))),
+                    ]),
+            ])
+            .into(),
+        ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
         ApiKey::ListGroups => ListGroupsRequest::default().into(),
         ApiKey::LeaveGroup => LeaveGroupRequest::default()
             .with_group_id(group("g"))
@@ -451,6 +480,9 @@ fn populated_default(key: ApiKey) -> RequestKind {
         ApiKey::InitProducerId => InitProducerIdRequest::default().into(),
         ApiKey::DescribeConfigs => DescribeConfigsRequest::default().into(),
         ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
+        ApiKey::AlterConfigs => AlterConfigsRequest::default().into(),
+        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
+        ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
     }
 }
 

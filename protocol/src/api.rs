@@ -54,10 +54,14 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
+    /// AlterConfigs (33).
+    AlterConfigs = 33,
     /// CreatePartitions (37).
     CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
+    /// IncrementalAlterConfigs (44).
+    IncrementalAlterConfigs = 44,
 }
 
 /// An API key Weir does not know (the raw `request_api_key` from the wire).
@@ -67,7 +71,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 20] = [
+    pub const ALL: [ApiKey; 22] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -86,8 +90,10 @@ impl ApiKey {
         Self::DeleteTopics,
         Self::InitProducerId,
         Self::DescribeConfigs,
+        Self::AlterConfigs,
         Self::CreatePartitions,
         Self::DeleteGroups,
+        Self::IncrementalAlterConfigs,
     ];
 
     /// The key as sent on the wire.
@@ -118,8 +124,10 @@ impl ApiKey {
             Self::DeleteTopics => "DeleteTopics",
             Self::InitProducerId => "InitProducerId",
             Self::DescribeConfigs => "DescribeConfigs",
+            Self::AlterConfigs => "AlterConfigs",
             Self::CreatePartitions => "CreatePartitions",
             Self::DeleteGroups => "DeleteGroups",
+            Self::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         }
     }
 }
@@ -147,8 +155,10 @@ impl TryFrom<i16> for ApiKey {
             20 => Self::DeleteTopics,
             22 => Self::InitProducerId,
             32 => Self::DescribeConfigs,
+            33 => Self::AlterConfigs,
             37 => Self::CreatePartitions,
             42 => Self::DeleteGroups,
+            44 => Self::IncrementalAlterConfigs,
             other => return Err(UnknownApiKey(other)),
         })
     }
@@ -222,10 +232,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::CreateTopics, range(2, 4)),
     (ApiKey::DeleteTopics, range(1, 3)),
     (ApiKey::InitProducerId, range(0, 1)),
-    (ApiKey::DescribeConfigs, range(1, 2)),
+    // v3 adds config types and documentation; v4+ is flexible.
+    (ApiKey::DescribeConfigs, range(1, 3)),
+    // kafka-python and librdkafka send v0-1; v2+ is flexible.
+    (ApiKey::AlterConfigs, range(0, 1)),
     // librdkafka (so confluent-kafka) and kafka-python send v0-1; v2+ is flexible.
     (ApiKey::CreatePartitions, range(0, 1)),
     (ApiKey::DeleteGroups, range(0, 1)),
+    // librdkafka sends v0-1 (v1 is flexible, so v0 here); kafka-python v0.
+    (ApiKey::IncrementalAlterConfigs, range(0, 0)),
 ];
 
 /// The versions of `key` Weir supports, or `None` if it does not support the API.
@@ -267,8 +282,10 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::DeleteTopics => 4,
         ApiKey::InitProducerId => 2,
         ApiKey::DescribeConfigs => 4,
+        ApiKey::AlterConfigs => 2,
         ApiKey::CreatePartitions => 2,
         ApiKey::DeleteGroups => 2,
+        ApiKey::IncrementalAlterConfigs => 1,
     }
 }
 

@@ -38,9 +38,11 @@ fn ranges_match_the_design_exactly() {
         (19, "CreateTopics", 2, 4),
         (20, "DeleteTopics", 1, 3),
         (22, "InitProducerId", 0, 1),
-        (32, "DescribeConfigs", 1, 2),
+        (32, "DescribeConfigs", 1, 3),
+        (33, "AlterConfigs", 0, 1),
         (37, "CreatePartitions", 0, 1),
         (42, "DeleteGroups", 0, 1),
+        (44, "IncrementalAlterConfigs", 0, 0),
     ];
     let actual: Vec<(i16, &str, i16, i16)> = SUPPORTED_APIS
         .iter()

@@ -30,6 +30,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
@@ -264,6 +268,8 @@ apis! {
     ListGroupsRequest => ListGroups(ListGroupsResponse);
     DeleteGroupsRequest => DeleteGroups(DeleteGroupsResponse);
     CreatePartitionsRequest => CreatePartitions(CreatePartitionsResponse);
+    AlterConfigsRequest => AlterConfigs(AlterConfigsResponse);
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigs(IncrementalAlterConfigsResponse);
 }
 
 /// A request that was sent and whose response is still to be read with [`Client::recv`].

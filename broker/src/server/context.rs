@@ -71,6 +71,13 @@ pub(crate) struct Parts {
 }
 
 impl Context {
+    /// The log cleaner's settings in force now (its flags, replaced by dynamic broker configs
+    /// set with IncrementalAlterConfigs); read at each pass so a change applies without a
+    /// restart.
+    pub(crate) fn cleaner_settings(&self) -> crate::topics::config::CleanerSettings {
+        self.catalog.broker_configs().cleaner_settings()
+    }
+
     pub(crate) fn new(parts: Parts) -> Self {
         let Parts {
             config,

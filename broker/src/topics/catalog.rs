@@ -5,8 +5,17 @@
 //!
 //! ```text
 //! topic <name> <partitions>      one line per topic, names sorted
+//! config <key> <value>           zero or more: an override of the topic above, keys sorted
 //! crc32 <8 hex digits>           CRC-32 of every byte before this line
 //! ```
+//!
+//! `config` lines were added with per-topic configuration: a file written before them (no
+//! `config` line) reads as topics without overrides, and a catalog whose topics have no
+//! overrides is written byte for byte as before. Values are stored in their normalised text
+//! ([`super::config`]), which never holds whitespace, so each line splits into three words.
+//! An override is written with the topic, in the same atomic replacement, so after a crash a
+//! topic has either all of its old overrides or all of its new ones. Overrides are checked
+//! when read: a value this broker does not accept is reported as damage, not ignored.
 //!
 //! Partition `p` of topic `t` lives in `<data-dir>/<t>-<p>/`. Creating writes the partition
 //! directories first and the catalog last; deleting removes the catalog entry first and the
@@ -34,12 +43,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::config::{
+    BrokerConfigStore, BrokerConfigsError, BrokerScope, CleanerSettings, ConfigSnapshot,
+    InvalidConfig, ResolvedConfig, Scope, TopicScope,
+};
+
 use super::deferred_sync::DeferredDirSyncs;
 use super::name::{TopicNameError, collides, validate_topic_name};
 use super::parallel;
 use super::partition::Partition;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
-use crate::log::{Disk, LogError, LogOptions, PartitionLog};
+use crate::log::{Disk, LogConfig, LogError, LogOptions, PartitionLog};
 use crate::storage::files::write_atomically;
 
 const CATALOG_FILE: &str = "topics";
@@ -53,7 +67,13 @@ pub struct Topic {
     name: String,
     /// By index; each pairs a log with its producer table.
     partitions: Vec<Arc<Partition>>,
+    /// The topic's config overrides by Kafka name, each checked and normalised
+    /// ([`super::config`]); what the catalog file holds for it.
+    overrides: RwLock<Arc<BTreeMap<String, String>>>,
 }
+
+/// A topic's config overrides by Kafka name.
+pub type Overrides = BTreeMap<String, String>;
 
 impl Topic {
     /// The topic's name.
@@ -78,8 +98,36 @@ impl Topic {
         self.partition(index).map(|p| p.log())
     }
 
-    fn new(name: String, partitions: Vec<Arc<Partition>>) -> Self {
-        Self { name, partitions }
+    fn new(name: String, partitions: Vec<Arc<Partition>>, overrides: Arc<Overrides>) -> Self {
+        Self {
+            name,
+            partitions,
+            overrides: RwLock::new(overrides),
+        }
+    }
+
+    /// The topic's config overrides.
+    pub fn overrides(&self) -> Arc<Overrides> {
+        Arc::clone(
+            &self
+                .overrides
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn set_overrides(&self, overrides: Arc<Overrides>) {
+        *self
+            .overrides
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = overrides;
+    }
+
+    /// Gives every partition's log `config` (live: see [`PartitionLog::set_config`]).
+    fn apply(&self, config: &LogConfig) {
+        for partition in &self.partitions {
+            partition.log().set_config(config.clone());
+        }
     }
 
     /// Writes each partition's producer-state snapshot (if it changed); failures are logged,
@@ -145,6 +193,12 @@ pub enum CatalogError {
     /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("unknown topic {0}")]
     UnknownTopic(String),
+    /// A config name or value refused (INVALID_CONFIG).
+    #[error(transparent)]
+    InvalidConfig(#[from] InvalidConfig),
+    /// The dynamic broker configs could not be written.
+    #[error(transparent)]
+    BrokerConfigs(#[from] BrokerConfigsError),
     /// The catalog file is damaged.
     #[error("topic catalog {path} is damaged: {reason}")]
     Damaged {
@@ -184,6 +238,8 @@ pub struct TopicCatalog {
     changes: Mutex<()>,
     /// Free space of the data directory's filesystem, checked before a create allocates.
     space: Arc<dyn SpaceProbe>,
+    /// The dynamic broker configs beneath every topic's overrides.
+    broker_configs: Arc<BrokerConfigStore>,
 }
 
 /// How the catalog opens and checks, beside the logs' own options.
@@ -194,6 +250,9 @@ pub struct CatalogOptions {
     /// Threads opening (and, after a crash, recovering) partition logs at start-up (Kafka's
     /// `num.recovery.threads.per.data.dir`); at least 1.
     pub open_threads: usize,
+    /// The dynamic broker configs (`<data-dir>/broker-configs`, opened by the broker);
+    /// `None` keeps them in memory, starting empty.
+    pub broker_configs: Option<Arc<BrokerConfigStore>>,
 }
 
 impl Default for CatalogOptions {
@@ -202,6 +261,7 @@ impl Default for CatalogOptions {
         Self {
             space: Arc::new(Statvfs),
             open_threads: parallel::default_threads(),
+            broker_configs: None,
         }
     }
 }
@@ -227,13 +287,26 @@ impl TopicCatalog {
         let CatalogOptions {
             space,
             open_threads,
+            broker_configs,
         } = options;
+        let broker_configs = broker_configs
+            .unwrap_or_else(|| Arc::new(BrokerConfigStore::in_memory(CleanerSettings::default())));
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir).map_err(io_err("create data directory", &data_dir))?;
         let entries = read_catalog(&data_dir)?;
-        let dirs: Vec<PathBuf> = entries
+        let snapshot = ConfigSnapshot {
+            static_log: log_options.config.clone(),
+            brokers: broker_configs.current(),
+            static_cleaner: broker_configs.static_cleaner(),
+        };
+        // Each partition opens with its topic's settings.
+        let dirs: Vec<(PathBuf, LogConfig)> = entries
             .iter()
-            .flat_map(|(name, count)| (0..*count).map(|p| partition_dir(&data_dir, name, p)))
+            .flat_map(|(name, count, overrides)| {
+                let config = snapshot.layers().log_config(overrides);
+                let data_dir = &data_dir;
+                (0..*count).map(move |p| (partition_dir(data_dir, name, p), config.clone()))
+            })
             .collect();
         // The logs' directory syncs wait until all are open, then go together (see
         // deferred_sync for why that is safe).
@@ -243,7 +316,13 @@ impl TopicCatalog {
             ..log_options.clone()
         };
         let threads = open_threads.max(1);
-        let opened = parallel::try_map(&dirs, threads, |dir| open_partition(dir, &opening_options));
+        let opened = parallel::try_map(&dirs, threads, |(dir, config)| {
+            let options = LogOptions {
+                config: config.clone(),
+                ..opening_options.clone()
+            };
+            open_partition(dir, &options)
+        });
         // Even after a failure: what the opened logs changed is made durable either way.
         let synced = deferred
             .finish(threads)
@@ -255,9 +334,10 @@ impl TopicCatalog {
         let mut opened = opened?.into_iter();
         synced?;
         let mut topics = BTreeMap::new();
-        for (name, count) in entries {
+        for (name, count, overrides) in entries {
             let partitions = opened.by_ref().take(count as usize).collect();
-            topics.insert(name.clone(), Arc::new(Topic::new(name, partitions)));
+            let topic = Topic::new(name.clone(), partitions, Arc::new(overrides));
+            topics.insert(name, Arc::new(topic));
         }
         remove_orphans(&data_dir, &topics)?;
         Ok(Self {
@@ -266,7 +346,99 @@ impl TopicCatalog {
             topics: RwLock::new(topics),
             changes: Mutex::new(()),
             space,
+            broker_configs,
         })
+    }
+
+    /// The layers beneath topic overrides now: the broker's flags and dynamic configs.
+    pub fn config_snapshot(&self) -> ConfigSnapshot {
+        ConfigSnapshot {
+            static_log: self.log_options.config.clone(),
+            brokers: self.broker_configs.current(),
+            static_cleaner: self.broker_configs.static_cleaner(),
+        }
+    }
+
+    /// The dynamic broker configs (and the cleaner's settings in force).
+    pub fn broker_configs(&self) -> &Arc<BrokerConfigStore> {
+        &self.broker_configs
+    }
+
+    /// The settings a topic with `overrides` runs with now.
+    fn log_options_for(&self, overrides: &Overrides) -> LogOptions {
+        LogOptions {
+            config: self.config_snapshot().layers().log_config(overrides),
+            ..self.log_options.clone()
+        }
+    }
+
+    /// Every topic config of topic `name` with its value in force and where it comes from.
+    pub fn topic_configs(&self, name: &str) -> Option<Vec<ResolvedConfig>> {
+        let topic = self.get(name)?;
+        Some(self.config_snapshot().layers().topic(&topic.overrides()))
+    }
+
+    /// Changes topic `name`'s overrides to what `change` makes of the current ones (checked
+    /// against the topic config table), writes the catalog, then applies the new settings
+    /// to every partition at once. With `validate_only` nothing is written or applied.
+    /// Returns the new overrides.
+    ///
+    /// # Errors
+    /// An unknown topic, the change refused (INVALID_CONFIG), or the catalog not written (the
+    /// topic keeps its old overrides).
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&dyn Scope, &Overrides) -> Result<Overrides, InvalidConfig>,
+        validate_only: bool,
+    ) -> Result<Arc<Overrides>, CatalogError> {
+        let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = self
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.to_owned()))?;
+        let snapshot = self.config_snapshot();
+        let old = topic.overrides();
+        let new = Arc::new(change(&TopicScope(&snapshot), &old)?);
+        if validate_only {
+            return Ok(new);
+        }
+        topic.set_overrides(Arc::clone(&new));
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        if let Err(err) = self.persist(&topics) {
+            topic.set_overrides(old);
+            return Err(err);
+        }
+        drop(topics);
+        topic.apply(&snapshot.layers().log_config(&new));
+        tracing::info!(topic = name, overrides = ?new, "topic configs changed");
+        Ok(new)
+    }
+
+    /// Changes the dynamic broker configs of `scope` to what `change` makes of the current
+    /// ones, writes them, then applies the result at once to every topic (those with their
+    /// own override keep it). With `validate_only` nothing is written or applied.
+    ///
+    /// # Errors
+    /// The change refused (INVALID_CONFIG) or the file not written (nothing changes).
+    pub fn alter_broker_configs(
+        &self,
+        scope: BrokerScope,
+        change: impl FnOnce(&ConfigSnapshot, &Overrides) -> Result<Overrides, InvalidConfig>,
+        validate_only: bool,
+    ) -> Result<Overrides, CatalogError> {
+        let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let snapshot = self.config_snapshot();
+        let new = change(&snapshot, snapshot.brokers.scope(scope))?;
+        if validate_only {
+            return Ok(new);
+        }
+        self.broker_configs.replace(scope, new.clone())?;
+        let snapshot = self.config_snapshot();
+        for topic in self.list() {
+            topic.apply(&snapshot.layers().log_config(&topic.overrides()));
+        }
+        tracing::info!(?scope, configs = ?new, "broker configs changed");
+        Ok(new)
     }
 
     /// The topic called `name`.
@@ -291,8 +463,21 @@ impl TopicCatalog {
     /// Creates a topic with `partitions` partitions. On failure nothing of it is left: the
     /// partitions already made are removed and the catalog does not name it.
     pub fn create(&self, name: &str, partitions: i64) -> Result<Arc<Topic>, CatalogError> {
+        self.create_with(name, partitions, &[])
+    }
+
+    /// [`Self::create`] with config overrides (CreateTopics' `configs`), checked first: a
+    /// refused one creates nothing.
+    pub fn create_with(
+        &self,
+        name: &str,
+        partitions: i64,
+        configs: &[(String, Option<String>)],
+    ) -> Result<Arc<Topic>, CatalogError> {
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = self.check_create(name, partitions)?;
+        let (count, overrides) = self.check_create_with(name, partitions, configs)?;
+        let options = self.log_options_for(&overrides);
+        let overrides = Arc::new(overrides);
         // Every directory this create may have made, for the rollback.
         let mut made = Vec::with_capacity(count as usize);
         let mut catalog_written = false;
@@ -306,9 +491,9 @@ impl TopicCatalog {
                         .map_err(io_err("remove stale partition directory", &dir))?;
                 }
                 made.push(dir.clone());
-                opened.push(open_partition(&dir, &self.log_options)?);
+                opened.push(open_partition(&dir, &options)?);
             }
-            let topic = Arc::new(Topic::new(name.to_owned(), opened));
+            let topic = Arc::new(Topic::new(name.to_owned(), opened, overrides));
             let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
             topics.insert(name.to_owned(), Arc::clone(&topic));
             // A failed write may still have replaced the file (the rename done, its sync not).
@@ -368,6 +553,18 @@ impl TopicCatalog {
     /// Whether [`Self::create`] would succeed now (CreateTopics' `validate_only`); returns the
     /// partition count.
     pub fn check_create(&self, name: &str, partitions: i64) -> Result<u32, CatalogError> {
+        self.check_create_with(name, partitions, &[])
+            .map(|(count, _)| count)
+    }
+
+    /// [`Self::check_create`] with config overrides; returns the partition count and the
+    /// overrides checked and normalised.
+    pub fn check_create_with(
+        &self,
+        name: &str,
+        partitions: i64,
+        configs: &[(String, Option<String>)],
+    ) -> Result<(u32, Overrides), CatalogError> {
         validate_topic_name(name)
             .map_err(|reason| CatalogError::InvalidName(name.to_owned(), reason))?;
         let count = u32::try_from(partitions)
@@ -382,13 +579,21 @@ impl TopicCatalog {
             return Err(CatalogError::Collides(name.to_owned(), other.clone()));
         }
         drop(topics);
-        self.check_space(name, count)?;
-        Ok(count)
+        let snapshot = self.config_snapshot();
+        let overrides = super::config::alter::replace_all(&TopicScope(&snapshot), configs)?;
+        self.check_space(name, count, &snapshot.layers().log_config(&overrides))?;
+        Ok((count, overrides))
     }
 
-    /// Refuses a create whose partitions' preallocation does not fit in the free space.
-    fn check_space(&self, name: &str, partitions: u32) -> Result<(), CatalogError> {
-        let per_partition_bytes = preallocated_bytes(&self.log_options.config);
+    /// Refuses a create whose partitions' preallocation (with `config`'s segment size) does
+    /// not fit in the free space.
+    fn check_space(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &LogConfig,
+    ) -> Result<(), CatalogError> {
+        let per_partition_bytes = preallocated_bytes(config);
         let needed_bytes = per_partition_bytes.saturating_mul(u64::from(partitions));
         let available_bytes = self
             .space
@@ -416,6 +621,8 @@ impl TopicCatalog {
         let current = u32::try_from(old.partitions.len()).unwrap_or(u32::MAX);
         let mut made = Vec::with_capacity(added as usize);
         let mut catalog_written = false;
+        let overrides = old.overrides();
+        let options = self.log_options_for(&overrides);
         let grown = (|| {
             let mut partitions = old.partitions.clone();
             for p in current..current + added {
@@ -426,9 +633,9 @@ impl TopicCatalog {
                         .map_err(io_err("remove stale partition directory", &dir))?;
                 }
                 made.push(dir.clone());
-                partitions.push(open_partition(&dir, &self.log_options)?);
+                partitions.push(open_partition(&dir, &options)?);
             }
-            let topic = Arc::new(Topic::new(name.to_owned(), partitions));
+            let topic = Arc::new(Topic::new(name.to_owned(), partitions, overrides));
             let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
             topics.insert(name.to_owned(), topic);
             catalog_written = true;
@@ -479,7 +686,8 @@ impl TopicCatalog {
             .filter(|&n| n <= MAX_PARTITIONS)
             .ok_or(CatalogError::InvalidPartitions(total))?;
         let added = total - current;
-        self.check_space(name, added)?;
+        let config = self.log_options_for(&topic.overrides()).config;
+        self.check_space(name, added, &config)?;
         Ok((topic, added))
     }
 
@@ -532,6 +740,9 @@ impl TopicCatalog {
                 topic.name,
                 topic.partitions.len()
             ));
+            for (key, value) in topic.overrides().iter() {
+                text.push_str(&format!("config {key} {value}\n"));
+            }
         }
         let crc = crc32fast::hash(text.as_bytes());
         text.push_str(&format!("crc32 {crc:08x}\n"));
@@ -552,7 +763,10 @@ fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
-fn read_catalog(data_dir: &Path) -> Result<Vec<(String, u32)>, CatalogError> {
+/// One topic as the catalog file records it.
+type CatalogEntry = (String, u32, Overrides);
+
+fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, CatalogError> {
     let path = data_dir.join(CATALOG_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -563,35 +777,33 @@ fn read_catalog(data_dir: &Path) -> Result<Vec<(String, u32)>, CatalogError> {
         path: path.clone(),
         reason,
     };
-    let body_end = text
-        .rfind("crc32 ")
-        .ok_or_else(|| damaged("no checksum line".into()))?;
-    let (body, crc_line) = text.split_at(body_end);
-    let stored = crc_line
-        .trim_end()
-        .strip_prefix("crc32 ")
-        .and_then(|h| u32::from_str_radix(h, 16).ok());
-    if stored != Some(crc32fast::hash(body.as_bytes())) {
-        return Err(damaged("checksum mismatch".into()));
-    }
-    body.lines()
-        .map(|line| {
-            let mut words = line.split(' ');
-            match (
-                words.next(),
-                words.next(),
-                words.next().and_then(|n| n.parse::<u32>().ok()),
-                words.next(),
-            ) {
-                (Some("topic"), Some(name), Some(count), None)
-                    if validate_topic_name(name).is_ok() =>
-                {
-                    Ok((name.to_owned(), count))
-                }
-                _ => Err(damaged(format!("unreadable line {line:?}"))),
+    let body = super::config::checked_body(&text).map_err(damaged)?;
+    let defaults = ConfigSnapshot::kafka_defaults();
+    let scope = TopicScope(&defaults);
+    let mut entries: Vec<CatalogEntry> = Vec::new();
+    for line in body.lines() {
+        let mut words = line.split(' ');
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("topic"), Some(name), Some(count), None) if validate_topic_name(name).is_ok() => {
+                let count = count
+                    .parse::<u32>()
+                    .map_err(|err| damaged(format!("unreadable line {line:?}: {err}")))?;
+                entries.push((name.to_owned(), count, Overrides::new()));
             }
-        })
-        .collect()
+            (Some("config"), Some(key), Some(value), None) => {
+                let Some((_, _, overrides)) = entries.last_mut() else {
+                    return Err(damaged(format!("config line before any topic: {line:?}")));
+                };
+                let checked = scope
+                    .kind(key)
+                    .and_then(|kind| kind.parse(key, value))
+                    .map_err(|err| damaged(err.to_string()))?;
+                overrides.insert(key.to_owned(), checked.to_text());
+            }
+            _ => return Err(damaged(format!("unreadable line {line:?}"))),
+        }
+    }
+    Ok(entries)
 }
 
 /// Removes partition directories that no topic names (left by a crash mid-create or
@@ -709,5 +921,61 @@ mod tests {
             TopicCatalog::open(dir.path(), options()),
             Err(CatalogError::Damaged { .. })
         ));
+    }
+
+    #[test]
+    fn overrides_are_written_with_the_topic_applied_live_and_old_files_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A catalog as written before per-topic configs existed.
+        let old = "topic plain 1\n";
+        let crc = crc32fast::hash(old.as_bytes());
+        std::fs::write(
+            dir.path().join(CATALOG_FILE),
+            format!("{old}crc32 {crc:08x}\n"),
+        )
+        .unwrap();
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        assert!(catalog.get("plain").unwrap().overrides().is_empty());
+        let configs = [
+            ("retention.ms".to_owned(), Some("1000".to_owned())),
+            (
+                "cleanup.policy".to_owned(),
+                Some("compact, delete".to_owned()),
+            ),
+        ];
+        let topic = catalog.create_with("tuned", 2, &configs).unwrap();
+        let log = Arc::clone(topic.log(1).unwrap());
+        assert_eq!(log.config().retention_ms, Some(1000));
+        assert!(log.config().cleanup_policy.compact);
+        assert!(matches!(
+            catalog.create_with(
+                "refused",
+                1,
+                &[("retention.ms".to_owned(), Some("-5".to_owned()))]
+            ),
+            Err(CatalogError::InvalidConfig(_))
+        ));
+        assert!(catalog.get("refused").is_none());
+        catalog
+            .alter_topic_configs(
+                "tuned",
+                |_, current| {
+                    let mut next = current.clone();
+                    next.insert("retention.ms".to_owned(), "2000".to_owned());
+                    Ok(next)
+                },
+                false,
+            )
+            .unwrap();
+        assert_eq!(log.config().retention_ms, Some(2000), "applied live");
+        catalog.close().unwrap();
+        drop((catalog, topic, log));
+        // The file without overrides for `plain` is as before.
+        let text = std::fs::read_to_string(dir.path().join(CATALOG_FILE)).unwrap();
+        assert!(text.starts_with("topic plain 1\ntopic tuned 2\nconfig cleanup.policy compact,delete\nconfig retention.ms 2000\ncrc32 "), "{text}");
+        let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
+        let tuned = catalog.get("tuned").unwrap();
+        assert_eq!(tuned.overrides()["retention.ms"], "2000");
+        assert_eq!(tuned.log(0).unwrap().config().retention_ms, Some(2000));
     }
 }

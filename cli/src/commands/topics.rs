@@ -1,7 +1,8 @@
-//! `weir topics list|create|describe|delete`: the admin client's topic calls, printed as
-//! tables (see `table.rs` for terminal versus pipe).
+//! `weir topics list|create|describe|alter-config|delete`: the admin client's topic calls,
+//! printed as tables (see `table.rs` for terminal versus pipe).
 
 use weir_client::NewTopic;
+use weir_client::admin::configs::{AlterConfigOp, ConfigResource, ConfigSource};
 
 use super::Context;
 use crate::args::TopicsCommand;
@@ -49,7 +50,67 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                 if count == 1 { "" } else { "s" }
             ))?;
         }
-        TopicsCommand::Describe { names } => {
+        TopicsCommand::Describe {
+            names,
+            configs: true,
+        } => {
+            let mut table = Table::new(&["TOPIC", "CONFIG", "VALUE", "SOURCE"]);
+            for name in &names {
+                let entries = admin
+                    .describe_configs(&ConfigResource::Topic(name.clone()))
+                    .await
+                    .map_err(|e| ctx.err(e))?;
+                for e in entries {
+                    table.row(vec![
+                        name.clone(),
+                        e.name,
+                        e.value.unwrap_or_else(|| "-".to_owned()),
+                        source_name(e.source).to_owned(),
+                    ]);
+                }
+            }
+            print(&table.render(style))?;
+        }
+        TopicsCommand::AlterConfig {
+            name,
+            set,
+            delete,
+            validate_only,
+        } => {
+            let mut ops = Vec::with_capacity(set.len() + delete.len());
+            for entry in &set {
+                let (k, v) = split_pair(entry, "--set")?;
+                ops.push(AlterConfigOp::set(k, v));
+            }
+            ops.extend(delete.iter().map(AlterConfigOp::delete));
+            if ops.is_empty() {
+                return Err(CliError::Usage(
+                    "alter-config: give at least one --set KEY=VALUE or --delete KEY".to_owned(),
+                ));
+            }
+            admin
+                .incremental_alter_configs(
+                    &ConfigResource::Topic(name.clone()),
+                    &ops,
+                    validate_only,
+                )
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let verb = if validate_only {
+                "would change"
+            } else {
+                "changed"
+            };
+            print(&format!(
+                "{verb} {} config{} of topic {name}\n",
+                ops.len(),
+                if ops.len() == 1 { "" } else { "s" }
+            ))?;
+        }
+        TopicsCommand::Describe {
+            names,
+            configs: false,
+        } => {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let topics = admin.describe_topics(&refs).await.map_err(|e| ctx.err(e))?;
             let cluster = ctx.cluster();
@@ -113,6 +174,18 @@ pub(crate) async fn offsets(
         .into_iter()
         .filter_map(|(tp, outcome)| outcome.ok().map(|o| (tp, o)))
         .collect())
+}
+
+/// Kafka's name of a config source, as `kafka-configs --describe` prints it.
+fn source_name(source: ConfigSource) -> &'static str {
+    match source {
+        ConfigSource::DynamicTopic => "DYNAMIC_TOPIC_CONFIG",
+        ConfigSource::DynamicBroker => "DYNAMIC_BROKER_CONFIG",
+        ConfigSource::DynamicDefaultBroker => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        ConfigSource::StaticBroker => "STATIC_BROKER_CONFIG",
+        ConfigSource::Default => "DEFAULT_CONFIG",
+        _ => "UNKNOWN",
+    }
 }
 
 /// `key=value` → (`key`, `value`).

@@ -14,6 +14,8 @@
 //! # }
 //! ```
 
+pub mod configs;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

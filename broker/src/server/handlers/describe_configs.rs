@@ -1,9 +1,13 @@
-//! DescribeConfigs (key 32), v1-2: the configuration in force for topics and the broker.
+//! DescribeConfigs (key 32), v1-3: the configuration in force for topics and the broker.
 //!
-//! Weir has no per-topic overrides: every topic runs with the broker-wide settings, so a
-//! topic's entries are the values the broker's flags give (source STATIC_BROKER_CONFIG, with
-//! the broker-level name as a synonym when asked) or fixed Kafka defaults that Weir honours
-//! (source DEFAULT_CONFIG). Every value reported is one the broker really applies.
+//! A topic's entries are every topic config ([`crate::topics::config`]) with its value in
+//! force and Kafka's source: the topic's override (DYNAMIC_TOPIC_CONFIG), a dynamic broker
+//! config (DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG), a broker flag
+//! (STATIC_BROKER_CONFIG) or Kafka's default (DEFAULT_CONFIG); with `include_synonyms`, every
+//! layer that sets it. The broker "0" reports its dynamic configs (changeable, read_only
+//! false) and its flags (read-only, STATIC_BROKER_CONFIG); the broker "" (the cluster-wide
+//! default, as `kafka-configs --entity-default`) reports only the dynamic defaults set. v3
+//! adds each config's type and, with `include_documentation`, its documentation.
 
 use std::sync::Arc;
 
@@ -13,167 +17,188 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use weir_protocol::error_code::ErrorCode;
 
+use super::configs::{ResourceRef, resolve_resource};
 use super::{Context, wire_str};
-use crate::log::FlushPolicy;
 use crate::server::context::NODE_ID;
+use crate::topics::config::{BrokerScope, ConfigSource, ConfigType, ResolvedConfig, Synonym};
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
-
-/// One configuration entry: topic-level name, value, and the broker flag it comes from.
-struct Entry {
-    name: &'static str,
-    value: String,
-    /// The broker-level name when a broker flag sets it; `None` for fixed defaults.
-    broker_name: Option<&'static str>,
+/// A broker setting fixed by a flag, reported read-only.
+pub(crate) struct StaticEntry {
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+    pub(crate) config_type: ConfigType,
+    pub(crate) doc: &'static str,
 }
 
-fn entry(name: &'static str, value: impl ToString, broker_name: Option<&'static str>) -> Entry {
-    Entry {
+fn fixed(
+    name: &'static str,
+    value: impl ToString,
+    config_type: ConfigType,
+    doc: &'static str,
+) -> StaticEntry {
+    StaticEntry {
         name,
         value: value.to_string(),
-        broker_name,
+        config_type,
+        doc,
     }
 }
 
-/// The settings every topic runs with.
-fn topic_entries(ctx: &Context) -> Vec<Entry> {
+/// The broker's settings that only a restart with other flags changes.
+pub(crate) fn static_broker_entries(ctx: &Context) -> Vec<StaticEntry> {
     let c = &ctx.config;
-    let log = c.log_config();
-    let (flush_messages, flush_ms) = match log.flush {
-        FlushPolicy::EveryAppend => (1, i64::MAX),
-        FlushPolicy::Interval(every) => (
-            i64::MAX,
-            i64::try_from(every.as_millis()).unwrap_or(i64::MAX),
-        ),
-        FlushPolicy::Os => (i64::MAX, i64::MAX),
-    };
     vec![
-        entry("cleanup.policy", "delete", None),
-        entry("compression.type", "producer", None),
-        entry(
-            "flush.messages",
-            flush_messages,
-            Some("log.flush.interval.messages"),
-        ),
-        entry("flush.ms", flush_ms, Some("log.flush.interval.ms")),
-        entry("index.interval.bytes", log.index_interval_bytes, None),
-        entry(
-            "max.message.bytes",
-            max_message_bytes(ctx),
-            Some("message.max.bytes"),
-        ),
-        entry("message.timestamp.type", "CreateTime", None),
-        entry("min.insync.replicas", 1, None),
-        entry(
-            "retention.bytes",
-            c.retention_bytes,
-            Some("log.retention.bytes"),
-        ),
-        entry("retention.ms", c.retention_ms, Some("log.retention.ms")),
-        entry("segment.bytes", c.segment_bytes, Some("log.segment.bytes")),
-        entry("segment.ms", c.segment_ms, Some("log.roll.ms")),
-        entry("unclean.leader.election.enable", false, None),
-    ]
-}
-
-/// The broker's own settings (resource name "0").
-fn broker_entries(ctx: &Context) -> Vec<Entry> {
-    let c = &ctx.config;
-    let mut entries = vec![
-        entry(
+        fixed(
             "advertised.listeners",
             format!(
                 "PLAINTEXT://{}:{}",
                 ctx.advertised_host, ctx.advertised_port
             ),
-            Some("advertised.listeners"),
+            ConfigType::String,
+            "The address given to clients (--advertised-host and the bound port).",
         ),
-        entry(
+        fixed(
             "auto.create.topics.enable",
             c.auto_create_topics,
-            Some("auto.create.topics.enable"),
+            ConfigType::Boolean,
+            "Whether a topic is created when a client asks for its metadata \
+             (--auto-create-topics).",
         ),
-        entry("broker.id", NODE_ID, None),
-        entry(
+        fixed(
+            "broker.id",
+            NODE_ID,
+            ConfigType::Int,
+            "This broker's id (Weir is one broker).",
+        ),
+        fixed(
             "connections.max.idle.ms",
             c.idle_timeout_secs.saturating_mul(1000),
-            Some("connections.max.idle.ms"),
+            ConfigType::Long,
+            "Idle connections are closed after this long (--idle-timeout-secs).",
         ),
-        entry(
+        fixed(
             "listeners",
             format!("PLAINTEXT://{}", c.listen),
-            Some("listeners"),
+            ConfigType::String,
+            "The address clients connect to (--listen).",
         ),
-        entry("log.dirs", c.data_dir.display(), Some("log.dirs")),
-        entry(
+        fixed(
+            "log.dirs",
+            c.data_dir.display(),
+            ConfigType::String,
+            "The data directory (--data-dir).",
+        ),
+        fixed(
+            "log.retention.check.interval.ms",
+            c.retention_check_ms,
+            ConfigType::Long,
+            "How often retention runs (--retention-check-ms).",
+        ),
+        fixed(
             "max.connections",
             c.max_connections,
-            Some("max.connections"),
+            ConfigType::Int,
+            "Most connections served at once (--max-connections).",
         ),
-        entry(
+        fixed(
             "num.partitions",
             c.default_partitions,
-            Some("num.partitions"),
+            ConfigType::Int,
+            "Partitions of an auto-created topic (--default-partitions).",
         ),
-        entry(
+        fixed(
             "socket.request.max.bytes",
             c.max_frame_bytes,
-            Some("socket.request.max.bytes"),
+            ConfigType::Int,
+            "Largest request accepted (--max-frame-bytes).",
         ),
-    ];
-    // The topic-level settings under their broker-level names.
-    for topic in topic_entries(ctx) {
-        if let Some(name) = topic
-            .broker_name
-            .filter(|n| !entries.iter().any(|e| e.name == *n))
-        {
-            entries.push(entry(name, topic.value, Some(name)));
+    ]
+}
+
+/// One entry as the protocol carries it.
+struct Row {
+    name: &'static str,
+    value: String,
+    source: ConfigSource,
+    read_only: bool,
+    synonyms: Vec<Synonym>,
+    config_type: ConfigType,
+    doc: &'static str,
+}
+
+impl From<ResolvedConfig> for Row {
+    fn from(c: ResolvedConfig) -> Self {
+        Self {
+            name: c.name,
+            value: c.value,
+            source: c.source,
+            read_only: c.read_only,
+            synonyms: c.synonyms,
+            config_type: c.kind.config_type(),
+            doc: c.doc,
         }
     }
-    entries.sort_by_key(|e| e.name);
-    entries
 }
 
-/// Why a topic configuration given at creation cannot be honoured, if it cannot: Weir has
-/// no per-topic overrides, so only the value already in force is accepted.
-pub(crate) fn refuse_topic_config(
-    ctx: &Context,
-    name: &str,
-    value: Option<&str>,
-) -> Option<String> {
-    let entries = topic_entries(ctx);
-    let Some(current) = entries.iter().find(|e| e.name == name) else {
-        return Some(format!("unknown or unsupported topic config {name}"));
-    };
-    match value {
-        Some(v) if v == current.value => None,
-        _ => Some(format!(
-            "per-topic config overrides are not supported: {name} is {} for every topic{}",
-            current.value,
-            current
-                .broker_name
-                .map_or(String::new(), |b| format!(" (broker setting {b})"))
-        )),
+impl From<StaticEntry> for Row {
+    fn from(e: StaticEntry) -> Self {
+        let source = if e.name == "broker.id" {
+            ConfigSource::Default
+        } else {
+            ConfigSource::StaticBroker
+        };
+        Self {
+            name: e.name,
+            synonyms: vec![Synonym {
+                name: e.name,
+                value: e.value.clone(),
+                source,
+            }],
+            value: e.value,
+            source,
+            read_only: true,
+            config_type: e.config_type,
+            doc: e.doc,
+        }
     }
 }
 
-/// Largest batch the log accepts: it must fit in a segment and in a request frame.
-fn max_message_bytes(ctx: &Context) -> u64 {
-    u64::from(ctx.config.segment_bytes)
-        .min(u64::try_from(ctx.config.max_frame_bytes).unwrap_or(u64::MAX))
+fn rows(ctx: &Context, resource: ResourceRef) -> Vec<Row> {
+    match resource {
+        ResourceRef::Topic(name) => ctx
+            .catalog
+            .topic_configs(&name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Row::from)
+            .collect(),
+        ResourceRef::Broker(scope) => {
+            let snapshot = ctx.catalog.config_snapshot();
+            let mut rows: Vec<Row> = snapshot
+                .layers()
+                .broker(scope)
+                .into_iter()
+                .map(Row::from)
+                .collect();
+            if scope == BrokerScope::ThisBroker {
+                rows.extend(static_broker_entries(ctx).into_iter().map(Row::from));
+            }
+            rows.sort_by_key(|r| r.name);
+            rows
+        }
+    }
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "one pass over the requested resources, each answered by kind with its entries and synonyms; to be split by resource kind with per-topic configs"
-)]
 pub(crate) fn handle(
     ctx: &Arc<Context>,
     request: DescribeConfigsRequest,
+    version: i16,
 ) -> DescribeConfigsResponse {
+    let wanted = Wanted {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+        version,
+    };
     let results = request
         .resources
         .into_iter()
@@ -181,80 +206,75 @@ pub(crate) fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let refuse = |code: ErrorCode, message: String| {
-                result
-                    .clone()
-                    .with_error_code(code.code())
-                    .with_error_message(Some(wire_str(message)))
-            };
-            let entries = match resource.resource_type {
-                RESOURCE_TOPIC => {
-                    if ctx.catalog.get(&resource.resource_name).is_none() {
-                        return refuse(
-                            ErrorCode::UnknownTopicOrPartition,
-                            format!("topic {} does not exist", &*resource.resource_name),
-                        );
+            let target =
+                match resolve_resource(ctx, resource.resource_type, &resource.resource_name) {
+                    Ok(target) => target,
+                    Err((code, message)) => {
+                        return refuse(result, code, message);
                     }
-                    topic_entries(ctx)
-                }
-                RESOURCE_BROKER => {
-                    if !resource.resource_name.is_empty()
-                        && *resource.resource_name != *NODE_ID.to_string()
-                    {
-                        return refuse(
-                            ErrorCode::InvalidRequest,
-                            format!(
-                                "there is no broker {}; this is broker {NODE_ID}",
-                                &*resource.resource_name
-                            ),
-                        );
-                    }
-                    broker_entries(ctx)
-                }
-                other => {
-                    return refuse(
-                        ErrorCode::InvalidRequest,
-                        format!("resource type {other} has no configuration here"),
-                    );
-                }
-            };
-            let source = |e: &Entry| {
-                if e.broker_name.is_some() {
-                    SOURCE_STATIC_BROKER
-                } else {
-                    SOURCE_DEFAULT
-                }
-            };
-            let configs = entries
-                .iter()
-                .filter(|e| {
+                };
+            let configs = rows(ctx, target)
+                .into_iter()
+                // No keys (null or, as Kafka also reads it, empty) means every config.
+                .filter(|r| {
                     resource
                         .configuration_keys
                         .as_ref()
-                        .is_none_or(|keys| keys.iter().any(|k| **k == *e.name))
+                        .filter(|keys| !keys.is_empty())
+                        .is_none_or(|keys| keys.iter().any(|k| **k == *r.name))
                 })
-                .map(|e| {
-                    let synonyms = match e.broker_name {
-                        Some(broker_name) if request.include_synonyms => vec![
-                            DescribeConfigsSynonym::default()
-                                .with_name(wire_str(broker_name))
-                                .with_value(Some(wire_str(e.value.clone())))
-                                .with_source(SOURCE_STATIC_BROKER),
-                        ],
-                        _ => Vec::new(),
-                    };
-                    DescribeConfigsResourceResult::default()
-                        .with_name(wire_str(e.name))
-                        .with_value(Some(wire_str(e.value.clone())))
-                        // No config can be altered at run time.
-                        .with_read_only(true)
-                        .with_config_source(source(e))
-                        .with_is_sensitive(false)
-                        .with_synonyms(synonyms)
-                })
+                .map(|r| entry(r, wanted))
                 .collect();
             result.with_configs(configs)
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+fn refuse(
+    result: DescribeConfigsResult,
+    code: ErrorCode,
+    message: String,
+) -> DescribeConfigsResult {
+    result
+        .with_error_code(code.code())
+        .with_error_message(Some(wire_str(message)))
+}
+
+/// What the request asked each entry to carry.
+#[derive(Clone, Copy)]
+struct Wanted {
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
+}
+
+fn entry(r: Row, wanted: Wanted) -> DescribeConfigsResourceResult {
+    let synonyms = if wanted.synonyms {
+        r.synonyms
+            .into_iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(wire_str(s.name))
+                    .with_value(Some(wire_str(s.value)))
+                    .with_source(s.source as i8)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut entry = DescribeConfigsResourceResult::default()
+        .with_name(wire_str(r.name))
+        .with_value(Some(wire_str(r.value)))
+        .with_read_only(r.read_only)
+        .with_config_source(r.source as i8)
+        .with_is_sensitive(false)
+        .with_synonyms(synonyms);
+    if wanted.version >= 3 {
+        entry = entry.with_config_type(r.config_type as i8);
+        if wanted.documentation {
+            entry = entry.with_documentation(Some(wire_str(r.doc)));
+        }
+    }
+    entry
 }

@@ -5,6 +5,7 @@
 //! every API in it has a handler here, for every version of its range.
 
 pub(crate) mod api_versions;
+mod configs;
 pub(crate) mod describe_configs;
 mod fetch;
 mod groups;
@@ -84,7 +85,11 @@ pub(crate) async fn handle(
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r))
+            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, version))
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, r).await)
         }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
         RequestKind::Fetch(r) => {
@@ -130,6 +135,7 @@ pub(crate) fn catalog_error_code(err: &CatalogError) -> ErrorCode {
             ErrorCode::InvalidPartitions
         }
         CatalogError::NoSpace { .. } => ErrorCode::PolicyViolation,
+        CatalogError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         CatalogError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
         CatalogError::Log(e) => log_error_code(e),
         _ => ErrorCode::KafkaStorageError,

@@ -1,4 +1,4 @@
-//! CreateTopics (key 19), v2-4, DeleteTopics (key 20), v1-3, and CreatePartitions (key 37),
+//! CreateTopics (key 19), v2-4 (with config overrides, checked before anything is made), DeleteTopics (key 20), v1-3, and CreatePartitions (key 37),
 //! v0-1.
 //!
 //! One CreateTopics request creates at most [`MAX_PARTITIONS_PER_REQUEST`] partitions in all:
@@ -72,16 +72,17 @@ pub(crate) async fn create(
             );
             continue;
         }
-        if let Some(reason) = topic.configs.iter().find_map(|c| {
-            super::describe_configs::refuse_topic_config(ctx, &c.name, c.value.as_deref())
-        }) {
-            results.push(
-                result
-                    .with_error_code(ErrorCode::InvalidConfig.code())
-                    .with_error_message(Some(wire_str(reason))),
-            );
-            continue;
-        }
+        // Checked by the catalog with the rest (INVALID_CONFIG names the key and the range).
+        let configs: Vec<(String, Option<String>)> = topic
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
         // A count out of range is the catalog's to refuse; one in range must also fit in
         // what is left of this request's budget.
         let total = u32::try_from(partitions)
@@ -101,11 +102,14 @@ pub(crate) async fn create(
             continue;
         }
         let outcome = if request.validate_only {
-            ctx.catalog.check_create(&name, partitions).map(drop)
+            ctx.catalog
+                .check_create_with(&name, partitions, &configs)
+                .map(drop)
         } else {
             let catalog = Arc::clone(&ctx.catalog);
             let n = name.clone();
-            match tokio::task::spawn_blocking(move || catalog.create(&n, partitions)).await {
+            let create = move || catalog.create_with(&n, partitions, &configs);
+            match tokio::task::spawn_blocking(create).await {
                 Ok(created) => created.map(drop),
                 Err(join) => Err(CatalogError::Io {
                     op: "create topic",
