@@ -72,13 +72,13 @@ impl PartitionProducers {
         let end = log.log_end_offset().0;
         let (from, mut states, snapshot_offset) = match snapshot::read(log.dir()) {
             Some((offset, states)) if offset <= end => {
-                (offset.max(log.log_start_offset().0), states, Some(offset))
+                (offset.max(log.oldest_retained_offset().0), states, Some(offset))
             }
             Some((offset, _)) => {
                 tracing::info!(dir = %log.dir().display(), snapshot = offset, log_end = end, "producer-state snapshot is past the recovered log end; rebuilding");
-                (log.log_start_offset().0, ProducerStates::new(), None)
+                (log.oldest_retained_offset().0, ProducerStates::new(), None)
             }
-            None => (log.log_start_offset().0, ProducerStates::new(), None),
+            None => (log.oldest_retained_offset().0, ProducerStates::new(), None),
         };
         replay(log, from, end, &mut states)?;
         Ok(Self {

@@ -115,6 +115,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
             ErrorCode::KafkaStorageError
         }
         LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
+        LogError::DeleteForbidden(_) => ErrorCode::PolicyViolation,
     }
 }
 
