@@ -1147,7 +1147,14 @@ fn deleted_partitions_stay_deleted_across_reopen_and_compaction() {
     );
     commit(&store, &mut model, "h", &[("t", 0, value(13, None))]);
     store
-        .delete_offsets("g", &[("t".to_owned(), 0), ("u".to_owned(), 0), ("v".to_owned(), 9)])
+        .delete_offsets(
+            "g",
+            &[
+                ("t".to_owned(), 0),
+                ("u".to_owned(), 0),
+                ("v".to_owned(), 9),
+            ],
+        )
         .unwrap();
     model.remove(&("g".to_owned(), "t".to_owned(), 0));
     model.remove(&("g".to_owned(), "u".to_owned(), 0));
@@ -1156,7 +1163,9 @@ fn deleted_partitions_stay_deleted_across_reopen_and_compaction() {
     model.remove(&("h".to_owned(), "t".to_owned(), 0));
     assert_eq!(store.groups(), ["g"], "h had no other offsets");
     // Not there: harmless.
-    store.delete_offsets("nobody", &[("t".to_owned(), 0)]).unwrap();
+    store
+        .delete_offsets("nobody", &[("t".to_owned(), 0)])
+        .unwrap();
     drop(store);
     let store = open(dir.path());
     assert_eq!(contents(&store), model);

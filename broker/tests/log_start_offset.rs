@@ -188,11 +188,7 @@ fn a_crash_before_the_segments_go_leaves_them_for_the_next_retention_pass() {
     let other = tempfile::tempdir().unwrap();
     let scratch = filled(other.path());
     scratch.delete_records_before(Offset(80)).unwrap();
-    std::fs::copy(
-        other.path().join(CHECKPOINT),
-        dir.path().join(CHECKPOINT),
-    )
-    .unwrap();
+    std::fs::copy(other.path().join(CHECKPOINT), dir.path().join(CHECKPOINT)).unwrap();
     let log = open(dir.path(), small_config(2048));
     assert_eq!(log.log_start_offset(), Offset(80));
     assert!(out_of_range(&log, 0));

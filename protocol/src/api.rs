@@ -368,8 +368,7 @@ mod tests {
                 .collect::<Vec<_>>();
             if key == ApiKey::ApiVersions {
                 assert_eq!(flexible, [3]);
-            } else if let Some(&(_, expected)) = FLEXIBLE_IN_RANGE.iter().find(|(k, _)| *k == key)
-            {
+            } else if let Some(&(_, expected)) = FLEXIBLE_IN_RANGE.iter().find(|(k, _)| *k == key) {
                 assert_eq!(flexible, expected, "{key}");
             } else {
                 assert!(flexible.is_empty(), "{key} {flexible:?}");

@@ -74,7 +74,9 @@ impl StartDecision {
 /// Reads the checkpoint of `dir`. An unreadable file other than a missing one is an error.
 pub(crate) fn read(dir: &Path) -> io::Result<Checkpoint> {
     match std::fs::read(dir.join(LOG_START_OFFSET)) {
-        Ok(bytes) => Ok(decode_checksummed_i64(&bytes).map_or(Checkpoint::Damaged, Checkpoint::Valid)),
+        Ok(bytes) => {
+            Ok(decode_checksummed_i64(&bytes).map_or(Checkpoint::Damaged, Checkpoint::Valid))
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Checkpoint::Missing),
         Err(err) => Err(err),
     }
@@ -96,7 +98,9 @@ pub(crate) fn recover_start(checkpoint: Checkpoint, first_base: i64, end: i64) -
     match checkpoint {
         Checkpoint::Missing => StartDecision::FirstSegment(first_base),
         Checkpoint::Damaged => StartDecision::Damaged(first_base),
-        Checkpoint::Valid(offset) if offset <= first_base => StartDecision::FirstSegment(first_base),
+        Checkpoint::Valid(offset) if offset <= first_base => {
+            StartDecision::FirstSegment(first_base)
+        }
         Checkpoint::Valid(offset) if offset > end => StartDecision::PastEnd {
             checkpoint: offset,
             end: end.max(first_base),

@@ -71,9 +71,11 @@ impl PartitionProducers {
     pub fn load(log: &PartitionLog) -> Result<Self, LogError> {
         let end = log.log_end_offset().0;
         let (from, mut states, snapshot_offset) = match snapshot::read(log.dir()) {
-            Some((offset, states)) if offset <= end => {
-                (offset.max(log.oldest_retained_offset().0), states, Some(offset))
-            }
+            Some((offset, states)) if offset <= end => (
+                offset.max(log.oldest_retained_offset().0),
+                states,
+                Some(offset),
+            ),
             Some((offset, _)) => {
                 tracing::info!(dir = %log.dir().display(), snapshot = offset, log_end = end, "producer-state snapshot is past the recovered log end; rebuilding");
                 (log.oldest_retained_offset().0, ProducerStates::new(), None)

@@ -27,7 +27,10 @@ pub(super) struct Offsets {
 /// One log record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
-    Commit { group: String, entries: Vec<Entry> },
+    Commit {
+        group: String,
+        entries: Vec<Entry>,
+    },
     DeleteGroup(String),
     DeleteTopic(String),
     /// OffsetDelete: some partitions of one group.

@@ -27,8 +27,8 @@ impl PartitionLog {
     /// Where a log opened in `dir` starts: its checkpoint (if any) bounded by its first
     /// segment's base and its recovered end. Logs what it decided when that is not plain.
     pub(super) fn recover_start(dir: &Path, first_base: i64, end: i64) -> Result<i64, LogError> {
-        let checkpoint = start_offset::read(dir)
-            .map_err(LogError::io("read log start offset of", dir))?;
+        let checkpoint =
+            start_offset::read(dir).map_err(LogError::io("read log start offset of", dir))?;
         let decision = start_offset::recover_start(checkpoint, first_base, end);
         match decision {
             StartDecision::Damaged(start) => {
