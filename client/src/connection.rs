@@ -77,6 +77,12 @@ requests! {
     InitProducerIdRequest => InitProducerId(InitProducerIdResponse);
     DescribeConfigsRequest => DescribeConfigs(DescribeConfigsResponse);
     DeleteGroupsRequest => DeleteGroups(DeleteGroupsResponse);
+    CreatePartitionsRequest => CreatePartitions(CreatePartitionsResponse);
+    DeleteRecordsRequest => DeleteRecords(DeleteRecordsResponse);
+    OffsetDeleteRequest => OffsetDelete(OffsetDeleteResponse);
+    DescribeLogDirsRequest => DescribeLogDirs(DescribeLogDirsResponse);
+    DescribeClusterRequest => DescribeCluster(DescribeClusterResponse);
+    DescribeProducersRequest => DescribeProducers(DescribeProducersResponse);
 }
 
 /// A request waiting for its response.
