@@ -10,8 +10,9 @@
 //! Invariants: [`SUPPORTED_APIS`] lists each key once, with `min <= max`; every range stays
 //! below the API's first flexible version except ApiVersions v3 (see
 //! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
-//! DescribeCluster and DescribeProducers (flexible from v0). Header versions are right for any version, not only
-//! the supported ones, because they come from Kafka's first flexible version per API.
+//! DescribeCluster and DescribeProducers (flexible from v0). Header versions are right for
+//! any version, not only the supported ones, because they come from Kafka's first flexible
+//! version per API.
 
 use std::fmt;
 
@@ -259,7 +260,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteGroups, range(0, 1)),
     (ApiKey::OffsetDelete, range(0, 0)),
     // Flexible from v0: no older encoding exists.
-    (ApiKey::DescribeCluster, range(0, 1)),
+    (ApiKey::DescribeCluster, range(0, 2)),
     (ApiKey::DescribeProducers, range(0, 0)),
 ];
 
@@ -355,7 +356,7 @@ mod tests {
     /// DescribeProducers) and DescribeLogDirs, whose disk figures come only in v4.
     const FLEXIBLE_IN_RANGE: &[(ApiKey, &[i16])] = &[
         (ApiKey::DescribeLogDirs, &[2, 3, 4]),
-        (ApiKey::DescribeCluster, &[0, 1]),
+        (ApiKey::DescribeCluster, &[0, 1, 2]),
         (ApiKey::DescribeProducers, &[0]),
     ];
 

@@ -44,7 +44,7 @@ fn ranges_match_the_design_exactly() {
         (37, "CreatePartitions", 0, 1),
         (42, "DeleteGroups", 0, 1),
         (47, "OffsetDelete", 0, 0),
-        (60, "DescribeCluster", 0, 1),
+        (60, "DescribeCluster", 0, 2),
         (61, "DescribeProducers", 0, 0),
     ];
     let actual: Vec<(i16, &str, i16, i16)> = SUPPORTED_APIS

@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60), v0-1, and DescribeLogDirs (key 35), v1-4: what the one broker
+//! DescribeCluster (key 60), v0-2, and DescribeLogDirs (key 35), v1-4: what the one broker
 //! is and what its data directory holds.
 //!
 //! DescribeCluster answers this broker as the controller and the only broker, with the
