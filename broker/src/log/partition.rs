@@ -232,7 +232,7 @@ impl PartitionLog {
                 .ok_or_else(|| LogError::io("open log", &dir)(io::Error::other("no segments")))?,
         );
         let next = recovered.next_offset;
-        let start = Self::recover_start(&dir, segments[0].base_offset(), next)?;
+        let start = Self::recover_start(&dir, segments[0].base_offset(), next, disk.as_ref())?;
         let report = recovered.report;
         if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
             tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),

@@ -18,15 +18,22 @@ use crate::log::Offset;
 use crate::log::error::LogError;
 use crate::log::segment::Segment;
 use crate::log::start_offset::{self, StartDecision};
-use crate::storage::is_disk_full;
+use crate::storage::{Disk, is_disk_full};
 
 /// The request offset that means "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
 impl PartitionLog {
     /// Where a log opened in `dir` starts: its checkpoint (if any) bounded by its first
-    /// segment's base and its recovered end. Logs what it decided when that is not plain.
-    pub(super) fn recover_start(dir: &Path, first_base: i64, end: i64) -> Result<i64, LogError> {
+    /// segment's base and its recovered end. Logs what it decided when that is not plain, and
+    /// rewrites a checkpoint it did not follow (damaged, or past the end): records appended
+    /// from here must not fall below a stale checkpoint at the next open.
+    pub(super) fn recover_start(
+        dir: &Path,
+        first_base: i64,
+        end: i64,
+        disk: &dyn Disk,
+    ) -> Result<i64, LogError> {
         let checkpoint =
             start_offset::read(dir).map_err(LogError::io("read log start offset of", dir))?;
         let decision = start_offset::recover_start(checkpoint, first_base, end);
@@ -40,6 +47,13 @@ impl PartitionLog {
                     "log start offset lies past the recovered log end; starting at the end");
             }
             StartDecision::FirstSegment(_) | StartDecision::Checkpoint(_) => {}
+        }
+        if matches!(
+            decision,
+            StartDecision::Damaged(_) | StartDecision::PastEnd { .. }
+        ) {
+            start_offset::write(dir, decision.offset(), disk)
+                .map_err(LogError::io("rewrite log start offset of", dir))?;
         }
         Ok(decision.offset())
     }
