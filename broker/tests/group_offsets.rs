@@ -1126,3 +1126,53 @@ fn commits_racing_compactions_all_survive() {
     drop(store);
     assert_eq!(contents(&open(dir.path())), model);
 }
+
+/// OffsetDelete's tombstone: only the named partitions go, the group and topics left without
+/// offsets go with them, and the deletion survives a reopen (log replay) and a compaction
+/// (snapshot) followed by a reopen.
+#[test]
+fn deleted_partitions_stay_deleted_across_reopen_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut model = Model::new();
+    commit(
+        &store,
+        &mut model,
+        "g",
+        &[
+            ("t", 0, value(10, Some("m"))),
+            ("t", 1, value(11, None)),
+            ("u", 0, value(12, None)),
+        ],
+    );
+    commit(&store, &mut model, "h", &[("t", 0, value(13, None))]);
+    store
+        .delete_offsets(
+            "g",
+            &[
+                ("t".to_owned(), 0),
+                ("u".to_owned(), 0),
+                ("v".to_owned(), 9),
+            ],
+        )
+        .unwrap();
+    model.remove(&("g".to_owned(), "t".to_owned(), 0));
+    model.remove(&("g".to_owned(), "u".to_owned(), 0));
+    assert_eq!(contents(&store), model);
+    store.delete_offsets("h", &[("t".to_owned(), 0)]).unwrap();
+    model.remove(&("h".to_owned(), "t".to_owned(), 0));
+    assert_eq!(store.groups(), ["g"], "h had no other offsets");
+    // Not there: harmless.
+    store
+        .delete_offsets("nobody", &[("t".to_owned(), 0)])
+        .unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(contents(&store), model);
+    store.compact().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(contents(&store), model);
+    assert_eq!(store.fetch("g", "t", 0), None);
+    assert_eq!(store.fetch("g", "t", 1).map(|c| c.offset), Some(11));
+}

@@ -72,6 +72,9 @@ Examples:
     /// Measure throughput and latency.
     #[command(subcommand)]
     Perf(PerfCommand),
+    /// Describe the cluster: its id, controller and brokers.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir"
@@ -242,6 +245,47 @@ pub(crate) enum TopicsCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Grow a topic to a total number of partitions (partitions are never removed).
+    #[command(after_help = "Example:\n  weir topics add-partitions orders --total 12")]
+    AddPartitions {
+        /// The topic.
+        name: String,
+        /// The number of partitions the topic will have.
+        #[arg(long)]
+        total: i32,
+    },
+    /// Delete the records of partitions below an offset (they are gone for every consumer).
+    #[command(after_help = "\
+Examples:
+  weir topics trim orders -p 0 --before 1000   # records 0..999 of partition 0 are deleted
+  weir topics trim orders --before end         # every partition emptied up to its end")]
+    Trim(TrimArgs),
+}
+
+/// `weir topics trim`.
+#[derive(Debug, Args)]
+pub(crate) struct TrimArgs {
+    /// The topic.
+    pub(crate) name: String,
+    /// Only these partitions (repeatable; default all).
+    #[arg(short, long)]
+    pub(crate) partition: Vec<i32>,
+    /// The new first offset: an offset N, or `end` (the high watermark).
+    #[arg(long, value_parser = parse_trim_offset)]
+    pub(crate) before: i64,
+}
+
+/// `--before`: `end` is DeleteRecords' -1 (the high watermark); otherwise an offset >= 0.
+fn parse_trim_offset(value: &str) -> Result<i64, String> {
+    if value == "end" {
+        return Ok(-1);
+    }
+    match value.parse::<i64>() {
+        Ok(offset) if offset >= 0 => Ok(offset),
+        _ => Err(format!(
+            "`{value}`: expected an offset (0 or more) or `end`"
+        )),
+    }
 }
 
 /// `weir groups ...`.
@@ -267,6 +311,22 @@ Examples:
   weir groups reset-offsets billing -t orders -p 0 --to 42
   weir groups reset-offsets billing -t orders --to @1700000000000")]
     ResetOffsets(ResetOffsetsArgs),
+    /// Delete a group's committed offsets of a topic (a consumer in the group then starts as
+    /// one without a committed offset).
+    #[command(after_help = "\
+Examples:
+  weir groups delete-offsets billing --topic orders        # every partition
+  weir groups delete-offsets billing --topic orders -p 3")]
+    DeleteOffsets {
+        /// The group.
+        group: String,
+        /// The topic.
+        #[arg(short, long)]
+        topic: String,
+        /// Only these partitions (repeatable; default all).
+        #[arg(short, long)]
+        partition: Vec<i32>,
+    },
 }
 
 /// `weir groups reset-offsets`.
@@ -287,6 +347,13 @@ pub(crate) struct ResetOffsetsArgs {
     /// Show the new offsets without committing them.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+/// `weir cluster ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// The cluster id, the controller and each broker's address.
+    Describe,
 }
 
 /// `weir perf ...`.

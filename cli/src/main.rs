@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Topics(command) => commands::topics::run(&ctx, command).await,
         Command::Groups(command) => commands::groups::run(&ctx, command).await,
         Command::Perf(command) => perf::run(&ctx, command).await,
+        Command::Cluster(command) => commands::cluster::run(&ctx, command).await,
         Command::Completions { .. } => Ok(()),
     }
 }

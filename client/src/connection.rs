@@ -78,6 +78,12 @@ requests! {
     DescribeConfigsRequest => DescribeConfigs(DescribeConfigsResponse);
     DeleteGroupsRequest => DeleteGroups(DeleteGroupsResponse);
     IncrementalAlterConfigsRequest => IncrementalAlterConfigs(IncrementalAlterConfigsResponse);
+    CreatePartitionsRequest => CreatePartitions(CreatePartitionsResponse);
+    DeleteRecordsRequest => DeleteRecords(DeleteRecordsResponse);
+    OffsetDeleteRequest => OffsetDelete(OffsetDeleteResponse);
+    DescribeLogDirsRequest => DescribeLogDirs(DescribeLogDirsResponse);
+    DescribeClusterRequest => DescribeCluster(DescribeClusterResponse);
+    DescribeProducersRequest => DescribeProducers(DescribeProducersResponse);
 }
 
 /// A request waiting for its response.

@@ -9,8 +9,10 @@
 //!
 //! Invariants: [`SUPPORTED_APIS`] lists each key once, with `min <= max`; every range stays
 //! below the API's first flexible version except ApiVersions v3 (see
-//! `../shared/design/kafka-protocol.md`). Header versions are right for any version, not only
-//! the supported ones, because they come from Kafka's first flexible version per API.
+//! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
+//! DescribeCluster and DescribeProducers (flexible from v0). Header versions are right for
+//! any version, not only the supported ones, because they come from Kafka's first flexible
+//! version per API.
 
 use std::fmt;
 
@@ -50,18 +52,28 @@ pub enum ApiKey {
     CreateTopics = 19,
     /// DeleteTopics (20).
     DeleteTopics = 20,
+    /// DeleteRecords (21).
+    DeleteRecords = 21,
     /// InitProducerId (22).
     InitProducerId = 22,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
     /// AlterConfigs (33).
     AlterConfigs = 33,
+    /// DescribeLogDirs (35).
+    DescribeLogDirs = 35,
     /// CreatePartitions (37).
     CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
     /// IncrementalAlterConfigs (44).
     IncrementalAlterConfigs = 44,
+    /// OffsetDelete (47).
+    OffsetDelete = 47,
+    /// DescribeCluster (60).
+    DescribeCluster = 60,
+    /// DescribeProducers (61).
+    DescribeProducers = 61,
 }
 
 /// An API key Weir does not know (the raw `request_api_key` from the wire).
@@ -71,7 +83,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 22] = [
+    pub const ALL: [ApiKey; 27] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -88,12 +100,17 @@ impl ApiKey {
         Self::ApiVersions,
         Self::CreateTopics,
         Self::DeleteTopics,
+        Self::DeleteRecords,
         Self::InitProducerId,
         Self::DescribeConfigs,
         Self::AlterConfigs,
+        Self::DescribeLogDirs,
         Self::CreatePartitions,
         Self::DeleteGroups,
         Self::IncrementalAlterConfigs,
+        Self::OffsetDelete,
+        Self::DescribeCluster,
+        Self::DescribeProducers,
     ];
 
     /// The key as sent on the wire.
@@ -122,12 +139,17 @@ impl ApiKey {
             Self::ApiVersions => "ApiVersions",
             Self::CreateTopics => "CreateTopics",
             Self::DeleteTopics => "DeleteTopics",
+            Self::DeleteRecords => "DeleteRecords",
             Self::InitProducerId => "InitProducerId",
             Self::DescribeConfigs => "DescribeConfigs",
             Self::AlterConfigs => "AlterConfigs",
             Self::CreatePartitions => "CreatePartitions",
             Self::DeleteGroups => "DeleteGroups",
             Self::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+            Self::DescribeLogDirs => "DescribeLogDirs",
+            Self::OffsetDelete => "OffsetDelete",
+            Self::DescribeCluster => "DescribeCluster",
+            Self::DescribeProducers => "DescribeProducers",
         }
     }
 }
@@ -153,12 +175,17 @@ impl TryFrom<i16> for ApiKey {
             18 => Self::ApiVersions,
             19 => Self::CreateTopics,
             20 => Self::DeleteTopics,
+            21 => Self::DeleteRecords,
             22 => Self::InitProducerId,
             32 => Self::DescribeConfigs,
             33 => Self::AlterConfigs,
             37 => Self::CreatePartitions,
+            35 => Self::DescribeLogDirs,
             42 => Self::DeleteGroups,
             44 => Self::IncrementalAlterConfigs,
+            47 => Self::OffsetDelete,
+            60 => Self::DescribeCluster,
+            61 => Self::DescribeProducers,
             other => return Err(UnknownApiKey(other)),
         })
     }
@@ -231,16 +258,25 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, range(0, 3)),
     (ApiKey::CreateTopics, range(2, 4)),
     (ApiKey::DeleteTopics, range(1, 3)),
+    // librdkafka sends v0-1; v2 is flexible.
+    (ApiKey::DeleteRecords, range(0, 1)),
     (ApiKey::InitProducerId, range(0, 1)),
     // v3 adds config types and documentation; v4+ is flexible.
     (ApiKey::DescribeConfigs, range(1, 3)),
     // kafka-python and librdkafka send v0-1; v2+ is flexible.
     (ApiKey::AlterConfigs, range(0, 1)),
+    // v0 is gone from Kafka 4 (and the codec); v2+ is flexible, v4 carries the disk's total
+    // and usable bytes.
+    (ApiKey::DescribeLogDirs, range(1, 4)),
     // librdkafka (so confluent-kafka) and kafka-python send v0-1; v2+ is flexible.
     (ApiKey::CreatePartitions, range(0, 1)),
     (ApiKey::DeleteGroups, range(0, 1)),
     // librdkafka sends v0-1 (v1 is flexible, so v0 here); kafka-python v0.
     (ApiKey::IncrementalAlterConfigs, range(0, 0)),
+    (ApiKey::OffsetDelete, range(0, 0)),
+    // Flexible from v0: no older encoding exists.
+    (ApiKey::DescribeCluster, range(0, 2)),
+    (ApiKey::DescribeProducers, range(0, 0)),
 ];
 
 /// The versions of `key` Weir supports, or `None` if it does not support the API.
@@ -286,6 +322,12 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::CreatePartitions => 2,
         ApiKey::DeleteGroups => 2,
         ApiKey::IncrementalAlterConfigs => 1,
+        ApiKey::DeleteRecords => 2,
+        ApiKey::DescribeLogDirs => 2,
+        // OffsetDelete has no flexible version: any number past its versions says so.
+        ApiKey::OffsetDelete => 100,
+        ApiKey::DescribeCluster => 0,
+        ApiKey::DescribeProducers => 0,
     }
 }
 
@@ -327,6 +369,14 @@ mod tests {
         assert_eq!(table, ApiKey::ALL);
     }
 
+    /// The admin APIs served in flexible versions: those that have no other (DescribeCluster,
+    /// DescribeProducers) and DescribeLogDirs, whose disk figures come only in v4.
+    const FLEXIBLE_IN_RANGE: &[(ApiKey, &[i16])] = &[
+        (ApiKey::DescribeLogDirs, &[2, 3, 4]),
+        (ApiKey::DescribeCluster, &[0, 1, 2]),
+        (ApiKey::DescribeProducers, &[0]),
+    ];
+
     #[test]
     fn only_api_versions_is_flexible_in_range() {
         for &(key, r) in SUPPORTED_APIS {
@@ -336,6 +386,8 @@ mod tests {
                 .collect::<Vec<_>>();
             if key == ApiKey::ApiVersions {
                 assert_eq!(flexible, [3]);
+            } else if let Some(&(_, expected)) = FLEXIBLE_IN_RANGE.iter().find(|(k, _)| *k == key) {
+                assert_eq!(flexible, expected, "{key}");
             } else {
                 assert!(flexible.is_empty(), "{key} {flexible:?}");
             }

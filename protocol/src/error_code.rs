@@ -203,6 +203,8 @@ error_codes! {
     UnknownTopicId = 100, "UNKNOWN_TOPIC_ID", true;
     /// The log's topic id does not match the request's.
     InconsistentTopicId = 103, "INCONSISTENT_TOPIC_ID", true;
+    /// DescribeCluster asked a broker for the controllers' endpoints (or the reverse).
+    UnsupportedEndpointType = 119, "UNSUPPORTED_ENDPOINT_TYPE", false;
 }
 
 impl ErrorCode {

@@ -13,7 +13,7 @@ fn table_round_trips_through_try_from() {
     for key in ApiKey::ALL {
         assert_eq!(ApiKey::try_from(key.code()), Ok(key));
     }
-    for unknown in [-1, 4, 17, 21, 36, 43, i16::MAX, i16::MIN] {
+    for unknown in [-1, 4, 17, 23, 36, 43, 62, i16::MAX, i16::MIN] {
         assert_eq!(ApiKey::try_from(unknown), Err(UnknownApiKey(unknown)));
     }
 }
@@ -37,12 +37,17 @@ fn ranges_match_the_design_exactly() {
         (18, "ApiVersions", 0, 3),
         (19, "CreateTopics", 2, 4),
         (20, "DeleteTopics", 1, 3),
+        (21, "DeleteRecords", 0, 1),
         (22, "InitProducerId", 0, 1),
         (32, "DescribeConfigs", 1, 3),
         (33, "AlterConfigs", 0, 1),
+        (35, "DescribeLogDirs", 1, 4),
         (37, "CreatePartitions", 0, 1),
         (42, "DeleteGroups", 0, 1),
         (44, "IncrementalAlterConfigs", 0, 0),
+        (47, "OffsetDelete", 0, 0),
+        (60, "DescribeCluster", 0, 2),
+        (61, "DescribeProducers", 0, 0),
     ];
     let actual: Vec<(i16, &str, i16, i16)> = SUPPORTED_APIS
         .iter()
@@ -143,9 +148,21 @@ fn header_versions_follow_first_flexible_version() {
 }
 
 #[test]
-fn only_api_versions_v3_uses_flexible_headers_in_range() {
+fn only_api_versions_v3_and_the_flexible_admin_apis_use_flexible_headers_in_range() {
+    // Admin APIs served in flexible versions: DescribeLogDirs v2-4 (v4 has the disk figures),
+    // DescribeCluster and DescribeProducers (flexible from v0).
+    let flexible_admin = |key: ApiKey, version: i16| match key {
+        ApiKey::DescribeLogDirs => version >= 2,
+        ApiKey::DescribeCluster | ApiKey::DescribeProducers => true,
+        _ => false,
+    };
     for &(key, r) in SUPPORTED_APIS {
         for version in r.min..=r.max {
+            if flexible_admin(key, version) {
+                assert_eq!(request_header_version(key, version), 2, "{key} v{version}");
+                assert_eq!(response_header_version(key, version), 1, "{key} v{version}");
+                continue;
+            }
             let expected = if key == ApiKey::ApiVersions && version == 3 {
                 2
             } else {

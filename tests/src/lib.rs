@@ -47,6 +47,11 @@ use kafka_protocol::messages::{
     ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
     OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
+use kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeProducersRequest,
+    DescribeProducersResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_broker::clock::Clock;
@@ -270,6 +275,11 @@ apis! {
     CreatePartitionsRequest => CreatePartitions(CreatePartitionsResponse);
     AlterConfigsRequest => AlterConfigs(AlterConfigsResponse);
     IncrementalAlterConfigsRequest => IncrementalAlterConfigs(IncrementalAlterConfigsResponse);
+    DeleteRecordsRequest => DeleteRecords(DeleteRecordsResponse);
+    OffsetDeleteRequest => OffsetDelete(OffsetDeleteResponse);
+    DescribeLogDirsRequest => DescribeLogDirs(DescribeLogDirsResponse);
+    DescribeClusterRequest => DescribeCluster(DescribeClusterResponse);
+    DescribeProducersRequest => DescribeProducers(DescribeProducersResponse);
 }
 
 /// A request that was sent and whose response is still to be read with [`Client::recv`].

@@ -49,6 +49,8 @@
 //!   kind 1: group str, count u32, count x entry   (one record per commit)
 //!   kind 2: group str                             (every offset of the group)
 //!   kind 3: topic str                             (the topic's offsets in every group)
+//!   kind 4: group str, count u32, count x (topic str, partition i32)
+//!                                                 (OffsetDelete: those partitions' offsets)
 //! entry:
 //!   topic str, partition i32, offset i64, leader_epoch i32, commit_timestamp_ms i64,
 //!   metadata: i16 length (-1: null) and that many bytes of UTF-8 (at most 4096)
@@ -136,7 +138,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
-use self::codec::{KIND_DELETE_GROUP, KIND_DELETE_TOPIC, encode_commit, encode_delete};
+use self::codec::{
+    KIND_DELETE_GROUP, KIND_DELETE_TOPIC, encode_commit, encode_delete, encode_delete_offsets,
+};
 pub use self::error::OffsetStoreError;
 use self::error::io_error;
 use self::recovery::recover;
@@ -332,6 +336,37 @@ impl OffsetStore {
         let record = encode_delete(KIND_DELETE_GROUP, group);
         self.inner
             .append(Some(&record), |offsets| offsets.delete_group(group))
+    }
+
+    /// Forgets the offsets of the given partitions of `group` (one tombstone record for all of
+    /// them, so after a crash all are gone or none), for OffsetDelete. Snapshot compaction
+    /// keeps the deletion: a snapshot holds only the offsets still live.
+    ///
+    /// # Errors
+    /// As [`Self::commit`] (a name too long; a record larger than the limit).
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Ticket, OffsetStoreError> {
+        check_name("group", group)?;
+        for (topic, _) in partitions {
+            check_name("topic", topic)?;
+        }
+        let size = partitions
+            .iter()
+            .map(|(t, _)| 6 + t.len())
+            .fold(group.len() + 7, usize::saturating_add);
+        if size > MAX_RECORD_BYTES {
+            return Err(OffsetStoreError::CommitTooLarge {
+                size,
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let record = encode_delete_offsets(group, partitions);
+        self.inner.append(Some(&record), |offsets| {
+            offsets.delete_offsets(group, partitions);
+        })
     }
 
     /// Forgets the offsets of `topic` in every group (a tombstone record), for a deleted

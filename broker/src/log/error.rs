@@ -74,6 +74,10 @@ pub enum LogError {
     /// The log was closed.
     #[error("log {0} is closed")]
     Closed(PathBuf),
+    /// DeleteRecords on a log whose cleanup policy does not include `delete` (Kafka's
+    /// POLICY_VIOLATION: a compacted log keeps its records by key, not by offset).
+    #[error("records of {0} cannot be deleted: its cleanup policy does not include delete")]
+    DeleteForbidden(PathBuf),
     /// An I/O error while opening, recovering or rolling.
     #[error("{op} {path}: {source}")]
     Io {

@@ -43,6 +43,7 @@ pub mod policy;
 mod recovery;
 mod scan;
 mod segment;
+mod start_offset;
 
 pub use config::{
     CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, MessageRules, TimestampType, WritePath,

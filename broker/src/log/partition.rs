@@ -20,6 +20,7 @@
 
 mod read;
 mod sync;
+mod trim;
 
 use std::collections::HashSet;
 use std::io;
@@ -177,7 +178,12 @@ pub struct PartitionLog {
     writer: Mutex<Writer>,
     /// Log end offset: published after the batch bytes.
     end_offset: AtomicI64,
+    /// Log start offset: the first segment's base, or above it once DeleteRecords moved it
+    /// (persisted in `log-start-offset` before it is stored here; see `trim.rs`).
     start_offset: AtomicI64,
+    /// One move of the log start offset at a time (its checkpoint write is not under the
+    /// writer lock, so appends go on meanwhile).
+    start_lock: Mutex<()>,
     /// Offset below which everything is on disk, and the error that stopped the log (once
     /// there is one); async waiters watch it.
     durable: Durability<i64>,
@@ -225,8 +231,8 @@ impl PartitionLog {
                 .last()
                 .ok_or_else(|| LogError::io("open log", &dir)(io::Error::other("no segments")))?,
         );
-        let start = segments[0].base_offset();
         let next = recovered.next_offset;
+        let start = Self::recover_start(&dir, segments[0].base_offset(), next, disk.as_ref())?;
         let report = recovered.report;
         if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
             tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),
@@ -252,6 +258,7 @@ impl PartitionLog {
             }),
             end_offset: AtomicI64::new(next),
             start_offset: AtomicI64::new(start),
+            start_lock: Mutex::new(()),
             // Recovery synced or trusted everything it kept.
             durable: Durability::new(next),
             sync_lock: Mutex::new(()),
@@ -466,11 +473,14 @@ impl PartitionLog {
     /// `retention.ms`, never the active one, and advances the log start offset. Returns the
     /// number of segments deleted.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
+        // Segments left wholly below a start that DeleteRecords moved (a crash between its
+        // checkpoint and the deletion) go first, whatever the policy.
+        let below_start = self.delete_segments_below_start()?;
         let now = self.clock.now_ms();
         let config = self.config();
         if !config.cleanup_policy.delete {
             // A compact-only log keeps its old segments; the cleaner shrinks them instead.
-            return Ok(0);
+            return Ok(below_start);
         }
         let deleted: Vec<Arc<Segment>> = {
             let mut w = lock(&self.writer);
@@ -489,7 +499,7 @@ impl PartitionLog {
             };
             let n = policy::segments_to_delete(&summaries, active[0].size() as u64, retention, now);
             if n == 0 {
-                return Ok(0);
+                return Ok(below_start);
             }
             let deleted = segments[..n].to_vec();
             self.replace_segments(|list| {
@@ -497,8 +507,9 @@ impl PartitionLog {
             });
             w.unsynced_sealed
                 .retain(|s| !deleted.iter().any(|d| Arc::ptr_eq(d, s)));
+            // DeleteRecords may have moved the start past this segment's base already.
             self.start_offset
-                .store(segments[n].base_offset(), Ordering::Release);
+                .fetch_max(segments[n].base_offset(), Ordering::AcqRel);
             deleted
         };
         for segment in &deleted {
@@ -507,7 +518,7 @@ impl PartitionLog {
                 .map_err(LogError::io("delete segment", &self.dir))?;
         }
         tracing::info!(dir = %self.dir.display(), segments = deleted.len(), log_start_offset = self.log_start_offset().0, "retention deleted segments");
-        Ok(deleted.len())
+        Ok(deleted.len() + below_start)
     }
 
     /// Syncs, trims the active segment, writes its indexes and the clean-shutdown marker, so

@@ -71,14 +71,16 @@ impl PartitionProducers {
     pub fn load(log: &PartitionLog) -> Result<Self, LogError> {
         let end = log.log_end_offset().0;
         let (from, mut states, snapshot_offset) = match snapshot::read(log.dir()) {
-            Some((offset, states)) if offset <= end => {
-                (offset.max(log.log_start_offset().0), states, Some(offset))
-            }
+            Some((offset, states)) if offset <= end => (
+                offset.max(log.oldest_retained_offset().0),
+                states,
+                Some(offset),
+            ),
             Some((offset, _)) => {
                 tracing::info!(dir = %log.dir().display(), snapshot = offset, log_end = end, "producer-state snapshot is past the recovered log end; rebuilding");
-                (log.log_start_offset().0, ProducerStates::new(), None)
+                (log.oldest_retained_offset().0, ProducerStates::new(), None)
             }
-            None => (log.log_start_offset().0, ProducerStates::new(), None),
+            None => (log.oldest_retained_offset().0, ProducerStates::new(), None),
         };
         replay(log, from, end, &mut states)?;
         Ok(Self {
@@ -272,6 +274,37 @@ mod tests {
         std::fs::remove_file(dir.path().join(snapshot::SNAPSHOT_FILE)).unwrap();
         let full = PartitionProducers::load(&log).unwrap();
         assert_eq!(full.states(), reloaded.states());
+        log.close().unwrap();
+    }
+
+    /// DeleteRecords hides batches from readers, not from the producer table: a retry of a
+    /// batch below the new log start offset is still a duplicate after an unclean restart
+    /// without a snapshot (the replay reads headers from the first segment, not the start),
+    /// as Kafka keeps producer state past its log start offset.
+    #[test]
+    fn producers_below_a_trimmed_start_keep_their_state_across_an_unclean_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        let producers = PartitionProducers::load(&log).unwrap();
+        append(&producers, &log, &batch(3, 0, 2)).unwrap();
+        append(&producers, &log, &batch(3, 2, 2)).unwrap();
+        let expected = producers.states();
+        assert_eq!(log.delete_records_before(Offset(-1)).unwrap(), Offset(4));
+        drop(producers);
+        drop(log); // no close, no snapshot: an unclean stop
+
+        let log = open(dir.path());
+        assert_eq!(log.log_start_offset(), Offset(4));
+        let reloaded = PartitionProducers::load(&log).unwrap();
+        assert_eq!(reloaded.states(), expected);
+        let retry = append(&reloaded, &log, &batch(3, 2, 2)).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!(retry.base_offset, Offset(2));
+        assert_eq!(log.log_end_offset(), Offset(4));
+        assert!(matches!(
+            append(&reloaded, &log, &batch(3, 9, 1)),
+            Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))
+        ));
         log.close().unwrap();
     }
 

@@ -32,6 +32,26 @@ impl SpaceProbe for Statvfs {
     }
 }
 
+/// The size of the filesystem holding a directory, as DescribeLogDirs v4 reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesystemBytes {
+    /// Its whole size (`df`'s "Size").
+    pub total_bytes: i64,
+    /// What an unprivileged writer may still allocate (`df`'s "Avail", Kafka's usable).
+    pub usable_bytes: i64,
+}
+
+/// The size of the filesystem holding `dir`, from `statvfs`.
+pub fn filesystem_bytes(dir: &Path) -> io::Result<FilesystemBytes> {
+    let stat = rustix::fs::statvfs(dir)?;
+    let bytes =
+        |blocks: u64| i64::try_from(blocks.saturating_mul(stat.f_frsize)).unwrap_or(i64::MAX);
+    Ok(FilesystemBytes {
+        total_bytes: bytes(stat.f_blocks),
+        usable_bytes: bytes(stat.f_bavail),
+    })
+}
+
 /// Filesystem blocks are allocated whole; 4 KiB is the usual block (ext4, XFS, tmpfs pages).
 const BLOCK_BYTES: u64 = 4096;
 /// Smallest spacing of index entries, as the log sizes its indexes (a batch is at least 61

@@ -40,6 +40,11 @@ pub(crate) async fn run(ctx: &Context, command: GroupsCommand) -> CliResult {
             }
         }
         GroupsCommand::ResetOffsets(args) => reset_offsets(ctx, &args, style).await?,
+        GroupsCommand::DeleteOffsets {
+            group,
+            topic,
+            partition,
+        } => super::trim::delete_offsets(ctx, &admin, &group, &topic, &partition).await?,
     }
     Ok(())
 }

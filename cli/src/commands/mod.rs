@@ -1,10 +1,12 @@
 //! One module per command; this one holds what they share: the broker addresses, the stop
 //! flag, and client configuration built from them.
 
+pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod groups;
 pub(crate) mod produce;
 pub(crate) mod topics;
+pub(crate) mod trim;
 
 use std::sync::Arc;
 

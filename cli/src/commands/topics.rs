@@ -151,6 +151,10 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                 print(&format!("deleted topic {name}\n"))?;
             }
         }
+        TopicsCommand::AddPartitions { name, total } => {
+            super::trim::add_partitions(ctx, &admin, &name, total).await?;
+        }
+        TopicsCommand::Trim(args) => super::trim::trim(ctx, &admin, &args, style).await?,
     }
     Ok(())
 }

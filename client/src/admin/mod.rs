@@ -1,5 +1,7 @@
 //! Administration: create, delete, list and describe topics; list and describe consumer groups
-//! with their committed offsets and lag.
+//! with their committed offsets and lag. `records.rs`: trimming partitions (DeleteRecords) and
+//! adding partitions; `group_offsets.rs`: deleting a group's offsets (OffsetDelete);
+//! `cluster.rs`: describing the cluster and the brokers' data directories.
 //!
 //! ```no_run
 //! # async fn example() -> weir_client::Result<()> {
@@ -14,7 +16,13 @@
 //! # }
 //! ```
 
+mod cluster;
 pub mod configs;
+mod group_offsets;
+mod records;
+
+pub use cluster::{BrokerDescription, ClusterDescription, LogDirDescription, LogDirPartition};
+pub use records::HIGH_WATERMARK;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

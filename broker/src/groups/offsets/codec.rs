@@ -19,6 +19,9 @@ pub(super) const GROUP_FIXED: u64 = 2 + 4;
 const KIND_COMMIT: u8 = 1;
 pub(super) const KIND_DELETE_GROUP: u8 = 2;
 pub(super) const KIND_DELETE_TOPIC: u8 = 3;
+const KIND_DELETE_OFFSETS: u8 = 4;
+/// Bytes of a (topic, partition) pair of a delete-offsets record besides the topic name.
+const PARTITION_FIXED: u64 = 2 + 4;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     // Names are checked against MAX_NAME_BYTES before they get here.
@@ -93,6 +96,27 @@ pub(super) fn encode_commit(group: &str, entries: &[Entry]) -> Result<Vec<u8>, O
 pub(super) fn encode_delete(kind: u8, name: &str) -> Vec<u8> {
     let mut out = start_record(kind, 3 + name.len());
     put_str(&mut out, name);
+    finish_record(out)
+}
+
+/// A delete-offsets record: the group, then its (topic, partition) pairs. Names are checked
+/// against the limits before they get here; the caller bounds the record's size.
+pub(super) fn encode_delete_offsets(group: &str, partitions: &[(String, i32)]) -> Vec<u8> {
+    let body_bytes = 1
+        + 2
+        + group.len()
+        + 4
+        + partitions
+            .iter()
+            .map(|(t, _)| 2 + t.len() + 4)
+            .sum::<usize>();
+    let mut out = start_record(KIND_DELETE_OFFSETS, body_bytes);
+    put_str(&mut out, group);
+    out.extend_from_slice(&count_u32(partitions.len()));
+    for (topic, partition) in partitions {
+        put_str(&mut out, topic);
+        out.extend_from_slice(&partition.to_be_bytes());
+    }
     finish_record(out)
 }
 
@@ -227,6 +251,14 @@ pub(super) fn decode_op(body: &[u8]) -> Result<Op, &'static str> {
         },
         KIND_DELETE_GROUP => Op::DeleteGroup(r.name()?),
         KIND_DELETE_TOPIC => Op::DeleteTopic(r.name()?),
+        KIND_DELETE_OFFSETS => {
+            let group = r.name()?;
+            let count = r.count(PARTITION_FIXED)?;
+            let partitions = (0..count)
+                .map(|_| Ok((r.name()?, r.i32()?)))
+                .collect::<Result<_, &'static str>>()?;
+            Op::DeleteOffsets { group, partitions }
+        }
         _ => return Err("unknown record kind"),
     };
     if r.0.is_empty() {

@@ -27,9 +27,17 @@ pub(super) struct Offsets {
 /// One log record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
-    Commit { group: String, entries: Vec<Entry> },
+    Commit {
+        group: String,
+        entries: Vec<Entry>,
+    },
     DeleteGroup(String),
     DeleteTopic(String),
+    /// OffsetDelete: some partitions of one group.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 fn group_bytes(group: &str) -> u64 {
@@ -58,6 +66,7 @@ impl Offsets {
             Op::Commit { group, entries } => self.commit(&group, entries),
             Op::DeleteGroup(group) => self.delete_group(&group),
             Op::DeleteTopic(topic) => self.delete_topic(&topic),
+            Op::DeleteOffsets { group, partitions } => self.delete_offsets(&group, &partitions),
         }
     }
 
@@ -88,6 +97,31 @@ impl Offsets {
             let removed = group_bytes(group) + topics_bytes(&topics);
             self.live_bytes = self.live_bytes.saturating_sub(removed);
         }
+    }
+
+    /// Removes the given partitions' offsets of `group`, then topics and the group if left
+    /// without offsets. Partitions without an offset are skipped.
+    pub(super) fn delete_offsets(&mut self, group: &str, partitions: &[(String, i32)]) {
+        let Some(topics) = self.groups.get_mut(group) else {
+            return;
+        };
+        let mut removed = 0;
+        for (topic, partition) in partitions {
+            let Some(offsets) = topics.get_mut(topic) else {
+                continue;
+            };
+            if let Some(old) = offsets.remove(partition) {
+                removed += entry_bytes(topic.len(), &old);
+            }
+            if offsets.is_empty() {
+                topics.remove(topic);
+            }
+        }
+        if topics.is_empty() {
+            self.groups.remove(group);
+            removed += group_bytes(group);
+        }
+        self.live_bytes = self.live_bytes.saturating_sub(removed);
     }
 
     /// Removes the topic from every group, and groups left without offsets.

@@ -63,9 +63,18 @@ impl PartitionLog {
         // The start comes from the same snapshot of segments, so retention racing this read
         // cannot make a missing segment look like damage.
         let segments = self.snapshot();
-        let start = segments
+        let oldest = segments
             .first()
             .map_or_else(|| self.log_start_offset(), |s| Offset(s.base_offset()));
+        // Records below a start that DeleteRecords moved are gone for consumers, though their
+        // segment may remain; the header-only replay of producer state still reads them. The
+        // start is loaded after the segment list: it is stored before segments go, so a list
+        // without a segment comes with a start past it.
+        let start = if verify {
+            oldest.max(self.log_start_offset())
+        } else {
+            oldest
+        };
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 requested: offset,
@@ -163,10 +172,14 @@ impl PartitionLog {
     /// Like [`Self::offset_for_timestamp`], with the timestamp of the record at the returned
     /// offset (what ListOffsets answers).
     pub fn lookup_timestamp(&self, timestamp_ms: i64) -> Option<(Offset, i64)> {
-        self.snapshot()
+        let segments = self.snapshot();
+        let start = self.log_start_offset();
+        segments
             .iter()
             .filter(|s| s.max_timestamp() >= timestamp_ms)
             .find_map(|s| s.lookup_timestamp(timestamp_ms))
-            .map(|(offset, timestamp)| (Offset(offset), timestamp))
+            // A record below the log start offset is gone: the answer is the first offset
+            // still readable (as Kafka searches from the log start offset).
+            .map(|(offset, timestamp)| (Offset(offset).max(start), timestamp))
     }
 }

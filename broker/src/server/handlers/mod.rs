@@ -1,10 +1,13 @@
-//! One module per API. Each turns a decoded request into a response using the topic catalog
-//! and the logs; errors become Kafka error codes in the response.
+//! One module per API or family (cluster: DescribeCluster and DescribeLogDirs; records:
+//! DeleteRecords; offset_delete; producers: DescribeProducers). Each turns a decoded request
+//! into a response using the topic catalog and the logs; errors become Kafka error codes in
+//! the response.
 //!
 //! ApiVersions advertises exactly the shared table (`weir_protocol::api::SUPPORTED_APIS`):
 //! every API in it has a handler here, for every version of its range.
 
 pub(crate) mod api_versions;
+mod cluster;
 mod configs;
 pub(crate) mod describe_configs;
 mod fetch;
@@ -12,9 +15,12 @@ mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_delete;
 mod offsets;
 mod produce;
 mod produce_rules;
+mod producers;
+mod records;
 mod topics;
 
 use std::net::SocketAddr;
@@ -101,6 +107,21 @@ pub(crate) async fn handle(
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(records::delete_records(ctx, r).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete::offset_delete(ctx, r).await)
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(ctx, &r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(cluster::describe_cluster(ctx, &r))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(producers::describe_producers(ctx, &r))
+        }
         other => return Err(format!("no handler for {other:?}")),
     }))
 }
@@ -121,6 +142,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
             ErrorCode::KafkaStorageError
         }
         LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
+        LogError::DeleteForbidden(_) => ErrorCode::PolicyViolation,
     }
 }
 

@@ -23,7 +23,7 @@ use weir_protocol::error_code::ErrorCode;
 use super::{Context, wire_str};
 use crate::groups::offsets::{CommittedOffset, OffsetStoreError};
 
-fn store_error_code(err: &OffsetStoreError) -> ErrorCode {
+pub(super) fn store_error_code(err: &OffsetStoreError) -> ErrorCode {
     match err {
         OffsetStoreError::MetadataTooLarge { .. } => ErrorCode::OffsetMetadataTooLarge,
         OffsetStoreError::NameTooLong { .. } | OffsetStoreError::CommitTooLarge { .. } => {
