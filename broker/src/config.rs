@@ -173,6 +173,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_HTTP_LISTEN", value_parser = parse_http_listen)]
     pub http_listen: Option<HttpListen>,
 
+    /// Largest record batch a producer may send, in bytes (Kafka's `message.max.bytes`; a
+    /// topic's `max.message.bytes` overrides it). A larger one gets MESSAGE_TOO_LARGE.
+    #[arg(long, env = "WEIR_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub message_max_bytes: u32,
+
     /// Log lines as human-readable text, or as JSON objects (one per line: timestamp, level,
     /// target, message and fields) for log shippers.
     #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -343,6 +348,11 @@ impl BrokerConfig {
             in_range("recovery-threads", threads, 1..=MAX_RECOVERY_THREADS)?;
         }
         in_range(
+            "message-max-bytes",
+            self.message_max_bytes,
+            0..=i32::MAX as u32,
+        )?;
+        in_range(
             "max-fetch-bytes",
             self.max_fetch_bytes,
             1..=i32::MAX as usize,
@@ -376,6 +386,10 @@ impl BrokerConfig {
             retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms),
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             flush: self.flush,
+            rules: crate::log::MessageRules {
+                max_message_bytes: self.message_max_bytes,
+                ..crate::log::MessageRules::default()
+            },
             ..LogConfig::default()
         }
     }

@@ -190,7 +190,8 @@ fn reset_offsets_of_a_partition_that_does_not_exist_is_an_error() {
 
 #[test]
 fn max_record_bytes_raises_the_largest_record_produced() {
-    let env = Env::start();
+    // The broker's own limit (message.max.bytes, 1 MiB by default as in Kafka) is raised too.
+    let env = Env::start_with(|c| c.message_max_bytes = 4 << 20);
     let mut big = vec![b'x'; 2 << 20];
     big.push(b'\n');
     let refused = env.run(&["produce", "-t", "big"], &big);

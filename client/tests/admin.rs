@@ -54,7 +54,7 @@ async fn topics_are_created_listed_described_and_deleted() {
         .unwrap_err();
     assert_eq!(bad.code(), Some(ErrorCode::InvalidTopicException));
     let config = admin
-        .create_topics(&[NewTopic::new("compacted", 1).config("cleanup.policy", "compact")])
+        .create_topics(&[NewTopic::new("shredded", 1).config("cleanup.policy", "shred")])
         .await
         .unwrap_err();
     assert_eq!(config.code(), Some(ErrorCode::InvalidConfig));

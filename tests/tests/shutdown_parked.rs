@@ -55,8 +55,14 @@ fn assert_clean_markers(data_dir: &Path, topic: &str, partitions: u32) {
 /// Starts the binary with `args` and a 2-partition topic "parked" whose partition 1 holds
 /// 4 MB (40 records of 100 KB).
 async fn broker_with_data(dir: &Path, args: &[&str]) -> BrokerProcess {
+    // The 4 MB batch is larger than the default message.max.bytes.
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--message-max-bytes", "8388608"])
+        .collect();
     let broker = tokio::task::block_in_place(|| {
-        BrokerProcess::start(&dir.join("data"), &dir.join("broker.log"), args)
+        BrokerProcess::start(&dir.join("data"), &dir.join("broker.log"), &args)
     });
     let mut admin = Client::connect(broker.addr()).await;
     admin.create_topic("parked", 2).await;
