@@ -1,0 +1,154 @@
+"""The Java side of the compatibility suite: builds tests/java with Maven and runs its programs.
+
+`JavaBuilds.classpath(version, tools=...)` runs, once per Kafka version (and tool set) per
+pytest session,
+
+    mvn -B -q -Dmaven.repo.local=<repo>/.cache/m2 -Dkafka.version=V [-Ptools] \
+        compile dependency:build-classpath
+
+so Apache Kafka's jars (kafka-clients, kafka-streams, and with `tools` kafka_2.13 and
+kafka-tools) are fetched from Maven Central into the ignored `.cache/m2` the first time and read
+from there afterwards, and the programs in tests/java/src are compiled into
+`.cache/java/build-<version>[-tools]/classes`. Any failure (no java, no mvn, a download refused,
+a compile error) fails the test that asked, with Maven's output: never a skip.
+
+`run_java(classpath, main, args)` starts one JVM; `parse_checks` reads the
+`CHECK <name> OK|FAIL <detail>` lines that tests/java's `Check` runner prints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+JAVA_PROJECT = REPO / "tests" / "java"
+M2_REPO = REPO / ".cache" / "m2"
+BUILD_ROOT = REPO / ".cache" / "java"
+
+# The newest 4.x and the newest 3.x of Apache Kafka's Java client on Maven Central (checked
+# 2026-12-07: 4.4.1, 4.5.0 and 3.9.3 are not published).
+KAFKA_4 = "4.4.0"
+KAFKA_3 = "3.9.2"
+CLIENT_VERSIONS = (KAFKA_4, KAFKA_3)
+# Kafka's command-line tools and Streams are run from the newest 4.x only.
+TOOLS_VERSION = KAFKA_4
+
+MVN_TIMEOUT_S = 600
+# The JVMs log through slf4j-simple: warnings and errors only, on stderr.
+JVM_FLAGS = [
+    "-Xss1m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"`{name}` is not installed: the Java compatibility tests need a JDK 17 and Maven "
+            "(Debian: apt-get install -y openjdk-17-jdk-headless maven; scripts/test.sh "
+            "installs them)",
+            pytrace=False,
+        )
+    return path
+
+
+class JavaBuilds:
+    """Maven builds of tests/java, one per (Kafka version, tools), made on first use."""
+
+    def __init__(self) -> None:
+        self._classpaths: dict[tuple[str, bool], str] = {}
+
+    def classpath(self, version: str, tools: bool = False) -> str:
+        key = (version, tools)
+        if key not in self._classpaths:
+            self._classpaths[key] = self._build(version, tools)
+        return self._classpaths[key]
+
+    def _build(self, version: str, tools: bool) -> str:
+        _tool("java")
+        mvn = _tool("mvn")
+        build_dir = BUILD_ROOT / (f"build-{version}" + ("-tools" if tools else ""))
+        cmd = [
+            mvn, "-B", "-q",
+            f"-Dmaven.repo.local={M2_REPO}",
+            f"-Dkafka.version={version}",
+            f"-Dweir.build.dir={build_dir}",
+            *(["-Ptools"] if tools else []),
+            "compile", "dependency:build-classpath",
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, cwd=JAVA_PROJECT, capture_output=True, text=True, timeout=MVN_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired as err:
+            pytest.fail(f"Maven did not finish within {MVN_TIMEOUT_S}s: {' '.join(cmd)}\n{err.stdout}", pytrace=False)
+        if proc.returncode != 0:
+            pytest.fail(
+                f"Maven failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                f"{proc.stdout[-20000:]}\n{proc.stderr[-5000:]}",
+                pytrace=False,
+            )
+        jars = (build_dir / "classpath.txt").read_text().strip()
+        return f"{build_dir / 'classes'}{os.pathsep}{jars}"
+
+
+@dataclass
+class JavaRun:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def report(self) -> str:
+        return (
+            f"$ {' '.join(self.args[:2])} ... {' '.join(self.args[-8:])}\n(exit {self.returncode})\n"
+            f"--- stdout ---\n{self.stdout[-15000:]}\n--- stderr ---\n{self.stderr[-15000:]}"
+        )
+
+
+def run_java(
+    classpath: str,
+    main: str,
+    args: list[str],
+    timeout: float = 120,
+    stdin: str | None = None,
+    jvm_flags: list[str] | None = None,
+) -> JavaRun:
+    """Runs `java -cp classpath main args...` and returns what it printed (does not assert)."""
+    cmd = [_tool("java"), *JVM_FLAGS, *(jvm_flags or []), "-cp", classpath, main, *args]
+    try:
+        proc = subprocess.run(
+            cmd,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
+        errs = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
+        raise AssertionError(
+            f"{main} did not finish within {timeout}s\n--- stdout ---\n{out[-10000:]}\n--- stderr ---\n{errs[-10000:]}"
+        ) from None
+    return JavaRun(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+def parse_checks(stdout: str) -> dict[str, tuple[bool, str]]:
+    """{check name: (passed, detail)} from the `CHECK <name> OK|FAIL <detail>` lines."""
+    results = {}
+    for line in stdout.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "CHECK" and parts[2] in ("OK", "FAIL"):
+            results[parts[1]] = (parts[2] == "OK", parts[3] if len(parts) > 3 else "")
+    return results
