@@ -152,3 +152,89 @@ def parse_checks(stdout: str) -> dict[str, tuple[bool, str]]:
         if len(parts) >= 3 and parts[0] == "CHECK" and parts[2] in ("OK", "FAIL"):
             results[parts[1]] = (parts[2] == "OK", parts[3] if len(parts) > 3 else "")
     return results
+
+
+# The main classes behind Kafka's bin/kafka-*.sh scripts, as of Kafka 4.4.
+TOOL_CLASSES = {
+    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
+    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
+    "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
+    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+}
+
+
+@dataclass
+class ToolResult:
+    command: list[str]
+    exit: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:
+        return (
+            f"$ {' '.join(self.command)}\n(exit {self.exit})\n--- stdout ---\n{self.stdout[-10000:]}"
+            f"\n--- stderr ---\n{self.stderr[-10000:]}"
+        )
+
+    def ok(self) -> "ToolResult":
+        """Asserts the tool exited with 0 and printed no exception; returns self."""
+        assert self.exit == 0, str(self)
+        assert "Exception" not in self.stderr, str(self)
+        return self
+
+
+class ToolShell:
+    """One JVM running Kafka's tools on request (tests/java's ToolShell): `run("kafka-topics",
+    "--bootstrap-server", addr, "--list")`. Each command gets its own stdin, stdout and stderr."""
+
+    def __init__(self, classpath: str):
+        import base64
+
+        self._b64 = base64
+        self._cmd = [_tool("java"), *JVM_FLAGS, "-cp", classpath, "dev.weir.compat.ToolShell"]
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def run(self, tool: str, *args: str, stdin: str = "", timeout: float = 60) -> ToolResult:
+        import select
+
+        enc = lambda s: self._b64.b64encode(s.encode()).decode()  # noqa: E731
+        fields = [TOOL_CLASSES[tool], stdin, str(int(timeout * 1000)), *args]
+        if self.proc.poll() is not None:
+            # A command that timed out ends the JVM (a stuck tool cannot be stopped): start anew.
+            self.proc = self._start()
+        self.proc.stdin.write("\t".join(enc(f) for f in fields) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout + 30)
+        assert ready, f"{tool} {' '.join(args)}: no answer from the tool JVM within {timeout + 30}s"
+        line = self.proc.stdout.readline()
+        parts = line.split(" ")
+        if len(parts) != 4 or parts[0] != "RESULT":
+            rest = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            raise AssertionError(f"{tool} {' '.join(args)}: bad answer from the tool JVM: {line!r} {rest}")
+        dec = lambda s: self._b64.b64decode(s).decode(errors="replace")  # noqa: E731
+        if parts[1] == "TIMEOUT":
+            raise AssertionError(
+                f"{tool} {' '.join(args)} did not finish within {timeout}s\n--- stdout ---\n"
+                f"{dec(parts[2])}\n--- stderr ---\n{dec(parts[3].strip())}"
+            )
+        return ToolResult([tool, *args], int(parts[1]), dec(parts[2]), dec(parts[3].strip()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
