@@ -50,7 +50,8 @@ final class Check {
                 failed++;
                 System.err.println("----- check " + name + " failed:");
                 e.printStackTrace();
-                System.out.println("CHECK " + name + " FAIL " + oneLine(describe(e)));
+                long ms = (System.nanoTime() - start) / 1_000_000;
+                System.out.println("CHECK " + name + " FAIL " + oneLine(describe(e)) + " (after " + ms + " ms)");
             }
             System.out.flush();
         }
