@@ -9,7 +9,8 @@ pytest session,
 so Apache Kafka's jars (kafka-clients, kafka-streams, and with `tools` kafka_2.13 and
 kafka-tools) are fetched from Maven Central into the ignored `.cache/m2` the first time and read
 from there afterwards, and the programs in tests/java/src are compiled into
-`.cache/java/build-<version>[-tools]/classes`. Any failure (no java, no mvn, a download refused,
+`.cache/java/build-<version>[-tools]/classes`. A build whose command, pom and sources are
+unchanged since the last one (a digest in `weir-stamp.txt`) is reused without starting Maven. Any failure (no java, no mvn, a download refused,
 a compile error) fails the test that asked, with Maven's output: never a skip.
 
 `run_java(classpath, main, args)` starts one JVM; `parse_checks` reads the
@@ -86,6 +87,15 @@ class JavaBuilds:
             *(["-Ptools"] if tools else []),
             "compile", "dependency:build-classpath",
         ]
+        # Maven takes 5-8 s even with nothing to do: skip it when the same command already
+        # built the same pom and sources and every jar it listed is still in the cache.
+        stamp_file = build_dir / "weir-stamp.txt"
+        stamp = _stamp(cmd)
+        classpath_file = build_dir / "classpath.txt"
+        if stamp_file.is_file() and stamp_file.read_text() == stamp and classpath_file.is_file():
+            jars = classpath_file.read_text().strip()
+            if all(Path(j).is_file() for j in jars.split(os.pathsep)) and (build_dir / "classes").is_dir():
+                return f"{build_dir / 'classes'}{os.pathsep}{jars}"
         try:
             proc = subprocess.run(
                 cmd, cwd=JAVA_PROJECT, capture_output=True, text=True, timeout=MVN_TIMEOUT_S
@@ -98,8 +108,20 @@ class JavaBuilds:
                 f"{proc.stdout[-20000:]}\n{proc.stderr[-5000:]}",
                 pytrace=False,
             )
-        jars = (build_dir / "classpath.txt").read_text().strip()
+        jars = classpath_file.read_text().strip()
+        stamp_file.write_text(stamp)
         return f"{build_dir / 'classes'}{os.pathsep}{jars}"
+
+
+def _stamp(cmd: list[str]) -> str:
+    """A digest of the Maven command, the pom and every source file of tests/java."""
+    import hashlib
+
+    h = hashlib.sha256("\0".join(cmd[1:]).encode())
+    for path in sorted([JAVA_PROJECT / "pom.xml", *(JAVA_PROJECT / "src").rglob("*")]):
+        if path.is_file():
+            h.update(str(path.relative_to(JAVA_PROJECT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @dataclass

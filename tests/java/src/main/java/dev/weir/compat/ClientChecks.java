@@ -91,6 +91,9 @@ public final class ClientChecks {
                 () -> c.groupConsume("cooperative", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"));
         runner.add("group_protocol_consumer", c::groupProtocolConsumer);
         runner.add("offsets_for_times_and_seek", c::offsetsForTimesAndSeek);
+        runner.add("read_committed_small_fetches", c::readCommittedSmallFetches);
+        runner.add("group_static_membership", c::groupStaticMembership);
+        runner.add("transactions_refused", c::transactionsRefused);
         runner.add("admin_topics", c::adminTopics);
         runner.add("admin_describe_cluster", c::adminDescribeCluster);
         runner.add("admin_describe_configs", c::adminDescribeConfigs);
@@ -195,7 +198,11 @@ public final class ClientChecks {
 
     /** Reads the partitions from their beginning to their end offsets, with assign(). */
     Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> readAll(Collection<TopicPartition> partitions) {
-        try (KafkaConsumer<byte[], byte[]> c = consumer(Map.of())) {
+        return readAll(partitions, Map.of());
+    }
+
+    Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> readAll(Collection<TopicPartition> partitions, Map<String, Object> extra) {
+        try (KafkaConsumer<byte[], byte[]> c = consumer(extra)) {
             c.assign(partitions);
             c.seekToBeginning(partitions);
             Map<TopicPartition, Long> end = c.endOffsets(partitions);
@@ -426,6 +433,134 @@ public final class ClientChecks {
                 }
             }
             throw new Check.Failed("group.protocol=consumer: no error within 20 s, assignment " + c.assignment());
+        }
+    }
+
+    /**
+     * read_committed (no transactions, so everything up to the high watermark) with fetch
+     * limits smaller than one batch: KIP-74 says the first batch still comes whole, so the
+     * consumer makes progress; every record exact.
+     */
+    String readCommittedSmallFetches() throws Exception {
+        String topic = "java-small-fetches";
+        try (Admin admin = admin()) {
+            createTopic(admin, topic, 2);
+        }
+        List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+        for (int i = 0; i < 120; i++) {
+            records.add(recordFor(topic, i % 2, i, BASE_TS + i));
+        }
+        List<Sent> sent;
+        try (KafkaProducer<byte[], byte[]> producer = producer("zstd")) {
+            sent = sendAll(producer, records);
+        }
+        List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1));
+        Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> got = readAll(tps, Map.of(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                ConsumerConfig.FETCH_MAX_BYTES_CONFIG, 1024,
+                ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 512,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 7));
+        for (TopicPartition tp : tps) {
+            List<Sent> want = sent.stream().filter(x -> x.partition() == tp.partition()).collect(Collectors.toList());
+            List<ConsumerRecord<byte[], byte[]>> have = got.get(tp);
+            expectEq(want.size(), have.size(), "records read from " + tp);
+            for (int i = 0; i < want.size(); i++) {
+                compare(want.get(i), have.get(i));
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Static membership (group.instance.id, JoinGroup v5): a member that closes without leaving
+     * is replaced at once by a new consumer with the same instance id, which gets the same
+     * partitions and resumes from the commits; then the Admin client removes it by instance id
+     * (LeaveGroup v3) and the group is empty.
+     */
+    String groupStaticMembership() throws Exception {
+        String topic = "java-static";
+        String group = "java-static-group";
+        try (Admin admin = admin()) {
+            createTopic(admin, topic, 2);
+        }
+        List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+        for (int i = 0; i < 60; i++) {
+            records.add(recordFor(topic, i % 2, i, BASE_TS + i));
+        }
+        List<Sent> sent;
+        try (KafkaProducer<byte[], byte[]> producer = producer("none")) {
+            sent = sendAll(producer, records);
+        }
+        Map<String, Object> cfg = Map.of(
+                ConsumerConfig.GROUP_ID_CONFIG, group,
+                ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-1",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30_000,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 20);
+        Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> got = new HashMap<>();
+        long deadline = System.currentTimeMillis() + DEADLINE_MS;
+        try (KafkaConsumer<byte[], byte[]> c = consumer(cfg)) {
+            c.subscribe(List.of(topic));
+            while (got.values().stream().mapToInt(List::size).sum() < 20) {
+                expect(System.currentTimeMillis() < deadline, "first static member read " + counts(got));
+                collect(c.poll(POLL), got);
+            }
+            c.commitSync();
+        }
+        // Closing a static member sends no LeaveGroup: the member stays until its session ends.
+        long rejoin = System.currentTimeMillis();
+        try (KafkaConsumer<byte[], byte[]> c = consumer(cfg)) {
+            c.subscribe(List.of(topic));
+            while (got.values().stream().mapToInt(List::size).sum() < 60) {
+                expect(System.currentTimeMillis() < deadline, "second static member read " + counts(got));
+                collect(c.poll(POLL), got);
+            }
+            long took = System.currentTimeMillis() - rejoin;
+            expect(took < 10_000, "the same instance id took " + took + " ms to rejoin (session timeout is 30 s)");
+            expectEq(2, c.assignment().size(), "assignment of the rejoined static member");
+            c.commitSync();
+        }
+        for (int p = 0; p < 2; p++) {
+            final int part = p;
+            List<Sent> want = sent.stream().filter(x -> x.partition() == part).collect(Collectors.toList());
+            List<ConsumerRecord<byte[], byte[]>> have = got.get(new TopicPartition(topic, p));
+            expectEq(want.size(), have == null ? 0 : have.size(), "records of partition " + p + " (" + counts(got) + ")");
+            for (int i = 0; i < want.size(); i++) {
+                compare(want.get(i), have.get(i));
+            }
+        }
+        try (Admin admin = admin()) {
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            expectEq(1, d.members().size(), "members after the static member closed");
+            expectEq(java.util.Optional.of("static-1"), d.members().iterator().next().groupInstanceId(), "instance id");
+            admin.removeMembersFromConsumerGroup(group, new org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions(
+                    List.of(new org.apache.kafka.clients.admin.MemberToRemove("static-1")))).all().get();
+            ConsumerGroupDescription after = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            expectEq(0, after.members().size(), "members after removeMembersFromConsumerGroup");
+            expectEq("EMPTY", groupState(after), "state after removeMembersFromConsumerGroup");
+        }
+        return null;
+    }
+
+    /**
+     * Weir has no transactions: initTransactions must fail at once with an error that says so
+     * (the broker refuses the transaction coordinator lookup with
+     * TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which the client treats as fatal).
+     */
+    String transactionsRefused() throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-txn");
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 20_000);
+        long start = System.currentTimeMillis();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+            try {
+                producer.initTransactions();
+                throw new Check.Failed("initTransactions succeeded against a broker without transactions");
+            } catch (org.apache.kafka.common.errors.TransactionalIdAuthorizationException e) {
+                long took = System.currentTimeMillis() - start;
+                expect(took < 10_000, "initTransactions took " + took + " ms to fail");
+                return "refused in " + took + " ms: " + Check.describe(e);
+            }
         }
     }
 
