@@ -188,6 +188,10 @@ TOOL_CLASSES = {
     "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+    "kafka-verifiable-producer": "org.apache.kafka.tools.VerifiableProducer",
+    "kafka-verifiable-consumer": "org.apache.kafka.tools.VerifiableConsumer",
+    "kafka-e2e-latency": "org.apache.kafka.tools.EndToEndLatency",
+    "kafka-log-dirs": "org.apache.kafka.tools.LogDirsCommand",
 }
 
 
@@ -219,6 +223,7 @@ class ToolShell:
         import base64
 
         self._b64 = base64
+        self.classpath = classpath
         self._cmd = [_tool("java"), *JVM_FLAGS, "-cp", classpath, "dev.weir.compat.ToolShell"]
         self.proc = self._start()
 
@@ -227,8 +232,15 @@ class ToolShell:
             self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
-    def run(self, tool: str, *args: str, stdin: str = "", timeout: float = 60) -> ToolResult:
+    def run(self, tool: str, *args: str, stdin: str = "", timeout: float = 60, own_jvm: bool = False) -> ToolResult:
+        """Runs the tool in the shared JVM, or with `own_jvm` in a JVM of its own: for the
+        tools that close their clients in a JVM shutdown hook of their own (VerifiableProducer),
+        which only a real process exit runs."""
         import select
+
+        if own_jvm:
+            r = run_java(self.classpath, TOOL_CLASSES[tool], list(args), timeout=timeout, stdin=stdin)
+            return ToolResult([tool, *args], r.returncode, r.stdout, r.stderr)
 
         enc = lambda s: self._b64.b64encode(s.encode()).decode()  # noqa: E731
         fields = [TOOL_CLASSES[tool], stdin, str(int(timeout * 1000)), *args]
