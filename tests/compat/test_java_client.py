@@ -129,3 +129,40 @@ def test_java_client_stores_the_codec_it_sent(client_runs, version, codec):
     assert r.checks.get(f"produce_idempotent_{codec}", (False,))[0], "the produce check failed"
     stored = r.stored[codec]
     assert set(stored) == {codec} and stored[codec] > 0, f"batches by codec on disk: {stored}"
+
+
+@pytest.mark.parametrize("version", CLIENT_VERSIONS)
+def test_java_idempotent_producer_across_broker_kill(java_builds, broker_factory, version):
+    """The Java idempotent producer (acks=all, 5 in flight) keeps sending while the broker is
+    killed with SIGKILL and started again: every record is acknowledged, and read back exactly
+    once, in order, at its acknowledged offset (tests/java's RestartChecks)."""
+    import subprocess
+
+    from java import JVM_FLAGS, parse_checks
+
+    classpath = java_builds.classpath(version)
+    broker = broker_factory()
+    proc = subprocess.Popen(
+        ["java", *JVM_FLAGS, "-cp", classpath, "dev.weir.compat.RestartChecks", broker.bootstrap],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("KILL_NOW") or line.startswith("CHECK"):
+                break
+        assert out and out[-1].startswith("KILL_NOW"), "".join(out) + proc.stderr.read()
+        broker.kill9()
+        broker.restart()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    checks = parse_checks("".join(out) + stdout)
+    passed, detail = checks.get("idempotent_produce_across_broker_kill", (False, "no result"))
+    print(detail)
+    assert passed, f"{detail}\n--- stdout ---\n{''.join(out)}{stdout}\n--- stderr ---\n{stderr[-10000:]}"
