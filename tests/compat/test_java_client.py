@@ -35,6 +35,8 @@ CHECKS = (
         "read_committed_small_fetches",
         "group_static_membership",
         "transactions_refused",
+        "offset_out_of_range",
+        "pattern_subscription_auto_commit",
         "admin_topics",
         "admin_describe_cluster",
         "admin_describe_configs",
@@ -113,7 +115,8 @@ def test_java_client(client_runs, version, check):
         pytest.xfail(f"{name} (API key {key}) is not served by this broker: {detail}")
     if not passed:
         stderr = r.run.stderr
-        mine = stderr[stderr.find(f"----- check {check} failed"):][:8000]
+        start = stderr.find(f"----- check {check} failed")
+        mine = stderr[start:stderr.find(f"----- end of check {check}", start)][:8000]
         raise AssertionError(
             f"kafka-clients {version}: {check} failed: {detail}\n--- its stack trace ---\n{mine}\n"
             f"--- broker log (tail) ---\n{r.broker_log[-5000:]}"

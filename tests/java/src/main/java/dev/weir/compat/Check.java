@@ -30,32 +30,64 @@ final class Check {
         checks.put(name, body);
     }
 
-    /** Runs the checks named in {@code names} (all when empty); returns how many failed. */
+    /** Runs the checks named in {@code names} (all when empty) one after another. */
     int run(List<String> names) {
+        return run(names, 1);
+    }
+
+    /**
+     * Runs the checks named in {@code names} (all when empty) on {@code threads} threads at
+     * once (the checks are independent: each has its own topics and groups, and most of their
+     * time is spent waiting on the broker); returns how many failed.
+     */
+    int run(List<String> names, int threads) {
         List<String> todo = names.isEmpty() ? new ArrayList<>(checks.keySet()) : names;
-        int failed = 0;
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        List<java.util.concurrent.Future<Boolean>> results = new ArrayList<>();
         for (String name : todo) {
-            Body body = checks.get(name);
-            if (body == null) {
-                System.out.println("CHECK " + name + " FAIL no such check; known: " + checks.keySet());
-                failed++;
-                continue;
-            }
-            long start = System.nanoTime();
-            try {
-                String detail = body.run();
-                long ms = (System.nanoTime() - start) / 1_000_000;
-                System.out.println("CHECK " + name + " OK " + ms + " ms" + (detail == null ? "" : "; " + oneLine(detail)));
-            } catch (Throwable e) {
-                failed++;
-                System.err.println("----- check " + name + " failed:");
-                e.printStackTrace();
-                long ms = (System.nanoTime() - start) / 1_000_000;
-                System.out.println("CHECK " + name + " FAIL " + oneLine(describe(e)) + " (after " + ms + " ms)");
-            }
-            System.out.flush();
+            results.add(pool.submit(() -> runOne(name)));
         }
+        int failed = 0;
+        for (java.util.concurrent.Future<Boolean> r : results) {
+            try {
+                failed += r.get() ? 0 : 1;
+            } catch (Exception e) {
+                failed++;
+            }
+        }
+        pool.shutdown();
         return failed;
+    }
+
+    private boolean runOne(String name) {
+        Body body = checks.get(name);
+        if (body == null) {
+            report("CHECK " + name + " FAIL no such check; known: " + checks.keySet());
+            return false;
+        }
+        long start = System.nanoTime();
+        try {
+            String detail = body.run();
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            report("CHECK " + name + " OK " + ms + " ms" + (detail == null ? "" : "; " + oneLine(detail)));
+            return true;
+        } catch (Throwable e) {
+            java.io.StringWriter trace = new java.io.StringWriter();
+            e.printStackTrace(new java.io.PrintWriter(trace));
+            synchronized (System.err) {
+                System.err.println("----- check " + name + " failed:");
+                System.err.print(trace);
+                System.err.println("----- end of check " + name);
+            }
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            report("CHECK " + name + " FAIL " + oneLine(describe(e)) + " (after " + ms + " ms)");
+            return false;
+        }
+    }
+
+    private static synchronized void report(String line) {
+        System.out.println(line);
+        System.out.flush();
     }
 
     /** The exception with its causes, each as its class and message. */

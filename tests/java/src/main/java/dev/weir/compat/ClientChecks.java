@@ -94,6 +94,8 @@ public final class ClientChecks {
         runner.add("read_committed_small_fetches", c::readCommittedSmallFetches);
         runner.add("group_static_membership", c::groupStaticMembership);
         runner.add("transactions_refused", c::transactionsRefused);
+        runner.add("offset_out_of_range", c::offsetOutOfRange);
+        runner.add("pattern_subscription_auto_commit", c::patternSubscriptionAutoCommit);
         runner.add("admin_topics", c::adminTopics);
         runner.add("admin_describe_cluster", c::adminDescribeCluster);
         runner.add("admin_describe_configs", c::adminDescribeConfigs);
@@ -101,7 +103,7 @@ public final class ClientChecks {
         runner.add("admin_groups", c::adminGroups);
         runner.add("admin_list_offsets", c::adminListOffsets);
         runner.add("admin_delete_records", c::adminDeleteRecords);
-        int failed = runner.run(Arrays.asList(args).subList(1, args.length));
+        int failed = runner.run(Arrays.asList(args).subList(1, args.length), 4);
         System.exit(failed == 0 ? 0 : 1);
     }
 
@@ -562,6 +564,122 @@ public final class ClientChecks {
                 return "refused in " + took + " ms: " + Check.describe(e);
             }
         }
+    }
+
+    /**
+     * A fetch past the end gets OFFSET_OUT_OF_RANGE: with auto.offset.reset=latest the client
+     * moves to the end, with earliest to the start, with none poll() throws.
+     */
+    String offsetOutOfRange() throws Exception {
+        String topic = "java-out-of-range";
+        try (Admin admin = admin()) {
+            createTopic(admin, topic, 1);
+        }
+        List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            records.add(recordFor(topic, 0, i, BASE_TS + i));
+        }
+        List<Sent> sent;
+        try (KafkaProducer<byte[], byte[]> producer = producer("none")) {
+            sent = sendAll(producer, records);
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> c = consumer(Map.of(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 1_000);
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (c.position(tp) != 10) {
+                expect(System.currentTimeMillis() < deadline, "latest reset never happened: position " + c.position(tp));
+                expect(c.poll(POLL).isEmpty(), "records after seeking past the end");
+            }
+        }
+        try (KafkaConsumer<byte[], byte[]> c = consumer(Map.of(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 1_000);
+            compare(sent.get(0), firstRecord(c));
+        }
+        try (KafkaConsumer<byte[], byte[]> c = consumer(Map.of(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 1_000);
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (true) {
+                expect(System.currentTimeMillis() < deadline, "no OffsetOutOfRangeException with auto.offset.reset=none");
+                try {
+                    c.poll(POLL);
+                } catch (org.apache.kafka.clients.consumer.OffsetOutOfRangeException e) {
+                    expectEq(Map.of(tp, 1_000L), e.offsetOutOfRangePartitions(), "partitions out of range");
+                    break;
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
+     * subscribe(Pattern) with auto-commit: a topic created after the subscription is picked up
+     * at the next metadata refresh and read from its start; the auto-commits land.
+     */
+    String patternSubscriptionAutoCommit() throws Exception {
+        String group = "java-pattern-group";
+        try (Admin admin = admin()) {
+            createTopic(admin, "java-pattern-a", 1);
+        }
+        Map<String, Object> cfg = Map.of(
+                ConsumerConfig.GROUP_ID_CONFIG, group,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, true,
+                ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, 100,
+                ConsumerConfig.METADATA_MAX_AGE_CONFIG, 300);
+        Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> got = new HashMap<>();
+        List<Sent> sent = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> c = consumer(cfg);
+                KafkaProducer<byte[], byte[]> producer = producer("lz4")) {
+            c.subscribe(java.util.regex.Pattern.compile("java-pattern-.*"));
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (c.assignment().isEmpty()) {
+                expect(System.currentTimeMillis() < deadline, "pattern subscription never assigned");
+                collect(c.poll(POLL), got);
+            }
+            sent.addAll(sendAll(producer, List.of(recordFor("java-pattern-a", 0, 1, BASE_TS + 1))));
+            try (Admin admin = admin()) {
+                createTopic(admin, "java-pattern-b", 2);
+            }
+            List<ProducerRecord<byte[], byte[]>> more = new ArrayList<>();
+            for (int i = 0; i < 20; i++) {
+                more.add(recordFor("java-pattern-b", i % 2, i, BASE_TS + i));
+            }
+            sent.addAll(sendAll(producer, more));
+            while (got.values().stream().mapToInt(List::size).sum() < sent.size()) {
+                expect(System.currentTimeMillis() < deadline, "pattern consumer read " + counts(got) + ", assigned " + c.assignment());
+                collect(c.poll(POLL), got);
+            }
+            // Auto-commit: wait until the committed offsets reach the ends.
+            Set<TopicPartition> tps = Set.of(new TopicPartition("java-pattern-a", 0),
+                    new TopicPartition("java-pattern-b", 0), new TopicPartition("java-pattern-b", 1));
+            while (true) {
+                collect(c.poll(POLL), got);
+                Map<TopicPartition, OffsetAndMetadata> committed = c.committed(tps);
+                Map<TopicPartition, Long> end = c.endOffsets(tps);
+                if (tps.stream().allMatch(tp -> committed.get(tp) != null && committed.get(tp).offset() == end.get(tp))) {
+                    break;
+                }
+                expect(System.currentTimeMillis() < deadline, "auto-commit never reached the end: " + committed + " vs " + end);
+            }
+        }
+        for (Sent want : sent) {
+            boolean found = false;
+            for (List<ConsumerRecord<byte[], byte[]>> list : got.values()) {
+                for (ConsumerRecord<byte[], byte[]> r : list) {
+                    if (r.topic().startsWith("java-pattern-") && r.partition() == want.partition() && r.offset() == want.offset()
+                            && show(r.value()).equals(show(want.value()))) {
+                        compare(want, r);
+                        found = true;
+                    }
+                }
+            }
+            expect(found, "record at partition " + want.partition() + " offset " + want.offset() + " not consumed");
+        }
+        expectEq(sent.size(), got.values().stream().mapToInt(List::size).sum(), "records consumed (no repeats)");
+        return null;
     }
 
     /** offsetsForTimes on exact, in-between and past-the-end timestamps; seek and position. */

@@ -74,7 +74,7 @@ public final class StreamsChecks {
         Check runner = new Check();
         runner.add("streams_word_count", () -> s.wordCount("wordcount", false));
         runner.add("streams_word_count_broker_defaults", () -> s.wordCount("wordcount-defaults", true));
-        int failed = runner.run(Arrays.asList(args).subList(2, args.length));
+        int failed = runner.run(Arrays.asList(args).subList(2, args.length), 2);
         System.exit(failed == 0 ? 0 : 1);
     }
 
