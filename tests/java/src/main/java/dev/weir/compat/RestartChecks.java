@@ -96,25 +96,25 @@ public final class RestartChecks {
             }
             producer.flush();
         }
-        List<ClientChecks.Sent> sent = new ArrayList<>();
+        List<Clients.Sent> sent = new ArrayList<>();
         for (int k = 0; k < records.size(); k++) {
             RecordMetadata md = futures.get(k).get();
             ProducerRecord<byte[], byte[]> r = records.get(k);
             List<org.apache.kafka.common.header.Header> headers = new ArrayList<>();
             r.headers().forEach(headers::add);
-            sent.add(new ClientChecks.Sent(md.partition(), md.offset(), r.key(), r.value(), headers, r.timestamp()));
+            sent.add(new Clients.Sent(md.partition(), md.offset(), r.key(), r.value(), headers, r.timestamp()));
         }
-        ClientChecks reader = new ClientChecks(bootstrap);
+        Clients reader = new Clients(bootstrap);
         Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> got =
                 reader.readAll(List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1)));
         for (int part = 0; part < 2; part++) {
             final int pp = part;
-            List<ClientChecks.Sent> want = sent.stream().filter(s -> s.partition() == pp).toList();
+            List<Clients.Sent> want = sent.stream().filter(s -> s.partition() == pp).toList();
             List<ConsumerRecord<byte[], byte[]>> have = got.get(new TopicPartition(topic, part));
             expectEq(want.size(), have.size(), "records in partition " + part + " (a duplicate or a loss)");
             for (int k = 0; k < want.size(); k++) {
                 expectEq((long) k, want.get(k).offset(), "acknowledged offset #" + k + " of partition " + part);
-                ClientChecks.compare(want.get(k), have.get(k));
+                Clients.compare(want.get(k), have.get(k));
             }
         }
         return records.size() + " records, each once";
@@ -122,7 +122,7 @@ public final class RestartChecks {
 
     static void send(KafkaProducer<byte[], byte[]> producer, String topic, int i,
             List<ProducerRecord<byte[], byte[]>> records, List<Future<RecordMetadata>> futures) {
-        ProducerRecord<byte[], byte[]> r = ClientChecks.recordFor(topic, i % 2, i, ClientChecks.BASE_TS + i);
+        ProducerRecord<byte[], byte[]> r = Clients.recordFor(topic, i % 2, i, Clients.BASE_TS + i);
         records.add(r);
         futures.add(producer.send(r));
     }
