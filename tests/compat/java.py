@@ -6,15 +6,17 @@ pytest session,
     mvn -B -q -Dmaven.repo.local=<repo>/.cache/m2 -Dkafka.version=V [-Ptools] \
         compile dependency:build-classpath
 
-so Apache Kafka's jars (kafka-clients, kafka-streams, and with `tools` kafka_2.13 and
-kafka-tools) are fetched from Maven Central into the ignored `.cache/m2` the first time and read
-from there afterwards, and the programs in tests/java/src are compiled into
+so Apache Kafka's jars (kafka-clients, kafka-streams, connect-api, and with `tools` kafka_2.13,
+kafka-tools and connect-runtime) are fetched from Maven Central into the ignored `.cache/m2` the
+first time and read from there afterwards, and the programs in tests/java/src are compiled into
 `.cache/java/build-<version>[-tools]/classes`. A build whose command, pom and sources are
-unchanged since the last one (a digest in `weir-stamp.txt`) is reused without starting Maven. Any failure (no java, no mvn, a download refused,
-a compile error) fails the test that asked, with Maven's output: never a skip.
+unchanged since the last one (a digest in `weir-stamp.txt`) is reused without starting Maven.
+Any failure (no java, no mvn, a download refused, a compile error) fails the test that asked,
+with Maven's output: never a skip.
 
 `run_java(classpath, main, args)` starts one JVM; `parse_checks` reads the
-`CHECK <name> OK|FAIL <detail>` lines that tests/java's `Check` runner prints.
+`CHECK <name> OK|FAIL <detail>` lines that tests/java's `Check` runner prints. `ToolShell` keeps
+one JVM running Kafka's command-line tools on request (tests/java's ToolShell).
 """
 
 from __future__ import annotations

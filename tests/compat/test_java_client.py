@@ -82,7 +82,7 @@ def client_runs(java_builds, tmp_path_factory):
             broker.start()
             try:
                 apis = api_versions(broker.bootstrap)
-                run = run_java(classpath, "dev.weir.compat.ClientChecks", [broker.bootstrap], timeout=240)
+                run = run_java(classpath, "dev.weir.compat.ClientChecks", [broker.bootstrap], timeout=150)
             finally:
                 rc = broker.stop()
             assert rc == 0, f"weir-broker exited with status {rc} after SIGTERM\n{broker.log_text()[-5000:]}"

@@ -39,7 +39,7 @@ def streams_run(java_builds, tmp_path_factory):
             classpath,
             "dev.weir.compat.StreamsChecks",
             [broker.bootstrap, str(tmp / "streams-state")],
-            timeout=240,
+            timeout=150,
             # RocksDB's native library is unpacked here rather than in the shared /tmp.
             jvm_flags=[f"-Djava.io.tmpdir={tmp}"],
         )
