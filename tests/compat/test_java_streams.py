@@ -9,7 +9,8 @@ configs (issue 15's topic-configuration part), CreateTopics refuses them with IN
 and the standard app cannot start: that check is then an expected failure, recognised by the
 broker's refusal message, and must pass once the broker accepts the configs.
 `streams_word_count_broker_defaults` runs the same app with its internal topics set to the
-broker's own settings, which works today and must keep working.
+broker's own settings, which works today and must keep working. An `exactly_once_v2` app must
+stop at once with a clear error (Weir has no transactions).
 """
 
 from __future__ import annotations
@@ -68,3 +69,11 @@ def test_streams_word_count(streams_run):
 def test_streams_word_count_broker_defaults(streams_run):
     passed, _detail, report = _result(streams_run, "streams_word_count_broker_defaults")
     assert passed, report
+
+
+def test_streams_exactly_once_is_refused_clearly(streams_run):
+    """exactly_once_v2 needs transactions (and OffsetFetch v7's require_stable): the app stops
+    at once with the client's explanation instead of hanging."""
+    passed, detail, report = _result(streams_run, "streams_exactly_once_refused")
+    assert passed, report
+    print(detail)

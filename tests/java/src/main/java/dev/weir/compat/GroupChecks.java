@@ -163,10 +163,10 @@ final class GroupChecks extends Clients {
     }
 
     /**
-     * Static membership (group.instance.id, JoinGroup v5): a member that closes without leaving
-     * is replaced at once by a new consumer with the same instance id, which gets the same
-     * partitions and resumes from the commits; then the Admin client removes it by instance id
-     * (LeaveGroup v3) and the group is empty.
+     * Static membership (group.instance.id, JoinGroup v5), read_committed: a member that closes
+     * without leaving is replaced at once by a new consumer with the same instance id, which
+     * gets the same partitions and resumes from the commits; then the Admin client removes it
+     * by instance id (LeaveGroup v3) and the group is empty.
      */
     String groupStaticMembership() throws Exception {
         String topic = "java-static";
@@ -185,6 +185,9 @@ final class GroupChecks extends Clients {
         Map<String, Object> cfg = Map.of(
                 ConsumerConfig.GROUP_ID_CONFIG, group,
                 ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-1",
+                // read_committed asks OffsetFetch for stable offsets (v7+); the plain consumer
+                // falls back to the served versions, where every commit is stable anyway.
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
                 ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30_000,
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 20);
         Map<TopicPartition, List<ConsumerRecord<byte[], byte[]>>> got = new HashMap<>();

@@ -74,7 +74,8 @@ public final class StreamsChecks {
         Check runner = new Check();
         runner.add("streams_word_count", () -> s.wordCount("wordcount", false));
         runner.add("streams_word_count_broker_defaults", () -> s.wordCount("wordcount-defaults", true));
-        int failed = runner.run(Arrays.asList(args).subList(2, args.length), 2);
+        runner.add("streams_exactly_once_refused", s::exactlyOnceRefused);
+        int failed = runner.run(Arrays.asList(args).subList(2, args.length), 3);
         System.exit(failed == 0 ? 0 : 1);
     }
 
@@ -207,6 +208,62 @@ public final class StreamsChecks {
         expectEq(expected, lastInChangelog, "last value of each word in " + changelog);
         int total = expectedUpdates.values().stream().mapToInt(List::size).sum();
         return expected.size() + " words, " + total + " updates, exact";
+    }
+
+    /**
+     * exactly_once_v2 needs transactions, which Weir does not have: the app must stop at once
+     * with an error that says what is missing rather than hang. Its topics use the broker's
+     * settings so that only the guarantee is in question.
+     */
+    String exactlyOnceRefused() throws Exception {
+        String app = "weir-eos";
+        Properties ap = new Properties();
+        ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Map<String, String> brokerConfig = new HashMap<>();
+        try (Admin admin = Admin.create(ap)) {
+            admin.createTopics(List.of(new NewTopic("eos-in", 1, (short) 1), new NewTopic("eos-out", 1, (short) 1))).all().get();
+            ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, "0");
+            admin.describeConfigs(List.of(broker)).all().get().get(broker).entries()
+                    .forEach(e -> brokerConfig.put(e.name(), e.value()));
+        }
+        StreamsBuilder builder = new StreamsBuilder();
+        builder.stream("eos-in", Consumed.with(Serdes.String(), Serdes.String()))
+                .to("eos-out", Produced.with(Serdes.String(), Serdes.String()));
+        Properties sp = new Properties();
+        sp.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
+        sp.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
+        sp.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+        sp.put(StreamsConfig.topicPrefix("retention.ms"), brokerConfig.get("log.retention.ms"));
+        sp.put(StreamsConfig.topicPrefix("segment.bytes"), brokerConfig.get("log.segment.bytes"));
+        List<Throwable> errors = new ArrayList<>();
+        long start = System.currentTimeMillis();
+        KafkaStreams streams = new KafkaStreams(builder.build(), sp);
+        streams.setUncaughtExceptionHandler(e -> {
+            synchronized (errors) {
+                errors.add(e);
+            }
+            return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
+        });
+        streams.start();
+        try {
+            while (true) {
+                synchronized (errors) {
+                    if (!errors.isEmpty()) {
+                        String msg = Check.describe(errors.get(0));
+                        // Streams 4.4 stops at its first read-committed offset fetch (require_stable
+                        // needs OffsetFetch v7, above the served range), before any transaction.
+                        expect(msg.contains("RequireStable") || msg.contains("TransactionalIdAuthorizationException"),
+                                "the app failed, but not for want of transactions: " + msg);
+                        return "refused after " + (System.currentTimeMillis() - start) + " ms: " + msg;
+                    }
+                }
+                expect(System.currentTimeMillis() - start < 60_000, "no error within 60 s; state " + streams.state());
+                Thread.sleep(100);
+            }
+        } finally {
+            streams.close(Duration.ofSeconds(20));
+        }
     }
 
     /** Reads the output until every word reached its expected count (then a little longer). */
