@@ -65,34 +65,44 @@ class ClientRun:
 
 @pytest.fixture(scope="module")
 def client_runs(java_builds, tmp_path_factory):
-    """{kafka version: ClientRun}, each made on first use with its own broker."""
+    """{kafka version: ClientRun}. On first use every client version runs at once, each JVM
+    against its own broker (the checks mostly wait on the broker, so this halves the time)."""
     runs: dict[str, ClientRun] = {}
 
-    def get(version: str) -> ClientRun:
-        if version not in runs:
-            classpath = java_builds.classpath(version)
-            tmp = tmp_path_factory.mktemp(f"java-client-{version}")
-            broker = WeirBroker(
-                broker_binary(),
-                tmp / "data",
-                tmp / "weir-broker.log",
-                ["--group-initial-rebalance-delay-ms", "0"],
-                DEFAULT_SEGMENT_BYTES,
-            )
-            broker.start()
+    def run_one(version: str, classpath: str) -> ClientRun:
+        tmp = tmp_path_factory.mktemp(f"java-client-{version}")
+        broker = WeirBroker(
+            broker_binary(),
+            tmp / "data",
+            tmp / "weir-broker.log",
+            ["--group-initial-rebalance-delay-ms", "0"],
+            DEFAULT_SEGMENT_BYTES,
+        )
+        broker.start()
+        try:
+            apis = api_versions(broker.bootstrap)
+            run = run_java(classpath, "dev.weir.compat.ClientChecks", [broker.bootstrap], timeout=150)
+        finally:
+            rc = broker.stop()
+        assert rc == 0, f"weir-broker exited with status {rc} after SIGTERM\n{broker.log_text()[-5000:]}"
+        stored = {}
+        for codec in CODECS:
             try:
-                apis = api_versions(broker.bootstrap)
-                run = run_java(classpath, "dev.weir.compat.ClientChecks", [broker.bootstrap], timeout=150)
-            finally:
-                rc = broker.stop()
-            assert rc == 0, f"weir-broker exited with status {rc} after SIGTERM\n{broker.log_text()[-5000:]}"
-            stored = {}
-            for codec in CODECS:
-                try:
-                    stored[codec] = stored_codecs(broker.data_dir, f"java-codec-{codec}", 3)
-                except AssertionError as err:
-                    stored[codec] = {"error": str(err)}
-            runs[version] = ClientRun(run, parse_checks(run.stdout), apis, stored, broker.log_text())
+                stored[codec] = stored_codecs(broker.data_dir, f"java-codec-{codec}", 3)
+            except AssertionError as err:
+                stored[codec] = {"error": str(err)}
+        return ClientRun(run, parse_checks(run.stdout), apis, stored, broker.log_text())
+
+    def get(version: str) -> ClientRun:
+        if not runs:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # Maven one build at a time; then the JVMs side by side.
+            classpaths = {v: java_builds.classpath(v) for v in CLIENT_VERSIONS}
+            with ThreadPoolExecutor(len(CLIENT_VERSIONS)) as pool:
+                futures = {v: pool.submit(run_one, v, cp) for v, cp in classpaths.items()}
+                for v, f in futures.items():
+                    runs[v] = f.result()
         return runs[version]
 
     return get
