@@ -83,9 +83,8 @@ def test_kafka_topics(kafka):
     assert "tools-topics" in kafka("topics", "--list").ok().stdout.split()
 
     d = kafka("topics", "--describe", "--topic", "tools-topics").ok().stdout
-    assert re.search(r"Topic: tools-topics\tTopicId: \S+\tPartitionCount: 3\tReplicationFactor: 1", d) or re.search(
-        r"Topic: tools-topics\s.*PartitionCount: 3\s+ReplicationFactor: 1", d
-    ), d
+    # No TopicId column: topic ids come with Metadata v10, above the served range.
+    assert re.search(r"^Topic: tools-topics\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: ", d, re.M), d
     for p in range(3):
         assert re.search(rf"Partition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0", d), d
 
