@@ -2,7 +2,8 @@
 # Runs the whole Weir test suite: formatting, lints, the code's layout (file sizes, module
 # cycles: scripts/check-layout.sh), every test (unit, integration, property,
 # crash and failure-injection), the doc tests, then the real-client compatibility suite
-# (tests/compat: kcat and the Python clients against the weir-broker binary). Installs what the
+# (tests/compat: kcat, the Python clients and Apache Kafka's Java client, tools and Streams
+# against the weir-broker binary). Installs what the
 # tests need and fails, never skips, when something is missing. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,19 @@ if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
             echo "       install it (Debian/Ubuntu: apt-get install -y python3 python3-venv)" >&2
             exit 1
         fi
+    fi
+fi
+
+# The Java part (tests/compat/test_java_*.py) builds tests/java with Maven, which fetches Apache
+# Kafka's jars into the ignored .cache/m2 (fast after the first run); it needs a JDK 17+ and Maven.
+if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    step "installing a JDK and Maven (apt-get install -y openjdk-17-jdk-headless maven)"
+    apt_install openjdk-17-jdk-headless maven || true
+    if ! command -v javac >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+        echo "error: the Java compatibility tests need a JDK (17 or newer) and Maven, which could" >&2
+        echo "       not be installed; install them (Debian/Ubuntu: apt-get install -y" >&2
+        echo "       openjdk-17-jdk-headless maven) and run again" >&2
+        exit 1
     fi
 fi
 

@@ -267,3 +267,12 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for i, b in enumerate(getattr(item, "weir_brokers", [])):
             report.sections.append((f"weir-broker {i} stderr ({b.log_path})", b.log_text()))
+
+
+@pytest.fixture(scope="session")
+def java_builds():
+    """Maven builds of tests/java (Kafka's Java client, Streams and tools), made on first use
+    and kept for the session; see tests/compat/java.py."""
+    from java import JavaBuilds
+
+    return JavaBuilds()
