@@ -20,8 +20,6 @@ import pytest
 from conftest import DEFAULT_SEGMENT_BYTES, WeirBroker, broker_binary
 from java import TOOLS_VERSION, parse_checks, run_java
 
-REFUSED_TOPIC_CONFIGS = "per-topic config overrides are not supported"
-
 
 @pytest.fixture(scope="module")
 def streams_run(java_builds, tmp_path_factory):
@@ -60,9 +58,6 @@ def _result(streams_run, check):
 
 def test_streams_word_count(streams_run):
     passed, detail, report = _result(streams_run, "streams_word_count")
-    if not passed and REFUSED_TOPIC_CONFIGS in detail:
-        # Per-topic configs in CreateTopics (and compaction for the changelog): issue 15.
-        pytest.xfail(f"the broker refuses Streams' internal topic configs: {detail}")
     assert passed, report
 
 
