@@ -150,29 +150,84 @@ async fn create_refusals_carry_kafkas_codes() {
     broker.shutdown().await;
 }
 
+fn assigned(name: &str, brokers: &[&[i32]], partitions: i32, rf: i16) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(req::topic(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+        .with_assignments(
+            brokers
+                .iter()
+                .enumerate()
+                .map(|(p, ids)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(i32::try_from(p).unwrap())
+                        .with_broker_ids(
+                            ids.iter()
+                                .map(|&id| kafka_protocol::messages::BrokerId(id))
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+/// A manual assignment naming this broker (as librdkafka's test 0081 sends) creates one
+/// partition per entry; other brokers, replicas or mixed counts are refused as Kafka does.
 #[tokio::test]
-async fn manual_assignment_is_refused() {
+async fn a_manual_assignment_to_this_broker_is_accepted_and_others_refused() {
     let broker = broker().await;
     let mut client = broker.client().await;
     for v in versions(ApiKey::CreateTopics) {
         let name = format!("assigned-{v}");
-        let topic = CreatableTopic::default()
-            .with_name(req::topic(&name))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![kafka_protocol::messages::BrokerId(0)]),
-            ]);
-        let request = req::create_topics(&[]).with_topics(vec![topic]);
+        let request =
+            req::create_topics(&[]).with_topics(vec![assigned(&name, &[&[0], &[0], &[0]], -1, -1)]);
         let response = client.call(v, request).await;
+        assert_eq!(only_code(&response, &name), 0, "v{v}: {response:?}");
+        assert_eq!(partitions_of(&mut client, &name).await, Some(3), "v{v}");
+
+        let refusals = [
+            (
+                assigned("elsewhere", &[&[0], &[1]], -1, -1),
+                ErrorCode::InvalidReplicaAssignment,
+            ),
+            (
+                assigned("twice", &[&[0, 0]], -1, -1),
+                ErrorCode::InvalidReplicaAssignment,
+            ),
+            (
+                assigned("nowhere", &[&[]], -1, -1),
+                ErrorCode::InvalidReplicaAssignment,
+            ),
+            (assigned("both", &[&[0]], 1, -1), ErrorCode::InvalidRequest),
+            (
+                assigned("both-rf", &[&[0]], -1, 1),
+                ErrorCode::InvalidRequest,
+            ),
+        ];
+        for (topic, expected) in refusals {
+            let topic_name = topic.name.0.to_string();
+            let response = client
+                .call(v, req::create_topics(&[]).with_topics(vec![topic]))
+                .await;
+            assert_eq!(
+                only_code(&response, &topic_name),
+                expected.code(),
+                "v{v} {topic_name}"
+            );
+            assert_eq!(partitions_of(&mut client, &topic_name).await, None);
+        }
+        // Partitions out of order.
+        let mut shuffled = assigned("shuffled", &[&[0], &[0]], -1, -1);
+        shuffled.assignments[0].partition_index = 1;
+        shuffled.assignments[1].partition_index = 0;
+        let response = client
+            .call(v, req::create_topics(&[]).with_topics(vec![shuffled]))
+            .await;
         assert_eq!(
-            only_code(&response, &name),
-            ErrorCode::InvalidRequest.code(),
-            "v{v}"
+            only_code(&response, "shuffled"),
+            ErrorCode::InvalidReplicaAssignment.code()
         );
-        assert_eq!(partitions_of(&mut client, &name).await, None);
     }
     broker.shutdown().await;
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
@@ -44,12 +45,20 @@ pub(crate) async fn create(
     let mut partitions_so_far: u32 = 0;
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let partitions = if topic.num_partitions == -1 {
-            i64::from(ctx.config.default_partitions)
-        } else {
-            i64::from(topic.num_partitions)
-        };
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        let partitions = match manual_partitions(&topic) {
+            Ok(Some(assigned)) => assigned,
+            Ok(None) if topic.num_partitions == -1 => i64::from(ctx.config.default_partitions),
+            Ok(None) => i64::from(topic.num_partitions),
+            Err((code, message)) => {
+                results.push(
+                    result
+                        .with_error_code(code.code())
+                        .with_error_message(Some(wire_str(message))),
+                );
+                continue;
+            }
+        };
         // One broker: a replication factor other than 1 (or -1, "broker default") cannot be met.
         if topic.replication_factor != -1 && topic.replication_factor != 1 {
             results.push(
@@ -59,16 +68,6 @@ pub(crate) async fn create(
                         "replication factor {} is larger than the 1 available broker",
                         topic.replication_factor
                     )))),
-            );
-            continue;
-        }
-        if !topic.assignments.is_empty() {
-            results.push(
-                result
-                    .with_error_code(ErrorCode::InvalidRequest.code())
-                    .with_error_message(Some(wire_str(
-                        "manual replica assignment is not supported",
-                    ))),
             );
             continue;
         }
@@ -257,6 +256,44 @@ pub(crate) async fn create_partitions(
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// A CreateTopics manual assignment, checked as Kafka does: with one, the partition count
+/// and replication factor must both be -1; partitions numbered 0, 1, ... in order; each
+/// placed on exactly this broker (one broker: replication factor 1). Returns the partition
+/// count it gives, `None` without an assignment, or the refusal.
+fn manual_partitions(topic: &CreatableTopic) -> Result<Option<i64>, (ErrorCode, String)> {
+    if topic.assignments.is_empty() {
+        return Ok(None);
+    }
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "a manual replica assignment comes with num_partitions and replication_factor              both -1; both ways of placing partitions cannot be used at once"
+                .to_owned(),
+        ));
+    }
+    for (i, assignment) in topic.assignments.iter().enumerate() {
+        if usize::try_from(assignment.partition_index).ok() != Some(i) {
+            return Err((
+                ErrorCode::InvalidReplicaAssignment,
+                format!(
+                    "partitions must be numbered 0, 1, 2, ... in order; assignment {i} is for                      partition {}",
+                    assignment.partition_index
+                ),
+            ));
+        }
+        let ids: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+        if ids != [NODE_ID] {
+            return Err((
+                ErrorCode::InvalidReplicaAssignment,
+                format!(
+                    "partition {i} is assigned to brokers {ids:?}; the only broker is {NODE_ID}                      (replication factor 1)"
+                ),
+            ));
+        }
+    }
+    Ok(Some(topic.assignments.len() as i64))
 }
 
 /// Checks a manual assignment for `added` new partitions: one replica list each, every list
