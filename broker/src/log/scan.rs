@@ -87,11 +87,19 @@ pub(crate) fn batches(data: &[u8], position: usize) -> impl Iterator<Item = Batc
     })
 }
 
-/// `0 <= RecordsCount <= LastOffsetDelta + 1`: two header fields that a flipped bit in either
-/// usually makes disagree, checked without a CRC pass. Not equality: the cleaner keeps a
-/// batch's offset span while dropping records from it (`docs/storage-format.md`, "Log
-/// compaction"), so a compacted batch holds fewer records than its span.
+/// `RecordsCount == LastOffsetDelta + 1 > 0`: two header fields that a flipped bit in either
+/// makes disagree, checked without a CRC pass. A batch the cleaner compacted holds fewer
+/// records than its span and fails this too: the fast walk then hands over to the careful
+/// one, which trusts such a batch once its CRC holds.
 fn counts_agree(header: &BatchHeader) -> bool {
+    header.records_count > 0
+        && i64::from(header.records_count) == i64::from(header.last_offset_delta) + 1
+}
+
+/// `0 <= RecordsCount <= LastOffsetDelta + 1`: what any stored batch, compacted or not,
+/// satisfies (`docs/storage-format.md`, "Log compaction"); a cheap filter for candidates
+/// after damage, whose CRC is checked next.
+fn counts_plausible(header: &BatchHeader) -> bool {
     header.records_count >= 0
         && header.last_offset_delta >= 0
         && i64::from(header.records_count) <= i64::from(header.last_offset_delta) + 1
@@ -240,7 +248,7 @@ impl Walk<'_> {
                 continue;
             };
             let h = &b.header;
-            if h.base_offset < after || !counts_agree(h) {
+            if h.base_offset < after || !counts_plausible(h) {
                 continue;
             }
             let next_offset = h.next_offset();

@@ -108,7 +108,7 @@ mod tests {
             seg(30, 40, 1, 0),
         ];
         assert_eq!(cleanable_prefix(&segs, 40, 1000, &config), 2);
-        assert_eq!(cleanable_prefix(&segs, 15, 1000, &config), 0);
+        assert_eq!(cleanable_prefix(&segs, 5, 1000, &config), 0);
         assert_eq!(cleanable_prefix(&segs, 40, 2000, &config), 3, "the active one never");
     }
 
