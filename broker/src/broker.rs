@@ -10,7 +10,8 @@
 //! Start-up: check the configuration, lock the data directory (before anything in it is
 //! read), open the catalog (recovering logs), the cluster id, the producer-id allocator and the
 //! offsets store, bind the listener last, then run the server ([`crate::server`]) with the
-//! background upkeep ([`maintenance`]) and the group timers beside it. Shutdown, in reverse:
+//! background upkeep ([`maintenance`]), the log cleaner ([`cleaner`]) and the group timers
+//! beside it. Shutdown, in reverse:
 //! the server drains its connections and requests, then the upkeep and timers end, the
 //! offsets store and the logs are closed, and only then is the directory lock released.
 //!
@@ -19,6 +20,7 @@
 //! the lock is held from before the first read of the directory until every file is closed;
 //! nothing under `crate::server` constructs a disk, a clock or a flusher of its own.
 
+mod cleaner;
 mod cluster_id;
 mod dir_lock;
 mod maintenance;
@@ -301,10 +303,14 @@ async fn run(
     lock: DirLock,
 ) -> Result<(), BrokerError> {
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
+    let compaction = tokio::spawn(cleaner::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
     server::serve(listener, Arc::clone(&ctx), stop).await;
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
+    }
+    if let Err(join) = compaction.await {
+        tracing::error!(error = %join, "log cleaner task failed");
     }
     if let Err(join) = group_timers.await {
         tracing::error!(error = %join, "group timer task failed");

@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::groups::coordinator::GroupConfig;
-use crate::log::{FlushPolicy, LogConfig};
+use crate::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use crate::topics::CatalogOptions;
 
 /// Weir: a Kafka-compatible message broker in one binary.
@@ -166,6 +166,51 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`); the first batch is returned even when larger, as in Kafka.
     #[arg(long, env = "WEIR_MAX_FETCH_BYTES", default_value_t = 55 << 20)]
     pub max_fetch_bytes: usize,
+
+    /// What happens to old records of a topic that does not say (Kafka's `log.cleanup.policy`):
+    /// `delete` (retention deletes old segments), `compact` (the cleaner keeps the last record
+    /// of each key), or `compact,delete` (both).
+    #[arg(long, env = "WEIR_LOG_CLEANUP_POLICY", default_value = "delete", value_parser = parse_cleanup_policy)]
+    pub log_cleanup_policy: CleanupPolicy,
+
+    /// How often the log cleaner looks for logs to compact, in ms (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    #[arg(long, env = "WEIR_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+
+    /// Threads compacting logs (Kafka's `log.cleaner.threads`).
+    #[arg(long, env = "WEIR_LOG_CLEANER_THREADS", default_value_t = 1)]
+    pub log_cleaner_threads: usize,
+
+    /// Most bytes per second the cleaner threads read and write together (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`); no limit when unset.
+    #[arg(long, env = "WEIR_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND")]
+    pub log_cleaner_io_max_bytes_per_second: Option<u64>,
+
+    /// Memory for the cleaner's key→offset maps, shared by its threads, in bytes (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`): 24 bytes a key; a log with more distinct keys in its
+    /// dirty part is cleaned in several passes.
+    #[arg(long, env = "WEIR_LOG_CLEANER_DEDUPE_BUFFER_SIZE", default_value_t = crate::log::cleaner::DEFAULT_DEDUPE_BUFFER_BYTES)]
+    pub log_cleaner_dedupe_buffer_size: usize,
+}
+
+fn parse_cleanup_policy(s: &str) -> Result<CleanupPolicy, String> {
+    let mut policy = CleanupPolicy {
+        delete: false,
+        compact: false,
+    };
+    for part in s.split(',').map(str::trim) {
+        match part {
+            "delete" => policy.delete = true,
+            "compact" => policy.compact = true,
+            other => {
+                return Err(format!(
+                    "expected delete, compact or compact,delete, got {other:?}"
+                ));
+            }
+        }
+    }
+    Ok(policy)
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -207,6 +252,12 @@ pub const MIN_FRAME_BYTES: usize = 128;
 pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
 /// Most threads opening partitions at start-up: each holds a partition's files and maps.
 pub const MAX_RECOVERY_THREADS: usize = 256;
+/// Most log cleaner threads: each holds a key map and rewrites one log at a time.
+pub const MAX_CLEANER_THREADS: usize = 64;
+/// Smallest key map a cleaner thread gets (some 43,000 keys).
+pub const MIN_DEDUPE_BYTES_PER_THREAD: usize = 1 << 20;
+/// Largest total key-map memory, 64 GiB: larger is a unit mistake.
+pub const MAX_DEDUPE_BYTES: usize = 64 << 30;
 /// Longest idle or frame timeout, one year: longer ones are a unit mistake.
 pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 
@@ -303,6 +354,26 @@ impl BrokerConfig {
             self.max_fetch_bytes,
             1..=i32::MAX as usize,
         )?;
+        in_range(
+            "log-cleaner-backoff-ms",
+            self.log_cleaner_backoff_ms,
+            1..=u64::try_from(i64::MAX).unwrap_or(u64::MAX),
+        )?;
+        in_range(
+            "log-cleaner-threads",
+            self.log_cleaner_threads,
+            1..=MAX_CLEANER_THREADS,
+        )?;
+        if let Some(rate) = self.log_cleaner_io_max_bytes_per_second {
+            in_range("log-cleaner-io-max-bytes-per-second", rate, 1..=u64::MAX)?;
+        }
+        // Each thread's share must hold a batch's keys: Kafka's floor is 1 MiB a thread too.
+        in_range(
+            "log-cleaner-dedupe-buffer-size",
+            self.log_cleaner_dedupe_buffer_size,
+            self.log_cleaner_threads
+                .saturating_mul(MIN_DEDUPE_BYTES_PER_THREAD)..=MAX_DEDUPE_BYTES,
+        )?;
         Ok(())
     }
 
@@ -325,6 +396,7 @@ impl BrokerConfig {
             retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms),
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             flush: self.flush,
+            cleanup_policy: self.log_cleanup_policy,
             ..LogConfig::default()
         }
     }

@@ -51,7 +51,12 @@ fn open(dir: &std::path::Path, config: &LogConfig, clock: &Arc<ManualClock>) -> 
 
 /// A batch of `records`, stamped `ts`, compressed with `codec`, from `producer` (id, epoch,
 /// first sequence) if any.
-fn encode(records: &[Rec], ts: i64, codec: Compression, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+fn encode(
+    records: &[Rec],
+    ts: i64,
+    codec: Compression,
+    producer: Option<(i64, i16, i32)>,
+) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     if let Some((id, epoch, seq)) = producer {
         b = b.with_producer(id, epoch, seq);
@@ -69,7 +74,9 @@ fn encode(records: &[Rec], ts: i64, codec: Compression, producer: Option<(i64, i
         return plain.to_vec();
     }
     let packed = compression::compress(codec, &plain[HEADER_LEN..]).expect("compress");
-    with_compressed_records(&plain, codec, &packed).expect("batch").to_vec()
+    with_compressed_records(&plain, codec, &packed)
+        .expect("batch")
+        .to_vec()
 }
 
 /// Every record of the log by offset, read from the start as a consumer would (a read at any
@@ -81,7 +88,10 @@ fn contents(log: &PartitionLog) -> BTreeMap<i64, Rec> {
     let mut last = -1;
     while offset < end {
         let read = log.read(offset, 700).expect("read");
-        assert!(!read.records.is_empty(), "empty read at {offset} below {end}");
+        assert!(
+            !read.records.is_empty(),
+            "empty read at {offset} below {end}"
+        );
         let mut rest = &read.records[..];
         while !rest.is_empty() {
             let header = BatchHeader::parse(rest).expect("header");
@@ -123,7 +133,8 @@ fn active_base(dir: &std::path::Path) -> i64 {
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".log").and_then(|s| s.parse::<i64>().ok())
+            name.strip_suffix(".log")
+                .and_then(|s| s.parse::<i64>().ok())
         })
         .max()
         .expect("a segment")
@@ -296,9 +307,14 @@ fn populated(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Arc<PartitionLo
     for i in 0..30u32 {
         let key = vec![b'k', (i % 7) as u8];
         let value = (i % 11 != 0).then(|| format!("v{i}").into_bytes());
-        let codec = if i % 3 == 0 { Compression::Zstd } else { Compression::None };
+        let codec = if i % 3 == 0 {
+            Compression::Zstd
+        } else {
+            Compression::None
+        };
         let producer = (i % 2 == 0).then_some((7, 0, (i / 2) as i32));
-        log.append(&encode(&[(key, value)], 10_000, codec, producer)).unwrap();
+        log.append(&encode(&[(key, value)], 10_000, codec, producer))
+            .unwrap();
     }
     log.sync().unwrap();
     log
@@ -358,15 +374,27 @@ fn a_crash_at_every_swap_step_leaves_the_old_or_the_new_log() {
         let got = contents(&log);
         // Passes before the failing one completed; the failing one is all or nothing,
         // decided by its commit.
-        let pass_start = steps[..=crash_at].iter().rposition(|s| *s == SwapStep::Written).unwrap();
-        let committed = steps[pass_start..=crash_at].iter().any(|s| *s != SwapStep::Written);
-        let passes = steps[..pass_start].iter().filter(|s| **s == SwapStep::Done).count()
+        let pass_start = steps[..=crash_at]
+            .iter()
+            .rposition(|s| *s == SwapStep::Written)
+            .unwrap();
+        let committed = steps[pass_start..=crash_at]
+            .iter()
+            .any(|s| *s != SwapStep::Written);
+        let passes = steps[..pass_start]
+            .iter()
+            .filter(|s| **s == SwapStep::Done)
+            .count()
             + usize::from(committed);
         let expected = known
             .entry(passes)
             .or_insert_with(|| after_passes(&clock, passes))
             .clone();
-        assert_eq!(got, expected, "crash after step {crash_at} ({:?})", steps[crash_at]);
+        assert_eq!(
+            got, expected,
+            "crash after step {crash_at} ({:?})",
+            steps[crash_at]
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -376,8 +404,13 @@ fn a_crash_at_every_swap_step_leaves_the_old_or_the_new_log() {
         let mut c = cleaner(64);
         assert!(matches!(c.clean(&log).unwrap(), CleanOutcome::Cleaned(_)));
         assert_eq!(contents(&log), after, "cleaning again reaches the same log");
-        log.append(&encode(&[(b"k0".to_vec(), Some(b"new".to_vec()))], 10_000, Compression::None, None))
-            .unwrap();
+        log.append(&encode(
+            &[(b"k0".to_vec(), Some(b"new".to_vec()))],
+            10_000,
+            Compression::None,
+            None,
+        ))
+        .unwrap();
     }
 }
 
@@ -432,8 +465,13 @@ fn readers_never_go_backwards_while_the_cleaner_runs() {
     let mut c = cleaner(8);
     let mut cleaned = 0;
     for i in 0..600u32 {
-        let rec: Rec = (vec![b'k', (i % 5) as u8], Some(format!("v{i}").into_bytes()));
-        let info = log.append(&encode(&[rec.clone()], 10_000, Compression::None, None)).unwrap();
+        let rec: Rec = (
+            vec![b'k', (i % 5) as u8],
+            Some(format!("v{i}").into_bytes()),
+        );
+        let info = log
+            .append(&encode(&[rec.clone()], 10_000, Compression::None, None))
+            .unwrap();
         written.lock().unwrap().insert(info.base_offset.0, rec);
         if i % 25 == 24 {
             log.sync().unwrap();

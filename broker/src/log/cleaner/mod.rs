@@ -45,6 +45,7 @@ use weir_protocol::record_batch::{
 
 use self::map::OffsetMap;
 use self::policy::SegmentFacts;
+pub use self::rewrite::DECOMPRESSED_BATCH_MAX_BYTES;
 use self::rewrite::{BatchRules, Candidate, Outcome, RewriteError, Verdict};
 pub use self::swap::{SwapHook, SwapStep};
 use super::PartitionLog;
@@ -117,7 +118,10 @@ impl Throttle {
     pub fn pace(&self, bytes: u64) {
         let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
         let wake = {
-            let mut paid = self.paid_until.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut paid = self
+                .paid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             *paid = (*paid).max(now) + cost;
             *paid
@@ -186,7 +190,9 @@ pub enum CleanError {
         source: RewriteError,
     },
     /// One batch has more records than the map can hold.
-    #[error("log {dir}: a batch of {records} records does not fit the cleaner's map of {capacity} keys; raise --log-cleaner-dedupe-buffer-size")]
+    #[error(
+        "log {dir}: a batch of {records} records does not fit the cleaner's map of {capacity} keys; raise --log-cleaner-dedupe-buffer-size"
+    )]
     MapTooSmall {
         /// The partition directory.
         dir: PathBuf,
@@ -279,15 +285,23 @@ impl Cleaner {
                 .find(|s| s.base_offset() <= first_dirty)
                 .and_then(|s| s.find(first_dirty))
                 .map(|b| b.header.max_timestamp);
-            if policy::due(&facts[..n], first_dirty, first_dirty_ms, view.now_ms, compaction)
-                .is_none()
+            if policy::due(
+                &facts[..n],
+                first_dirty,
+                first_dirty_ms,
+                view.now_ms,
+                compaction,
+            )
+            .is_none()
             {
                 return Ok(CleanOutcome::NotDue);
             }
         }
         let producer_keeps = producer_batches(&view.segments);
         let dedupe = self.options.dedupe_buffer_bytes;
-        let map = self.map.get_or_insert_with(|| OffsetMap::with_memory(dedupe));
+        let map = self
+            .map
+            .get_or_insert_with(|| OffsetMap::with_memory(dedupe));
         let mut stats = CleanStats::default();
         let mut segments = view.segments;
         let job = Job {
@@ -422,8 +436,9 @@ impl Job<'_> {
         len: usize,
     ) -> Result<(&'s [u8], BatchHeader), CleanError> {
         let bytes = &segment.data()[position..position + len];
-        let header = validate_stored_batch(bytes)
-            .map_err(|e| self.damaged(segment.base_offset(), format!("position {position}: {e}")))?;
+        let header = validate_stored_batch(bytes).map_err(|e| {
+            self.damaged(segment.base_offset(), format!("position {position}: {e}"))
+        })?;
         Ok((bytes, header))
     }
 
@@ -494,20 +509,25 @@ impl Job<'_> {
         let mut written = 0usize;
         let mut put = |bytes: &[u8], out: &mut BufWriter<&File>| -> Result<(), CleanError> {
             written += bytes.len();
-            out.write_all(bytes).map_err(self.io("write cleaned segment"))
+            out.write_all(bytes)
+                .map_err(self.io("write cleaned segment"))
         };
         let mut gap: Option<Gap> = None;
         let flush_gap = |gap: &mut Option<Gap>| {
-            gap.take().map(|g| rewrite::filler(g.first, g.last, g.max_timestamp, LEADER_EPOCH))
+            gap.take()
+                .map(|g| rewrite::filler(g.first, g.last, g.max_timestamp, LEADER_EPOCH))
         };
         let mut expected = base;
         for b in segment.batches_from(0) {
             let (bytes, header) = self.verified(segment, b.position, b.len)?;
             if header.base_offset != expected {
-                return Err(self.damaged(base, format!(
-                    "batch at position {} starts at offset {} where {expected} was expected",
-                    b.position, header.base_offset
-                )));
+                return Err(self.damaged(
+                    base,
+                    format!(
+                        "batch at position {} starts at offset {} where {expected} was expected",
+                        b.position, header.base_offset
+                    ),
+                ));
             }
             expected = header.next_offset();
             let rules = BatchRules {
@@ -537,7 +557,8 @@ impl Job<'_> {
             let kept = match outcome {
                 Outcome::Dropped => {
                     stats.records_dropped += u64::try_from(header.records_count).unwrap_or(0);
-                    let extend = gap.is_some_and(|g| header.last_offset() - g.first <= i64::from(i32::MAX));
+                    let extend =
+                        gap.is_some_and(|g| header.last_offset() - g.first <= i64::from(i32::MAX));
                     if extend {
                         if let Some(g) = gap.as_mut() {
                             g.last = header.last_offset();
@@ -565,16 +586,18 @@ impl Job<'_> {
             put(kept.as_deref().unwrap_or(bytes), &mut out)?;
         }
         if expected != end {
-            return Err(self.damaged(base, format!(
-                "batches end at offset {expected} but the next segment starts at {end}"
-            )));
+            return Err(self.damaged(
+                base,
+                format!("batches end at offset {expected} but the next segment starts at {end}"),
+            ));
         }
         if let Some(f) = flush_gap(&mut gap) {
             put(&f, &mut out)?;
         }
         out.flush().map_err(self.io("write cleaned segment"))?;
         drop(out);
-        disk.sync_data(&file).map_err(self.io("sync cleaned segment"))?;
+        disk.sync_data(&file)
+            .map_err(self.io("sync cleaned segment"))?;
         drop(file);
         if let Some(t) = self.throttle {
             t.pace((segment.size() + written) as u64);
@@ -584,16 +607,27 @@ impl Job<'_> {
         stats.bytes_written += written as u64;
         // Indexes from a validating scan of what was written: it also checks the result is
         // whole, dense from `base` and ends where the old segment ended.
-        let cleaned = MappedFile::open_read_only(&log_path).map_err(self.io("open cleaned segment"))?;
-        let scan = scan_segment(cleaned.as_slice(), base, self.index_interval_bytes, LEADER_EPOCH, OnDamage::Stop);
+        let cleaned =
+            MappedFile::open_read_only(&log_path).map_err(self.io("open cleaned segment"))?;
+        let scan = scan_segment(
+            cleaned.as_slice(),
+            base,
+            self.index_interval_bytes,
+            LEADER_EPOCH,
+            OnDamage::Stop,
+        );
         if scan.stop.is_some() || scan.next_offset != end {
-            return Err(self.damaged(base, format!(
-                "the cleaned copy does not verify (ends at {}, stop {:?})",
-                scan.next_offset, scan.stop
-            )));
+            return Err(self.damaged(
+                base,
+                format!(
+                    "the cleaned copy does not verify (ends at {}, stop {:?})",
+                    scan.next_offset, scan.stop
+                ),
+            ));
         }
         let mut time_entries: Vec<TimeEntry> = scan.time_entries.clone();
-        time_entries.extend(IndexCursor::resume(self.index_interval_bytes, scan.cursor).final_time_entry());
+        time_entries
+            .extend(IndexCursor::resume(self.index_interval_bytes, scan.cursor).final_time_entry());
         let offsets: &[OffsetEntry] = &scan.offset_entries;
         Entries::rebuild(&index_path, offsets, None, disk)
             .and_then(|e| e.sync(disk))

@@ -109,7 +109,11 @@ mod tests {
         ];
         assert_eq!(cleanable_prefix(&segs, 40, 1000, &config), 2);
         assert_eq!(cleanable_prefix(&segs, 5, 1000, &config), 0);
-        assert_eq!(cleanable_prefix(&segs, 40, 2000, &config), 3, "the active one never");
+        assert_eq!(
+            cleanable_prefix(&segs, 40, 2000, &config),
+            3,
+            "the active one never"
+        );
     }
 
     #[test]
@@ -121,9 +125,16 @@ mod tests {
         };
         let segs = [seg(0, 10, 300, 0), seg(10, 20, 100, 0)];
         assert_eq!(due(&segs, 10, Some(900), 1000, &config), None);
-        assert_eq!(due(&segs, 0, Some(900), 1000, &config), Some(Due::DirtyRatio));
+        assert_eq!(
+            due(&segs, 0, Some(900), 1000, &config),
+            Some(Due::DirtyRatio)
+        );
         assert_eq!(due(&segs, 10, Some(0), 2000, &config), Some(Due::MaxLag));
-        assert_eq!(due(&segs, 20, Some(0), 9000, &config), None, "nothing dirty");
+        assert_eq!(
+            due(&segs, 20, Some(0), 9000, &config),
+            None,
+            "nothing dirty"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@
 use bytes::BufMut;
 use weir_protocol::compression::{self, CompressionError};
 use weir_protocol::record_batch::{
-    BatchError, BatchHeader, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, Record,
-    Records, field,
+    BatchError, BatchHeader, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, MAGIC_V2, Record, Records,
+    field,
 };
 use weir_protocol::varint::{encode_varint, encode_varlong, varint_len, varlong_len};
 
@@ -32,7 +32,7 @@ const CONTROL: i16 = 0x20;
 
 /// The most bytes a batch's records may decompress to; a larger batch stops the cleaning of
 /// its log (reported), rather than letting one batch take unbounded memory.
-pub(crate) const DECOMPRESSED_BATCH_MAX_BYTES: usize = 64 << 20;
+pub const DECOMPRESSED_BATCH_MAX_BYTES: usize = 64 << 20;
 
 /// Why a batch could not be rewritten.
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +157,9 @@ pub(crate) fn clean_batch(
     }
     let (base_timestamp, attributes) = if set_horizon {
         (
-            rules.now_ms.saturating_add(rules.delete_retention_ms.max(0)),
+            rules
+                .now_ms
+                .saturating_add(rules.delete_retention_ms.max(0)),
             attributes | DELETE_HORIZON,
         )
     } else {
@@ -230,7 +232,8 @@ fn finish(out: &mut [u8]) {
 /// Encodes a record as the v2 format has it, with its own offset delta and the given
 /// timestamp delta.
 fn encode_record(r: &Record<'_>, timestamp_delta: i64, out: &mut Vec<u8>) {
-    let nullable_len = |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(len(b)) + b.len());
+    let nullable_len =
+        |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(len(b)) + b.len());
     let mut body_len = 1
         + varlong_len(timestamp_delta)
         + varint_len(r.offset_delta)
@@ -328,20 +331,36 @@ mod tests {
 
     #[test]
     fn keeps_offsets_timestamps_and_span_of_kept_records() {
-        let bytes = batch(&[(b"a", Some(b"1")), (b"b", Some(b"2")), (b"c", Some(b"3"))], 40);
+        let bytes = batch(
+            &[(b"a", Some(b"1")), (b"b", Some(b"2")), (b"c", Some(b"3"))],
+            40,
+        );
         let header = validate_batch(&bytes).unwrap();
-        let Outcome::Rewritten(out) = clean_batch(&bytes, &header, rules(), drop_key(b"b")).unwrap()
+        let Outcome::Rewritten(out) =
+            clean_batch(&bytes, &header, rules(), drop_key(b"b")).unwrap()
         else {
             panic!("a record was dropped")
         };
         let h = validate_stored_batch(&out).unwrap();
-        assert_eq!((h.base_offset, h.last_offset_delta, h.records_count), (40, 2, 2));
+        assert_eq!(
+            (h.base_offset, h.last_offset_delta, h.records_count),
+            (40, 2, 2)
+        );
         let got: Vec<_> = Records::new(&out)
             .unwrap()
             .map(|r| r.unwrap())
-            .map(|r| (r.offset(h.base_offset), r.timestamp(h.base_timestamp), r.key.unwrap().to_vec()))
+            .map(|r| {
+                (
+                    r.offset(h.base_offset),
+                    r.timestamp(h.base_timestamp),
+                    r.key.unwrap().to_vec(),
+                )
+            })
             .collect();
-        assert_eq!(got, vec![(40, 1000, b"a".to_vec()), (42, 1002, b"c".to_vec())]);
+        assert_eq!(
+            got,
+            vec![(40, 1000, b"a".to_vec()), (42, 1002, b"c".to_vec())]
+        );
         assert!(matches!(
             clean_batch(&bytes, &header, rules(), |_| Verdict::Keep).unwrap(),
             Outcome::Unchanged
@@ -360,12 +379,25 @@ mod tests {
         let h = validate_stored_batch(&first).unwrap();
         assert_eq!(h.attributes.0 & DELETE_HORIZON, DELETE_HORIZON);
         assert_eq!(h.base_timestamp, 5100);
-        let ts: Vec<_> = Records::new(&first).unwrap().map(|r| r.unwrap().timestamp(h.base_timestamp)).collect();
+        let ts: Vec<_> = Records::new(&first)
+            .unwrap()
+            .map(|r| r.unwrap().timestamp(h.base_timestamp))
+            .collect();
         assert_eq!(ts, vec![1000, 1001]);
-        let early = BatchRules { now_ms: 5099, ..rules() };
-        assert!(matches!(clean_batch(&first, &h, early, |_| Verdict::Keep).unwrap(), Outcome::Unchanged));
-        let late = BatchRules { now_ms: 5100, ..rules() };
-        let Outcome::Rewritten(second) = clean_batch(&first, &h, late, |_| Verdict::Keep).unwrap() else {
+        let early = BatchRules {
+            now_ms: 5099,
+            ..rules()
+        };
+        assert!(matches!(
+            clean_batch(&first, &h, early, |_| Verdict::Keep).unwrap(),
+            Outcome::Unchanged
+        ));
+        let late = BatchRules {
+            now_ms: 5100,
+            ..rules()
+        };
+        let Outcome::Rewritten(second) = clean_batch(&first, &h, late, |_| Verdict::Keep).unwrap()
+        else {
             panic!("the tombstone expired")
         };
         assert_eq!(validate_stored_batch(&second).unwrap().records_count, 1);
@@ -375,16 +407,23 @@ mod tests {
     fn compressed_batches_keep_their_codec() {
         let plain = batch(&[(b"a", Some(b"1")), (b"b", Some(b"2"))], 7);
         let compressed = compression::compress(Compression::Lz4, &plain[HEADER_LEN..]).unwrap();
-        let mut bytes = with_compressed_records(&plain, Compression::Lz4, &compressed).unwrap().to_vec();
+        let mut bytes = with_compressed_records(&plain, Compression::Lz4, &compressed)
+            .unwrap()
+            .to_vec();
         set_base_offset(&mut bytes, 7);
         let header = validate_batch(&bytes).unwrap();
-        let Outcome::Rewritten(out) = clean_batch(&bytes, &header, rules(), drop_key(b"a")).unwrap() else {
+        let Outcome::Rewritten(out) =
+            clean_batch(&bytes, &header, rules(), drop_key(b"a")).unwrap()
+        else {
             panic!("a record was dropped")
         };
         let h = validate_stored_batch(&out).unwrap();
         assert_eq!(h.attributes.compression().unwrap(), Compression::Lz4);
-        let records = compression::decompress(Compression::Lz4, &out[HEADER_LEN..], 1 << 20).unwrap();
-        let keys: Vec<_> = Records::from_raw(&records, h.records_count).map(|r| r.unwrap().offset(7)).collect();
+        let records =
+            compression::decompress(Compression::Lz4, &out[HEADER_LEN..], 1 << 20).unwrap();
+        let keys: Vec<_> = Records::from_raw(&records, h.records_count)
+            .map(|r| r.unwrap().offset(7))
+            .collect();
         assert_eq!(keys, vec![8]);
     }
 
@@ -392,15 +431,38 @@ mod tests {
     fn emptied_batches_are_kept_for_producers_or_dropped() {
         let bytes = batch(&[(b"a", Some(b"1"))], 3);
         let header = validate_batch(&bytes).unwrap();
-        assert!(matches!(clean_batch(&bytes, &header, rules(), drop_key(b"a")).unwrap(), Outcome::Dropped));
-        let keeps = BatchRules { producer_keeps: true, ..rules() };
-        let Outcome::Rewritten(out) = clean_batch(&bytes, &header, keeps, drop_key(b"a")).unwrap() else {
+        assert!(matches!(
+            clean_batch(&bytes, &header, rules(), drop_key(b"a")).unwrap(),
+            Outcome::Dropped
+        ));
+        let keeps = BatchRules {
+            producer_keeps: true,
+            ..rules()
+        };
+        let Outcome::Rewritten(out) = clean_batch(&bytes, &header, keeps, drop_key(b"a")).unwrap()
+        else {
             panic!("kept empty")
         };
         let h = validate_stored_batch(&out).unwrap();
-        assert_eq!((h.base_offset, h.last_offset_delta, h.records_count, out.len()), (3, 0, 0, HEADER_LEN));
+        assert_eq!(
+            (
+                h.base_offset,
+                h.last_offset_delta,
+                h.records_count,
+                out.len()
+            ),
+            (3, 0, 0, HEADER_LEN)
+        );
         let f = filler(10, 19, 77, 0);
         let h = validate_stored_batch(&f).unwrap();
-        assert_eq!((h.base_offset, h.last_offset(), h.records_count, h.producer_id), (10, 19, 0, -1));
+        assert_eq!(
+            (
+                h.base_offset,
+                h.last_offset(),
+                h.records_count,
+                h.producer_id
+            ),
+            (10, 19, 0, -1)
+        );
     }
 }

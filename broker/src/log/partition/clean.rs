@@ -76,8 +76,10 @@ impl PartitionLog {
         let mut fresh = Vec::with_capacity(written.len());
         for w in written {
             let paths = SegmentPaths::new(&self.dir, w.base_offset);
-            let log = MappedFile::open_read_only(&paths.log).map_err(fail("open cleaned segment"))?;
-            let index = Entries::open_read_only(&paths.index).map_err(fail("open cleaned index"))?;
+            let log =
+                MappedFile::open_read_only(&paths.log).map_err(fail("open cleaned segment"))?;
+            let index =
+                Entries::open_read_only(&paths.index).map_err(fail("open cleaned index"))?;
             let time = Entries::open_read_only(&paths.time_index)
                 .map_err(fail("open cleaned time index"))?;
             fresh.push(Arc::new(Segment::from_parts(

@@ -5,6 +5,7 @@
 //! every API in it has a handler here, for every version of its range.
 
 pub(crate) mod api_versions;
+mod compacted_keys;
 pub(crate) mod describe_configs;
 mod fetch;
 mod groups;

@@ -142,6 +142,8 @@ fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
 fn append(partition: &Partition, records: &Bytes) -> Result<Appended, Refusal> {
     let batch =
         ProducedBatch::check(records).map_err(|err| (shape_error_code(&err), err.to_string()))?;
+    super::compacted_keys::require_keys(&batch, partition.log())
+        .map_err(|err| (err.code(), err.to_string()))?;
     partition.append(&batch).map_err(|err| {
         let code = match &err {
             AppendError::Log(err) => {
