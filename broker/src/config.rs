@@ -192,6 +192,15 @@ pub struct BrokerConfig {
     /// dirty part is cleaned in several passes.
     #[arg(long, env = "WEIR_LOG_CLEANER_DEDUPE_BUFFER_SIZE", default_value_t = crate::log::cleaner::DEFAULT_DEDUPE_BUFFER_BYTES)]
     pub log_cleaner_dedupe_buffer_size: usize,
+
+    /// Share of a compacted log not yet cleaned above which it is cleaned, between 0 and 1
+    /// (Kafka's `log.cleaner.min.cleanable.ratio`, the default of `min.cleanable.dirty.ratio`).
+    #[arg(
+        long,
+        env = "WEIR_LOG_CLEANER_MIN_CLEANABLE_RATIO",
+        default_value_t = 0.5
+    )]
+    pub log_cleaner_min_cleanable_ratio: f64,
 }
 
 fn parse_cleanup_policy(s: &str) -> Result<CleanupPolicy, String> {
@@ -374,6 +383,14 @@ impl BrokerConfig {
             self.log_cleaner_threads
                 .saturating_mul(MIN_DEDUPE_BYTES_PER_THREAD)..=MAX_DEDUPE_BYTES,
         )?;
+        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
+            return Err(ConfigError {
+                flag: "log-cleaner-min-cleanable-ratio",
+                env: "LOG_CLEANER_MIN_CLEANABLE_RATIO".to_owned(),
+                value: self.log_cleaner_min_cleanable_ratio.to_string(),
+                expected: "must be between 0 and 1".to_owned(),
+            });
+        }
         Ok(())
     }
 
@@ -397,6 +414,10 @@ impl BrokerConfig {
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             flush: self.flush,
             cleanup_policy: self.log_cleanup_policy,
+            compaction: crate::log::CompactionConfig {
+                min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+                ..crate::log::CompactionConfig::default()
+            },
             ..LogConfig::default()
         }
     }
