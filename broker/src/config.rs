@@ -363,6 +363,11 @@ impl BrokerConfig {
             self.max_fetch_bytes,
             1..=i32::MAX as usize,
         )?;
+        self.validate_cleaner()
+    }
+
+    /// The log cleaner's flags.
+    fn validate_cleaner(&self) -> Result<(), ConfigError> {
         in_range(
             "log-cleaner-backoff-ms",
             self.log_cleaner_backoff_ms,

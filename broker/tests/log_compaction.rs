@@ -254,7 +254,7 @@ proptest! {
                     let id = (producer > 0).then(|| (i64::from(producer), 0i16, sequences[p]));
                     let batch = encode(&records, clock.now_ms_for_test(), codec, id);
                     let info = log.append(&batch).unwrap();
-                    sequences[p] += records.len() as i32;
+                    sequences[p] += i32::try_from(records.len()).unwrap();
                     for (i, rec) in records.into_iter().enumerate() {
                         model.records.insert(info.base_offset.0 + i as i64, (rec, Fate::Present));
                     }
@@ -470,7 +470,12 @@ fn readers_never_go_backwards_while_the_cleaner_runs() {
             Some(format!("v{i}").into_bytes()),
         );
         let info = log
-            .append(&encode(&[rec.clone()], 10_000, Compression::None, None))
+            .append(&encode(
+                std::slice::from_ref(&rec),
+                10_000,
+                Compression::None,
+                None,
+            ))
             .unwrap();
         written.lock().unwrap().insert(info.base_offset.0, rec);
         if i % 25 == 24 {

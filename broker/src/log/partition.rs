@@ -19,6 +19,7 @@
 //! durability (syncs, group commit through the flusher, the interval sweep).
 
 mod clean;
+pub(crate) use clean::CleanerView;
 mod read;
 mod sync;
 

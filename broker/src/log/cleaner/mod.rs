@@ -27,33 +27,26 @@
 //! in memory only; after a restart the whole log counts as dirty once.
 
 pub(crate) mod map;
+mod pass;
 pub(crate) mod policy;
 pub(crate) mod rewrite;
 pub(crate) mod swap;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use weir_protocol::compression;
-use weir_protocol::record_batch::{
-    BatchHeader, Compression, HEADER_LEN, Records, validate_stored_batch,
-};
-
 use self::map::OffsetMap;
+use self::pass::Job;
 use self::policy::SegmentFacts;
 pub use self::rewrite::DECOMPRESSED_BATCH_MAX_BYTES;
-use self::rewrite::{BatchRules, Candidate, Outcome, RewriteError, Verdict};
+pub use self::rewrite::RewriteError;
 pub use self::swap::{SwapHook, SwapStep};
-use super::PartitionLog;
-use super::index::{Entries, IndexCursor, OffsetEntry, TimeEntry};
-use super::mmap::MappedFile;
-use super::partition::LEADER_EPOCH;
-use super::scan::{OnDamage, scan_segment};
+use super::partition::CleanerView;
 use super::segment::Segment;
+use super::{CompactionConfig, PartitionLog};
 use crate::producers::state::CACHED_BATCHES;
 
 /// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for all cleaner threads.
@@ -254,8 +247,7 @@ impl Cleaner {
         if !config.cleanup_policy.compact {
             return Ok(CleanOutcome::NotCompacted);
         }
-        let state = log.cleaner_state();
-        let mut state = match state.try_lock() {
+        let mut state = match log.cleaner_state().try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(CleanOutcome::Busy),
@@ -264,85 +256,105 @@ impl Cleaner {
             return Ok(CleanOutcome::Stopped);
         }
         let view = log.cleaner_view();
+        let Some((first_dirty, cleanable_end)) = self.due(&view, &config.compaction, &state) else {
+            return Ok(CleanOutcome::NotDue);
+        };
+        let producer_keeps = producer_batches(&view.segments);
+        let throttle = self.options.throttle.clone();
+        let job = Job {
+            log,
+            now_ms: view.now_ms,
+            delete_retention_ms: config.compaction.delete_retention_ms,
+            index_interval_bytes: config.index_interval_bytes,
+            producer_keeps: &producer_keeps,
+            throttle: throttle.as_deref(),
+        };
+        let range = (first_dirty, cleanable_end);
+        self.passes(&job, view.segments, range, &mut state)
+    }
+
+    /// The dirty range `[first dirty, cleanable end)` to clean, if the log is due.
+    fn due(
+        &self,
+        view: &CleanerView,
+        compaction: &CompactionConfig,
+        state: &CleanerState,
+    ) -> Option<(i64, i64)> {
         let facts = facts(&view.segments, view.log_end);
-        let compaction = &config.compaction;
         let n = policy::cleanable_prefix(&facts, view.durable, view.now_ms, compaction);
         if n == 0 {
-            return Ok(CleanOutcome::NotDue);
+            return None;
         }
         let start = facts[0].base_offset;
         let cleanable_end = facts[n - 1].end_offset;
-        let mut first_dirty = if self.options.force {
-            start
-        } else {
-            state.first_dirty.max(start)
-        };
-        if !self.options.force {
-            let first_dirty_ms = view
-                .segments
-                .iter()
-                .rev()
-                .find(|s| s.base_offset() <= first_dirty)
-                .and_then(|s| s.find(first_dirty))
-                .map(|b| b.header.max_timestamp);
-            if policy::due(
-                &facts[..n],
-                first_dirty,
-                first_dirty_ms,
-                view.now_ms,
-                compaction,
-            )
-            .is_none()
-            {
-                return Ok(CleanOutcome::NotDue);
-            }
+        if self.options.force {
+            return Some((start, cleanable_end));
         }
-        let producer_keeps = producer_batches(&view.segments);
+        let first_dirty = state.first_dirty.max(start);
+        let first_dirty_ms = view
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.base_offset() <= first_dirty)
+            .and_then(|s| s.find(first_dirty))
+            .map(|b| b.header.max_timestamp);
+        policy::due(
+            &facts[..n],
+            first_dirty,
+            first_dirty_ms,
+            view.now_ms,
+            compaction,
+        )
+        .map(|_| (first_dirty, cleanable_end))
+    }
+
+    /// Map-and-rewrite passes until the map has covered `[first_dirty, cleanable_end)`.
+    fn passes(
+        &mut self,
+        job: &Job<'_>,
+        mut segments: Arc<Vec<Arc<Segment>>>,
+        (mut first_dirty, cleanable_end): (i64, i64),
+        state: &mut MutexGuard<'_, CleanerState>,
+    ) -> Result<CleanOutcome, CleanError> {
         let dedupe = self.options.dedupe_buffer_bytes;
         let map = self
             .map
             .get_or_insert_with(|| OffsetMap::with_memory(dedupe));
         let mut stats = CleanStats::default();
-        let mut segments = view.segments;
-        let job = Job {
-            log,
-            now_ms: view.now_ms,
-            delete_retention_ms: compaction.delete_retention_ms,
-            index_interval_bytes: config.index_interval_bytes,
-            producer_keeps: &producer_keeps,
-            throttle: self.options.throttle.as_deref(),
-        };
+        let hook = self.options.hook.clone();
+        let hook = move |step| hook.as_ref().map_or(Ok(()), |h| h(step));
+        let dir = job.log.dir();
         loop {
             map.clear();
             let map_end = job.build_map(&segments, first_dirty, cleanable_end, map)?;
+            // Every segment holding mapped offsets is rewritten, never the active one.
             let k = segments
                 .iter()
                 .take_while(|s| s.base_offset() < map_end)
                 .count()
                 .min(segments.len().saturating_sub(1));
-            let old: Vec<Arc<Segment>> = segments[..k].to_vec();
-            let ends: Vec<i64> = (0..k).map(|i| segments[i + 1].base_offset()).collect();
+            let old = &segments[..k];
+            let bases: Vec<i64> = old.iter().map(|s| s.base_offset()).collect();
             let mut written = Vec::with_capacity(k);
-            for (segment, &end) in old.iter().zip(&ends) {
+            for (i, segment) in old.iter().enumerate() {
+                let end = segments[i + 1].base_offset();
                 match job.write_segment(segment, end, map, &mut stats) {
                     Ok(w) => written.push(w),
                     Err(err) => {
-                        let bases: Vec<i64> = old.iter().map(|s| s.base_offset()).collect();
-                        swap::discard(log.dir(), &bases);
+                        swap::discard(dir, &bases);
                         return Err(err);
                     }
                 }
             }
-            let hook = self.options.hook.clone();
-            let hook = move |step| hook.as_ref().map_or(Ok(()), |h| h(step));
-            match log.install_cleaned(&old, &written, &hook) {
+            match job.log.install_cleaned(old, &written, &hook) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let bases: Vec<i64> = old.iter().map(|s| s.base_offset()).collect();
-                    swap::discard(log.dir(), &bases);
+                    swap::discard(dir, &bases);
                     return Ok(CleanOutcome::Abandoned);
                 }
                 Err(err) => {
+                    // Before the commit the `.cleaned` files are garbage; after it recovery
+                    // needs them. Either way the next open sorts them out.
                     state.stopped = true;
                     return Err(err);
                 }
@@ -353,9 +365,9 @@ impl Cleaner {
             if map_end >= cleanable_end {
                 break;
             }
-            segments = log.cleaner_view().segments;
+            segments = job.log.cleaner_view().segments;
         }
-        tracing::debug!(dir = %log.dir().display(), ?stats, "cleaned log");
+        tracing::debug!(dir = %dir.display(), ?stats, "cleaned log");
         Ok(CleanOutcome::Cleaned(stats))
     }
 }
@@ -391,284 +403,4 @@ fn producer_batches(segments: &[Arc<Segment>]) -> HashSet<i64> {
         }
     }
     last.into_values().flatten().collect()
-}
-
-/// One cleaning's fixed inputs.
-struct Job<'a> {
-    log: &'a PartitionLog,
-    now_ms: i64,
-    delete_retention_ms: i64,
-    index_interval_bytes: u32,
-    producer_keeps: &'a HashSet<i64>,
-    throttle: Option<&'a Throttle>,
-}
-
-/// A run of dropped batches waiting to be covered by one filler batch.
-#[derive(Debug, Clone, Copy)]
-struct Gap {
-    first: i64,
-    last: i64,
-    max_timestamp: i64,
-}
-
-impl Job<'_> {
-    fn damaged(&self, segment: i64, reason: impl Into<String>) -> CleanError {
-        CleanError::Damaged {
-            dir: self.log.dir().to_path_buf(),
-            segment,
-            reason: reason.into(),
-        }
-    }
-
-    fn io(&self, op: &'static str) -> impl FnOnce(io::Error) -> CleanError + '_ {
-        move |source| CleanError::Io {
-            dir: self.log.dir().to_path_buf(),
-            op,
-            source,
-        }
-    }
-
-    /// The batch `b` of `segment`, verified, with its header.
-    fn verified<'s>(
-        &self,
-        segment: &'s Segment,
-        position: usize,
-        len: usize,
-    ) -> Result<(&'s [u8], BatchHeader), CleanError> {
-        let bytes = &segment.data()[position..position + len];
-        let header = validate_stored_batch(bytes).map_err(|e| {
-            self.damaged(segment.base_offset(), format!("position {position}: {e}"))
-        })?;
-        Ok((bytes, header))
-    }
-
-    /// Fills `map` with the last offset of each key in `[from, to)`, batch by batch, until the
-    /// next batch might not fit. Returns where the mapped part ends (a batch boundary).
-    fn build_map(
-        &self,
-        segments: &[Arc<Segment>],
-        from: i64,
-        to: i64,
-        map: &mut OffsetMap,
-    ) -> Result<i64, CleanError> {
-        let mut end = from;
-        for segment in segments {
-            let start = match segment.find(from) {
-                Some(b) if segment.base_offset() <= from => b.position,
-                _ if segment.base_offset() > from => 0,
-                _ => continue,
-            };
-            for b in segment.batches_from(start) {
-                if b.header.base_offset >= to {
-                    return Ok(end);
-                }
-                if b.header.last_offset() < from {
-                    continue;
-                }
-                let (bytes, header) = self.verified(segment, b.position, b.len)?;
-                if !map.has_room_for(usize::try_from(header.records_count).unwrap_or(0)) {
-                    if map.len() == 0 {
-                        return Err(CleanError::MapTooSmall {
-                            dir: self.log.dir().to_path_buf(),
-                            records: header.records_count,
-                            capacity: map.capacity(),
-                        });
-                    }
-                    return Ok(end);
-                }
-                if !header.attributes.is_control() {
-                    for_each_key(bytes, &header, |key, offset| {
-                        map.put(key, offset);
-                    })
-                    .map_err(|source| CleanError::Rewrite {
-                        dir: self.log.dir().to_path_buf(),
-                        source,
-                    })?;
-                }
-                end = header.next_offset();
-            }
-        }
-        Ok(end)
-    }
-
-    /// Writes the cleaned copy of `segment` (whose offsets end before `end`) and its indexes
-    /// as `.cleaned` files, synced.
-    fn write_segment(
-        &self,
-        segment: &Segment,
-        end: i64,
-        map: &OffsetMap,
-        stats: &mut CleanStats,
-    ) -> Result<Written, CleanError> {
-        let base = segment.base_offset();
-        let dir = self.log.dir();
-        let disk = self.log.disk();
-        let [(log_path, _), (index_path, _), (time_path, _)] = swap::cleaned_paths(dir, base);
-        let file = File::create(&log_path).map_err(self.io("create cleaned segment"))?;
-        let mut out = BufWriter::with_capacity(1 << 20, &file);
-        let mut written = 0usize;
-        let mut put = |bytes: &[u8], out: &mut BufWriter<&File>| -> Result<(), CleanError> {
-            written += bytes.len();
-            out.write_all(bytes)
-                .map_err(self.io("write cleaned segment"))
-        };
-        let mut gap: Option<Gap> = None;
-        let flush_gap = |gap: &mut Option<Gap>| {
-            gap.take()
-                .map(|g| rewrite::filler(g.first, g.last, g.max_timestamp, LEADER_EPOCH))
-        };
-        let mut expected = base;
-        for b in segment.batches_from(0) {
-            let (bytes, header) = self.verified(segment, b.position, b.len)?;
-            if header.base_offset != expected {
-                return Err(self.damaged(
-                    base,
-                    format!(
-                        "batch at position {} starts at offset {} where {expected} was expected",
-                        b.position, header.base_offset
-                    ),
-                ));
-            }
-            expected = header.next_offset();
-            let rules = BatchRules {
-                now_ms: self.now_ms,
-                delete_retention_ms: self.delete_retention_ms,
-                producer_keeps: self.producer_keeps.contains(&header.base_offset),
-            };
-            let mut dropped = 0u64;
-            let outcome = rewrite::clean_batch(bytes, &header, rules, |c: Candidate<'_>| {
-                let verdict = match c.key {
-                    // Kafka drops keyless records from a compacted log too.
-                    None => Verdict::Drop,
-                    Some(key) => match map.get(key) {
-                        Some(latest) if c.offset < latest => Verdict::Drop,
-                        _ => Verdict::Keep,
-                    },
-                };
-                if verdict == Verdict::Drop {
-                    dropped += 1;
-                }
-                verdict
-            })
-            .map_err(|source| CleanError::Rewrite {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-            let kept = match outcome {
-                Outcome::Dropped => {
-                    stats.records_dropped += u64::try_from(header.records_count).unwrap_or(0);
-                    let extend =
-                        gap.is_some_and(|g| header.last_offset() - g.first <= i64::from(i32::MAX));
-                    if extend {
-                        if let Some(g) = gap.as_mut() {
-                            g.last = header.last_offset();
-                            g.max_timestamp = g.max_timestamp.max(header.max_timestamp);
-                        }
-                    } else {
-                        if let Some(f) = flush_gap(&mut gap) {
-                            put(&f, &mut out)?;
-                        }
-                        gap = Some(Gap {
-                            first: header.base_offset,
-                            last: header.last_offset(),
-                            max_timestamp: header.max_timestamp,
-                        });
-                    }
-                    continue;
-                }
-                Outcome::Unchanged => None,
-                Outcome::Rewritten(v) => Some(v),
-            };
-            stats.records_dropped += dropped;
-            if let Some(f) = flush_gap(&mut gap) {
-                put(&f, &mut out)?;
-            }
-            put(kept.as_deref().unwrap_or(bytes), &mut out)?;
-        }
-        if expected != end {
-            return Err(self.damaged(
-                base,
-                format!("batches end at offset {expected} but the next segment starts at {end}"),
-            ));
-        }
-        if let Some(f) = flush_gap(&mut gap) {
-            put(&f, &mut out)?;
-        }
-        out.flush().map_err(self.io("write cleaned segment"))?;
-        drop(out);
-        disk.sync_data(&file)
-            .map_err(self.io("sync cleaned segment"))?;
-        drop(file);
-        if let Some(t) = self.throttle {
-            t.pace((segment.size() + written) as u64);
-        }
-        stats.segments += 1;
-        stats.bytes_read += segment.size() as u64;
-        stats.bytes_written += written as u64;
-        // Indexes from a validating scan of what was written: it also checks the result is
-        // whole, dense from `base` and ends where the old segment ended.
-        let cleaned =
-            MappedFile::open_read_only(&log_path).map_err(self.io("open cleaned segment"))?;
-        let scan = scan_segment(
-            cleaned.as_slice(),
-            base,
-            self.index_interval_bytes,
-            LEADER_EPOCH,
-            OnDamage::Stop,
-        );
-        if scan.stop.is_some() || scan.next_offset != end {
-            return Err(self.damaged(
-                base,
-                format!(
-                    "the cleaned copy does not verify (ends at {}, stop {:?})",
-                    scan.next_offset, scan.stop
-                ),
-            ));
-        }
-        let mut time_entries: Vec<TimeEntry> = scan.time_entries.clone();
-        time_entries
-            .extend(IndexCursor::resume(self.index_interval_bytes, scan.cursor).final_time_entry());
-        let offsets: &[OffsetEntry] = &scan.offset_entries;
-        Entries::rebuild(&index_path, offsets, None, disk)
-            .and_then(|e| e.sync(disk))
-            .map_err(self.io("write cleaned offset index"))?;
-        Entries::rebuild(&time_path, &time_entries, None, disk)
-            .and_then(|e| e.sync(disk))
-            .map_err(self.io("write cleaned time index"))?;
-        Ok(Written {
-            base_offset: base,
-            max_timestamp: scan.cursor.max_timestamp,
-            len: scan.valid_len,
-        })
-    }
-}
-
-/// Calls `f` with each keyed record's key and offset (decompressing, bounded).
-fn for_each_key(
-    bytes: &[u8],
-    header: &BatchHeader,
-    mut f: impl FnMut(&[u8], i64),
-) -> Result<(), RewriteError> {
-    let offset = header.base_offset;
-    let malformed = |source| RewriteError::Malformed { offset, source };
-    let codec = header.attributes.compression().map_err(malformed)?;
-    let decompressed;
-    let records = if codec == Compression::None {
-        &bytes[HEADER_LEN..]
-    } else {
-        decompressed = compression::decompress(
-            codec,
-            &bytes[HEADER_LEN..],
-            rewrite::DECOMPRESSED_BATCH_MAX_BYTES,
-        )
-        .map_err(|source| RewriteError::Codec { offset, source })?;
-        &decompressed[..]
-    };
-    for record in Records::from_raw(records, header.records_count) {
-        let record = record.map_err(malformed)?;
-        if let Some(key) = record.key {
-            f(key, record.offset(header.base_offset));
-        }
-    }
-    Ok(())
 }

@@ -17,6 +17,8 @@
 //!
 //! Does not decide which records to keep (the caller's `keep` does) and does no I/O.
 
+use std::borrow::Cow;
+
 use bytes::BufMut;
 use weir_protocol::compression::{self, CompressionError};
 use weir_protocol::record_batch::{
@@ -111,21 +113,13 @@ pub(crate) fn clean_batch(
         return Ok(Outcome::Unchanged);
     }
     let codec = header.attributes.compression().map_err(malformed)?;
-    let raw = &bytes[HEADER_LEN..];
-    let decompressed;
-    let records = if codec == Compression::None {
-        raw
-    } else {
-        decompressed = compression::decompress(codec, raw, DECOMPRESSED_BATCH_MAX_BYTES)
-            .map_err(|source| RewriteError::Codec { offset, source })?;
-        &decompressed[..]
-    };
+    let records = records_section(bytes, header)?;
     let horizon = (attributes & DELETE_HORIZON != 0).then_some(header.base_timestamp);
     let expired = super::policy::tombstone_expired(horizon, rules.now_ms);
     let mut kept: Vec<Record<'_>> = Vec::new();
     let mut dropped_any = false;
     let mut kept_tombstone = false;
-    for record in Records::from_raw(records, header.records_count) {
+    for record in Records::from_raw(&records, header.records_count) {
         let record = record.map_err(malformed)?;
         let candidate = Candidate {
             offset: record.offset(header.base_offset),
@@ -155,26 +149,42 @@ pub(crate) fn clean_batch(
             Outcome::Dropped
         });
     }
-    let (base_timestamp, attributes) = if set_horizon {
-        (
-            rules
-                .now_ms
-                .saturating_add(rules.delete_retention_ms.max(0)),
-            attributes | DELETE_HORIZON,
-        )
+    let base_timestamp = if set_horizon {
+        rules
+            .now_ms
+            .saturating_add(rules.delete_retention_ms.max(0))
     } else {
-        (header.base_timestamp, attributes)
+        header.base_timestamp
     };
-    let mut body = Vec::with_capacity(records.len());
-    for r in &kept {
+    let attributes = if set_horizon {
+        attributes | DELETE_HORIZON
+    } else {
+        attributes
+    };
+    rebuild(bytes, header, &kept, codec, (attributes, base_timestamp)).map(Outcome::Rewritten)
+}
+
+/// The batch with only `kept` records, compressed with `codec`, carrying `attributes` and
+/// `base_timestamp` (the record timestamps are re-based on it).
+fn rebuild(
+    bytes: &[u8],
+    header: &BatchHeader,
+    kept: &[Record<'_>],
+    codec: Compression,
+    (attributes, base_timestamp): (i16, i64),
+) -> Result<Vec<u8>, RewriteError> {
+    let mut body = Vec::with_capacity(bytes.len());
+    for r in kept {
         let timestamp = r.timestamp(header.base_timestamp);
         encode_record(r, timestamp.wrapping_sub(base_timestamp), &mut body);
     }
     let body = if codec == Compression::None {
         body
     } else {
-        compression::compress(codec, &body)
-            .map_err(|source| RewriteError::Codec { offset, source })?
+        compression::compress(codec, &body).map_err(|source| RewriteError::Codec {
+            offset: header.base_offset,
+            source,
+        })?
     };
     let count = i32::try_from(kept.len()).unwrap_or(i32::MAX);
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
@@ -184,7 +194,27 @@ pub(crate) fn clean_batch(
     put_i64(&mut out, field::BASE_TIMESTAMP, base_timestamp);
     put_i32(&mut out, field::RECORDS_COUNT, count);
     finish(&mut out);
-    Ok(Outcome::Rewritten(out))
+    Ok(out)
+}
+
+/// The records of a stored batch, decompressed (bounded by
+/// [`DECOMPRESSED_BATCH_MAX_BYTES`]) when the batch is compressed.
+pub(crate) fn records_section<'a>(
+    bytes: &'a [u8],
+    header: &BatchHeader,
+) -> Result<Cow<'a, [u8]>, RewriteError> {
+    let offset = header.base_offset;
+    let codec = header
+        .attributes
+        .compression()
+        .map_err(|source| RewriteError::Malformed { offset, source })?;
+    let raw = &bytes[HEADER_LEN..];
+    if codec == Compression::None {
+        return Ok(Cow::Borrowed(raw));
+    }
+    compression::decompress(codec, raw, DECOMPRESSED_BATCH_MAX_BYTES)
+        .map(Cow::Owned)
+        .map_err(|source| RewriteError::Codec { offset, source })
 }
 
 /// The batch's header alone, with no records and no codec: what Kafka keeps of an emptied
