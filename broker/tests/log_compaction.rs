@@ -464,21 +464,18 @@ fn readers_never_go_backwards_while_the_cleaner_runs() {
         .collect();
     let mut c = cleaner(8);
     let mut cleaned = 0;
-    for i in 0..600u32 {
+    for i in 0..300u32 {
         let rec: Rec = (
             vec![b'k', (i % 5) as u8],
             Some(format!("v{i}").into_bytes()),
         );
-        let info = log
-            .append(&encode(
-                std::slice::from_ref(&rec),
-                10_000,
-                Compression::None,
-                None,
-            ))
-            .unwrap();
-        written.lock().unwrap().insert(info.base_offset.0, rec);
-        if i % 25 == 24 {
+        // Recorded before the append (one writer: the offset is the log end), so a reader
+        // can never meet a record the model does not know yet.
+        let next = log.log_end_offset().0;
+        written.lock().unwrap().insert(next, rec.clone());
+        let batch = encode(std::slice::from_ref(&rec), 10_000, Compression::None, None);
+        assert_eq!(log.append(&batch).unwrap().base_offset.0, next);
+        if i % 20 == 19 {
             log.sync().unwrap();
             if matches!(c.clean(&log).unwrap(), CleanOutcome::Cleaned(_)) {
                 cleaned += 1;
@@ -489,7 +486,7 @@ fn readers_never_go_backwards_while_the_cleaner_runs() {
     for r in readers {
         assert!(r.join().expect("reader panicked") > 0);
     }
-    assert!(cleaned > 5, "cleaned {cleaned} times");
+    assert!(cleaned > 3, "cleaned {cleaned} times");
     let last = contents(&log);
     let keys: std::collections::HashSet<_> = last.values().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys.len(), 5);
