@@ -509,6 +509,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cleanup_policy_takes_kafkas_values() {
+        let policy = |v: &str| parse_cleanup_policy(v);
+        assert_eq!(policy("delete"), Ok(CleanupPolicy::DELETE));
+        assert_eq!(policy("compact"), Ok(CleanupPolicy::COMPACT));
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(policy("compact,delete"), Ok(both));
+        assert_eq!(policy("delete, compact"), Ok(both));
+        assert!(policy("compacted").is_err());
+        let config = BrokerConfig::parse_from(["weir-broker", "--log-cleanup-policy", "compact"]);
+        assert_eq!(config.log_config().cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(
+            BrokerConfig::parse_from(["weir-broker"])
+                .log_config()
+                .cleanup_policy,
+            CleanupPolicy::DELETE
+        );
+    }
+
+    #[test]
     fn impossible_values_are_refused_with_the_flag_and_range() {
         BrokerConfig::parse_from(["weir-broker"])
             .validate()
@@ -561,6 +583,30 @@ mod tests {
             (&["--max-fetch-bytes", "0"], "max-fetch-bytes"),
             (&["--recovery-threads", "0"], "recovery-threads"),
             (&["--recovery-threads", "257"], "recovery-threads"),
+            (&["--log-cleaner-backoff-ms", "0"], "log-cleaner-backoff-ms"),
+            (&["--log-cleaner-threads", "0"], "log-cleaner-threads"),
+            (&["--log-cleaner-threads", "65"], "log-cleaner-threads"),
+            (
+                &["--log-cleaner-io-max-bytes-per-second", "0"],
+                "log-cleaner-io-max-bytes-per-second",
+            ),
+            (
+                &["--log-cleaner-dedupe-buffer-size", "1000"],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &[
+                    "--log-cleaner-threads",
+                    "4",
+                    "--log-cleaner-dedupe-buffer-size",
+                    "3145728",
+                ],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &["--log-cleaner-min-cleanable-ratio", "1.5"],
+                "log-cleaner-min-cleanable-ratio",
+            ),
         ];
         for (args, flag) in cases {
             let e = refused(args);

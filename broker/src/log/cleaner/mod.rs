@@ -404,3 +404,19 @@ fn producer_batches(segments: &[Arc<Segment>]) -> HashSet<i64> {
     }
     last.into_values().flatten().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_holds_the_rate() {
+        let throttle = Throttle::new(1_000_000);
+        let start = Instant::now();
+        for _ in 0..4 {
+            throttle.pace(50_000);
+        }
+        // 200 kB at 1 MB/s: at least 0.2 s (a lower bound only; a busy machine is slower).
+        assert!(start.elapsed() >= Duration::from_millis(195), "{:?}", start.elapsed());
+    }
+}
