@@ -491,3 +491,28 @@ fn readers_never_go_backwards_while_the_cleaner_runs() {
     let keys: std::collections::HashSet<_> = last.values().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys.len(), 5);
 }
+
+/// A log closed (as when its topic is deleted) while a cleaning runs is left as it was: the
+/// pass is dropped before its commit and its `.cleaned` files removed.
+#[test]
+fn a_log_closed_meanwhile_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(10_000));
+    let log = populated(dir.path(), &clock);
+    let before = contents(&log);
+    log.close().unwrap();
+    assert_eq!(cleaner(64).clean(&log).unwrap(), CleanOutcome::Abandoned);
+    assert_eq!(contents(&log), before);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".cleaned") || n == "cleaner-swap"),
+        "{names:?}"
+    );
+    drop(log);
+    assert_eq!(contents(&open(dir.path(), &config(600), &clock)), before);
+}

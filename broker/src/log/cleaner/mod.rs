@@ -417,6 +417,10 @@ mod tests {
             throttle.pace(50_000);
         }
         // 200 kB at 1 MB/s: at least 0.2 s (a lower bound only; a busy machine is slower).
-        assert!(start.elapsed() >= Duration::from_millis(195), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(195),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }
