@@ -509,6 +509,41 @@ mod tests {
     }
 
     #[test]
+    fn impossible_cleaner_values_are_refused_with_the_flag_and_range() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--log-cleaner-backoff-ms", "0"], "log-cleaner-backoff-ms"),
+            (&["--log-cleaner-threads", "0"], "log-cleaner-threads"),
+            (&["--log-cleaner-threads", "65"], "log-cleaner-threads"),
+            (
+                &["--log-cleaner-io-max-bytes-per-second", "0"],
+                "log-cleaner-io-max-bytes-per-second",
+            ),
+            (
+                &["--log-cleaner-dedupe-buffer-size", "1000"],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &[
+                    "--log-cleaner-threads",
+                    "4",
+                    "--log-cleaner-dedupe-buffer-size",
+                    "3145728",
+                ],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &["--log-cleaner-min-cleanable-ratio", "1.5"],
+                "log-cleaner-min-cleanable-ratio",
+            ),
+        ];
+        for (args, flag) in cases {
+            let e = refused(args);
+            assert_eq!(e.flag, *flag, "{args:?}");
+            assert!(e.to_string().contains("must be between"), "{e}");
+        }
+    }
+
+    #[test]
     fn the_cleanup_policy_takes_kafkas_values() {
         let policy = |v: &str| parse_cleanup_policy(v);
         assert_eq!(policy("delete"), Ok(CleanupPolicy::DELETE));
@@ -583,30 +618,6 @@ mod tests {
             (&["--max-fetch-bytes", "0"], "max-fetch-bytes"),
             (&["--recovery-threads", "0"], "recovery-threads"),
             (&["--recovery-threads", "257"], "recovery-threads"),
-            (&["--log-cleaner-backoff-ms", "0"], "log-cleaner-backoff-ms"),
-            (&["--log-cleaner-threads", "0"], "log-cleaner-threads"),
-            (&["--log-cleaner-threads", "65"], "log-cleaner-threads"),
-            (
-                &["--log-cleaner-io-max-bytes-per-second", "0"],
-                "log-cleaner-io-max-bytes-per-second",
-            ),
-            (
-                &["--log-cleaner-dedupe-buffer-size", "1000"],
-                "log-cleaner-dedupe-buffer-size",
-            ),
-            (
-                &[
-                    "--log-cleaner-threads",
-                    "4",
-                    "--log-cleaner-dedupe-buffer-size",
-                    "3145728",
-                ],
-                "log-cleaner-dedupe-buffer-size",
-            ),
-            (
-                &["--log-cleaner-min-cleanable-ratio", "1.5"],
-                "log-cleaner-min-cleanable-ratio",
-            ),
         ];
         for (args, flag) in cases {
             let e = refused(args);
