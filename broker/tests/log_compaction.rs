@@ -346,6 +346,10 @@ fn a_crash_at_every_swap_step_leaves_the_old_or_the_new_log() {
     assert_ne!(before, after, "the cleaning must change something");
     let steps = steps.lock().unwrap().clone();
     assert!(steps.len() > 10, "{steps:?}");
+    assert!(
+        steps.iter().any(|s| matches!(s, SwapStep::Removed { .. })),
+        "later passes merge the segments earlier ones shrank: {steps:?}"
+    );
     drop(log);
 
     let mut known = HashMap::new();

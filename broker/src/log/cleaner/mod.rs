@@ -215,10 +215,13 @@ pub(crate) struct CleanerState {
     pub(crate) stopped: bool,
 }
 
-/// A cleaned segment written beside its old one, ready to swap in.
-#[derive(Debug, Clone, Copy)]
+/// A cleaned segment written beside the old ones it replaces, ready to swap in.
+#[derive(Debug, Clone)]
 pub(crate) struct Written {
+    /// Its base offset: that of the first segment it replaces.
     pub(crate) base_offset: i64,
+    /// Base offsets of the other segments it replaces (merged into it), oldest first.
+    pub(crate) replaces: Vec<i64>,
     pub(crate) max_timestamp: i64,
     /// Bytes of the cleaned `.log`, all validated by the scan that built its indexes.
     pub(crate) len: usize,
@@ -266,6 +269,7 @@ impl Cleaner {
             now_ms: view.now_ms,
             delete_retention_ms: config.compaction.delete_retention_ms,
             index_interval_bytes: config.index_interval_bytes,
+            segment_bytes: config.segment_bytes,
             producer_keeps: &producer_keeps,
             throttle: throttle.as_deref(),
         };
@@ -335,10 +339,11 @@ impl Cleaner {
                 .min(segments.len().saturating_sub(1));
             let old = &segments[..k];
             let bases: Vec<i64> = old.iter().map(|s| s.base_offset()).collect();
-            let mut written = Vec::with_capacity(k);
-            for (i, segment) in old.iter().enumerate() {
-                let end = segments[i + 1].base_offset();
-                match job.write_segment(segment, end, map, &mut stats) {
+            let groups = pass::group(old, segments[k].base_offset(), job.segment_bytes);
+            let mut written = Vec::with_capacity(groups.len());
+            for g in &groups {
+                let end = segments[g.end].base_offset();
+                match job.write_group(&segments[g.clone()], end, map, &mut stats) {
                     Ok(w) => written.push(w),
                     Err(err) => {
                         swap::discard(dir, &bases);

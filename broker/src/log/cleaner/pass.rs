@@ -8,12 +8,14 @@
 //! Invariants: the map ends at a batch boundary; a cleaned segment starts at its old base
 //! offset, is dense batch after batch, and ends exactly where the old one ended (checked by a
 //! validating scan of what was written, which also builds its indexes); runs of dropped
-//! batches become one filler batch each.
+//! batches become one filler batch each. Consecutive small segments are written as one (see
+//! [`group`]), as Kafka's cleaner groups them.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use weir_protocol::record_batch::{BatchHeader, Records, validate_stored_batch};
 
@@ -33,6 +35,8 @@ pub(super) struct Job<'a> {
     pub(super) now_ms: i64,
     pub(super) delete_retention_ms: i64,
     pub(super) index_interval_bytes: u32,
+    /// Largest cleaned segment (several small ones are merged up to it).
+    pub(super) segment_bytes: u32,
     /// Base offsets of the batches each idempotent producer's table is rebuilt from.
     pub(super) producer_keeps: &'a HashSet<i64>,
     pub(super) throttle: Option<&'a Throttle>,
@@ -128,7 +132,7 @@ impl Job<'_> {
     /// next batch might not fit. Returns where the mapped part ends (a batch boundary).
     pub(super) fn build_map(
         &self,
-        segments: &[std::sync::Arc<Segment>],
+        segments: &[Arc<Segment>],
         from: i64,
         to: i64,
         map: &mut OffsetMap,
@@ -171,88 +175,91 @@ impl Job<'_> {
         Ok(end)
     }
 
-    /// Writes the cleaned copy of `segment` (whose offsets end before `end`) and its indexes
-    /// as `.cleaned` files, synced.
-    pub(super) fn write_segment(
+    /// Writes the cleaned copy of the consecutive segments `group` (whose offsets end before
+    /// `end`) as one segment with the first one's base offset, and its indexes, as `.cleaned`
+    /// files, synced.
+    pub(super) fn write_group(
         &self,
-        segment: &Segment,
+        group: &[Arc<Segment>],
         end: i64,
         map: &OffsetMap,
         stats: &mut CleanStats,
     ) -> Result<Written, CleanError> {
-        let base = segment.base_offset();
+        let base = group[0].base_offset();
         let [(log_path, _), (index_path, _), (time_path, _)] =
             swap::cleaned_paths(self.log.dir(), base);
         let file = File::create(&log_path).map_err(self.io("create cleaned segment"))?;
-        let written = self.write_batches(segment, end, map, &file, stats)?;
+        let written = self.write_batches(group, end, map, &file, stats)?;
         self.log
             .disk()
             .sync_data(&file)
             .map_err(self.io("sync cleaned segment"))?;
         drop(file);
+        let read: usize = group.iter().map(|s| s.size()).sum();
         if let Some(t) = self.throttle {
-            t.pace((segment.size() + written) as u64);
+            t.pace((read + written) as u64);
         }
-        stats.segments += 1;
-        stats.bytes_read += segment.size() as u64;
+        stats.segments += group.len();
+        stats.bytes_read += read as u64;
         stats.bytes_written += written as u64;
-        self.write_indexes(base, end, &log_path, &index_path, &time_path)
+        let mut done = self.write_indexes(base, end, &log_path, &index_path, &time_path)?;
+        done.replaces = group[1..].iter().map(|s| s.base_offset()).collect();
+        Ok(done)
     }
 
-    /// The batch loop of [`Self::write_segment`]: returns the bytes written.
+    /// The batch loop of [`Self::write_group`]: returns the bytes written.
     fn write_batches(
         &self,
-        segment: &Segment,
+        group: &[Arc<Segment>],
         end: i64,
         map: &OffsetMap,
         file: &File,
         stats: &mut CleanStats,
     ) -> Result<usize, CleanError> {
-        let base = segment.base_offset();
         let mut out = Output {
             out: BufWriter::with_capacity(1 << 20, file),
             written: 0,
         };
-        let write = self.io("write cleaned segment");
+        let write = |e: io::Error| self.io("write cleaned segment")(e);
         let mut gap = Gap::default();
-        let mut expected = base;
+        let mut expected = group[0].base_offset();
         let put = |out: &mut Output<'_>, bytes: &[u8]| out.put(bytes);
-        let mut failed = None;
-        for b in segment.batches_from(0) {
-            let (bytes, header) = self.verified(segment, b.position, b.len)?;
-            if header.base_offset != expected {
+        for segment in group {
+            let base = segment.base_offset();
+            if base != expected {
                 return Err(self.damaged(
                     base,
-                    format!(
-                        "batch at position {} starts at offset {} where {expected} was expected",
-                        b.position, header.base_offset
-                    ),
+                    format!("segment starts at {base} but the one before ends at {expected}"),
                 ));
             }
-            expected = header.next_offset();
-            let outcome = self.clean_one(bytes, &header, map, stats)?;
-            let result = match outcome {
-                Outcome::Dropped => gap.extend(&header).map_or(Ok(()), |f| put(&mut out, &f)),
-                kept => {
-                    gap.take()
+            for b in segment.batches_from(0) {
+                let (bytes, header) = self.verified(segment, b.position, b.len)?;
+                if header.base_offset != expected {
+                    return Err(self.damaged(
+                        base,
+                        format!(
+                            "batch at position {} starts at offset {} where {expected} was expected",
+                            b.position, header.base_offset
+                        ),
+                    ));
+                }
+                expected = header.next_offset();
+                let result = match self.clean_one(bytes, &header, map, stats)? {
+                    Outcome::Dropped => gap.extend(&header).map_or(Ok(()), |f| put(&mut out, &f)),
+                    kept => gap
+                        .take()
                         .map_or(Ok(()), |f| put(&mut out, &f))
                         .and_then(|()| match kept {
                             Outcome::Rewritten(v) => put(&mut out, &v),
                             _ => put(&mut out, bytes),
-                        })
-                }
-            };
-            if let Err(e) = result {
-                failed = Some(e);
-                break;
+                        }),
+                };
+                result.map_err(write)?;
             }
-        }
-        if let Some(e) = failed {
-            return Err(write(e));
         }
         if expected != end {
             return Err(self.damaged(
-                base,
+                group[0].base_offset(),
                 format!("batches end at offset {expected} but the next segment starts at {end}"),
             ));
         }
@@ -334,6 +341,7 @@ impl Job<'_> {
             .map_err(self.io("write cleaned time index"))?;
         Ok(Written {
             base_offset: base,
+            replaces: Vec::new(),
             max_timestamp: scan.cursor.max_timestamp,
             len: scan.valid_len,
         })
@@ -358,4 +366,34 @@ fn for_each_key(
         }
     }
     Ok(())
+}
+
+/// Splits `segments` (consecutive, the last one followed by a segment starting at `end`) into
+/// runs rewritten as one segment each: as many as fit `segment_bytes` by their current sizes
+/// (the cleaned copy is no larger) and whose offsets stay within the 32-bit relative offsets
+/// of an index. Kafka's `groupSegmentsBySize`.
+pub(super) fn group(
+    segments: &[Arc<Segment>],
+    end: i64,
+    segment_bytes: u32,
+) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let base = segments[start].base_offset();
+        let mut bytes = segments[start].size() as u64;
+        let mut stop = start + 1;
+        while stop < segments.len() {
+            let next_end = segments.get(stop + 1).map_or(end, |s| s.base_offset());
+            let size = bytes + segments[stop].size() as u64;
+            if size > u64::from(segment_bytes) || next_end - base > i64::from(i32::MAX) {
+                break;
+            }
+            bytes = size;
+            stop += 1;
+        }
+        groups.push(start..stop);
+        start = stop;
+    }
+    groups
 }

@@ -16,6 +16,10 @@
 //!    each name always holds either the old file or the new one, never neither. A crash
 //!    between two renames leaves a mix of old and new files, which recovery completes from
 //!    the marker (a `.cleaned` file still present is renamed; one already renamed is gone).
+//!    When the cleaned segment merges several old ones, the others' files are then
+//!    removed ([`SwapStep::Removed`]): the cleaned segment, in place, covers their offsets.
+//!    A crash before a removal leaves overlapping segments only until recovery, which
+//!    removes them from the marker first.
 //! 4. [`SwapStep::DirSynced`]: the directory is synced, making the renames durable.
 //! 5. [`SwapStep::Done`]: the marker is removed (and the directory synced). A crash before
 //!    that only makes the next open redo renames that are already done (none are left).
@@ -54,6 +58,11 @@ pub enum SwapStep {
         /// Which file: 0 the `.log`, 1 the offset index, 2 the time index.
         file: u8,
     },
+    /// The files of an old segment merged into the cleaned one before it were removed.
+    Removed {
+        /// Base offset of the removed segment.
+        base_offset: i64,
+    },
     /// The directory is synced after the renames.
     DirSynced,
     /// The marker is removed.
@@ -76,23 +85,31 @@ fn with_suffix(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Steps 2 to 5 for the segments `bases` (oldest first), whose `.cleaned` files are written
-/// and synced (step 1 is the caller's, with its hook call).
+/// One cleaned segment of a swap: its base offset and the other old segments it replaces
+/// (merged into it), whose files go once it is in place.
+pub(crate) type Group = (i64, Vec<i64>);
+
+/// Steps 2 to 5 for the cleaned segments `groups` (oldest first), whose `.cleaned` files are
+/// written and synced (step 1 is the caller's, with its hook call).
 pub(crate) fn commit(
     dir: &Path,
-    bases: &[i64],
+    groups: &[Group],
     disk: &dyn Disk,
     hook: &dyn Fn(SwapStep) -> io::Result<()>,
 ) -> io::Result<()> {
-    write_atomically(dir, SWAP_MARKER, &encode_marker(bases), disk)?;
+    write_atomically(dir, SWAP_MARKER, &encode_marker(groups), disk)?;
     hook(SwapStep::Committed)?;
-    for &base in bases {
-        for (file, (cleaned, final_path)) in (0u8..).zip(cleaned_paths(dir, base)) {
+    for (base, replaces) in groups {
+        for (file, (cleaned, final_path)) in (0u8..).zip(cleaned_paths(dir, *base)) {
             fs::rename(&cleaned, &final_path)?;
             hook(SwapStep::Renamed {
-                base_offset: base,
+                base_offset: *base,
                 file,
             })?;
+        }
+        for &old in replaces {
+            remove_segment(dir, old)?;
+            hook(SwapStep::Removed { base_offset: old })?;
         }
     }
     disk.sync_dir(dir)?;
@@ -100,6 +117,17 @@ pub(crate) fn commit(
     fs::remove_file(dir.join(SWAP_MARKER))?;
     disk.sync_dir(dir)?;
     hook(SwapStep::Done)
+}
+
+/// Removes the three files of the segment at `base` (those already gone are fine).
+fn remove_segment(dir: &Path, base: i64) -> io::Result<()> {
+    for (_, path) in cleaned_paths(dir, base) {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Removes the `.cleaned` files of `bases` (a pass abandoned before its commit).
@@ -132,14 +160,18 @@ pub(crate) fn recover(dir: &Path, disk: &dyn Disk) -> io::Result<SwapRecovery> {
     match fs::read(&marker) {
         Ok(bytes) => {
             match decode_marker(&bytes) {
-                Some(bases) => {
-                    for base in bases {
+                Some(groups) => {
+                    for (base, replaces) in groups {
                         for (cleaned, final_path) in cleaned_paths(dir, base) {
                             match fs::rename(&cleaned, &final_path) {
                                 Ok(()) => done.finished += 1,
                                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                                 Err(e) => return Err(e),
                             }
+                        }
+                        // Only once the merged segment is in place (it covers their offsets).
+                        for old in replaces {
+                            remove_segment(dir, old)?;
                         }
                     }
                 }
@@ -170,33 +202,48 @@ pub(crate) fn recover(dir: &Path, disk: &dyn Disk) -> io::Result<SwapRecovery> {
     Ok(done)
 }
 
-/// `count:u32 | base:i64 ... | crc32c:u32`, big-endian.
-fn encode_marker(bases: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + bases.len() * 8);
-    out.extend_from_slice(&u32::try_from(bases.len()).unwrap_or(u32::MAX).to_be_bytes());
-    for b in bases {
-        out.extend_from_slice(&b.to_be_bytes());
+/// `count:u32 | (base:i64 | n:u32 | replaced base:i64 × n) × count | crc32c:u32`,
+/// big-endian.
+fn encode_marker(groups: &[Group]) -> Vec<u8> {
+    let n = |len: usize| u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    let mut out = Vec::new();
+    out.extend_from_slice(&n(groups.len()));
+    for (base, replaces) in groups {
+        out.extend_from_slice(&base.to_be_bytes());
+        out.extend_from_slice(&n(replaces.len()));
+        for r in replaces {
+            out.extend_from_slice(&r.to_be_bytes());
+        }
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out
 }
 
-fn decode_marker(bytes: &[u8]) -> Option<Vec<i64>> {
+fn decode_marker(bytes: &[u8]) -> Option<Vec<Group>> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32c::crc32c(body).to_be_bytes() != crc {
         return None;
     }
-    let count = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
-    let rest = body.get(4..)?;
-    if rest.len() != count.checked_mul(8)? {
-        return None;
+    let mut rest = body;
+    let mut take = |len: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(len)?;
+        rest = tail;
+        Some(head)
+    };
+    let u32_at = |b: &[u8]| b.try_into().ok().map(u32::from_be_bytes);
+    let i64_at = |b: &[u8]| b.try_into().ok().map(i64::from_be_bytes);
+    let count = u32_at(take(4)?)?;
+    let mut groups = Vec::new();
+    for _ in 0..count {
+        let base = i64_at(take(8)?)?;
+        let n = u32_at(take(4)?)?;
+        let replaces = (0..n)
+            .map(|_| take(8).and_then(i64_at))
+            .collect::<Option<Vec<i64>>>()?;
+        groups.push((base, replaces));
     }
-    Some(
-        rest.chunks_exact(8)
-            .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect(),
-    )
+    rest.is_empty().then_some(groups)
 }
 
 #[cfg(test)]
@@ -205,8 +252,9 @@ mod tests {
 
     #[test]
     fn marker_round_trips_and_detects_damage() {
-        let enc = encode_marker(&[0, 42, 1 << 40]);
-        assert_eq!(decode_marker(&enc), Some(vec![0, 42, 1 << 40]));
+        let groups = vec![(0, vec![]), (42, vec![50, 61]), (1 << 40, vec![])];
+        let enc = encode_marker(&groups);
+        assert_eq!(decode_marker(&enc), Some(groups));
         for i in 0..enc.len() {
             let mut bad = enc.clone();
             bad[i] ^= 1;

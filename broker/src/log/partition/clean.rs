@@ -41,11 +41,12 @@ impl PartitionLog {
         &self.cleaner
     }
 
-    /// Swaps the cleaned copies `written` (of `old`, in the same order, their `.cleaned`
-    /// files synced) into the log: on disk (`swap::commit`, after the hook's
-    /// [`SwapStep::Written`]) and in the segment list, under the writer lock so no roll or
-    /// retention interleaves. Returns `false`, having changed nothing, when the log was
-    /// closed or `old` is no longer the log's (retention deleted some meanwhile).
+    /// Swaps the cleaned segments `written` (each replacing the run of `old` starting at its
+    /// base offset and the segments listed in its `replaces`; their `.cleaned` files synced)
+    /// into the log: on disk (`swap::commit`, after the hook's [`SwapStep::Written`]) and in
+    /// the segment list, under the writer lock so no roll or retention interleaves. Returns
+    /// `false`, having changed nothing, when the log was closed or `old` is no longer the
+    /// log's (retention deleted some meanwhile).
     pub(crate) fn install_cleaned(
         &self,
         old: &[Arc<Segment>],
@@ -71,8 +72,11 @@ impl PartitionLog {
             .sync_dir(&self.dir)
             .map_err(fail("sync directory before swap"))?;
         hook(SwapStep::Written).map_err(fail("swap"))?;
-        let bases: Vec<i64> = written.iter().map(|w| w.base_offset).collect();
-        swap::commit(&self.dir, &bases, self.disk.as_ref(), hook).map_err(fail("swap"))?;
+        let groups: Vec<swap::Group> = written
+            .iter()
+            .map(|w| (w.base_offset, w.replaces.clone()))
+            .collect();
+        swap::commit(&self.dir, &groups, self.disk.as_ref(), hook).map_err(fail("swap"))?;
         let mut fresh = Vec::with_capacity(written.len());
         for w in written {
             let paths = SegmentPaths::new(&self.dir, w.base_offset);
@@ -92,11 +96,13 @@ impl PartitionLog {
             )));
         }
         self.replace_segments(|list| {
-            for (o, n) in old.iter().zip(&fresh) {
-                if let Some(slot) = list.iter_mut().find(|s| Arc::ptr_eq(s, o)) {
-                    *slot = Arc::clone(n);
-                }
-            }
+            list.retain(|s| !old.iter().any(|o| Arc::ptr_eq(s, o)));
+            // The old segments were the oldest ones, so the cleaned ones go first, in order.
+            let at = list
+                .iter()
+                .position(|s| s.base_offset() > fresh[0].base_offset())
+                .unwrap_or(list.len());
+            list.splice(at..at, fresh.iter().cloned());
         });
         // The cleaned copies were synced; the old ones need no sync any more.
         w.unsynced_sealed
