@@ -11,7 +11,7 @@
 //! Invariants:
 //! - the active segment is never touched, nor anything at or past the durable offset;
 //! - offsets never move: a cleaned segment has the same base offset and covers the same
-//!   offsets as the one it replaces, and every batch keeps its offset span (dense from batch
+//!   offsets as the consecutive old segments it replaces (several small ones are merged), and every batch keeps its offset span (dense from batch
 //!   to batch, see [`rewrite`]), so a reader's position stays valid across a swap;
 //! - a record is dropped only when a later record of its key exists (in the part mapped by
 //!   this pass), or when it has no key, or when it is a tombstone whose delete horizon passed;

@@ -8,8 +8,8 @@
 //!    `<base>.log.cleaned`, `<base>.index.cleaned`, `<base>.timeindex.cleaned`, each synced,
 //!    then the directory. Nothing serving has changed: a crash leaves old segments serving
 //!    and recovery deletes the `.cleaned` files.
-//! 2. [`SwapStep::Committed`]: the marker `cleaner-swap`, listing the cleaned base offsets, is
-//!    written atomically (temporary file, sync, rename, directory sync). This is the commit
+//! 2. [`SwapStep::Committed`]: the marker `cleaner-swap`, listing the cleaned base offsets
+//!    (and for each the old segments merged into it), is written atomically (temporary file, sync, rename, directory sync). This is the commit
 //!    point: from here recovery finishes the swap instead of undoing it.
 //! 3. [`SwapStep::Renamed`] after each file: `<base>.<ext>.cleaned` is renamed over
 //!    `<base>.<ext>`, oldest segment first. `rename(2)` replaces the target atomically, so
@@ -24,8 +24,8 @@
 //! 5. [`SwapStep::Done`]: the marker is removed (and the directory synced). A crash before
 //!    that only makes the next open redo renames that are already done (none are left).
 //!
-//! A cleaned segment has the same base offset and covers the same offsets as its old one, so
-//! each is a valid replacement on its own; the marker makes a pass all-or-nothing anyway, so
+//! A cleaned segment has the same base offset and covers the same offsets as the old ones it
+//! replaces, so each is a valid replacement on its own; the marker makes a pass all-or-nothing anyway, so
 //! a log after a crash reads exactly as before the pass or exactly as after it.
 //!
 //! Readers holding the old segment keep reading it: its memory maps keep the replaced inode
