@@ -99,10 +99,14 @@ impl OffsetMap {
         }
     }
 
-    /// Empties the map for the next pass, keeping its memory.
+    /// Empties the map for the next pass. The slots are allocated afresh rather than
+    /// zeroed: a fresh zeroed allocation of this size is untouched pages, so a map that was
+    /// barely used does not cost its whole size in memory and time at every pass.
     pub(crate) fn clear(&mut self) {
         if self.used > 0 {
-            self.slots.fill([0; 3]);
+            let slots = self.slots.len();
+            self.slots = Vec::new();
+            self.slots = vec![[0; 3]; slots];
             self.used = 0;
         }
     }
