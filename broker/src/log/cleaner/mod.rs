@@ -2,9 +2,9 @@
 //! last record of each key.
 //!
 //! Owns one cleaning of one log ([`Cleaner::clean`]): deciding whether it is due
-//! ([`policy`]), building the key→offset map of the dirty part ([`map`], bounded memory),
-//! rewriting the cleanable segments without superseded records ([`rewrite`]) and swapping the
-//! results in crash-safely ([`swap`]). It does not schedule itself (the broker's cleaner task,
+//! (`policy.rs`), building the key→offset map of the dirty part (`map.rs`, bounded memory),
+//! rewriting the cleanable segments without superseded records (`rewrite.rs`) and swapping the
+//! results in crash-safely (`swap.rs`). It does not schedule itself (the broker's cleaner task,
 //! `crate::broker::cleaner`, does) and does not parse topic configs (it reads the log's
 //! [`crate::log::LogConfig`]).
 //!
@@ -12,7 +12,7 @@
 //! - the active segment is never touched, nor anything at or past the durable offset;
 //! - offsets never move: a cleaned segment has the same base offset and covers the same
 //!   offsets as the consecutive old segments it replaces (several small ones are merged), and every batch keeps its offset span (dense from batch
-//!   to batch, see [`rewrite`]), so a reader's position stays valid across a swap;
+//!   to batch, see `rewrite.rs`), so a reader's position stays valid across a swap;
 //! - a record is dropped only when a later record of its key exists (in the part mapped by
 //!   this pass), or when it has no key, or when it is a tombstone whose delete horizon passed;
 //! - the last [`CACHED_BATCHES`] batches of each idempotent producer are kept (emptied if
