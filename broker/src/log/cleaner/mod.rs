@@ -337,6 +337,10 @@ impl Cleaner {
                 .take_while(|s| s.base_offset() < map_end)
                 .count()
                 .min(segments.len().saturating_sub(1));
+            if k == 0 {
+                // Retention deleted everything mapped meanwhile: nothing left to rewrite.
+                break;
+            }
             let old = &segments[..k];
             let bases: Vec<i64> = old.iter().map(|s| s.base_offset()).collect();
             let groups = pass::group(old, segments[k].base_offset(), job.segment_bytes);
