@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 TOPIC = "compacted"
 KEYS = 40
@@ -106,3 +107,20 @@ def test_a_keyless_record_is_refused_on_a_compacted_topic(broker_factory):
     producer.flush(30)
     assert results[0] is None, results
     assert results[1] is not None and results[1].code() == KafkaError.INVALID_RECORD, results
+
+
+def test_describe_configs_reports_the_broker_cleanup_policy(broker_factory):
+    broker = broker_factory("--log-cleanup-policy", "compact", "--log-cleaner-threads", "2")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    # A topic asking for the policy in force is accepted.
+    admin.create_topics([NewTopic("asks-compact", 1, config={"cleanup.policy": "compact"})])[
+        "asks-compact"
+    ].result(30)
+    topic = ConfigResource(ConfigResource.Type.TOPIC, "asks-compact")
+    configs = admin.describe_configs([topic])[topic].result(30)
+    assert configs["cleanup.policy"].value == "compact"
+    node = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = admin.describe_configs([node])[node].result(30)
+    assert configs["log.cleanup.policy"].value == "compact"
+    assert configs["log.cleaner.threads"].value == "2"
+    assert configs["log.cleaner.backoff.ms"].value == "15000"

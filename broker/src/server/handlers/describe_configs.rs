@@ -14,7 +14,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, wire_str};
-use crate::log::FlushPolicy;
+use crate::log::{CleanupPolicy, FlushPolicy};
 use crate::server::context::NODE_ID;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -51,7 +51,12 @@ fn topic_entries(ctx: &Context) -> Vec<Entry> {
         FlushPolicy::Os => (i64::MAX, i64::MAX),
     };
     vec![
-        entry("cleanup.policy", "delete", None),
+        entry(
+            "cleanup.policy",
+            cleanup_policy_name(log.cleanup_policy),
+            // Kafka's default (DEFAULT_CONFIG) unless `--log-cleanup-policy` changed it.
+            (log.cleanup_policy != CleanupPolicy::DELETE).then_some("log.cleanup.policy"),
+        ),
         entry("compression.type", "producer", None),
         entry(
             "flush.messages",
@@ -123,6 +128,33 @@ fn broker_entries(ctx: &Context) -> Vec<Entry> {
             c.max_frame_bytes,
             Some("socket.request.max.bytes"),
         ),
+        entry(
+            "log.cleaner.backoff.ms",
+            c.log_cleaner_backoff_ms,
+            Some("log.cleaner.backoff.ms"),
+        ),
+        entry(
+            "log.cleaner.dedupe.buffer.size",
+            c.log_cleaner_dedupe_buffer_size,
+            Some("log.cleaner.dedupe.buffer.size"),
+        ),
+        entry(
+            "log.cleaner.io.max.bytes.per.second",
+            // Kafka's default, a double's maximum, means no limit.
+            c.log_cleaner_io_max_bytes_per_second
+                .map_or_else(|| f64::MAX.to_string(), |r| r.to_string()),
+            Some("log.cleaner.io.max.bytes.per.second"),
+        ),
+        entry(
+            "log.cleaner.min.cleanable.ratio",
+            c.log_cleaner_min_cleanable_ratio,
+            Some("log.cleaner.min.cleanable.ratio"),
+        ),
+        entry(
+            "log.cleaner.threads",
+            c.log_cleaner_threads,
+            Some("log.cleaner.threads"),
+        ),
     ];
     // The topic-level settings under their broker-level names.
     for topic in topic_entries(ctx) {
@@ -157,6 +189,15 @@ pub(crate) fn refuse_topic_config(
                 .broker_name
                 .map_or(String::new(), |b| format!(" (broker setting {b})"))
         )),
+    }
+}
+
+/// `cleanup.policy` as Kafka writes it.
+fn cleanup_policy_name(policy: CleanupPolicy) -> &'static str {
+    match (policy.compact, policy.delete) {
+        (true, true) => "compact,delete",
+        (true, false) => "compact",
+        _ => "delete",
     }
 }
 
