@@ -11,7 +11,8 @@
 //! read), read the dynamic broker configs, open the catalog (recovering logs, each topic with
 //! its configs), the cluster id, the producer-id allocator and the
 //! offsets store, bind the listener last, then run the server ([`crate::server`]) with the
-//! background upkeep ([`maintenance`]) and the group timers beside it. Shutdown, in reverse:
+//! background upkeep ([`maintenance`]), the log cleaner ([`cleaner`]) and the group timers
+//! beside it. Shutdown, in reverse:
 //! the server drains its connections and requests, then the upkeep and timers end, the
 //! offsets store and the logs are closed, and only then is the directory lock released.
 //!
@@ -20,6 +21,7 @@
 //! the lock is held from before the first read of the directory until every file is closed;
 //! nothing under `crate::server` constructs a disk, a clock or a flusher of its own.
 
+mod cleaner;
 mod cluster_id;
 mod dir_lock;
 mod maintenance;
@@ -43,7 +45,7 @@ use crate::metrics::{Metrics, Sources};
 use crate::producers::{ProducerIdError, ProducerIds};
 use crate::server::{self, Context, ContextParts};
 use crate::storage::{Disk, Flusher, OsDisk};
-use crate::topics::config::{BrokerConfigStore, CleanerSettings};
+use crate::topics::config::BrokerConfigStore;
 use crate::topics::{CatalogError, TopicCatalog};
 use dir_lock::DirLock;
 pub use dir_lock::DirLockError;
@@ -336,11 +338,11 @@ fn open_stores(
     // Before anything in the directory is read: recovery must never run on the files of a
     // broker that is serving them.
     let lock = DirLock::acquire(&config.data_dir)?;
-    // The cleaner's flags (when present) set its static settings; Kafka's defaults otherwise.
+    // The cleaner's flags set its static settings; dynamic broker configs replace them live.
     let broker_configs = BrokerConfigStore::open(
         &config.data_dir,
         Arc::clone(disk),
-        CleanerSettings::default(),
+        config.cleaner_settings(),
     )
     .map_err(CatalogError::from)?;
     let mut catalog_options = config.catalog_options();
@@ -387,10 +389,14 @@ async fn run(
     lock: DirLock,
 ) -> Result<(), BrokerError> {
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
+    let compaction = tokio::spawn(cleaner::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
     server::serve(listener, Arc::clone(&ctx), stop).await;
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
+    }
+    if let Err(join) = compaction.await {
+        tracing::error!(error = %join, "log cleaner task failed");
     }
     if let Err(join) = group_timers.await {
         tracing::error!(error = %join, "group timer task failed");

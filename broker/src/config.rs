@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::groups::coordinator::GroupConfig;
-use crate::log::{FlushPolicy, LogConfig};
+use crate::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use crate::topics::CatalogOptions;
 
 /// Weir: a Kafka-compatible message broker in one binary.
@@ -182,6 +182,41 @@ pub struct BrokerConfig {
     /// target, message and fields) for log shippers.
     #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// What happens to old records of a topic that does not say (Kafka's `log.cleanup.policy`):
+    /// `delete` (retention deletes old segments), `compact` (the cleaner keeps the last record
+    /// of each key), or `compact,delete` (both).
+    #[arg(long, env = "WEIR_LOG_CLEANUP_POLICY", default_value = "delete", value_parser = parse_cleanup_policy)]
+    pub log_cleanup_policy: CleanupPolicy,
+
+    /// How often the log cleaner looks for logs to compact, in ms (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    #[arg(long, env = "WEIR_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+
+    /// Threads compacting logs (Kafka's `log.cleaner.threads`).
+    #[arg(long, env = "WEIR_LOG_CLEANER_THREADS", default_value_t = 1)]
+    pub log_cleaner_threads: usize,
+
+    /// Most bytes per second the cleaner threads read and write together (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`); no limit when unset.
+    #[arg(long, env = "WEIR_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND")]
+    pub log_cleaner_io_max_bytes_per_second: Option<u64>,
+
+    /// Memory for the cleaner's key→offset maps, shared by its threads, in bytes (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`): 24 bytes a key; a log with more distinct keys in its
+    /// dirty part is cleaned in several passes.
+    #[arg(long, env = "WEIR_LOG_CLEANER_DEDUPE_BUFFER_SIZE", default_value_t = crate::log::cleaner::DEFAULT_DEDUPE_BUFFER_BYTES)]
+    pub log_cleaner_dedupe_buffer_size: usize,
+
+    /// Share of a compacted log not yet cleaned above which it is cleaned, between 0 and 1
+    /// (Kafka's `log.cleaner.min.cleanable.ratio`, the default of `min.cleanable.dirty.ratio`).
+    #[arg(
+        long,
+        env = "WEIR_LOG_CLEANER_MIN_CLEANABLE_RATIO",
+        default_value_t = 0.5
+    )]
+    pub log_cleaner_min_cleanable_ratio: f64,
 }
 
 /// How log lines are written to stderr.
@@ -215,6 +250,25 @@ fn parse_http_listen(s: &str) -> Result<HttpListen, String> {
     s.parse()
         .map(HttpListen::At)
         .map_err(|err| format!("expected host:port or off, got {s:?}: {err}"))
+}
+
+fn parse_cleanup_policy(s: &str) -> Result<CleanupPolicy, String> {
+    let mut policy = CleanupPolicy {
+        delete: false,
+        compact: false,
+    };
+    for part in s.split(',').map(str::trim) {
+        match part {
+            "delete" => policy.delete = true,
+            "compact" => policy.compact = true,
+            other => {
+                return Err(format!(
+                    "expected delete, compact or compact,delete, got {other:?}"
+                ));
+            }
+        }
+    }
+    Ok(policy)
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -256,6 +310,12 @@ pub const MIN_FRAME_BYTES: usize = 128;
 pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
 /// Most threads opening partitions at start-up: each holds a partition's files and maps.
 pub const MAX_RECOVERY_THREADS: usize = 256;
+/// Most log cleaner threads: each holds a key map and rewrites one log at a time.
+pub const MAX_CLEANER_THREADS: usize = 64;
+/// Smallest key map a cleaner thread gets (some 43,000 keys).
+pub const MIN_DEDUPE_BYTES_PER_THREAD: usize = 1 << 20;
+/// Largest total key-map memory, 64 GiB: larger is a unit mistake.
+pub const MAX_DEDUPE_BYTES: usize = 64 << 30;
 /// Longest idle or frame timeout, one year: longer ones are a unit mistake.
 pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 
@@ -357,6 +417,39 @@ impl BrokerConfig {
             self.max_fetch_bytes,
             1..=i32::MAX as usize,
         )?;
+        self.validate_cleaner()
+    }
+
+    /// The log cleaner's flags.
+    fn validate_cleaner(&self) -> Result<(), ConfigError> {
+        in_range(
+            "log-cleaner-backoff-ms",
+            self.log_cleaner_backoff_ms,
+            1..=u64::try_from(i64::MAX).unwrap_or(u64::MAX),
+        )?;
+        in_range(
+            "log-cleaner-threads",
+            self.log_cleaner_threads,
+            1..=MAX_CLEANER_THREADS,
+        )?;
+        if let Some(rate) = self.log_cleaner_io_max_bytes_per_second {
+            in_range("log-cleaner-io-max-bytes-per-second", rate, 1..=u64::MAX)?;
+        }
+        // Each thread's share must hold a batch's keys: Kafka's floor is 1 MiB a thread too.
+        in_range(
+            "log-cleaner-dedupe-buffer-size",
+            self.log_cleaner_dedupe_buffer_size,
+            self.log_cleaner_threads
+                .saturating_mul(MIN_DEDUPE_BYTES_PER_THREAD)..=MAX_DEDUPE_BYTES,
+        )?;
+        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
+            return Err(ConfigError {
+                flag: "log-cleaner-min-cleanable-ratio",
+                env: "LOG_CLEANER_MIN_CLEANABLE_RATIO".to_owned(),
+                value: self.log_cleaner_min_cleanable_ratio.to_string(),
+                expected: "must be between 0 and 1".to_owned(),
+            });
+        }
         Ok(())
     }
 
@@ -390,7 +483,25 @@ impl BrokerConfig {
                 max_message_bytes: self.message_max_bytes,
                 ..crate::log::MessageRules::default()
             },
+            cleanup_policy: self.log_cleanup_policy,
+            compaction: crate::log::CompactionConfig {
+                min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+                ..crate::log::CompactionConfig::default()
+            },
             ..LogConfig::default()
+        }
+    }
+
+    /// The log cleaner's settings these flags describe (the static layer under the dynamic
+    /// broker configs `log.cleaner.*`).
+    pub fn cleaner_settings(&self) -> crate::topics::config::CleanerSettings {
+        crate::topics::config::CleanerSettings {
+            backoff_ms: self.log_cleaner_backoff_ms,
+            threads: self.log_cleaner_threads,
+            io_max_bytes_per_second: self
+                .log_cleaner_io_max_bytes_per_second
+                .map_or(f64::MAX, |rate| rate as f64),
+            dedupe_buffer_size: self.log_cleaner_dedupe_buffer_size as u64,
         }
     }
 
@@ -473,6 +584,63 @@ mod tests {
         let config =
             BrokerConfig::parse_from(std::iter::once("weir-broker").chain(args.iter().copied()));
         config.validate().expect_err("out of range")
+    }
+
+    #[test]
+    fn impossible_cleaner_values_are_refused_with_the_flag_and_range() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--log-cleaner-backoff-ms", "0"], "log-cleaner-backoff-ms"),
+            (&["--log-cleaner-threads", "0"], "log-cleaner-threads"),
+            (&["--log-cleaner-threads", "65"], "log-cleaner-threads"),
+            (
+                &["--log-cleaner-io-max-bytes-per-second", "0"],
+                "log-cleaner-io-max-bytes-per-second",
+            ),
+            (
+                &["--log-cleaner-dedupe-buffer-size", "1000"],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &[
+                    "--log-cleaner-threads",
+                    "4",
+                    "--log-cleaner-dedupe-buffer-size",
+                    "3145728",
+                ],
+                "log-cleaner-dedupe-buffer-size",
+            ),
+            (
+                &["--log-cleaner-min-cleanable-ratio", "1.5"],
+                "log-cleaner-min-cleanable-ratio",
+            ),
+        ];
+        for (args, flag) in cases {
+            let e = refused(args);
+            assert_eq!(e.flag, *flag, "{args:?}");
+            assert!(e.to_string().contains("must be between"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_cleanup_policy_takes_kafkas_values() {
+        let policy = |v: &str| parse_cleanup_policy(v);
+        assert_eq!(policy("delete"), Ok(CleanupPolicy::DELETE));
+        assert_eq!(policy("compact"), Ok(CleanupPolicy::COMPACT));
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(policy("compact,delete"), Ok(both));
+        assert_eq!(policy("delete, compact"), Ok(both));
+        assert!(policy("compacted").is_err());
+        let config = BrokerConfig::parse_from(["weir-broker", "--log-cleanup-policy", "compact"]);
+        assert_eq!(config.log_config().cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(
+            BrokerConfig::parse_from(["weir-broker"])
+                .log_config()
+                .cleanup_policy,
+            CleanupPolicy::DELETE
+        );
     }
 
     #[test]

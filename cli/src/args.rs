@@ -144,6 +144,10 @@ pub(crate) struct ProduceArgs {
     /// are counted as not delivered. The broker has its own limit.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
     pub(crate) max_record_bytes: usize,
+    /// Send an empty value as a null value (a tombstone, which deletes the key from a
+    /// compacted topic), as kcat's `-Z`.
+    #[arg(short = 'Z', long)]
+    pub(crate) null_empty: bool,
 }
 
 /// `--max-record-bytes` by default: the Java producer's `max.request.size` (1 MiB).

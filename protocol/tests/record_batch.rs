@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use weir_protocol::record_batch::{
     BatchBuilder, BatchError, BatchHeader, HEADER_LEN, Header, ProducedBatch, RecordInput, Records,
     batch_len_prefix, check_records, field, set_base_offset, set_partition_leader_epoch,
-    validate_batch, verify_batch,
+    validate_batch, validate_stored_batch, verify_batch,
 };
 use weir_protocol::varint::{encode_varint, encode_varlong};
 
@@ -474,4 +474,36 @@ fn builder_sets_producer_and_epoch() {
         .map(|r| r.expect("decodes").timestamp(header.base_timestamp))
         .collect();
     assert_eq!(ts, [7, 3]);
+}
+
+/// A log cleaner keeps a batch's offset span while dropping records (or all of them): stored
+/// batches may count fewer records than their span, produced ones may not.
+#[test]
+fn stored_batches_may_hold_fewer_records_than_their_span() {
+    let two = [raw_record(0), raw_record(2)].concat();
+    let compacted = raw_batch(&two, 2, 2);
+    assert!(matches!(
+        validate_batch(&compacted),
+        Err(BatchError::BadRecordCount { .. })
+    ));
+    let header = validate_stored_batch(&compacted).expect("a compacted batch");
+    assert_eq!((header.records_count, header.last_offset()), (2, 2));
+    let empty = raw_batch(&[], 0, 4);
+    assert_eq!(
+        validate_stored_batch(&empty)
+            .expect("an emptied batch")
+            .records_count,
+        0
+    );
+    assert!(validate_batch(&empty).is_err());
+    for (count, delta) in [(3, 1), (-1, 4), (0, -1)] {
+        let bad = raw_batch(&[], count, delta);
+        assert!(
+            matches!(
+                validate_stored_batch(&bad),
+                Err(BatchError::BadRecordCount { .. })
+            ),
+            "count {count} delta {delta}"
+        );
+    }
 }

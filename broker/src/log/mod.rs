@@ -33,6 +33,7 @@
 //! [`Disk`] seam, atomic small-file writes, the [`Flusher`] threads and the durable watermark
 //! ([`PartitionLog`] implements the flusher's `Syncable`).
 
+pub mod cleaner;
 mod config;
 mod error;
 pub(crate) mod files;

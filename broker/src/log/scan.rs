@@ -9,7 +9,7 @@
 //! the walk expects, never followed.
 
 use weir_protocol::record_batch::{
-    BatchHeader, HEADER_LEN, batch_len_prefix, field, validate_batch,
+    BatchHeader, HEADER_LEN, batch_len_prefix, field, validate_stored_batch,
 };
 
 use super::index::{
@@ -88,10 +88,21 @@ pub(crate) fn batches(data: &[u8], position: usize) -> impl Iterator<Item = Batc
 }
 
 /// `RecordsCount == LastOffsetDelta + 1 > 0`: two header fields that a flipped bit in either
-/// makes disagree, checked without a CRC pass.
+/// makes disagree, checked without a CRC pass. A batch the cleaner compacted holds fewer
+/// records than its span and fails this too: the fast walk then hands over to the careful
+/// one, which trusts such a batch once its CRC holds.
 fn counts_agree(header: &BatchHeader) -> bool {
     header.records_count > 0
         && i64::from(header.records_count) == i64::from(header.last_offset_delta) + 1
+}
+
+/// `0 <= RecordsCount <= LastOffsetDelta + 1`: what any stored batch, compacted or not,
+/// satisfies (`docs/storage-format.md`, "Log compaction"); a cheap filter for candidates
+/// after damage, whose CRC is checked next.
+fn counts_plausible(header: &BatchHeader) -> bool {
+    header.records_count >= 0
+        && header.last_offset_delta >= 0
+        && i64::from(header.records_count) <= i64::from(header.last_offset_delta) + 1
 }
 
 /// Where a walk found an offset.
@@ -207,7 +218,7 @@ impl Walk<'_> {
     /// trusted (its base offset and epoch, outside the CRC, are checked separately).
     fn intact(&self, b: &BatchAt) -> bool {
         b.position + b.len <= self.checked
-            || validate_batch(&self.data[b.position..b.position + b.len]).is_ok()
+            || validate_stored_batch(&self.data[b.position..b.position + b.len]).is_ok()
     }
 
     /// After damaged bytes at `from` whose first offset would be `after`: the next intact
@@ -237,12 +248,12 @@ impl Walk<'_> {
                 continue;
             };
             let h = &b.header;
-            if h.base_offset < after || !counts_agree(h) {
+            if h.base_offset < after || !counts_plausible(h) {
                 continue;
             }
             let next_offset = h.next_offset();
             if next_offset > bound
-                || validate_batch(&data[q..q + b.len]).is_err()
+                || validate_stored_batch(&data[q..q + b.len]).is_err()
                 || !self.confirms(q + b.len, next_offset, next)
             {
                 continue;
@@ -474,7 +485,7 @@ fn check_batch_at(
     if u32::try_from(end).is_err() {
         return Err("batch ends beyond the 4 GiB addressable by the index".to_owned());
     }
-    let header = validate_batch(&rest[..len]).map_err(|e| e.to_string())?;
+    let header = validate_stored_batch(&rest[..len]).map_err(|e| e.to_string())?;
     if header.base_offset != expected_offset {
         return Err(format!(
             "batch base offset {} where {expected_offset} was expected",

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_batch};
+use weir_protocol::record_batch::{Compression, Records, TimestampType, validate_stored_batch};
 
 use super::config::WritePath;
 use super::files::SegmentPaths;
@@ -245,6 +245,11 @@ impl Segment {
         self.index.get(lo).map(|e| self.anchor(e))
     }
 
+    /// The published bytes (the cleaner reads whole batches from them).
+    pub(crate) fn data(&self) -> &[u8] {
+        self.log.as_slice()
+    }
+
     /// Batch headers from `position` to the end of the published bytes.
     pub(crate) fn batches_from(&self, position: usize) -> impl Iterator<Item = BatchAt> + '_ {
         batches(self.log.as_slice(), position)
@@ -296,7 +301,7 @@ impl Segment {
                     // Validated by this process already (header continuity still checked).
                     Ok(())
                 } else {
-                    validate_batch(&data[b.position..b.position + b.len])
+                    validate_stored_batch(&data[b.position..b.position + b.len])
                         .map(|_| ())
                         .map_err(|e| e.to_string())
                 };

@@ -117,6 +117,9 @@ pub(crate) async fn run(ctx: &Context, args: ProduceArgs) -> CliResult {
         };
         for line in chunk {
             let mut record = to_record(&args.topic, line, key_separator);
+            if args.null_empty {
+                record = empty_as_null(record);
+            }
             record.partition = args.partition;
             record.headers.clone_from(&headers);
             tally.sent += 1;
@@ -222,6 +225,14 @@ fn to_record(topic: &str, line: Vec<u8>, separator: Option<&[u8]>) -> ProducerRe
         }
     }
     ProducerRecord::new(topic, line)
+}
+
+/// `-Z`: an empty value becomes a null one (a tombstone), as kcat does.
+fn empty_as_null(mut record: ProducerRecord) -> ProducerRecord {
+    if record.value.as_ref().is_some_and(Bytes::is_empty) {
+        record.value = None;
+    }
+    record
 }
 
 /// Reads lines (without their `\n`) and sends them in chunks until the input ends or the
@@ -348,6 +359,15 @@ async fn watch(probe: Probe, mut reporter: Reporter, progress: Arc<Progress>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_value_is_null_with_z() {
+        let r = empty_as_null(to_record("t", b"k:".to_vec(), Some(b":")));
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.value, None);
+        let r = empty_as_null(to_record("t", b"k:v".to_vec(), Some(b":")));
+        assert_eq!(r.value.as_deref(), Some(&b"v"[..]));
+    }
 
     #[test]
     fn a_key_separator_splits_at_its_first_occurrence() {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{
     BatchHeader, Compression, HEADER_LEN, LENGTH_PREFIX_LEN, Records, batch_len_prefix,
-    validate_batch,
+    validate_stored_batch,
 };
 
 use crate::compression::{DEFAULT_MAX_DECOMPRESSED, decompress};
@@ -113,7 +113,9 @@ pub(crate) fn decode(
             Err(err) => return partial(corrupt(tp, out.next_offset, &err), out),
         };
         let Some(batch) = rest.get(..len) else { break };
-        let header = match validate_batch(batch) {
+        // A compacted topic's batches hold fewer records than their offset span (Kafka's
+        // cleaner keeps a batch's offsets and drops records), or none at all.
+        let header = match validate_stored_batch(batch) {
             Ok(h) => h,
             Err(err) => return partial(corrupt(tp, out.next_offset, &err), out),
         };
@@ -231,6 +233,38 @@ mod tests {
         let mut bytes = b.build().unwrap().to_vec();
         set_base_offset(&mut bytes, base);
         Bytes::from(bytes)
+    }
+
+    /// `plain` with its records section cut to the first record and `RecordsCount` set to
+    /// `count`, keeping its offset span: what a log cleaner leaves (`count` 0: an emptied
+    /// batch).
+    fn compacted(plain: &[u8], first_record_len: usize, count: i32) -> Vec<u8> {
+        let keep = if count == 0 { 0 } else { first_record_len };
+        let mut head = plain[..HEADER_LEN].to_vec();
+        head[57..61].copy_from_slice(&count.to_be_bytes());
+        // Sets the length and the CRC for the new records section.
+        with_compressed_records(
+            &head,
+            Compression::None,
+            &plain[HEADER_LEN..HEADER_LEN + keep],
+        )
+        .unwrap()
+        .to_vec()
+    }
+
+    #[test]
+    fn compacted_batches_are_read_and_skipped_by_their_span() {
+        let tp = TopicPartition::new("t", 0);
+        let topic: Arc<str> = Arc::from("t");
+        let one = batch(0, &["a"]);
+        let three = batch(20, &["a", "b", "c"]);
+        let mut all = compacted(&three, one.len() - HEADER_LEN, 1);
+        all.extend_from_slice(&compacted(&batch(23, &["d", "e"]), 0, 0));
+        all.extend_from_slice(&batch(25, &["f"]));
+        let decoded = decode(&tp, &topic, &Bytes::from(all), 20).unwrap();
+        let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [20, 25]);
+        assert_eq!(decoded.next_offset, 26);
     }
 
     #[test]

@@ -216,6 +216,30 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 /// CRC-32C matches, the codec is known and `RecordsCount == LastOffsetDelta + 1 > 0`.
 /// `header` must be the one parsed from `buf`.
 pub fn verify_batch(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    verify_with(buf, header, Counts::Dense)
+}
+
+/// [`validate_batch`] for a batch read back from a log that may have been compacted: the
+/// cleaner keeps a batch's `BaseOffset` and `LastOffsetDelta` (so offsets and the producer's
+/// sequence range survive) while dropping some of its records, and keeps the emptied last
+/// batch of an idempotent producer. So `0 <= RecordsCount <= LastOffsetDelta + 1` rather
+/// than equality. Batches from producers are checked with [`validate_batch`].
+pub fn validate_stored_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    verify_with(buf, &header, Counts::Compacted)?;
+    Ok(header)
+}
+
+/// Which record counts a batch may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// `RecordsCount == LastOffsetDelta + 1 > 0`: as produced.
+    Dense,
+    /// `0 <= RecordsCount <= LastOffsetDelta + 1`: as a log cleaner may leave it.
+    Compacted,
+}
+
+fn verify_with(buf: &[u8], header: &BatchHeader, counts: Counts) -> Result<(), BatchError> {
     let total = header.total_len()?;
     if total != buf.len() {
         return Err(if total > buf.len() {
@@ -238,9 +262,13 @@ pub fn verify_batch(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> 
         });
     }
     header.attributes.compression()?;
-    if header.records_count <= 0
-        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-    {
+    let count = i64::from(header.records_count);
+    let span = i64::from(header.last_offset_delta) + 1;
+    let bad = match counts {
+        Counts::Dense => count <= 0 || count != span,
+        Counts::Compacted => count < 0 || span <= 0 || count > span,
+    };
+    if bad {
         return Err(BatchError::BadRecordCount {
             records_count: header.records_count,
             last_offset_delta: header.last_offset_delta,

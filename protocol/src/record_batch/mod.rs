@@ -39,7 +39,8 @@ mod records;
 pub use builder::{BatchBuilder, RecordInput, with_compressed_records};
 pub use header::{
     Attributes, BatchHeader, Compression, TimestampType, batch_len_prefix, set_base_offset,
-    set_partition_leader_epoch, stamp_log_append_time, validate_batch, verify_batch,
+    set_partition_leader_epoch, stamp_log_append_time, validate_batch, validate_stored_batch,
+    verify_batch,
 };
 pub use produced::{ProducedBatch, ProducedBatchError};
 pub use records::{Header, Record, Records, check_records};

@@ -8,6 +8,7 @@
 
 pub(crate) mod api_versions;
 mod cluster;
+mod compacted_keys;
 mod configs;
 pub(crate) mod describe_configs;
 mod fetch;

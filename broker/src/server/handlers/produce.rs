@@ -137,7 +137,8 @@ fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
 }
 
 /// Appends the request's record set through the partition's door: its shape is checked
-/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then the topic's message
+/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then that a compacted
+/// topic's records have keys, then the topic's message
 /// rules ([`produce_rules::admit`], which may stamp it with the broker's time), then the
 /// producer's sequence, then the log verifies the contents (CRC, records) and stores it.
 /// Returns the append and, for a stamped batch, the time stamped into it.
@@ -149,6 +150,8 @@ fn append(
 ) -> Result<(Appended, Option<i64>), Refusal> {
     let shape = |err: ProducedBatchError| (shape_error_code(&err), err.to_string());
     let batch = ProducedBatch::check(records.as_deref().unwrap_or_default()).map_err(shape)?;
+    super::compacted_keys::require_keys(&batch, partition.log())
+        .map_err(|err| (err.code(), err.to_string()))?;
     let now_ms = ctx.clock.now_ms();
     let rules = partition.log().config().rules;
     match produce_rules::admit(&rules, acks, &batch, now_ms)? {
