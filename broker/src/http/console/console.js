@@ -36,7 +36,34 @@ function bytes(n) {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-function num(n) { return Number(n).toLocaleString("en-US"); }
+// Thousands separators without Intl (thousands of cells per page).
+function num(n) {
+  const s = String(n);
+  return /^-?\d{4,}$/.test(s) ? s.replace(/\B(?=(\d{3})+$)/g, ",") : s;
+}
+
+// Rows per table page: a table of 1,000 partitions is drawn 100 rows at a time.
+const PAGE_ROWS = 100;
+const pageOf = {};
+
+// Draws table `id` into `el` with the page of `rows` (HTML strings) it is on, and a pager
+// when there is more than one page.
+function pagedTable(el, id, head, rows, empty) {
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  const page = Math.min(pageOf[id] || 0, pages - 1);
+  pageOf[id] = page;
+  const shown = rows.slice(page * PAGE_ROWS, (page + 1) * PAGE_ROWS);
+  const pager = pages > 1 ? `<div class="pager">Rows ${num(page * PAGE_ROWS + 1)}–${num(page * PAGE_ROWS + shown.length)} of ${num(rows.length)}
+    <button class="plain" data-step="-1"${page === 0 ? " disabled" : ""}>← Previous</button>
+    <button class="plain" data-step="1"${page === pages - 1 ? " disabled" : ""}>Next →</button></div>` : "";
+  el.innerHTML = `${pager}<table id="${id}">${head}<tbody>${shown.join("") || empty}</tbody></table>`;
+  for (const button of el.querySelectorAll(".pager button")) {
+    button.addEventListener("click", () => {
+      pageOf[id] = page + Number(button.dataset.step);
+      pagedTable(el, id, head, rows, empty);
+    });
+  }
+}
 
 function duration(seconds) {
   const s = Math.floor(seconds);
@@ -148,21 +175,23 @@ function overview() {
 
 async function topics() {
   const t = await api("/v1/topics");
-  const rows = t.topics.map((x) => `<tr data-topic="${esc(x.name)}">
+  const row = (x) => `<tr data-topic="${esc(x.name)}">
     <td><a href="#/topics/${encodeURIComponent(x.name)}">${esc(x.name)}</a></td>
     <td class="num">${x.partitions}</td><td class="num">${num(x.records)}</td>
     <td class="num">${bytes(x.size_bytes)}</td><td class="num">${x.segments}</td>
-    <td class="num">${bytes(x.bytes_in_total)}</td><td class="num">${bytes(x.bytes_out_total)}</td></tr>`);
+    <td class="num">${bytes(x.bytes_in_total)}</td><td class="num">${bytes(x.bytes_out_total)}</td></tr>`;
   main.innerHTML = `<h1>Topics <span class="muted">(${t.topics.length}${t.truncated ? "+" : ""})</span></h1>
     <form class="controls" onsubmit="return false"><label>Filter<input id="topic-filter" placeholder="name contains…"></label></form>
-    <table id="topics-table"><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Records</th>
-    <th class="num">Size</th><th class="num">Segments</th><th class="num">Bytes in</th><th class="num">Bytes out</th></tr></thead>
-    <tbody>${rows.join("") || `<tr><td colspan="7" class="muted">No topics yet.</td></tr>`}</tbody></table>`;
+    <div id="topics-out"></div>`;
+  const head = `<thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Records</th>
+    <th class="num">Size</th><th class="num">Segments</th><th class="num">Bytes in</th><th class="num">Bytes out</th></tr></thead>`;
+  const draw = (q) => pagedTable(document.getElementById("topics-out"), "topics-table", head,
+    t.topics.filter((x) => x.name.toLowerCase().includes(q)).map(row),
+    `<tr><td colspan="7" class="muted">No topics.</td></tr>`);
+  draw("");
   document.getElementById("topic-filter").addEventListener("input", (e) => {
-    const q = e.target.value.toLowerCase();
-    for (const tr of document.querySelectorAll("#topics-table tbody tr[data-topic]")) {
-      tr.style.display = tr.dataset.topic.toLowerCase().includes(q) ? "" : "none";
-    }
+    pageOf["topics-table"] = 0;
+    draw(e.target.value.toLowerCase());
   });
 }
 
@@ -178,13 +207,15 @@ async function topic(name) {
     <td><a href="${browse(p.partition, p.log_start_offset)}">oldest</a> ·
         <a href="${browse(p.partition, Math.max(p.log_start_offset, p.high_watermark - 20))}">newest</a></td></tr>`);
   const configs = Object.entries(t.configs).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`);
-  main.innerHTML = `<h1>Topic ${esc(t.name)}</h1>
-    <table id="partitions-table"><thead><tr><th class="num">Partition</th><th class="num">Leader</th>
-    <th class="num">Log start</th><th class="num">Log end</th><th class="num">High watermark</th>
-    <th class="num">Size</th><th class="num">Segments</th><th class="num">Records in</th><th class="num">Records out</th><th>Browse</th></tr></thead>
-    <tbody>${rows.join("")}</tbody></table>
+  main.innerHTML = `<h1>Topic ${esc(t.name)} <span class="muted">(${t.partitions.length} partitions)</span></h1>
+    <div id="partitions-out"></div>
     <h2>Log settings in force</h2>
     <table id="configs-table" style="max-width:640px"><tbody>${configs.join("")}</tbody></table>`;
+  pageOf["partitions-table"] = 0;
+  pagedTable(document.getElementById("partitions-out"), "partitions-table", `<thead><tr><th class="num">Partition</th><th class="num">Leader</th>
+    <th class="num">Log start</th><th class="num">Log end</th><th class="num">High watermark</th>
+    <th class="num">Size</th><th class="num">Segments</th><th class="num">Records in</th><th class="num">Records out</th><th>Browse</th></tr></thead>`,
+    rows, `<tr><td colspan="10" class="muted">No partitions.</td></tr>`);
 }
 
 // ---- records ------------------------------------------------------------------------------
@@ -269,8 +300,10 @@ async function groups() {
     <td><span class="tag state-${esc(x.state)}">${esc(x.state)}</span></td>
     <td>${esc(x.protocol_type)}</td><td class="num">${x.members}</td></tr>`);
   main.innerHTML = `<h1>Consumer groups <span class="muted">(${g.groups.length}${g.truncated ? "+" : ""})</span></h1>
-    <table id="groups-table"><thead><tr><th>Group</th><th>State</th><th>Protocol type</th><th class="num">Members</th></tr></thead>
-    <tbody>${rows.join("") || `<tr><td colspan="4" class="muted">No consumer groups yet.</td></tr>`}</tbody></table>`;
+    <div id="groups-out"></div>`;
+  pagedTable(document.getElementById("groups-out"), "groups-table",
+    `<thead><tr><th>Group</th><th>State</th><th>Protocol type</th><th class="num">Members</th></tr></thead>`,
+    rows, `<tr><td colspan="4" class="muted">No consumer groups yet.</td></tr>`);
 }
 
 function group(name) {
@@ -279,6 +312,7 @@ function group(name) {
     <h2>Members</h2><div id="group-members"></div>`;
   let chart = null;
   let keys = [];
+  pageOf["offsets-table"] = 0;
   const history = []; // [seconds, total lag]
   return poll(async () => {
     const g = await api(`/v1/groups/${encodeURIComponent(name)}`);
@@ -303,12 +337,15 @@ function group(name) {
       card("Lag closing at", rate === null ? "measuring…" : `${num(Math.round(rate * 10) / 10)} rec/s`, "group-lag-rate"),
       card("Caught up in", eta),
     ].join("");
-    document.getElementById("group-offsets").innerHTML = `<table id="offsets-table"><thead><tr><th>Topic</th>
-      <th class="num">Partition</th><th class="num">Committed</th><th class="num">High watermark</th><th class="num">Lag</th><th>Committed at</th></tr></thead>
-      <tbody>${g.offsets.map((o) => `<tr><td>${esc(o.topic)}</td><td class="num">${o.partition}</td>
+    // Most lag first: the partitions to look at are on the first page.
+    const offsets = g.offsets.slice().sort((a, b) => (b.lag || 0) - (a.lag || 0));
+    pagedTable(document.getElementById("group-offsets"), "offsets-table", `<thead><tr><th>Topic</th>
+      <th class="num">Partition</th><th class="num">Committed</th><th class="num">High watermark</th><th class="num">Lag</th><th>Committed at</th></tr></thead>`,
+      offsets.map((o) => `<tr><td>${esc(o.topic)}</td><td class="num">${o.partition}</td>
         <td class="num">${num(o.committed_offset)}</td><td class="num">${o.high_watermark == null ? "–" : num(o.high_watermark)}</td>
         <td class="num lag" data-topic="${esc(o.topic)}" data-partition="${o.partition}">${o.lag == null ? "–" : o.lag}</td>
-        <td>${esc(isoTime(o.commit_timestamp_ms))}</td></tr>`).join("") || `<tr><td colspan="6" class="muted">No committed offsets.</td></tr>`}</tbody></table>`;
+        <td>${esc(isoTime(o.commit_timestamp_ms))}</td></tr>`),
+      `<tr><td colspan="6" class="muted">No committed offsets.</td></tr>`);
     document.getElementById("group-members").innerHTML = `<table id="members-table"><thead><tr><th>Member</th><th>Client id</th>
       <th>Host</th><th>Assignment</th></tr></thead><tbody>${g.members.map((m) => `<tr><td>${esc(m.member_id)}${m.group_instance_id ? `<div class="hint">instance ${esc(m.group_instance_id)}</div>` : ""}</td>
         <td>${esc(m.client_id)}</td><td>${esc(m.client_host)}</td>
