@@ -3,7 +3,8 @@
 # cycles: scripts/check-layout.sh), every test (unit, integration, property,
 # crash and failure-injection), the doc tests, then the real-client compatibility suite
 # (tests/compat: kcat, the Python clients and headless Chromium against the weir-broker
-# binary). Installs what the tests need and fails, never skips, when something is missing. `.ci/run` calls exactly this.
+# binary). Installs what the tests need and fails, never skips, when something is missing.
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -431,3 +431,45 @@ async fn compressed_batches_are_opened_when_the_codec_is_built_in() {
     assert_eq!(page["compressed_batches"], serde_json::json!([]));
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_metrics_the_broker_exports() {
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/weir.json"),
+    )
+    .expect("docs/grafana/weir.json");
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("an expression");
+            let mut rest = expr;
+            while let Some(at) = rest.find("weir_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+
+    // Every family has samples once the broker has done some of everything.
+    let broker = http_broker().await;
+    let http = broker.http_addr().expect("an HTTP listener");
+    let mut client = broker.client().await;
+    client.create_topic("dash", 1).await;
+    client.produce_ok("dash", 0, batch(3)).await;
+    client.fetch_now("dash", 0, 0).await;
+    commit(&mut client, ("dashboard-group", None), "dash", 0, 1).await;
+    let (_, metrics) = get(http, "/metrics").await;
+    for name in &names {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name.as_str())),
+            "the dashboard uses {name}, which /metrics does not report"
+        );
+    }
+    broker.shutdown().await;
+}
