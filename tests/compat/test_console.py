@@ -1,8 +1,8 @@
 """The web console in a real headless browser (Debian's chromium through chromedriver, see
 webdriver.py) against the real broker: the topics page lists the topics, the record browser
 shows a produced record's key, value (JSON pretty-printed) and headers, and the group page
-shows the lag that /metrics reports. Screenshots of each page go to docs/console/ (the
-pictures in docs/console.md). A second test measures how long each page takes to load with
+shows the lag that /metrics reports. Each page is screenshot (into docs/console/, the
+pictures in docs/console.md, when WEIR_CONSOLE_SHOTS=docs/console). A second test measures how long each page takes to load with
 1,000 partitions.
 
 Chromium and chromedriver are installed by scripts/test.sh; missing, the tests fail.
@@ -24,7 +24,10 @@ from conftest import REPO, free_port
 from helpers import create_topic
 from webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
-SHOTS = REPO / "docs" / "console"
+# Where screenshots go: the pictures in docs/console.md are refreshed with
+# WEIR_CONSOLE_SHOTS=docs/console; otherwise a temporary directory, so a test run leaves the
+# tree as it was.
+SHOTS_ENV = "WEIR_CONSOLE_SHOTS"
 ORDER_VALUE = b'{"id": 1, "item": "book", "qty": 2}'
 
 
@@ -63,12 +66,14 @@ def commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
     consumer.close()
 
 
-def shoot(browser: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.screenshot(SHOTS / f"{name}.png")
+def shoot(browser: Browser, shots: Path, name: str) -> None:
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(shots / f"{name}.png")
+    assert (shots / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
 
 
-def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser):
+def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser, tmp_path):
+    shots = REPO / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path / "shots"
     broker, port = start(broker_factory)
     base = f"http://127.0.0.1:{port}/"
     create_topic(broker.bootstrap, "orders", 3)
@@ -96,7 +101,7 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     assert len(consumer.consume(56, timeout=10)) > 0
     consumer.close()
     time.sleep(2.5)
-    shoot(browser, "overview")
+    shoot(browser, shots, "overview")
 
     # Topics: every topic listed, with its partitions.
     browser.get(base + "#/topics")
@@ -105,13 +110,13 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     rows = browser.texts("#topics-table tbody tr")
     assert [r.split("\t")[0] for r in rows] == ["events", "orders"]
     assert rows[1].split("\t")[1] == "3"
-    shoot(browser, "topics")
+    shoot(browser, shots, "topics")
     browser.get(base + "#/topics/orders")
     browser.text("#partitions-table")
     cells = [row.split("\t") for row in browser.texts("#partitions-table tbody tr")]
     # Partition, leader, log start, log end, high watermark.
     assert [c[:5] for c in cells] == [["0", "0", "0", "2", "2"], ["1", "0", "0", "0", "0"], ["2", "0", "0", "0", "0"]]
-    shoot(browser, "topic")
+    shoot(browser, shots, "topic")
 
     # Record browser: the produced record's key, value and headers.
     browser.get(base + "#/records?topic=orders&partition=0&offset=0")
@@ -123,7 +128,7 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     assert "source: console-test" in headers and "trace: 7f3a" in headers, headers
     binary = browser.text("#records-table tr[data-offset='1'] td.value")
     assert "00 01 fe ff" in binary, binary
-    shoot(browser, "records")
+    shoot(browser, shots, "records")
 
     # Group page: the lag /metrics reports, closing as the group commits.
     browser.get(base + "#/groups/billing")
@@ -137,10 +142,10 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     assert browser.text(cell, contains=str(int(expected))) == str(int(expected))
     assert browser.text("#group-total-lag") == str(int(expected))
     browser.text("#group-lag-rate", contains="rec/s")
-    shoot(browser, "group")
+    shoot(browser, shots, "group")
     browser.get(base + "#/groups")
     assert "billing" in browser.text("#groups-table", contains="billing")
-    shoot(browser, "groups")
+    shoot(browser, shots, "groups")
 
 
 PAGES = {
