@@ -60,10 +60,23 @@ def lag_metric(port: int, group: str, topic: str, partition: int) -> float:
     raise AssertionError(f"no lag metric for {group} {topic}/{partition}")
 
 
-def commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
-    consumer.close()
+def join(bootstrap: str, group: str, topic: str, client_id: str) -> Consumer:
+    """A member of `group` subscribed to `topic`, once it has its assignment."""
+    member = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+                       "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    member.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not member.assignment():
+        assert time.monotonic() < deadline, "no assignment within 30 s"
+        member.poll(0.2)
+    return member
+
+
+def stay(member: Consumer, seconds: float) -> None:
+    """Keeps `member` in its group (polling) for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        member.poll(0.1)
 
 
 def shoot(browser: Browser, shots: Path, name: str) -> None:
@@ -85,7 +98,8 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     for i in range(40):
         producer.produce("events", key=f"e{i}".encode(), value=f"event number {i}".encode(), partition=0)
     assert producer.flush(30) == 0
-    commit(broker.bootstrap, "billing", "events", 10)
+    member = join(broker.bootstrap, "billing", "events", "billing-worker-1")
+    member.commit(offsets=[TopicPartition("events", 0, 10)], asynchronous=False)
     end = 40 + 16  # the overview below produces 16 more
 
     # Overview.
@@ -95,12 +109,12 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     for i in range(16):
         producer.produce("events", value=b"x" * (200 * (i % 5 + 1)), partition=0)
         producer.flush(10)
-        time.sleep(0.5)
+        stay(member, 0.5)
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "readers", "enable.auto.commit": False})
     consumer.assign([TopicPartition("events", 0, 0)])
     assert len(consumer.consume(56, timeout=10)) > 0
     consumer.close()
-    time.sleep(2.5)
+    stay(member, 2.5)
     shoot(browser, shots, "overview")
 
     # Topics: every topic listed, with its partitions.
@@ -133,9 +147,12 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     # Group page: the lag /metrics reports, closing as the group commits.
     browser.get(base + "#/groups/billing")
     browser.text("#group-total-lag", contains=str(end - 10))
+    stay(member, 0.5)
+    members = browser.text("#members-table", contains="billing-worker-1")
+    assert "events [0]" in members and "127.0.0.1" in members, members
     for offset in (16, 22, 28):
-        time.sleep(2.1)
-        commit(broker.bootstrap, "billing", "events", offset)
+        stay(member, 2.1)
+        member.commit(offsets=[TopicPartition("events", 0, offset)], asynchronous=False)
     expected = lag_metric(port, "billing", "events", 0)
     assert expected == end - 28
     cell = "#offsets-table td.lag[data-topic='events'][data-partition='0']"
@@ -146,6 +163,7 @@ def test_console_pages_show_topics_records_and_group_lag(broker_factory, browser
     browser.get(base + "#/groups")
     assert "billing" in browser.text("#groups-table", contains="billing")
     shoot(browser, shots, "groups")
+    member.close()
 
 
 PAGES = {
