@@ -138,6 +138,7 @@ async fn cluster_topics_and_partitions_have_their_shapes() {
     assert_eq!(topic["records"], 9);
 
     let detail = json(http, "/v1/topics/shapes", 200).await;
+    assert_eq!(detail["truncated"], false);
     let partitions = detail["partitions"].as_array().expect("partitions");
     assert_eq!(partitions.len(), 3);
     let p1 = &partitions[1];
@@ -246,6 +247,7 @@ async fn groups_show_members_assignments_and_the_lag_metrics_report() {
         assert_eq!(o["lag"], hw - committed, "{o}");
     }
     assert_eq!(live["total_lag"], 7);
+    assert_eq!(live["truncated"], false);
 
     // The same figure as the metric.
     let (_, metrics) = get(http, "/metrics").await;

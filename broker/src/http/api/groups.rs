@@ -74,7 +74,10 @@ pub(crate) struct GroupDetail {
     protocol_type: String,
     protocol: String,
     members: Vec<Member>,
+    /// The first [`MAX_LISTED`] partitions by topic and partition.
     offsets: Vec<PartitionLag>,
+    /// More partitions have committed offsets than are listed (`total_lag` counts them all).
+    truncated: bool,
     /// Sum of the partitions' lag.
     total_lag: i64,
     /// The broker's clock at this answer, for lag rates computed by a poller.
@@ -173,8 +176,10 @@ pub(super) async fn one(
             if described.is_none() && !ctx.offsets.has_group(&group) {
                 return Err(ApiError::NoGroup(group));
             }
-            let offsets = offsets(ctx, &group);
+            let mut offsets = offsets(ctx, &group);
             let total_lag = offsets.iter().filter_map(|o| o.lag).sum();
+            let truncated = offsets.len() > MAX_LISTED;
+            offsets.truncate(MAX_LISTED);
             let (state, protocol_type, protocol, members) = match described {
                 Some(d) => {
                     let consumer = d.protocol_type == "consumer";
@@ -195,6 +200,7 @@ pub(super) async fn one(
                 protocol,
                 members,
                 offsets,
+                truncated,
                 total_lag,
                 now_ms: ctx.clock.now_ms(),
             })

@@ -59,6 +59,8 @@ pub(crate) struct PartitionInfo {
 pub(crate) struct TopicDetail {
     name: String,
     partitions: Vec<PartitionInfo>,
+    /// The topic has more partitions than [`MAX_LISTED`]; the first are listed.
+    truncated: bool,
     /// The log settings in force, under Kafka's config names.
     configs: BTreeMap<&'static str, String>,
 }
@@ -190,6 +192,7 @@ pub(super) async fn one(
             let partitions = topic
                 .partitions()
                 .iter()
+                .take(MAX_LISTED)
                 .enumerate()
                 .map(|(index, p)| partition_info(index, p))
                 .collect();
@@ -201,6 +204,7 @@ pub(super) async fn one(
             Ok(TopicDetail {
                 name: topic.name().to_owned(),
                 partitions,
+                truncated: topic.partitions().len() > MAX_LISTED,
                 configs,
             })
         })
