@@ -2,9 +2,9 @@
 # Runs the whole Weir test suite: formatting, lints, the code's layout (file sizes, module
 # cycles: scripts/check-layout.sh), every test (unit, integration, property,
 # crash and failure-injection), the doc tests, then the real-client compatibility suite
-# (tests/compat: kcat, the Python clients and Apache Kafka's Java client, tools and Streams
-# against the weir-broker binary). Installs what the
-# tests need and fails, never skips, when something is missing. `.ci/run` calls exactly this.
+# (tests/compat: kcat, the Python clients, Apache Kafka's Java client, tools and Streams, and
+# headless Chromium against the weir-broker binary). Installs what the tests need and fails,
+# never skips, when something is missing. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +58,18 @@ if ! command -v kcat >/dev/null 2>&1; then
     if ! command -v kcat >/dev/null 2>&1; then
         echo "error: kcat is required by the compatibility tests and could not be installed;" >&2
         echo "       install it (Debian/Ubuntu: apt-get install -y kcat) and run again" >&2
+        exit 1
+    fi
+fi
+
+# The console's browser test (tests/compat/test_console.py) drives Debian's headless Chromium
+# through its chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    step "installing chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+    apt_install chromium chromium-driver || true
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        echo "error: chromium and chromedriver are required by the console test and could not be installed;" >&2
+        echo "       install them (Debian: apt-get install -y chromium chromium-driver) and run again" >&2
         exit 1
     fi
 fi

@@ -8,9 +8,14 @@
 //! [`CONNECTION_LIFETIME`], no request body read. HTTP/1.1 only, through hyper; the routes
 //! are an axum router ([`routes`]).
 //!
+//! Beside them: a read-only JSON admin API under `/v1/` ([`api`]) and the web console at `/`
+//! ([`console`]), assets embedded in the binary.
+//!
 //! Bound before the stores open, so `/health` answers while a long recovery runs (a liveness
 //! probe must not kill a broker that is recovering) and `/ready` says when clients can come.
 
+mod api;
+mod console;
 mod routes;
 
 use std::net::SocketAddr;

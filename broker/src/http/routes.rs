@@ -1,5 +1,7 @@
 //! The HTTP routes: what each path answers. Every route is a GET and reads no body; anything
-//! else is 404 (unknown path) or 405 (other method), from axum.
+//! else is 404 (unknown path) or 405 (other method), from axum. Beside the probes and
+//! `/metrics`: the JSON admin API under `/v1` ([`super::api`]) and the web console at `/`
+//! ([`super::console`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -17,7 +19,9 @@ pub(super) fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .with_state(state)
+        .with_state(state.clone())
+        .nest("/v1", super::api::router(state))
+        .merge(super::console::router())
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {

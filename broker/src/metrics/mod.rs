@@ -83,6 +83,12 @@ impl Metrics {
         }
     }
 
+    /// The server's shared state, for the JSON admin API (`crate::http`): `None` until the
+    /// stores are open, and again once the broker has stopped.
+    pub(crate) fn context(&self) -> Option<Arc<Context>> {
+        self.sources.get().and_then(|s| s.ctx.upgrade())
+    }
+
     /// The Prometheus text exposition (format 0.0.4) of every metric now.
     pub fn render(&self) -> String {
         let mut text = String::new();

@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 use admission::Admission;
 
 use crate::metrics::connections::Refusal;
-pub(crate) use context::{Context, Parts as ContextParts};
+pub(crate) use context::{Context, NODE_ID, Parts as ContextParts};
 
 /// The tasks of every connection and request, and the token that cuts connections off once
 /// the shutdown grace period is over.
