@@ -27,8 +27,8 @@ mod dir_lock;
 mod maintenance;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ use crate::groups::offsets::{
 use crate::groups::service::GroupService;
 use crate::http::{self, HttpState};
 use crate::log::LogOptions;
-use crate::metrics::{Metrics, Sources};
+use crate::metrics::{Metrics, ScrapeSource, Sources};
 use crate::producers::{ProducerIdError, ProducerIds};
 use crate::server::{self, Context, ContextParts};
 use crate::storage::{Disk, Flusher, OsDisk};
@@ -220,20 +220,16 @@ impl BrokerBuilder {
         let http_stop = CancellationToken::new();
         let http_guard = http_stop.clone().drop_guard();
         // Bound before the stores open, so /health answers during a long recovery.
-        let http_addr = start_http(&config, &metrics, &ready, &http_stop).await?;
+        let http_ctx = Arc::new(OnceLock::new());
+        let state = HttpState {
+            metrics: Arc::clone(&metrics),
+            ready: Arc::clone(&ready),
+            ctx: Arc::clone(&http_ctx),
+        };
+        let http_addr = start_http(&config, state, &http_stop).await?;
         let stores = open_stores_blocking(&config, &disk, &clock, flusher).await?;
         // Bound last: a client that can connect finds every topic and the offsets open.
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| BrokerError::Io {
-            op: "read bound address",
-            source,
-        })?;
+        let (listener, addr) = bind_kafka(config.listen).await?;
         let groups = Arc::new(GroupService::new(config.group_config(), Arc::clone(&clock)));
         let Stores {
             lock,
@@ -256,9 +252,7 @@ impl BrokerBuilder {
             disk,
             metrics: Arc::clone(&metrics),
         }));
-        metrics.attach(Sources {
-            ctx: Arc::downgrade(&ctx),
-        });
+        attach_observers(&ctx, &metrics, &http_ctx);
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
         tracing::debug!(cleaner = ?ctx.cleaner_settings(), "log cleaner settings in force");
         let stop = CancellationToken::new();
@@ -287,12 +281,37 @@ impl BrokerBuilder {
     }
 }
 
+/// Binds the Kafka listener.
+async fn bind_kafka(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| BrokerError::Io {
+        op: "read bound address",
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
+/// Hands the running broker's state to the metrics' scrape and the HTTP API (weakly: they
+/// must not keep a stopped broker's stores alive).
+fn attach_observers(ctx: &Arc<Context>, metrics: &Metrics, http_ctx: &OnceLock<Weak<Context>>) {
+    let source: Weak<dyn ScrapeSource> = Arc::downgrade(ctx) as Weak<dyn ScrapeSource>;
+    metrics.attach(Sources { source });
+    // Set once: this start made the slot.
+    if http_ctx.set(Arc::downgrade(ctx)).is_err() {
+        tracing::warn!("the HTTP API's context was set twice");
+    }
+}
+
 /// Binds and starts the HTTP listener as `--http-listen` says; returns its address, or
 /// `None` when there is none (off, or the default address taken).
 async fn start_http(
     config: &BrokerConfig,
-    metrics: &Arc<Metrics>,
-    ready: &Arc<AtomicBool>,
+    state: HttpState,
     stop: &CancellationToken,
 ) -> Result<Option<SocketAddr>, BrokerError> {
     let bound = http::bind(&config.http())
@@ -302,10 +321,6 @@ async fn start_http(
         return Ok(None);
     };
     tracing::info!(%addr, "http listening");
-    let state = HttpState {
-        metrics: Arc::clone(metrics),
-        ready: Arc::clone(ready),
-    };
     tokio::spawn(http::serve(listener, state, stop.clone()));
     Ok(Some(addr))
 }

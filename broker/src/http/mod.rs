@@ -19,8 +19,8 @@ mod console;
 mod routes;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::server::Context;
 
 /// Connections served at once; a scraper and a few probes need a handful.
 pub(crate) const MAX_CONNECTIONS: usize = 64;
@@ -46,11 +47,20 @@ pub(crate) struct HttpState {
     pub(crate) metrics: Arc<Metrics>,
     /// Set once the stores are open and the Kafka listener is bound; cleared at shutdown.
     pub(crate) ready: Arc<AtomicBool>,
+    /// The server's shared state, for the JSON API: set once the stores are open. Weak, so a
+    /// stopped broker's stores are not kept alive by an HTTP connection.
+    pub(crate) ctx: Arc<OnceLock<Weak<Context>>>,
 }
 
 impl HttpState {
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// The server's shared state: `None` until the stores are open, and again once the
+    /// broker has stopped.
+    pub(crate) fn context(&self) -> Option<Arc<Context>> {
+        self.ctx.get().and_then(Weak::upgrade)
     }
 }
 

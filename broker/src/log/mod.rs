@@ -45,6 +45,7 @@ mod recovery;
 mod scan;
 mod segment;
 mod start_offset;
+pub(crate) mod swap;
 
 pub use config::{
     CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, MessageRules, TimestampType, WritePath,

@@ -18,7 +18,7 @@
 //! `read.rs` the read path (end snapshot, verification, timestamp lookups); `sync.rs`
 //! durability (syncs, group commit through the flusher, the interval sweep).
 
-mod clean;
+pub(crate) mod clean;
 pub(crate) use clean::CleanerView;
 mod read;
 mod sync;
@@ -198,7 +198,7 @@ pub struct PartitionLog {
     /// Damaged batches already logged, so a consumer retrying one does not flood the log.
     damage_reported: Mutex<HashSet<(i64, usize)>>,
     /// The cleaner's progress on this log; locked while a cleaning runs.
-    cleaner: Mutex<super::cleaner::CleanerState>,
+    cleaner: Mutex<clean::CleanerState>,
 }
 
 /// Damaged batches logged at `error` per log, each once; reads of one already reported (or
@@ -270,7 +270,7 @@ impl PartitionLog {
             last_sync: Mutex::new(Instant::now()),
             recovery: report,
             damage_reported: Mutex::new(HashSet::new()),
-            cleaner: Mutex::new(super::cleaner::CleanerState::default()),
+            cleaner: Mutex::new(clean::CleanerState::default()),
             config: RwLock::new(Arc::new(config)),
         });
         if let FlushPolicy::Interval(every) = log.flush {

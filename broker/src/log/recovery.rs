@@ -116,7 +116,7 @@ pub(crate) fn recover(
     std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
     // A cleaner swap interrupted by a crash is finished (committed) or undone first, so the
     // segments listed next are whole ones (`docs/storage-format.md`, "Log compaction").
-    super::cleaner::swap::recover(dir, disk)
+    super::swap::recover(dir, disk)
         .map_err(LogError::io("complete an interrupted cleaner swap", dir))?;
     let marker = dir.join(CLEAN_SHUTDOWN);
     let clean = marker.exists();

@@ -12,8 +12,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
+use super::ScrapeSource;
 use super::Sources;
-use crate::server::Context;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NoLabels {}
@@ -97,9 +97,9 @@ fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn topic_samples(ctx: &Context) -> TopicSamples {
+fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
     let mut s = TopicSamples::default();
-    for topic in ctx.catalog.list() {
+    for topic in ctx.catalog().list() {
         let name = topic.name().to_owned();
         let mut sums = crate::topics::TrafficCounts::default();
         for (index, partition) in topic.partitions().iter().enumerate() {
@@ -132,11 +132,11 @@ fn topic_samples(ctx: &Context) -> TopicSamples {
 }
 
 /// Groups by state with their member counts, and each committed partition's lag.
-fn group_samples(ctx: &Context) -> (Samples<GroupLabels>, Samples<LagLabels>) {
+fn group_samples(ctx: &dyn ScrapeSource) -> (Samples<GroupLabels>, Samples<LagLabels>) {
     let mut members = Vec::new();
     let mut known = std::collections::HashSet::new();
-    for (group, state, _protocol_type) in ctx.groups.list() {
-        let count = ctx.groups.describe(&group).map_or(0, |d| d.members.len());
+    for (group, state, _protocol_type) in ctx.groups().list() {
+        let count = ctx.groups().describe(&group).map_or(0, |d| d.members.len());
         known.insert(group.clone());
         members.push((
             GroupLabels {
@@ -147,7 +147,7 @@ fn group_samples(ctx: &Context) -> (Samples<GroupLabels>, Samples<LagLabels>) {
         ));
     }
     let mut lag = Vec::new();
-    for group in ctx.offsets.groups() {
+    for group in ctx.offsets().groups() {
         if known.insert(group.clone()) {
             // Offsets committed without a live group (simple consumers, or after a restart).
             members.push((
@@ -158,9 +158,9 @@ fn group_samples(ctx: &Context) -> (Samples<GroupLabels>, Samples<LagLabels>) {
                 0,
             ));
         }
-        for (topic, partition, committed) in ctx.offsets.group_offsets(&group) {
+        for (topic, partition, committed) in ctx.offsets().group_offsets(&group) {
             let Some(log) = ctx
-                .catalog
+                .catalog()
                 .get(&topic)
                 .and_then(|t| t.log(partition).cloned())
             else {
@@ -182,12 +182,13 @@ fn group_samples(ctx: &Context) -> (Samples<GroupLabels>, Samples<LagLabels>) {
 
 impl Collector for BrokerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(ctx) = self.sources.get().and_then(|s| s.ctx.upgrade()) else {
+        let Some(ctx) = self.sources.get().and_then(|s| s.source.upgrade()) else {
             return Ok(());
         };
-        encode_topics(&mut encoder, &topic_samples(&ctx))?;
-        encode_server(&mut encoder, &ctx)?;
-        let (members, lag) = group_samples(&ctx);
+        let ctx: &dyn ScrapeSource = &*ctx;
+        encode_topics(&mut encoder, &topic_samples(ctx))?;
+        encode_server(&mut encoder, ctx)?;
+        let (members, lag) = group_samples(ctx);
         family(
             &mut encoder,
             "weir_consumer_group_members",
@@ -206,23 +207,24 @@ impl Collector for BrokerCollector {
 }
 
 /// Server figures kept by the context: parked fetches, the request-bytes budget in use.
-fn encode_server(e: &mut DescriptorEncoder<'_>, ctx: &Context) -> Result<(), std::fmt::Error> {
+fn encode_server(
+    e: &mut DescriptorEncoder<'_>,
+    ctx: &dyn ScrapeSource,
+) -> Result<(), std::fmt::Error> {
     let one = |v: u64| vec![(NoLabels {}, as_i64(v))];
     family(
         e,
         "weir_fetches_parked",
         "Long-polling fetches waiting for an append to one of their partitions",
         MetricType::Gauge,
-        &one(ctx.appended.parked()),
+        &one(ctx.parked_fetches()),
     )?;
-    let budget = u64::from(ctx.config.produce_budget());
-    let free = ctx.request_bytes.available_permits() as u64;
     family(
         e,
         "weir_request_budget_used_bytes",
         "Request bytes held now out of --max-produce-bytes-in-flight",
         MetricType::Gauge,
-        &one(budget.saturating_sub(free)),
+        &one(ctx.request_budget_used()),
     )
 }
 

@@ -25,15 +25,34 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use prometheus_client::registry::Registry;
 
-use crate::server::Context;
 pub(crate) use connections::ConnectionMetrics;
 pub(crate) use requests::RequestMetrics;
 
-/// What a scrape reads: the server's shared state (stores, parked fetches, the request-bytes
-/// budget), handed over once the stores are open. Weak: the context holds the metrics.
+use crate::groups::offsets::OffsetStore;
+use crate::groups::service::GroupService;
+use crate::topics::TopicCatalog;
+
+/// What a scrape reads from the running broker: its stores and the server's own figures.
+/// Implemented by the server's shared state; a trait so that the metrics do not depend on
+/// the server (which depends on them).
+pub(crate) trait ScrapeSource: Send + Sync + std::fmt::Debug {
+    /// The topics and their partitions.
+    fn catalog(&self) -> &TopicCatalog;
+    /// The consumer groups.
+    fn groups(&self) -> &GroupService;
+    /// The committed offsets.
+    fn offsets(&self) -> &OffsetStore;
+    /// Long-polling fetches waiting for an append.
+    fn parked_fetches(&self) -> u64;
+    /// Request bytes held now out of the broker-wide budget.
+    fn request_budget_used(&self) -> u64;
+}
+
+/// What a scrape reads, handed over once the stores are open. Weak: the source holds the
+/// metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct Sources {
-    pub(crate) ctx: Weak<Context>,
+    pub(crate) source: Weak<dyn ScrapeSource>,
 }
 
 /// Every metric of one broker.
@@ -81,12 +100,6 @@ impl Metrics {
         if self.sources.set(sources).is_err() {
             tracing::warn!("metrics sources attached twice; keeping the first");
         }
-    }
-
-    /// The server's shared state, for the JSON admin API (`crate::http`): `None` until the
-    /// stores are open, and again once the broker has stopped.
-    pub(crate) fn context(&self) -> Option<Arc<Context>> {
-        self.sources.get().and_then(|s| s.ctx.upgrade())
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric now.

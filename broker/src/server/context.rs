@@ -119,3 +119,27 @@ impl Context {
         }
     }
 }
+
+/// What `/metrics` reads at each scrape.
+impl crate::metrics::ScrapeSource for Context {
+    fn catalog(&self) -> &TopicCatalog {
+        &self.catalog
+    }
+
+    fn groups(&self) -> &GroupService {
+        &self.groups
+    }
+
+    fn offsets(&self) -> &OffsetStore {
+        &self.offsets
+    }
+
+    fn parked_fetches(&self) -> u64 {
+        self.appended.parked()
+    }
+
+    fn request_budget_used(&self) -> u64 {
+        let budget = u64::from(self.config.produce_budget());
+        budget.saturating_sub(self.request_bytes.available_permits() as u64)
+    }
+}

@@ -46,7 +46,7 @@ pub(crate) struct ApiState {
 impl ApiState {
     /// The server's shared state, or 503 while the logs are still being recovered.
     fn context(&self) -> Result<Arc<Context>, ApiError> {
-        self.http.metrics.context().ok_or(ApiError::NotReady)
+        self.http.context().ok_or(ApiError::NotReady)
     }
 
     /// Runs `read` over the context on a blocking thread: reads walk every partition or map

@@ -30,7 +30,6 @@ pub(crate) mod map;
 mod pass;
 pub(crate) mod policy;
 pub(crate) mod rewrite;
-pub(crate) mod swap;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -43,10 +42,12 @@ use self::pass::Job;
 use self::policy::SegmentFacts;
 pub use self::rewrite::DECOMPRESSED_BATCH_MAX_BYTES;
 pub use self::rewrite::RewriteError;
-pub use self::swap::{SwapHook, SwapStep};
 use super::partition::CleanerView;
 use super::segment::Segment;
 use super::{CompactionConfig, PartitionLog};
+pub(crate) use crate::log::partition::clean::{CleanerState, Written};
+use crate::log::swap;
+pub use crate::log::swap::{SwapHook, SwapStep};
 use crate::producers::state::CACHED_BATCHES;
 
 /// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for all cleaner threads.
@@ -206,27 +207,6 @@ pub enum CleanError {
     },
 }
 
-/// The cleaner's per-log state, kept by the log and locked for a cleaning.
-#[derive(Debug, Default)]
-pub(crate) struct CleanerState {
-    /// Offsets below this were cleaned by this process.
-    pub(crate) first_dirty: i64,
-    /// A swap failed after its commit: leave the log alone until it is reopened.
-    pub(crate) stopped: bool,
-}
-
-/// A cleaned segment written beside the old ones it replaces, ready to swap in.
-#[derive(Debug, Clone)]
-pub(crate) struct Written {
-    /// Its base offset: that of the first segment it replaces.
-    pub(crate) base_offset: i64,
-    /// Base offsets of the other segments it replaces (merged into it), oldest first.
-    pub(crate) replaces: Vec<i64>,
-    pub(crate) max_timestamp: i64,
-    /// Bytes of the cleaned `.log`, all validated by the scan that built its indexes.
-    pub(crate) len: usize,
-}
-
 /// One cleaner thread: its map and options.
 #[derive(Debug)]
 pub struct Cleaner {
@@ -355,7 +335,14 @@ impl Cleaner {
                     }
                 }
             }
-            match job.log.install_cleaned(old, &written, &hook) {
+            match job
+                .log
+                .install_cleaned(old, &written, &hook)
+                .map_err(|err| CleanError::Io {
+                    dir: job.log.dir().to_path_buf(),
+                    op: err.op,
+                    source: err.source,
+                }) {
                 Ok(true) => {}
                 Ok(false) => {
                     swap::discard(dir, &bases);

@@ -21,13 +21,14 @@ use weir_protocol::record_batch::{BatchHeader, Records, validate_stored_batch};
 
 use super::map::OffsetMap;
 use super::rewrite::{self, BatchRules, Candidate, Outcome, RewriteError, Verdict};
-use super::{CleanError, CleanStats, Throttle, Written, swap};
+use super::{CleanError, CleanStats, Throttle, Written};
 use crate::log::PartitionLog;
 use crate::log::index::{Entries, IndexCursor, TimeEntry};
 use crate::log::mmap::MappedFile;
 use crate::log::partition::LEADER_EPOCH;
 use crate::log::scan::{OnDamage, scan_segment};
 use crate::log::segment::Segment;
+use crate::log::swap;
 
 /// One cleaning's fixed inputs.
 pub(super) struct Job<'a> {

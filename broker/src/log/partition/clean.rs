@@ -5,12 +5,40 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use super::{PartitionLog, lock};
-use crate::log::cleaner::swap::{self, SwapStep};
-use crate::log::cleaner::{CleanError, CleanerState, Written};
 use crate::log::files::SegmentPaths;
 use crate::log::index::Entries;
 use crate::log::mmap::MappedFile;
 use crate::log::segment::Segment;
+use crate::log::swap::{self, SwapStep};
+
+/// The cleaner's per-log state, kept by the log and locked for a cleaning.
+#[derive(Debug, Default)]
+pub(crate) struct CleanerState {
+    /// Offsets below this were cleaned by this process.
+    pub(crate) first_dirty: i64,
+    /// A swap failed after its commit: leave the log alone until it is reopened.
+    pub(crate) stopped: bool,
+}
+
+/// A cleaned segment written beside the old ones it replaces, ready to swap in.
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    /// Its base offset: that of the first segment it replaces.
+    pub(crate) base_offset: i64,
+    /// Base offsets of the other segments it replaces (merged into it), oldest first.
+    pub(crate) replaces: Vec<i64>,
+    pub(crate) max_timestamp: i64,
+    /// Bytes of the cleaned `.log`, all validated by the scan that built its indexes.
+    pub(crate) len: usize,
+}
+
+/// Installing cleaned segments failed: what was being done, and the I/O error. The log is
+/// untouched unless the swap's commit was written (recovery then finishes it).
+#[derive(Debug)]
+pub(crate) struct InstallError {
+    pub(crate) op: &'static str,
+    pub(crate) source: io::Error,
+}
 
 /// What one cleaning reads of a log, taken together.
 #[derive(Debug)]
@@ -52,14 +80,8 @@ impl PartitionLog {
         old: &[Arc<Segment>],
         written: &[Written],
         hook: &dyn Fn(SwapStep) -> io::Result<()>,
-    ) -> Result<bool, CleanError> {
-        let fail = |op: &'static str| {
-            move |source| CleanError::Io {
-                dir: self.dir.clone(),
-                op,
-                source,
-            }
-        };
+    ) -> Result<bool, InstallError> {
+        let fail = |op: &'static str| move |source| InstallError { op, source };
         let mut w = lock(&self.writer);
         let current = self.snapshot();
         let all_present = old

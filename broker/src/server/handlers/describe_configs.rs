@@ -17,7 +17,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use weir_protocol::error_code::ErrorCode;
 
-use super::configs::{ResourceRef, resolve_resource};
+use super::config_resource::{ResourceRef, resolve_resource};
 use super::{Context, wire_str};
 use crate::server::context::NODE_ID;
 use crate::topics::config::{BrokerScope, ConfigSource, ConfigType, ResolvedConfig, Synonym};

@@ -9,6 +9,7 @@
 pub(crate) mod api_versions;
 mod cluster;
 mod compacted_keys;
+mod config_resource;
 mod configs;
 pub(crate) mod describe_configs;
 mod fetch;

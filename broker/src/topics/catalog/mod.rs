@@ -44,19 +44,25 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::config::{
-    BrokerConfigStore, BrokerConfigsError, BrokerScope, CleanerSettings, ConfigSnapshot,
-    InvalidConfig, ResolvedConfig, Scope, TopicScope,
+    BrokerConfigStore, BrokerScope, CleanerSettings, ConfigSnapshot, InvalidConfig, ResolvedConfig,
+    Scope, TopicScope,
 };
 
 use super::deferred_sync::DeferredDirSyncs;
-use super::name::{TopicNameError, collides, validate_topic_name};
+use super::name::{collides, validate_topic_name};
 use super::parallel;
 use super::partition::Partition;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
-use crate::log::{Disk, LogConfig, LogError, LogOptions, PartitionLog};
+use crate::log::{Disk, LogConfig, LogOptions, PartitionLog};
 use crate::storage::files::write_atomically;
 
-const CATALOG_FILE: &str = "topics";
+mod error;
+mod file;
+
+pub use error::CatalogError;
+use error::io_err;
+use file::{CATALOG_FILE, partition_dir, read_catalog, remove_orphans};
+
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
 /// millions of preallocated segments.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -137,95 +143,6 @@ impl Topic {
             partition.snapshot_producers();
         }
     }
-}
-
-/// Why a catalog operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CatalogError {
-    /// Illegal name (Kafka: INVALID_TOPIC_EXCEPTION).
-    #[error("invalid topic name {0:?}: {1}")]
-    InvalidName(String, #[source] TopicNameError),
-    /// The topic exists (TOPIC_ALREADY_EXISTS).
-    #[error("topic {0} already exists")]
-    AlreadyExists(String),
-    /// The name collides with an existing topic's (INVALID_TOPIC_EXCEPTION).
-    #[error("topic {0} collides with existing topic {1} ('.' and '_' are equivalent)")]
-    Collides(String, String),
-    /// Partition count out of range (INVALID_PARTITIONS).
-    #[error("invalid partition count {0}: must be between 1 and {MAX_PARTITIONS}")]
-    InvalidPartitions(i64),
-    /// The partitions' preallocated segments would not fit in the free space
-    /// (POLICY_VIOLATION); nothing was allocated.
-    #[error(
-        "topic {topic}: {partitions} partitions need {needed_bytes} bytes preallocated \
-         ({per_partition_bytes} each: segment.bytes and its indexes) but only \
-         {available_bytes} bytes are free in {dir}"
-    )]
-    NoSpace {
-        /// The topic.
-        topic: String,
-        /// Partitions asked for.
-        partitions: u32,
-        /// Bytes one partition preallocates.
-        per_partition_bytes: u64,
-        /// Bytes all of them would.
-        needed_bytes: u64,
-        /// Bytes free on the data directory's filesystem.
-        available_bytes: u64,
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// CreatePartitions asked for a total at or below the current count (INVALID_PARTITIONS):
-    /// partitions are only ever added.
-    #[error(
-        "topic {topic} has {current} partitions; the new total {requested} must be higher \
-         (partitions can only be added)"
-    )]
-    NotMorePartitions {
-        /// The topic.
-        topic: String,
-        /// Its partitions now.
-        current: u32,
-        /// The total asked for.
-        requested: i64,
-    },
-    /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
-    #[error("unknown topic {0}")]
-    UnknownTopic(String),
-    /// A config name or value refused (INVALID_CONFIG).
-    #[error(transparent)]
-    InvalidConfig(#[from] InvalidConfig),
-    /// The dynamic broker configs could not be written.
-    #[error(transparent)]
-    BrokerConfigs(#[from] BrokerConfigsError),
-    /// The catalog file is damaged.
-    #[error("topic catalog {path} is damaged: {reason}")]
-    Damaged {
-        /// The catalog file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A partition log could not be opened, created or closed.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// Reading or writing the catalog or a partition directory failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + use<> {
-    let path = path.to_path_buf();
-    move |source| CatalogError::Io { op, path, source }
 }
 
 /// The topics of one broker.
@@ -733,19 +650,7 @@ impl TopicCatalog {
     }
 
     fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), CatalogError> {
-        let mut text = String::new();
-        for topic in topics.values() {
-            text.push_str(&format!(
-                "topic {} {}\n",
-                topic.name,
-                topic.partitions.len()
-            ));
-            for (key, value) in topic.overrides().iter() {
-                text.push_str(&format!("config {key} {value}\n"));
-            }
-        }
-        let crc = crc32fast::hash(text.as_bytes());
-        text.push_str(&format!("crc32 {crc:08x}\n"));
+        let text = file::catalog_text(topics);
         write_atomically(
             &self.data_dir,
             CATALOG_FILE,
@@ -757,85 +662,6 @@ impl TopicCatalog {
             &self.data_dir.join(CATALOG_FILE),
         ))
     }
-}
-
-fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
-    data_dir.join(format!("{topic}-{partition}"))
-}
-
-/// One topic as the catalog file records it.
-type CatalogEntry = (String, u32, Overrides);
-
-fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, CatalogError> {
-    let path = data_dir.join(CATALOG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read topic catalog", &path)(e)),
-    };
-    let damaged = |reason: String| CatalogError::Damaged {
-        path: path.clone(),
-        reason,
-    };
-    let body = super::config::checked_body(&text).map_err(damaged)?;
-    let defaults = ConfigSnapshot::kafka_defaults();
-    let scope = TopicScope(&defaults);
-    let mut entries: Vec<CatalogEntry> = Vec::new();
-    for line in body.lines() {
-        let mut words = line.split(' ');
-        match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("topic"), Some(name), Some(count), None) if validate_topic_name(name).is_ok() => {
-                let count = count
-                    .parse::<u32>()
-                    .map_err(|err| damaged(format!("unreadable line {line:?}: {err}")))?;
-                entries.push((name.to_owned(), count, Overrides::new()));
-            }
-            (Some("config"), Some(key), Some(value), None) => {
-                let Some((_, _, overrides)) = entries.last_mut() else {
-                    return Err(damaged(format!("config line before any topic: {line:?}")));
-                };
-                let checked = scope
-                    .kind(key)
-                    .and_then(|kind| kind.parse(key, value))
-                    .map_err(|err| damaged(err.to_string()))?;
-                overrides.insert(key.to_owned(), checked.to_text());
-            }
-            _ => return Err(damaged(format!("unreadable line {line:?}"))),
-        }
-    }
-    Ok(entries)
-}
-
-/// Removes partition directories that no topic names (left by a crash mid-create or
-/// mid-delete).
-fn remove_orphans(
-    data_dir: &Path,
-    topics: &BTreeMap<String, Arc<Topic>>,
-) -> Result<(), CatalogError> {
-    let known: std::collections::HashSet<PathBuf> = topics
-        .values()
-        .flat_map(|t| t.partitions.iter().map(|p| p.log().dir().to_path_buf()))
-        .collect();
-    for entry in std::fs::read_dir(data_dir).map_err(io_err("list data directory", data_dir))? {
-        let entry = entry.map_err(io_err("list data directory", data_dir))?;
-        let path = entry.path();
-        let looks_like_partition = entry.file_type().is_ok_and(|t| t.is_dir())
-            && entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.rsplit_once('-'))
-                .is_some_and(|(topic, p)| {
-                    validate_topic_name(topic).is_ok()
-                        && !p.is_empty()
-                        && p.bytes().all(|b| b.is_ascii_digit())
-                });
-        if looks_like_partition && !known.contains(&path) {
-            tracing::warn!(dir = %path.display(), "removing a partition directory no topic names");
-            std::fs::remove_dir_all(&path)
-                .map_err(io_err("remove orphan partition directory", &path))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
