@@ -105,9 +105,13 @@ class Browser:
         deadline = time.monotonic() + timeout
         last = None
         while True:
-            element = self.find(css)
-            if element is not None:
-                last = self._session("GET", f"/element/{element}/text")
+            # Found and read in one script: the page re-renders while it polls, so an element
+            # found by one call may be gone ("stale") by the next.
+            text = self.script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null", css
+            )
+            if text is not None:
+                last = text
                 if contains in last:
                     return last
             if time.monotonic() > deadline:
