@@ -8,6 +8,7 @@ the Kafka port keeps serving.
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -40,9 +41,9 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
     return samples
 
 
-def start(broker_factory):
+def start(broker_factory, *flags):
     port = free_port()
-    broker = broker_factory("--http-listen", f"127.0.0.1:{port}")
+    broker = broker_factory("--http-listen", f"127.0.0.1:{port}", *flags)
     return broker, port
 
 
@@ -81,6 +82,21 @@ def test_topic_counts_and_group_lag_match_what_clients_did(broker_factory):
     assert m[("weir_topic_records_out_total", topic)] >= 30
     assert m[("weir_requests_total", (("api", "OffsetCommit"),))] >= 1
     assert m[("weir_requests_total", (("api", "Produce"),))] == produces
+
+
+def test_a_joined_group_reports_members_and_its_generation(broker_factory):
+    broker, port = start(broker_factory, "--group-initial-rebalance-delay-ms", "0")
+    create_topic(broker.bootstrap, "joined-topic", 2)
+    consumer = Consumer(consumer_config(broker.bootstrap, **{"group.id": "joined"}))
+    consumer.subscribe(["joined-topic"])
+    deadline = time.monotonic() + 30
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, "no assignment within 30 s"
+        consumer.poll(0.2)
+    m = scrape(port)
+    assert m[("weir_consumer_group_members", (("group", "joined"), ("state", "Stable")))] == 1
+    assert m[("weir_consumer_group_generation", (("group", "joined"),))] >= 1
+    consumer.close()
 
 
 def test_health_ready_and_bad_http(broker_factory):

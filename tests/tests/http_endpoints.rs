@@ -112,7 +112,12 @@ async fn metrics_count_exactly_what_was_produced_and_fetched() {
         "{text}"
     );
     assert!(sample(&text, "weir_process_open_files").is_some_and(|n| n > 0.0));
-    // acks=all produce waited for syncs, through the metered disk.
+    // acks=all produce waited for syncs, through the metered disk, and nothing is left unsynced.
+    assert!(sample(&text, "weir_append_to_durable_seconds_count").is_some_and(|n| n >= 2.0));
+    assert_eq!(
+        sample(&text, &format!("weir_partition_unsynced_records{p1}")),
+        Some(0.0)
+    );
     assert!(sample(&text, "weir_fsync_duration_seconds_count").is_some_and(|n| n >= 2.0));
     assert!(sample(&text, "weir_disk_written_bytes_total").is_some_and(|n| n >= bytes_in));
     assert_eq!(sample(&text, "weir_connections_open"), Some(1.0));

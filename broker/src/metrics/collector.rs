@@ -36,6 +36,19 @@ struct GroupLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupOnly {
+    group: String,
+}
+
+/// Groups by state with their member counts, their generations, and each committed
+/// partition's lag.
+struct GroupSamples {
+    members: Samples<GroupLabels>,
+    generations: Samples<GroupOnly>,
+    lag: Samples<LagLabels>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LagLabels {
     group: String,
     topic: String,
@@ -91,6 +104,7 @@ struct TopicSamples {
     high_watermark: Samples<PartitionLabels>,
     size: Samples<PartitionLabels>,
     segments: Samples<PartitionLabels>,
+    unsynced: Samples<PartitionLabels>,
 }
 
 fn as_i64(n: u64) -> i64 {
@@ -118,6 +132,10 @@ fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
             s.high_watermark
                 .push((labels.clone(), log.high_watermark().0));
             s.size.push((labels.clone(), as_i64(log.size_bytes())));
+            s.unsynced.push((
+                labels.clone(),
+                (log.log_end_offset().0 - log.durable_offset().0).max(0),
+            ));
             s.segments
                 .push((labels, as_i64(log.segment_count() as u64)));
         }
@@ -131,12 +149,21 @@ fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
     s
 }
 
-/// Groups by state with their member counts, and each committed partition's lag.
-fn group_samples(ctx: &dyn ScrapeSource) -> (Samples<GroupLabels>, Samples<LagLabels>) {
+/// Groups by state with their member counts and generations, and each committed partition's lag.
+fn group_samples(ctx: &dyn ScrapeSource) -> GroupSamples {
     let mut members = Vec::new();
+    let mut generations = Vec::new();
     let mut known = std::collections::HashSet::new();
     for (group, state, _protocol_type) in ctx.groups().list() {
-        let count = ctx.groups().describe(&group).map_or(0, |d| d.members.len());
+        let description = ctx.groups().describe(&group);
+        let count = description.as_ref().map_or(0, |d| d.members.len());
+        let generation = description.map_or(0, |d| i64::from(d.generation));
+        generations.push((
+            GroupOnly {
+                group: group.clone(),
+            },
+            generation,
+        ));
         known.insert(group.clone());
         members.push((
             GroupLabels {
@@ -177,7 +204,11 @@ fn group_samples(ctx: &dyn ScrapeSource) -> (Samples<GroupLabels>, Samples<LagLa
             ));
         }
     }
-    (members, lag)
+    GroupSamples {
+        members,
+        generations,
+        lag,
+    }
 }
 
 impl Collector for BrokerCollector {
@@ -188,13 +219,24 @@ impl Collector for BrokerCollector {
         let ctx: &dyn ScrapeSource = &*ctx;
         encode_topics(&mut encoder, &topic_samples(ctx))?;
         encode_server(&mut encoder, ctx)?;
-        let (members, lag) = group_samples(ctx);
+        let GroupSamples {
+            members,
+            generations,
+            lag,
+        } = group_samples(ctx);
         family(
             &mut encoder,
             "weir_consumer_group_members",
             "Members of the consumer group, by its state",
             MetricType::Gauge,
             &members,
+        )?;
+        family(
+            &mut encoder,
+            "weir_consumer_group_generation",
+            "The group's generation: one more per completed rebalance (rate() is the rebalance rate)",
+            MetricType::Gauge,
+            &generations,
         )?;
         family(
             &mut encoder,
@@ -281,6 +323,11 @@ fn encode_topics(e: &mut DescriptorEncoder<'_>, t: &TopicSamples) -> Result<(), 
             "weir_partition_segments",
             "Segments of the partition",
             &t.segments,
+        ),
+        (
+            "weir_partition_unsynced_records",
+            "Records appended but not yet synced to disk (acks=all waits for them)",
+            &t.unsynced,
         ),
     ];
     for (name, help, samples) in partitions {

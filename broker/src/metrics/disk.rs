@@ -22,6 +22,7 @@ use crate::storage::Disk;
 pub(crate) struct DiskMetrics {
     fsync: Histogram,
     dir_sync: Histogram,
+    append_to_durable: Histogram,
     written: Counter,
     errors: Counter,
 }
@@ -34,6 +35,7 @@ impl DiskMetrics {
         let metrics = Self {
             fsync: Histogram::new(buckets()),
             dir_sync: Histogram::new(buckets()),
+            append_to_durable: Histogram::new(buckets()),
             written: Counter::default(),
             errors: Counter::default(),
         };
@@ -51,6 +53,13 @@ impl DiskMetrics {
             metrics.dir_sync.clone(),
         );
         weir.register_with_unit(
+            "append_to_durable",
+            "Time from a produced batch's append to its sync, for the produces that wait \
+             (acks=all, or every ack with --flush always)",
+            Unit::Seconds,
+            metrics.append_to_durable.clone(),
+        );
+        weir.register_with_unit(
             "disk_written",
             "Bytes written with pwrite by the stores",
             Unit::Bytes,
@@ -62,6 +71,11 @@ impl DiskMetrics {
             metrics.errors.clone(),
         );
         metrics
+    }
+
+    /// A produced batch became durable `took` after it was appended.
+    pub(crate) fn durable_after(&self, took: std::time::Duration) {
+        self.append_to_durable.observe(took.as_secs_f64());
     }
 
     /// `inner`, measured.

@@ -94,6 +94,11 @@ impl Metrics {
         self.disk.meter(disk)
     }
 
+    /// A produced batch became durable `took` after it was appended.
+    pub(crate) fn durable_after(&self, took: std::time::Duration) {
+        self.disk.durable_after(took);
+    }
+
     /// Gives the scrape the stores to read (once; later calls are ignored).
     pub(crate) fn attach(&self, sources: Sources) {
         // A second attach would be a bug in the assembly; the first stores stay.

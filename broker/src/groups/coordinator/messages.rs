@@ -151,6 +151,8 @@ pub struct GroupDescription {
     pub protocol: String,
     /// Members.
     pub members: Vec<MemberDescription>,
+    /// The generation: raised by every completed rebalance.
+    pub generation: i32,
 }
 
 /// What every step of one JoinGroup call needs besides the request.

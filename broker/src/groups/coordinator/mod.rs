@@ -413,6 +413,7 @@ impl Coordinator {
                 })
                 .collect(),
             protocol,
+            generation: group.generation,
         })
     }
 

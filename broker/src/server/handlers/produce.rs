@@ -16,6 +16,7 @@
 //! inconsistent records) is CORRUPT_MESSAGE, which they do.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -42,7 +43,7 @@ pub(crate) async fn handle(
     let refuse_all = whole_request_refusal(acks, request.transactional_id.is_some());
     let mut topics = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index, log, offset to wait for)
-    let mut durable_waits: Vec<(usize, usize, Arc<PartitionLog>, Offset)> = Vec::new();
+    let mut durable_waits: Vec<DurableWait> = Vec::new();
     let mut first_failure: Option<String> = None;
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let found = ctx.catalog.get(&topic.name.0);
@@ -70,7 +71,13 @@ pub(crate) async fn handle(
                     }
                     if acks == -1 || log.sync_before_ack() {
                         log.request_sync();
-                        durable_waits.push((ti, pi, Arc::clone(log), info.next_offset));
+                        durable_waits.push((
+                            ti,
+                            pi,
+                            Arc::clone(log),
+                            info.next_offset,
+                            Instant::now(),
+                        ));
                     }
                     partitions.push(
                         response
@@ -99,15 +106,7 @@ pub(crate) async fn handle(
     }
     // Appends are done: later requests on this connection may act while we wait for syncs.
     turn.release();
-    for (ti, pi, log, offset) in durable_waits {
-        if let Err(err) = log.wait_durable(offset).await {
-            let p = &mut topics[ti].partition_responses[pi];
-            p.error_code = log_error_code(&err).code();
-            p.error_message = Some(wire_str(err.to_string()));
-            p.base_offset = -1;
-            first_failure.get_or_insert_with(|| err.to_string());
-        }
-    }
+    wait_for_durability(ctx, &mut topics, durable_waits, &mut first_failure).await;
     if acks != 0 {
         return Ok(Some(ProduceResponse::default().with_responses(topics)));
     }
@@ -115,6 +114,31 @@ pub(crate) async fn handle(
         // No response exists to carry the error: close, so the client finds out.
         Some(failure) => Err(format!("acks=0 produce failed: {failure}")),
         None => Ok(None),
+    }
+}
+
+/// (topic index, partition index, log, offset to wait for, when it was appended)
+type DurableWait = (usize, usize, Arc<PartitionLog>, Offset, Instant);
+
+/// Waits until each appended batch of the request is on disk (their syncs run in parallel
+/// and are shared with other waiters); a failed sync turns that partition's answer into its
+/// error.
+async fn wait_for_durability(
+    ctx: &Context,
+    topics: &mut [TopicProduceResponse],
+    durable_waits: Vec<DurableWait>,
+    first_failure: &mut Option<String>,
+) {
+    for (ti, pi, log, offset, appended) in durable_waits {
+        let synced = log.wait_durable(offset).await;
+        ctx.metrics.durable_after(appended.elapsed());
+        if let Err(err) = synced {
+            let p = &mut topics[ti].partition_responses[pi];
+            p.error_code = log_error_code(&err).code();
+            p.error_message = Some(wire_str(err.to_string()));
+            p.base_offset = -1;
+            first_failure.get_or_insert_with(|| err.to_string());
+        }
     }
 }
 
