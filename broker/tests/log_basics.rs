@@ -296,3 +296,25 @@ async fn interval_policy_syncs_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+#[test]
+fn unsynced_bytes_count_what_waits_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            flush: FlushPolicy::Os,
+            ..small_config(1 << 20)
+        },
+    );
+    assert_eq!(log.unsynced_bytes(), 0);
+    let (a, b) = (batch("a", 3, 100), batch("b", 2, 200));
+    log.append(&a).unwrap();
+    log.append(&b).unwrap();
+    assert_eq!(log.unsynced_bytes(), (a.len() + b.len()) as u64);
+    log.sync().unwrap();
+    assert_eq!(log.unsynced_bytes(), 0);
+    let c = batch("c", 1, 300);
+    log.append(&c).unwrap();
+    assert_eq!(log.unsynced_bytes(), c.len() as u64);
+}

@@ -115,7 +115,7 @@ async fn metrics_count_exactly_what_was_produced_and_fetched() {
     // acks=all produce waited for syncs, through the metered disk, and nothing is left unsynced.
     assert!(sample(&text, "weir_append_to_durable_seconds_count").is_some_and(|n| n >= 2.0));
     assert_eq!(
-        sample(&text, &format!("weir_partition_unsynced_records{p1}")),
+        sample(&text, &format!("weir_partition_unsynced_bytes{p1}")),
         Some(0.0)
     );
     assert!(sample(&text, "weir_fsync_duration_seconds_count").is_some_and(|n| n >= 2.0));

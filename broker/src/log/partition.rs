@@ -27,7 +27,7 @@ mod trim;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
@@ -180,6 +180,10 @@ pub struct PartitionLog {
     writer: Mutex<Writer>,
     /// Log end offset: published after the batch bytes.
     end_offset: AtomicI64,
+    /// Bytes appended since open, and how many of them the last completed sync covered:
+    /// their difference is what waits for a sync (a metric). Only ever grow.
+    appended_bytes: AtomicU64,
+    synced_bytes: AtomicU64,
     /// Log start offset: the first segment's base, or above it once DeleteRecords moved it
     /// (persisted in `log-start-offset` before it is stored here; see `trim.rs`).
     start_offset: AtomicI64,
@@ -261,6 +265,8 @@ impl PartitionLog {
                 closed: false,
             }),
             end_offset: AtomicI64::new(next),
+            appended_bytes: AtomicU64::new(0),
+            synced_bytes: AtomicU64::new(0),
             start_offset: AtomicI64::new(start),
             start_lock: Mutex::new(()),
             // Recovery synced or trusted everything it kept.
@@ -368,6 +374,8 @@ impl PartitionLog {
         w.active.add_index_entries(due.offset, due.time);
         w.first_append_ms.get_or_insert(now);
         let last = base + i64::from(header.last_offset_delta);
+        self.appended_bytes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.end_offset.store(last + 1, Ordering::Release);
         Ok(AppendInfo {
             base_offset: Offset(base),
@@ -577,6 +585,15 @@ impl PartitionLog {
     /// producers that need durability wait with [`Self::wait_durable`].
     pub fn high_watermark(&self) -> Offset {
         self.log_end_offset()
+    }
+
+    /// Bytes appended and not yet covered by a completed sync (0 when everything appended
+    /// since open is on disk).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let synced = self.synced_bytes.load(Ordering::Relaxed);
+        self.appended_bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(synced)
     }
 
     /// Everything below this offset is on disk.

@@ -132,10 +132,8 @@ fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
             s.high_watermark
                 .push((labels.clone(), log.high_watermark().0));
             s.size.push((labels.clone(), as_i64(log.size_bytes())));
-            s.unsynced.push((
-                labels.clone(),
-                (log.log_end_offset().0 - log.durable_offset().0).max(0),
-            ));
+            s.unsynced
+                .push((labels.clone(), as_i64(log.unsynced_bytes())));
             s.segments
                 .push((labels, as_i64(log.segment_count() as u64)));
         }
@@ -325,8 +323,8 @@ fn encode_topics(e: &mut DescriptorEncoder<'_>, t: &TopicSamples) -> Result<(), 
             &t.segments,
         ),
         (
-            "weir_partition_unsynced_records",
-            "Records appended but not yet synced to disk (acks=all waits for them)",
+            "weir_partition_unsynced_bytes",
+            "Bytes appended but not yet synced to disk (acks=all waits for them)",
             &t.unsynced,
         ),
     ];

@@ -25,10 +25,12 @@ impl PartitionLog {
                 cause: Arc::clone(cause),
             });
         }
-        let (target, sealed, rolled, active) = {
+        let (target, target_bytes, sealed, rolled, active) = {
             let mut w = lock(&self.writer);
             (
                 self.end_offset.load(Ordering::Acquire),
+                // Read under the writer lock with the end: the bytes of exactly those batches.
+                self.appended_bytes.load(Ordering::Relaxed),
                 std::mem::take(&mut w.unsynced_sealed),
                 std::mem::take(&mut w.rolled_since_sync),
                 Arc::clone(&w.active),
@@ -69,6 +71,7 @@ impl PartitionLog {
         match synced {
             Ok(()) => {
                 *lock(&self.last_sync) = Instant::now();
+                self.synced_bytes.fetch_max(target_bytes, Ordering::Relaxed);
                 self.durable.advance(target);
                 Ok(Offset(target))
             }
