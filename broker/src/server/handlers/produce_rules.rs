@@ -11,11 +11,13 @@
 //! verified, because stamping recomputes the CRC: a batch damaged on the way must be refused,
 //! not given a fresh checksum over the damage.
 
+use weir_protocol::compression;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{
-    Compression, ProducedBatch, Records, stamp_log_append_time, verify_batch,
+    Compression, HEADER_LEN, ProducedBatch, Records, stamp_log_append_time, verify_batch,
 };
 
+use crate::log::cleaner::DECOMPRESSED_BATCH_MAX_BYTES;
 use crate::log::{MessageRules, TimestampType};
 
 /// A refused batch: the code and the message the client is told.
@@ -87,9 +89,9 @@ pub(crate) fn admit(
 }
 
 /// Kafka's CreateTime check: every record's timestamp within
-/// `[now - before.max.ms, now + after.max.ms]`. Uncompressed batches are checked record by
-/// record; for a compressed one the broker reads no records, so the header's first and
-/// largest timestamps are checked.
+/// `[now - before.max.ms, now + after.max.ms]`, record by record; a compressed batch is
+/// decompressed (bounded, as the cleaner does) to read them, and only when the topic sets a
+/// bound.
 fn check_timestamps(
     rules: &MessageRules,
     batch: &ProducedBatch<'_>,
@@ -115,19 +117,24 @@ fn check_timestamps(
         ))
     };
     let header = batch.header();
-    let compressed = header.attributes.compression() != Ok(Compression::None);
-    if compressed {
-        check(0, header.base_timestamp)?;
-        return check(
-            usize::try_from(header.last_offset_delta).unwrap_or(0),
-            header.max_timestamp,
-        );
-    }
-    // A malformed record set is refused by the log's own verification; nothing to add here.
-    let Ok(records) = Records::new(batch.bytes()) else {
-        return Ok(());
+    let codec = header
+        .attributes
+        .compression()
+        .map_err(|err| (ErrorCode::CorruptMessage, err.to_string()))?;
+    let raw = batch.bytes().get(HEADER_LEN..).unwrap_or_default();
+    let decompressed;
+    let bytes = if codec == Compression::None {
+        raw
+    } else {
+        // Verified first: a damaged batch is CORRUPT_MESSAGE, whatever its timestamps.
+        verify_batch(batch.bytes(), header)
+            .map_err(|err| (ErrorCode::CorruptMessage, err.to_string()))?;
+        decompressed = compression::decompress(codec, raw, DECOMPRESSED_BATCH_MAX_BYTES)
+            .map_err(|err| (ErrorCode::CorruptMessage, err.to_string()))?;
+        &decompressed[..]
     };
-    for (index, record) in records.enumerate() {
+    // A malformed record set is refused by the log's own verification; nothing to add here.
+    for (index, record) in Records::from_raw(bytes, header.records_count).enumerate() {
         let Ok(record) = record else {
             return Ok(());
         };
@@ -224,6 +231,38 @@ mod tests {
         assert_eq!(code, ErrorCode::InvalidTimestamp);
         // No timestamp at all is not checked, as in Kafka.
         assert!(admit_bytes(&rules, 1, &batch_at(&[NO_TIMESTAMP]), now).is_ok());
+    }
+
+    #[test]
+    fn create_time_bounds_read_the_records_of_a_compressed_batch() {
+        let now = 10_000;
+        let rules = MessageRules {
+            timestamp_before_max_ms: 1_000,
+            timestamp_after_max_ms: 500,
+            ..MessageRules::default()
+        };
+        let gzipped = |timestamps: &[i64]| {
+            let plain = batch_at(timestamps);
+            let records = compression::compress(Compression::Gzip, &plain[HEADER_LEN..]).unwrap();
+            weir_protocol::record_batch::with_compressed_records(
+                &plain,
+                Compression::Gzip,
+                &records,
+            )
+            .unwrap()
+        };
+        // First and last in range, the middle one too old: only the records tell.
+        let (code, message) =
+            admit_bytes(&rules, 1, &gzipped(&[9_500, 8_000, 9_600]), now).unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidTimestamp);
+        assert!(message.contains("record 1"), "{message}");
+        assert!(admit_bytes(&rules, 1, &gzipped(&[9_500, 9_000, 9_600]), now).is_ok());
+        // Damaged compressed records: CORRUPT_MESSAGE, not a timestamp verdict.
+        let mut damaged = gzipped(&[9_500]).to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        let (code, _) = admit_bytes(&rules, 1, &damaged, now).unwrap_err();
+        assert_eq!(code, ErrorCode::CorruptMessage);
     }
 
     #[test]
