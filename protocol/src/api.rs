@@ -256,7 +256,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeGroups, range(0, 4)),
     (ApiKey::ListGroups, range(0, 2)),
     (ApiKey::ApiVersions, range(0, 3)),
-    (ApiKey::CreateTopics, range(2, 4)),
+    // v5+ (flexible) answers with the new topic's configs; v7 adds topic ids, which Weir
+    // does not have yet.
+    (ApiKey::CreateTopics, range(2, 6)),
     (ApiKey::DeleteTopics, range(1, 3)),
     // librdkafka sends v0-1; v2 is flexible.
     (ApiKey::DeleteRecords, range(0, 1)),
@@ -370,11 +372,14 @@ mod tests {
     }
 
     /// The admin APIs served in flexible versions: those that have no other (DescribeCluster,
-    /// DescribeProducers) and DescribeLogDirs, whose disk figures come only in v4.
+    /// DescribeProducers), DescribeLogDirs, whose disk figures come only in v4, and
+    /// CreateTopics v5-6, whose answer carries the new topic's configs.
     const FLEXIBLE_IN_RANGE: &[(ApiKey, &[i16])] = &[
         (ApiKey::DescribeLogDirs, &[2, 3, 4]),
         (ApiKey::DescribeCluster, &[0, 1, 2]),
         (ApiKey::DescribeProducers, &[0]),
+        // v5+ carries the new topic's configs in the answer.
+        (ApiKey::CreateTopics, &[5, 6]),
     ];
 
     #[test]

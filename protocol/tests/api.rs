@@ -35,7 +35,7 @@ fn ranges_match_the_design_exactly() {
         (15, "DescribeGroups", 0, 4),
         (16, "ListGroups", 0, 2),
         (18, "ApiVersions", 0, 3),
-        (19, "CreateTopics", 2, 4),
+        (19, "CreateTopics", 2, 6),
         (20, "DeleteTopics", 1, 3),
         (21, "DeleteRecords", 0, 1),
         (22, "InitProducerId", 0, 1),
@@ -150,9 +150,11 @@ fn header_versions_follow_first_flexible_version() {
 #[test]
 fn only_api_versions_v3_and_the_flexible_admin_apis_use_flexible_headers_in_range() {
     // Admin APIs served in flexible versions: DescribeLogDirs v2-4 (v4 has the disk figures),
-    // DescribeCluster and DescribeProducers (flexible from v0).
+    // DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6 (the new
+    // topic's configs in the answer).
     let flexible_admin = |key: ApiKey, version: i16| match key {
         ApiKey::DescribeLogDirs => version >= 2,
+        ApiKey::CreateTopics => version >= 5,
         ApiKey::DescribeCluster | ApiKey::DescribeProducers => true,
         _ => false,
     };

@@ -382,3 +382,55 @@ async fn delete_unknown_topic_is_refused() {
     }
     broker.shutdown().await;
 }
+
+/// CreateTopics v5+ answers with the new topic's configs: each value in force and its source
+/// (the request's override as DYNAMIC_TOPIC_CONFIG, the rest from the broker or Kafka's
+/// defaults), with `validate_only` too.
+#[tokio::test]
+async fn create_topics_v5_answers_with_the_configs_in_force() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    for (v, validate_only) in [(5, false), (6, false), (6, true)] {
+        let name = format!("configured-{v}-{validate_only}");
+        let topic = CreatableTopic::default()
+            .with_name(req::topic(&name))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                    .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                        "retention.ms",
+                    ))
+                    .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                        "3600000",
+                    ))),
+            ]);
+        let request = req::create_topics(&[])
+            .with_topics(vec![topic])
+            .with_validate_only(validate_only);
+        let response = client.call(v, request).await;
+        let result = &response.topics[0];
+        assert_eq!(result.error_code, 0, "v{v}: {result:?}");
+        assert_eq!((result.num_partitions, result.replication_factor), (2, 1));
+        let configs = result.configs.as_ref().expect("configs in v5+");
+        let find = |key: &str| {
+            configs
+                .iter()
+                .find(|c| &*c.name == key)
+                .unwrap_or_else(|| panic!("v{v}: no {key} in {configs:?}"))
+        };
+        let retention = find("retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("3600000"));
+        assert_eq!(retention.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
+        let policy = find("cleanup.policy");
+        assert_eq!(policy.value.as_deref(), Some("delete"));
+        assert_ne!(policy.config_source, 1);
+        assert!(!retention.is_sensitive);
+        assert_eq!(
+            partitions_of(&mut client, &name).await,
+            (!validate_only).then_some(2),
+            "v{v}"
+        );
+    }
+    broker.shutdown().await;
+}

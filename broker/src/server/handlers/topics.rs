@@ -16,7 +16,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -107,7 +109,8 @@ pub(crate) async fn create(
         } else {
             let catalog = Arc::clone(&ctx.catalog);
             let n = name.clone();
-            let create = move || catalog.create_with(&n, partitions, &configs);
+            let wanted = configs.clone();
+            let create = move || catalog.create_with(&n, partitions, &wanted);
             match tokio::task::spawn_blocking(create).await {
                 Ok(created) => created.map(drop),
                 Err(join) => Err(CatalogError::Io {
@@ -123,7 +126,8 @@ pub(crate) async fn create(
         results.push(match outcome {
             Ok(()) => result
                 .with_num_partitions(i32::try_from(partitions).unwrap_or(i32::MAX))
-                .with_replication_factor(1),
+                .with_replication_factor(1)
+                .with_configs(Some(created_configs(ctx, &name, &configs))),
             Err(err) => result
                 .with_error_code(catalog_error_code(&err).code())
                 .with_error_message(Some(wire_str(err.to_string()))),
@@ -256,6 +260,35 @@ pub(crate) async fn create_partitions(
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// The configs of a topic just created (or, with `validate_only`, of the one that would be),
+/// as CreateTopics v5+ answers: each config's value in force and where it comes from.
+/// Older versions do not carry the field; the encoder leaves it out.
+fn created_configs(
+    ctx: &Context,
+    name: &str,
+    asked: &[(String, Option<String>)],
+) -> Vec<CreatableTopicConfigs> {
+    let resolved = ctx.catalog.topic_configs(name).unwrap_or_else(|| {
+        // Not created (validate_only): resolved from the overrides the request gives.
+        let overrides = asked
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect();
+        ctx.catalog.config_snapshot().layers().topic(&overrides)
+    });
+    resolved
+        .into_iter()
+        .map(|c| {
+            CreatableTopicConfigs::default()
+                .with_name(wire_str(c.name.to_owned()))
+                .with_value(Some(wire_str(c.value)))
+                .with_read_only(c.read_only)
+                .with_config_source(c.source as i8)
+                .with_is_sensitive(false)
+        })
+        .collect()
 }
 
 /// A CreateTopics manual assignment, checked as Kafka does: with one, the partition count
