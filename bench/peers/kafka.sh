@@ -7,7 +7,8 @@
 #   bench/peers/kafka.sh classpath             # print the classpath (fetching if needed)
 #   bench/peers/kafka.sh start DIR [KEY=VALUE...]
 #        formats a broker in DIR (created if missing), starts it on a free port of 127.0.0.1,
-#        waits until it accepts connections and prints `bootstrap=127.0.0.1:PORT` and `pid=PID`;
+#        waits until it accepts connections and prints `bootstrap=127.0.0.1:PORT`, `pid=PID`
+#        and `startup_ms=MS` (JVM spawn to accepting connections, the format not included);
 #        extra KEY=VALUE pairs go into its server.properties (e.g. flush.messages=1).
 #   bench/peers/kafka.sh stop DIR              # SIGTERM, then waits for it to exit
 #
@@ -100,6 +101,7 @@ PROPS
         echo "error: kafka-storage format failed" >&2
         exit 1
     }
+    local t0=$EPOCHREALTIME
     # shellcheck disable=SC2086
     setsid java $opts -cp "$cp" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 </dev/null &
     local pid=$!
@@ -121,6 +123,8 @@ PROPS
     done
     echo "bootstrap=127.0.0.1:$port"
     echo "pid=$pid"
+    # Spawn of the JVM to accepting connections (the format before it not included).
+    echo "startup_ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")"
 }
 
 stop() {
@@ -148,7 +152,7 @@ classpath) classpath ;;
 start) shift; start "$@" ;;
 stop) shift; stop "$@" ;;
 *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
