@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Weir beside Apache Kafka (`bench/run.sh --peer kafka`): the same scenarios with the same
-# client (`weir perf`, weir-client) against a release weir-broker, a single-node KRaft Kafka with
+# clients (`weir perf`, weir-client; Kafka's kafka-producer-perf-test) against a release
+# weir-broker, a single-node KRaft Kafka with
 # its defaults, and the same Kafka with `flush.messages=1`, interleaved: each round starts each
 # broker in turn on a fresh directory, measures it and stops it, so the three see the same
 # machine state. Writes the table between the `bench/run.sh --peer kafka` markers of
@@ -95,6 +96,26 @@ perf() {
         python3 -c 'import json,sys; r=json.load(sys.stdin); r["label"]=sys.argv[1]; r["broker"]=sys.argv[2]; print(json.dumps(r))' "$label" "$b" >>"$results"
 }
 
+# java_perf BROKER LABEL ACKS: Kafka's own `kafka-producer-perf-test` (1 KiB records, unlimited
+# rate), the Java client tuned for Kafka, against the same broker.
+java_perf() {
+    local b=$1 label=$2 acks=$3
+    step "$b $label: kafka-producer-perf-test acks=$acks"
+    java -Xmx256m -cp "$kafka_cp" org.apache.kafka.tools.ProducerPerformance --topic "java-$acks" \
+        --num-records "$n1k" --record-size 1024 --throughput -1 \
+        --producer-props bootstrap.servers="$WEIR_BOOTSTRAP" acks="$acks" 2>/dev/null | tail -1 |
+        python3 -c '
+import json, re, sys
+line = sys.stdin.read()
+m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\).*?([\d.]+) ms 50th, ([\d.]+) ms 95th, ([\d.]+) ms 99th", line)
+if not m:
+    sys.exit("kafka-producer-perf-test: no summary line: " + line)
+print(json.dumps({"label": sys.argv[1], "broker": sys.argv[2], "records": int(m[1]),
+    "records_per_s": float(m[2]), "mb_per_s": float(m[3]), "failed": 0,
+    "latency_ms": {"p50": float(m[4]), "p99": float(m[6])}}))' "$label" "$b" >>"$results"
+}
+kafka_cp=$(bench/peers/kafka.sh classpath)
+
 n1k=$(records 200000)
 n100=$(records 1000000)
 ne2e=$(records 50000)
@@ -109,6 +130,7 @@ for round in $(seq 1 "$runs"); do
         perf "$b" acksall-1k produce -t acksall -n "$n1k" -s 1024 --acks all --partitions 1
         perf "$b" acks1-100b produce -t small -n "$n100" -s 100 --acks 1 --partitions 1
         perf "$b" consume consume -t acks1
+        java_perf "$b" java-acksall-1k all
         # Half load: half of this broker's own acks=all rate of this round.
         half=$(python3 - "$results" "$b" <<'PY'
 import json, sys
@@ -148,6 +170,8 @@ lines = [
     ("Produce 1 KiB, acks=all, records/s", "acksall-1k", "records_per_s", 1, True),
     ("Produce 100 B, acks=1, records/s", "acks1-100b", "records_per_s", 1, True),
     ("Consume 1 KiB from offset 0, records/s", "consume", "records_per_s", 1, True),
+    ("Java client (`kafka-producer-perf-test`), 1 KiB, acks=all, records/s", "java-acksall-1k", "records_per_s", 1, True),
+    ("Java client, 1 KiB, acks=all, p99 ms (unlimited rate: mostly queueing)", "java-acksall-1k", "latency_p99", 1, False),
     ("End to end at half load, p50 ms", "e2e-half", "latency_p50", 1, False),
     ("End to end at half load, p99 ms", "e2e-half", "latency_p99", 1, False),
     ("Half load (records/s, half the broker's own acks=all rate)", "half_rate", "value", 1, True),
@@ -172,7 +196,7 @@ PY
 commit=$(git rev-parse --short HEAD)
 kv="${KAFKA_VERSION:-4.4.0}"
 body=$(cat <<MD
-Measured $(date -u +%Y-%m-%d) at commit \`$commit\` with \`BENCH_SCALE=$scale BENCH_RUNS=$runs bench/run.sh --peer kafka\`: release \`weir-broker\` (defaults, \`--flush always\`: every acknowledged record was fdatasync'ed, for acks=1 too) against Apache Kafka $kv (single-node KRaft, broker and controller in one JVM, \`-Xmx512m\`, bench/peers/kafka.sh), once with Kafka's defaults, which acknowledge **before** fsync (durability from the page cache and, on a real cluster, replicas), and once with \`flush.messages=1\` (fsync per append before the answer: the same durability as Weir). Same client for all: \`weir perf\` (weir-client, one producer, batch up to 1 MB, linger 5 ms), on the same 2 vCPUs; rounds interleave the three brokers (each started fresh, measured, stopped). Ratios above 1 mean Weir has more of the figure (for latency, RSS and start-up, lower is better).
+Measured $(date -u +%Y-%m-%d) at commit \`$commit\` with \`BENCH_SCALE=$scale BENCH_RUNS=$runs bench/run.sh --peer kafka\`: release \`weir-broker\` (defaults, \`--flush always\`: every acknowledged record was fdatasync'ed, for acks=1 too) against Apache Kafka $kv (single-node KRaft, broker and controller in one JVM, \`-Xmx512m\`, bench/peers/kafka.sh), once with Kafka's defaults, which acknowledge **before** fsync (durability from the page cache and, on a real cluster, replicas), and once with \`flush.messages=1\` (fsync per append before the answer: the same durability as Weir). Same clients for all: \`weir perf\` (weir-client, one producer, batch up to 1 MB, linger 5 ms) and, for the Java rows, Kafka's \`kafka-producer-perf-test\` (its defaults, a fresh JVM), on the same 2 vCPUs; rounds interleave the three brokers (each started fresh, measured, stopped). Ratios above 1 mean Weir has more of the figure (for latency, RSS and start-up, lower is better).
 
 $table
 MD
