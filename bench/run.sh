@@ -14,6 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `bench/run.sh --peer kafka [--print]`: the same scenarios against Apache Kafka, interleaved
+# with Weir (bench/peers/compare.sh).
+if [ "${1:-}" = "--peer" ]; then
+    [ "${2:-}" = "kafka" ] || { echo "error: --peer takes: kafka" >&2; exit 2; }
+    shift 2
+    exec bench/peers/compare.sh "$@"
+fi
+
 write=true
 [ "${1:-}" = "--print" ] && write=false
 scale="${BENCH_SCALE:-1}"

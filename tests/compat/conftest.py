@@ -8,6 +8,10 @@ fails, the broker's stderr (every run of it) is attached to the test's report.
 
 The binary is `$WEIR_BROKER_BIN` if set, else `$CARGO_TARGET_DIR/debug/weir-broker`, else
 `<repo>/target/debug/weir-broker`; `scripts/test.sh` builds it first.
+
+With `WEIR_COMPAT_BROKER=kafka` the same fixtures start Apache Kafka instead (a single-node
+KRaft broker from bench/peers/kafka.sh, see kafka_peer.py); a test that needs what only Weir has
+(its flags, data files, restart or SIGKILL) is skipped in that mode, and only in that mode.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from kafka_peer import KafkaBroker, kafka_mode, weir_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -215,6 +221,9 @@ def _accepts(port: int) -> bool:
 def broker_factory(request, tmp_path):
     """Starts brokers with extra flags: `broker_factory("--flush", "os", segment_bytes=1 << 20)`.
     Each has its own data directory. Stopped (SIGTERM, exit 0 asserted) on teardown."""
+    if kafka_mode():
+        yield from _kafka_factory(request, tmp_path)
+        return
     binary = broker_binary()
     brokers: list[WeirBroker] = []
     request.node.weir_brokers = brokers
@@ -242,6 +251,33 @@ def broker_factory(request, tmp_path):
             continue
         if was_running and rc != 0:
             failures.append(f"weir-broker exited with status {rc} after SIGTERM (expected 0)")
+    if failures:
+        pytest.fail("; ".join(failures), pytrace=False)
+
+
+def _kafka_factory(request, tmp_path):
+    """`broker_factory` in Kafka mode: Weir's flags and segment size have no Kafka meaning."""
+    brokers: list[KafkaBroker] = []
+    request.node.weir_brokers = brokers
+
+    def make(*extra_args: str, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> KafkaBroker:
+        if extra_args:
+            weir_only(f"weir-broker flags {' '.join(extra_args)}")
+        if segment_bytes != DEFAULT_SEGMENT_BYTES:
+            weir_only(f"Weir's --segment-bytes {segment_bytes}")
+        b = KafkaBroker(tmp_path / f"kafka-{len(brokers)}")
+        brokers.append(b)
+        b.start()
+        return b
+
+    yield make
+
+    failures = []
+    for b in brokers:
+        try:
+            b.stop()
+        except RuntimeError as err:
+            failures.append(str(err))
     if failures:
         pytest.fail("; ".join(failures), pytrace=False)
 

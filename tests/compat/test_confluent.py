@@ -129,6 +129,11 @@ def test_admin_create_list_delete(broker):
 
     # A topic created again under the deleted name starts empty, with its new partition count.
     create_topic(broker.bootstrap, "ck-admin-a", 1)
+    # Listed once metadata has it (immediately on Weir; Kafka's brokers may lag briefly).
+    deadline = time.monotonic() + 10
+    while "ck-admin-a" not in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "re-created topic not listed after 10 s"
+        time.sleep(0.2)
     meta = admin.list_topics(timeout=10).topics["ck-admin-a"]
     assert sorted(meta.partitions) == [0]
     assert read_partitions(broker.bootstrap, "ck-admin-a", 1) == {0: []}
