@@ -60,6 +60,21 @@ public final class StreamsChecks {
     private final String bootstrap;
     private final String stateDir;
 
+    /**
+     * A state directory of its own for each application, created before Streams starts: the
+     * checks run at once in this JVM, and Streams' check-then-mkdirs of a shared base directory
+     * fails for all but the first that creates it.
+     */
+    private String stateDirOf(String app) {
+        java.nio.file.Path dir = java.nio.file.Path.of(stateDir, app);
+        try {
+            java.nio.file.Files.createDirectories(dir);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return dir.toString();
+    }
+
     StreamsChecks(String bootstrap, String stateDir) {
         this.bootstrap = bootstrap;
         this.stateDir = stateDir;
@@ -155,7 +170,7 @@ public final class StreamsChecks {
         Properties sp = new Properties();
         sp.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
         sp.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
+        sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDirOf(app));
         sp.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
         sp.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         sp.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
@@ -232,7 +247,7 @@ public final class StreamsChecks {
         Properties sp = new Properties();
         sp.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
         sp.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
+        sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDirOf(app));
         sp.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         sp.put(StreamsConfig.topicPrefix("retention.ms"), brokerConfig.get("log.retention.ms"));
         sp.put(StreamsConfig.topicPrefix("segment.bytes"), brokerConfig.get("log.segment.bytes"));
