@@ -1,15 +1,14 @@
 //! Produce to a compacted log: every record must have a key (Kafka refuses a keyless record
 //! with INVALID_RECORD, since compaction keeps the last record *per key*).
 //!
-//! Owns only that check, kept apart from the produce handler: it reads the log's live
-//! `cleanup.policy`, verifies the batch's CRC (so a damaged batch gets CORRUPT_MESSAGE, as
+//! Owns only that check, kept apart from the produce handler: given whether the log's live
+//! `cleanup.policy` compacts, it verifies the batch's CRC (so a damaged batch gets CORRUPT_MESSAGE, as
 //! the log would answer) and decompresses a compressed batch, bounded, to see its keys.
 
 use weir_protocol::compression;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{Compression, HEADER_LEN, ProducedBatch, Records, verify_batch};
 
-use crate::log::PartitionLog;
 use crate::log::cleaner::DECOMPRESSED_BATCH_MAX_BYTES;
 
 /// Why a batch was refused for a compacted log.
@@ -36,12 +35,13 @@ impl KeyCheckError {
     }
 }
 
-/// Checks that every record of `batch` has a key if `log` is compacted.
+/// Checks that every record of `batch` has a key if its log is `compacted` (the log's live
+/// `cleanup.policy`, read by the caller once for all its checks).
 pub(crate) fn require_keys(
     batch: &ProducedBatch<'_>,
-    log: &PartitionLog,
+    compacted: bool,
 ) -> Result<(), KeyCheckError> {
-    if !log.config().cleanup_policy.compact {
+    if !compacted {
         return Ok(());
     }
     let unreadable = |e: &dyn std::fmt::Display| KeyCheckError::Unreadable(e.to_string());

@@ -174,10 +174,12 @@ fn append(
 ) -> Result<(Appended, Option<i64>), Refusal> {
     let shape = |err: ProducedBatchError| (shape_error_code(&err), err.to_string());
     let batch = ProducedBatch::check(records.as_deref().unwrap_or_default()).map_err(shape)?;
-    super::compacted_keys::require_keys(&batch, partition.log())
+    // One read of the log's live settings serves both checks.
+    let config = partition.log().config();
+    super::compacted_keys::require_keys(&batch, config.cleanup_policy.compact)
         .map_err(|err| (err.code(), err.to_string()))?;
     let now_ms = ctx.clock.now_ms();
-    let rules = partition.log().config().rules;
+    let rules = config.rules;
     match produce_rules::admit(&rules, acks, &batch, now_ms)? {
         Admitted::AsSent => append_checked(partition, &batch).map(|a| (a, None)),
         Admitted::Stamped {
