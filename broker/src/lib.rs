@@ -30,6 +30,7 @@
 
 mod broker;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod groups;
 mod http;

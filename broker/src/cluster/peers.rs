@@ -1,0 +1,162 @@
+//! The cluster flags: `--node-id`, `--cluster-listen` and `--peers` parsed and checked.
+//!
+//! `--peers 1@host:port,2@host:port,3@host:port` names every voter of the metadata quorum by
+//! node id and the address *this* node uses to reach its cluster port. Each node resolves its
+//! peers from its own list (never from addresses stored in the replicated membership), so an
+//! operator (or a test's fault proxy) can route each directed link separately. The node's own
+//! entry must be present: a node that is not a voter is refused at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::types::NodeId;
+
+/// Voters in a cluster: Raft needs an odd count to tolerate failures usefully, and more than
+/// 5 voters only slows commits down (every write waits for a majority).
+pub const VOTER_COUNTS: [usize; 3] = [1, 3, 5];
+
+/// Why `--peers` or `--node-id` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeersError {
+    /// An entry is not `id@host:port`.
+    #[error("--peers entry {0:?} is not id@host:port (e.g. 1@127.0.0.1:9093)")]
+    Malformed(String),
+    /// An id appears twice.
+    #[error("--peers names node {0} twice")]
+    Duplicate(NodeId),
+    /// Node ids start at 1 (0 is the single broker's id, which a cluster never uses).
+    #[error("--peers node id 0 is reserved for the single broker; use ids from 1")]
+    ZeroId,
+    /// Not 1, 3 or 5 voters.
+    #[error("--peers names {0} voters; a cluster has 1, 3 or 5")]
+    Count(usize),
+    /// This node is not among its own peers.
+    #[error("--node-id {0} is not in --peers")]
+    NotAVoter(NodeId),
+}
+
+/// Every voter's cluster address, as this node reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers {
+    addresses: BTreeMap<NodeId, String>,
+}
+
+impl Peers {
+    /// Parses `--peers` and checks that `node_id` is one of them.
+    ///
+    /// # Errors
+    /// When an entry is malformed, an id repeats or is 0, the count is not 1, 3 or 5, or
+    /// `node_id` is missing.
+    pub fn parse(text: &str, node_id: NodeId) -> Result<Self, PeersError> {
+        let mut addresses = BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, address) = entry
+                .split_once('@')
+                .ok_or_else(|| PeersError::Malformed(entry.to_owned()))?;
+            let id: NodeId = id
+                .parse()
+                .map_err(|_parse| PeersError::Malformed(entry.to_owned()))?;
+            if id == 0 {
+                return Err(PeersError::ZeroId);
+            }
+            let well_formed = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !well_formed {
+                return Err(PeersError::Malformed(entry.to_owned()));
+            }
+            if addresses.insert(id, address.to_owned()).is_some() {
+                return Err(PeersError::Duplicate(id));
+            }
+        }
+        if !VOTER_COUNTS.contains(&addresses.len()) {
+            return Err(PeersError::Count(addresses.len()));
+        }
+        if !addresses.contains_key(&node_id) {
+            return Err(PeersError::NotAVoter(node_id));
+        }
+        Ok(Self { addresses })
+    }
+
+    /// One voter, this node, reachable at `address` (tests and the in-process cluster).
+    #[must_use]
+    pub fn from_map(addresses: BTreeMap<NodeId, String>) -> Self {
+        Self { addresses }
+    }
+
+    /// The voters' ids, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.addresses.keys().copied()
+    }
+
+    /// How many voters there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    /// Never true for parsed peers (kept for clippy's `len_without_is_empty`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
+    /// Where this node reaches voter `id`.
+    #[must_use]
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses.get(&id).map(String::as_str)
+    }
+}
+
+/// The cluster part of a broker's configuration: present only when `--node-id` is given.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This node's id (1 and up).
+    pub node_id: NodeId,
+    /// Where the cluster port listens.
+    pub listen: SocketAddr,
+    /// The voters.
+    pub peers: Peers,
+    /// A broker that has not heartbeaten the controller for this long is fenced: its
+    /// partitions have no leader until it comes back (Kafka's `broker.session.timeout.ms`).
+    pub session_timeout: std::time::Duration,
+    /// How often a broker heartbeats the controller.
+    pub heartbeat_interval: std::time::Duration,
+    /// Raft election timeout, lower bound (upper bound is twice it).
+    pub election_timeout: std::time::Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_three_voters() {
+        let peers = Peers::parse("1@127.0.0.1:9093, 2@127.0.0.1:9094,3@h:1", 2).unwrap();
+        assert_eq!(peers.ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(peers.address(3), Some("h:1"));
+    }
+
+    #[test]
+    fn refuses_bad_lists() {
+        assert_eq!(
+            Peers::parse("1@a:1,2@b:2", 1),
+            Err(PeersError::Count(2)),
+            "two voters cannot survive one failure"
+        );
+        assert_eq!(
+            Peers::parse("1@a:1,1@b:2,3@c:3", 1),
+            Err(PeersError::Duplicate(1))
+        );
+        assert_eq!(Peers::parse("0@a:1", 0), Err(PeersError::ZeroId));
+        assert!(matches!(
+            Peers::parse("1-a:1", 1),
+            Err(PeersError::Malformed(_))
+        ));
+        assert!(matches!(
+            Peers::parse("1@a", 1),
+            Err(PeersError::Malformed(_))
+        ));
+        assert_eq!(Peers::parse("1@a:1", 2), Err(PeersError::NotAVoter(2)));
+    }
+}
