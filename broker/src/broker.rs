@@ -23,6 +23,7 @@
 
 mod cleaner;
 mod cluster_id;
+mod cluster_node;
 mod dir_lock;
 mod maintenance;
 
@@ -84,6 +85,13 @@ pub enum BrokerError {
     /// The producer-id allocator could not be opened.
     #[error(transparent)]
     ProducerIds(#[from] ProducerIdError),
+    /// The metadata quorum could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::StartError),
+    /// The data directory holds topics of a single broker, which a cluster node cannot
+    /// serve (their placement and ids are the cluster's).
+    #[error("the data directory holds single-broker topics ({0}); a cluster node needs a new data directory")]
+    NotAClusterDirectory(String),
     /// Reading or writing the broker's own files failed.
     #[error("{op}: {source}")]
     Io {
@@ -239,6 +247,7 @@ impl BrokerBuilder {
             offsets,
         } = stores;
         let catalog = Arc::new(catalog);
+        let cluster = cluster_node::start(&config, addr, &catalog, &disk).await?;
         let offsets = Arc::new(offsets);
         let ctx = Arc::new(Context::new(ContextParts {
             config,
@@ -251,6 +260,7 @@ impl BrokerBuilder {
             clock,
             disk,
             metrics: Arc::clone(&metrics),
+            cluster,
         }));
         attach_observers(&ctx, &metrics, &http_ctx);
         tracing::info!(%addr, data_dir = %ctx.config.data_dir.display(), "weir-broker listening");
@@ -406,7 +416,22 @@ async fn run(
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
     let compaction = tokio::spawn(cleaner::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
+    let reconciler = ctx.cluster.as_ref().map(|node| {
+        tokio::spawn(crate::cluster::reconcile::run(
+            Arc::clone(node),
+            Arc::clone(&ctx.catalog),
+            stop.clone(),
+        ))
+    });
     server::serve(listener, Arc::clone(&ctx), stop).await;
+    if let Some(reconciler) = reconciler {
+        if let Err(join) = reconciler.await {
+            tracing::error!(error = %join, "cluster reconciler failed");
+        }
+    }
+    if let Some(node) = &ctx.cluster {
+        node.shutdown().await;
+    }
     if let Err(join) = upkeep.await {
         tracing::error!(error = %join, "maintenance task failed");
     }

@@ -183,6 +183,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Cluster membership (`--node-id`, `--cluster-listen`, `--peers`); all absent for a
+    /// single broker.
+    #[command(flatten)]
+    pub cluster: crate::cluster::peers::ClusterArgs,
+
     /// What happens to old records of a topic that does not say (Kafka's `log.cleanup.policy`):
     /// `delete` (retention deletes old segments), `compact` (the cleaner keeps the last record
     /// of each key), or `compact,delete` (both).
@@ -417,6 +422,7 @@ impl BrokerConfig {
             self.max_fetch_bytes,
             1..=i32::MAX as usize,
         )?;
+        self.cluster.settings()?;
         self.validate_cleaner()
     }
 

@@ -17,6 +17,7 @@ pub mod net;
 pub mod network;
 pub mod node;
 pub mod peers;
+pub mod reconcile;
 pub mod state;
 pub mod store;
 pub mod testing;

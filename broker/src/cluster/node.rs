@@ -417,8 +417,12 @@ impl ClusterNode {
             let raft = self.raft.clone();
             tokio::spawn(async move {
                 let command = Command::RegisterBroker { node, host, port };
-                if let Err(err) = raft.client_write(command).await {
-                    tracing::debug!(node, error = %err, "cannot register a broker (yet)");
+                match tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(command)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => {
+                        tracing::debug!(node, error = %err, "cannot register a broker (yet)");
+                    }
+                    Err(_elapsed) => tracing::debug!(node, "registering a broker timed out"),
                 }
             });
         }
@@ -485,11 +489,7 @@ impl ClusterNode {
             let state = self.state();
             if state.cluster_id.is_none() {
                 let cluster_id = super::ids::new_cluster_id();
-                if let Err(err) = self
-                    .raft
-                    .client_write(Command::InitCluster { cluster_id })
-                    .await
-                {
+                if let Err(err) = self.write_duty(Command::InitCluster { cluster_id }).await {
                     tracing::debug!(error = %err, "cannot name the cluster (yet)");
                 }
             }
@@ -501,11 +501,23 @@ impl ClusterNode {
                 .expired(&live, Instant::now());
             for node in expired {
                 tracing::info!(node, "broker session expired: fencing it");
-                if let Err(err) = self.raft.client_write(Command::FenceBroker { node }).await {
+                if let Err(err) = self.write_duty(Command::FenceBroker { node }).await {
                     tracing::debug!(node, error = %err, "cannot fence a broker (yet)");
                 }
             }
         }
+    }
+
+    /// A controller duty's write, bounded: a controller that lost its quorum cannot commit,
+    /// and its duties must not wait for ever (it steps down, or the write is dropped).
+    async fn write_duty(&self, command: Command) -> Result<(), ForwardError> {
+        self.propose_here(command, PROPOSE_TIMEOUT).await.map(drop)
+    }
+
+    /// Cancelled when the node shuts down (its cluster port stops with it).
+    #[must_use]
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// Stops the duties and Raft.

@@ -108,6 +108,95 @@ impl Peers {
     }
 }
 
+/// The cluster flags as given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// This broker's node id in a cluster (1 and up). With `--cluster-listen` and `--peers`
+    /// it makes the broker one node of a cluster; without all three it runs alone.
+    #[arg(long, env = "WEIR_NODE_ID")]
+    pub node_id: Option<NodeId>,
+
+    /// Where the cluster port (broker-to-broker traffic) listens, e.g. 127.0.0.1:9093.
+    #[arg(long, env = "WEIR_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+
+    /// The metadata quorum's voters and their cluster ports as this broker reaches them:
+    /// `1@host:port,2@host:port,3@host:port` (1, 3 or 5 voters, this node among them).
+    #[arg(long, env = "WEIR_PEERS")]
+    pub peers: Option<String>,
+
+    /// A broker not heard from by the controller for this long is fenced and its partitions
+    /// have no leader until it returns, in ms (Kafka's `broker.session.timeout.ms`).
+    #[arg(long, env = "WEIR_BROKER_SESSION_TIMEOUT_MS", default_value_t = 6_000)]
+    pub broker_session_timeout_ms: u64,
+
+    /// How often a broker heartbeats the controller, in ms
+    /// (`broker.heartbeat.interval.ms`).
+    #[arg(long, env = "WEIR_BROKER_HEARTBEAT_INTERVAL_MS", default_value_t = 1_000)]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// The metadata quorum's election timeout (lowest), in ms; each election waits a random
+    /// time up to twice it (`controller.quorum.election.timeout.ms`).
+    #[arg(long, env = "WEIR_ELECTION_TIMEOUT_MS", default_value_t = 1_000)]
+    pub election_timeout_ms: u64,
+}
+
+impl ClusterArgs {
+    /// The checked cluster settings, or `None` for a single broker.
+    ///
+    /// # Errors
+    /// When only some of the three flags are given, or one is invalid.
+    pub fn settings(&self) -> Result<Option<ClusterSettings>, crate::config::ConfigError> {
+        let refuse = |flag: &'static str, value: String, expected: String| crate::config::ConfigError {
+            flag,
+            env: flag.replace('-', "_").to_ascii_uppercase(),
+            value,
+            expected,
+        };
+        let (node_id, listen, peers) = match (self.node_id, self.cluster_listen, &self.peers) {
+            (None, None, None) => return Ok(None),
+            (Some(id), Some(listen), Some(peers)) => (id, listen, peers),
+            _ => {
+                return Err(refuse(
+                    "node-id",
+                    format!("{:?}", self.node_id),
+                    "a cluster node needs --node-id, --cluster-listen and --peers together".into(),
+                ));
+            }
+        };
+        let peers = Peers::parse(peers, node_id)
+            .map_err(|err| refuse("peers", peers.clone(), err.to_string()))?;
+        for (flag, value, range) in [
+            ("broker-session-timeout-ms", self.broker_session_timeout_ms, 100..=3_600_000),
+            ("broker-heartbeat-interval-ms", self.broker_heartbeat_interval_ms, 10..=600_000),
+            ("election-timeout-ms", self.election_timeout_ms, 50..=600_000),
+        ] {
+            if !range.contains(&value) {
+                return Err(refuse(
+                    flag,
+                    value.to_string(),
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
+            return Err(refuse(
+                "broker-heartbeat-interval-ms",
+                self.broker_heartbeat_interval_ms.to_string(),
+                "must be below --broker-session-timeout-ms".into(),
+            ));
+        }
+        Ok(Some(ClusterSettings {
+            node_id,
+            listen,
+            peers,
+            session_timeout: std::time::Duration::from_millis(self.broker_session_timeout_ms),
+            heartbeat_interval: std::time::Duration::from_millis(self.broker_heartbeat_interval_ms),
+            election_timeout: std::time::Duration::from_millis(self.election_timeout_ms),
+        }))
+    }
+}
+
 /// The cluster part of a broker's configuration: present only when `--node-id` is given.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {

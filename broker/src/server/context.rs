@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::appends::AppendWaiters;
 use crate::clock::Clock;
+use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::groups::offsets::OffsetStore;
 use crate::groups::service::GroupService;
@@ -49,9 +50,11 @@ pub(crate) struct Context {
     pub(crate) request_bytes: Arc<Semaphore>,
     /// Counted by the dispatcher; rendered by the HTTP listener.
     pub(crate) metrics: Arc<Metrics>,
+    /// This broker's node of the metadata quorum; `None` for a single broker.
+    pub(crate) cluster: Option<Arc<ClusterNode>>,
 }
 
-/// The broker's node id: there is one broker.
+/// The single broker's node id (a cluster's nodes have `--node-id`, from 1).
 pub(crate) const NODE_ID: i32 = 0;
 
 /// What the broker's assembly opened and chose, handed to [`Context::new`].
@@ -68,6 +71,7 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) disk: Arc<dyn Disk>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) cluster: Option<Arc<ClusterNode>>,
 }
 
 impl Context {
@@ -90,16 +94,9 @@ impl Context {
             clock,
             disk,
             metrics,
+            cluster,
         } = parts;
-        let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
-            // Clients must reach us at a concrete address: an unspecified listen address
-            // advertises loopback (never "localhost", which librdkafka may resolve to ::1).
-            if bound.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                bound.ip().to_string()
-            }
-        });
+        let advertised_host = advertised_host(&config, bound);
         Self {
             advertised_host,
             advertised_port: i32::from(bound.port()),
@@ -115,9 +112,23 @@ impl Context {
                 usize::try_from(config.produce_budget()).unwrap_or(Semaphore::MAX_PERMITS),
             )),
             metrics,
+            cluster,
             config,
         }
     }
+}
+
+/// The host clients are told to reach this broker at: `--advertised-host`, else the bound
+/// address. Clients must reach us at a concrete address: an unspecified listen address
+/// advertises loopback (never "localhost", which librdkafka may resolve to ::1).
+pub(crate) fn advertised_host(config: &BrokerConfig, bound: SocketAddr) -> String {
+    config.advertised_host.clone().unwrap_or_else(|| {
+        if bound.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            bound.ip().to_string()
+        }
+    })
 }
 
 /// What `/metrics` reads at each scrape.

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::{ApiError, ApiState, as_i64};
 use crate::server::Context;
-use crate::server::NODE_ID;
 
 /// One broker as clients are told to reach it.
 #[derive(Debug, Serialize)]
@@ -17,7 +16,7 @@ pub(crate) struct BrokerInfo {
     port: i32,
 }
 
-/// The whole cluster, which is this one broker.
+/// The cluster as this broker sees it (one broker, or a cluster's node).
 #[derive(Debug, Serialize)]
 pub(crate) struct Cluster {
     cluster_id: String,
@@ -48,10 +47,41 @@ pub(crate) struct Brokers {
 
 fn this_broker(ctx: &Context) -> BrokerInfo {
     BrokerInfo {
-        id: NODE_ID,
+        id: ctx.node_id(),
         host: ctx.advertised_host.clone(),
         port: ctx.advertised_port,
     }
+}
+
+/// The live brokers: every one of a cluster's, or this one.
+fn live_brokers(ctx: &Context) -> Vec<BrokerInfo> {
+    match ctx.metadata() {
+        None => vec![this_broker(ctx)],
+        Some(state) => state
+            .live_brokers()
+            .map(|(id, b)| BrokerInfo {
+                id: i32::try_from(id).unwrap_or(-1),
+                host: b.host.clone(),
+                port: i32::from(b.port),
+            })
+            .collect(),
+    }
+}
+
+/// `/v1/cluster/raft`: this node's view of the metadata quorum (leader, term, last applied
+/// entry and the digests of the latest ones, which the cluster tests compare across nodes).
+/// 404 on a single broker.
+pub(super) async fn raft(
+    State(state): State<ApiState>,
+) -> Result<Json<crate::cluster::RaftStatus>, ApiError> {
+    state
+        .read(|ctx| {
+            ctx.cluster
+                .as_ref()
+                .map(|node| node.status())
+                .ok_or(ApiError::NoRoute)
+        })
+        .await
 }
 
 pub(super) async fn cluster(State(state): State<ApiState>) -> Result<Json<Cluster>, ApiError> {
@@ -77,9 +107,13 @@ pub(super) async fn cluster(State(state): State<ApiState>) -> Result<Json<Cluste
                 ctx.groups.list().into_iter().map(|(g, _, _)| g).collect();
             groups.extend(ctx.offsets.groups());
             Ok(Cluster {
-                cluster_id: ctx.cluster_id.clone(),
-                broker_id: NODE_ID,
-                controller_id: NODE_ID,
+                cluster_id: ctx.current_cluster_id(),
+                broker_id: ctx.node_id(),
+                controller_id: ctx.cluster.as_ref().map_or(ctx.node_id(), |node| {
+                    node.leader()
+                        .and_then(|id| i32::try_from(id).ok())
+                        .unwrap_or(-1)
+                }),
                 advertised: this_broker(ctx),
                 version: env!("CARGO_PKG_VERSION"),
                 uptime_seconds,
@@ -102,7 +136,7 @@ pub(super) async fn brokers(State(state): State<ApiState>) -> Result<Json<Broker
     state
         .read(|ctx| {
             Ok(Brokers {
-                brokers: vec![this_broker(ctx)],
+                brokers: live_brokers(ctx),
             })
         })
         .await

@@ -71,6 +71,7 @@ pub(super) fn router(http: HttpState) -> Router {
     Router::new()
         .route("/cluster", get(cluster::cluster))
         .route("/brokers", get(cluster::brokers))
+        .route("/cluster/raft", get(cluster::raft))
         .route("/topics", get(topics::list))
         .route("/topics/{topic}", get(topics::one))
         .route(

@@ -49,7 +49,7 @@ pub(crate) fn describe_cluster(
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(wire_str(ctx.cluster_id.clone()));
+        .with_cluster_id(wire_str(ctx.current_cluster_id()));
     // v0 decodes the field as its default, 1 (brokers).
     if request.endpoint_type != ENDPOINT_BROKERS {
         return response
@@ -65,6 +65,23 @@ pub(crate) fn describe_cluster(
     } else {
         i32::MIN
     };
+    let response = response.with_cluster_authorized_operations(operations);
+    if let (Some(node), Some(state)) = (&ctx.cluster, ctx.metadata()) {
+        let id = |n: u64| BrokerId(i32::try_from(n).unwrap_or(-1));
+        return response
+            .with_controller_id(node.leader().map_or(BrokerId(-1), id))
+            .with_brokers(
+                state
+                    .live_brokers()
+                    .map(|(n, b)| {
+                        DescribeClusterBroker::default()
+                            .with_broker_id(id(n))
+                            .with_host(wire_str(b.host.clone()))
+                            .with_port(i32::from(b.port))
+                    })
+                    .collect(),
+            );
+    }
     response
         .with_controller_id(BrokerId(NODE_ID))
         .with_brokers(vec![
@@ -73,7 +90,6 @@ pub(crate) fn describe_cluster(
                 .with_host(wire_str(ctx.advertised_host.clone()))
                 .with_port(ctx.advertised_port),
         ])
-        .with_cluster_authorized_operations(operations)
 }
 
 pub(crate) fn describe_log_dirs(

@@ -5,7 +5,6 @@
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
-use crate::server::context::NODE_ID;
 use crate::topics::config::BrokerScope;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -38,12 +37,15 @@ pub(crate) fn resolve_resource(
             Ok(ResourceRef::Topic(name.to_owned()))
         }
         RESOURCE_BROKER if name.is_empty() => Ok(ResourceRef::Broker(BrokerScope::ClusterDefault)),
-        RESOURCE_BROKER if name == NODE_ID.to_string() => {
+        RESOURCE_BROKER if name == ctx.node_id().to_string() => {
             Ok(ResourceRef::Broker(BrokerScope::ThisBroker))
         }
         RESOURCE_BROKER => Err((
             ErrorCode::InvalidRequest,
-            format!("there is no broker {name}; this is broker {NODE_ID}"),
+            format!(
+                "there is no broker {name} here; this is broker {} (ask each broker for its own configs)",
+                ctx.node_id()
+            ),
         )),
         RESOURCE_BROKER_LOGGER => Err((
             ErrorCode::InvalidRequest,

@@ -73,6 +73,32 @@ async fn apply(
     change: Change,
     validate_only: bool,
 ) -> Result<(), (ErrorCode, String)> {
+    if let (Some(node), ResourceRef::Topic(name)) = (&ctx.cluster, &target) {
+        // A cluster: the new overrides are worked out here, checked, and made by the
+        // controller; every broker applies them as its metadata catches up.
+        let catalog = Arc::clone(&ctx.catalog);
+        let topic = name.clone();
+        let work = move || {
+            catalog.alter_topic_configs(
+                &topic,
+                |scope, current| match change {
+                    Change::Replace(entries) => alter::replace_all(scope, &entries),
+                    Change::Ops(ops) => alter::incremental(scope, current, &ops),
+                },
+                true,
+            )
+        };
+        let new = match tokio::task::spawn_blocking(work).await {
+            Ok(Ok(new)) => new,
+            Ok(Err(err)) => return Err((error_of(&err), err.to_string())),
+            Err(join) => return Err((ErrorCode::UnknownServerError, join.to_string())),
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let configs = new.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        return super::cluster_admin::set_topic_configs(node, name, configs).await;
+    }
     let catalog = Arc::clone(&ctx.catalog);
     let fixed: Vec<&'static str> = static_broker_entries(ctx)
         .into_iter()

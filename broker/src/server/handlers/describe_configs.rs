@@ -19,7 +19,6 @@ use weir_protocol::error_code::ErrorCode;
 
 use super::config_resource::{ResourceRef, resolve_resource};
 use super::{Context, wire_str};
-use crate::server::context::NODE_ID;
 use crate::topics::config::{BrokerScope, ConfigSource, ConfigType, ResolvedConfig, Synonym};
 
 /// A broker setting fixed by a flag, reported read-only.
@@ -66,9 +65,9 @@ pub(crate) fn static_broker_entries(ctx: &Context) -> Vec<StaticEntry> {
         ),
         fixed(
             "broker.id",
-            NODE_ID,
+            ctx.node_id(),
             ConfigType::Int,
-            "This broker's id (Weir is one broker).",
+            "This broker's id (--node-id in a cluster; 0 for a single broker).",
         ),
         fixed(
             "connections.max.idle.ms",

@@ -23,7 +23,6 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio_util::sync::CancellationToken;
-use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, log_error_code};
 use crate::log::Offset;
@@ -217,7 +216,7 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                     let Some(log) = found.as_ref().and_then(|t| t.log(p.partition)) else {
                         errors = true;
                         return response
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                            .with_error_code(ctx.missing_partition(&topic.topic.0, p.partition).0.code())
                             .with_high_watermark(-1)
                             .with_last_stable_offset(-1)
                             .with_log_start_offset(-1);

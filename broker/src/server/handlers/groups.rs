@@ -51,11 +51,29 @@ pub(crate) fn find_coordinator(
             .with_error_code(ErrorCode::TransactionalIdAuthorizationFailed.code())
             .with_error_message(Some(wire_str(NO_TRANSACTIONS)));
     }
-    // One broker: it coordinates every group.
-    response
-        .with_node_id(BrokerId(NODE_ID))
-        .with_host(wire_str(ctx.advertised_host.clone()))
-        .with_port(ctx.advertised_port)
+    let Some(state) = ctx.metadata() else {
+        // One broker: it coordinates every group.
+        return response
+            .with_node_id(BrokerId(NODE_ID))
+            .with_host(wire_str(ctx.advertised_host.clone()))
+            .with_port(ctx.advertised_port);
+    };
+    // A cluster: the group's coordinator by hash, if it is up.
+    let coordinator = state
+        .coordinator(&request.key)
+        .and_then(|id| Some((id, state.brokers.get(&id).filter(|b| !b.fenced)?)));
+    match coordinator {
+        Some((id, broker)) => response
+            .with_node_id(BrokerId(i32::try_from(id).unwrap_or(-1)))
+            .with_host(wire_str(broker.host.clone()))
+            .with_port(i32::from(broker.port)),
+        None => response
+            .with_error_code(ErrorCode::CoordinatorNotAvailable.code())
+            .with_error_message(Some(wire_str(format!(
+                "the coordinator of group {} is not available",
+                &*request.key
+            )))),
+    }
 }
 
 pub(crate) async fn join(
@@ -91,6 +109,12 @@ pub(crate) async fn join(
         client_host: format!("/{}", peer.ip()),
         version,
     };
+    if let Some(code) = ctx.not_coordinator(&domain.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(code.code())
+            .with_member_id(wire_str(domain.member_id))
+            .with_generation_id(-1);
+    }
     let result = ctx.groups.join(domain, cancel).await;
     JoinGroupResponse::default()
         .with_error_code(result.error.code())
@@ -130,6 +154,9 @@ pub(crate) async fn sync(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
+    if let Some(code) = ctx.not_coordinator(&domain.group_id) {
+        return SyncGroupResponse::default().with_error_code(code.code());
+    }
     let result = ctx.groups.sync(domain, cancel).await;
     SyncGroupResponse::default()
         .with_error_code(result.error.code())
@@ -137,6 +164,9 @@ pub(crate) async fn sync(
 }
 
 pub(crate) fn heartbeat(ctx: &Arc<Context>, request: &HeartbeatRequest) -> HeartbeatResponse {
+    if let Some(code) = ctx.not_coordinator(&request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(code.code());
+    }
     let error = ctx.groups.heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -152,6 +182,9 @@ pub(crate) fn leave(
     version: i16,
 ) -> LeaveGroupResponse {
     let group = &request.group_id.0;
+    if let Some(code) = ctx.not_coordinator(group) {
+        return LeaveGroupResponse::default().with_error_code(code.code());
+    }
     if version < 3 {
         let error = ctx.groups.leave(group, &request.member_id, None);
         return LeaveGroupResponse::default().with_error_code(error.code());
@@ -190,6 +223,9 @@ pub(crate) fn describe(
             let described = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(authorized_operations);
+            if let Some(code) = ctx.not_coordinator(&id.0) {
+                return described.with_error_code(code.code());
+            }
             match ctx.groups.describe(&id.0) {
                 Some(d) => described
                     .with_group_state(wire_str(d.state.name()))

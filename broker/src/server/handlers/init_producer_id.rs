@@ -28,6 +28,18 @@ pub(crate) async fn handle(
         Some("") => return refused(ErrorCode::InvalidRequest),
         Some(_) => return refused(ErrorCode::TransactionalIdAuthorizationFailed),
     }
+    if let Some(node) = &ctx.cluster {
+        // Blocks of ids come from the controller, so no two brokers give the same id.
+        return match node.next_producer_id().await {
+            Ok(id) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot reserve producer ids");
+                refused(ErrorCode::CoordinatorNotAvailable)
+            }
+        };
+    }
     let ctx = Arc::clone(ctx);
     // A new block of ids is synced to disk first: keep that off the async workers.
     let allocated =

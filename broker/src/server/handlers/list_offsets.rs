@@ -7,7 +7,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
 
@@ -27,7 +26,9 @@ pub(crate) fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOff
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let Some(log) = found.as_ref().and_then(|t| t.log(p.partition_index)) else {
-                        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                        return response.with_error_code(
+                            ctx.missing_partition(&topic.name.0, p.partition_index).0.code(),
+                        );
                     };
                     let (timestamp, offset) = match p.timestamp {
                         LATEST => (-1, log.high_watermark().0),

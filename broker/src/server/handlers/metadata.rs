@@ -32,6 +32,9 @@ pub(crate) async fn handle(
     // Before v4 there is no flag: clients expect the broker's setting to decide.
     let may_create =
         ctx.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    if let Some(node) = &ctx.cluster {
+        return super::cluster_metadata::handle(ctx, node, requested, may_create).await;
+    }
     let topics = match requested {
         None => ctx.catalog.list().iter().map(|t| describe(t)).collect(),
         Some(names) => {

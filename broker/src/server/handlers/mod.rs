@@ -8,6 +8,8 @@
 
 pub(crate) mod api_versions;
 mod cluster;
+mod cluster_admin;
+mod cluster_metadata;
 mod compacted_keys;
 mod config_resource;
 mod configs;

@@ -57,7 +57,10 @@ pub(crate) async fn offset_delete(
             .iter()
             .map(|p| {
                 let index = p.partition_index;
-                let code = if found.as_ref().and_then(|t| t.log(index)).is_none() {
+                let exists = found
+                    .as_ref()
+                    .is_some_and(|t| (0..t.partition_count()).contains(&index));
+                let code = if !exists {
                     ErrorCode::UnknownTopicOrPartition
                 } else if subscribed.contains(&name) {
                     ErrorCode::GroupSubscribedToTopic
@@ -101,6 +104,9 @@ pub(crate) async fn offset_delete(
 
 /// Which partitions of `group` may lose their offsets, from its state and members.
 fn allowed(ctx: &Context, group: &str) -> Allowed {
+    if let Some(code) = ctx.not_coordinator(group) {
+        return Allowed::Refused(code);
+    }
     let described = ctx
         .groups
         .describe(group)

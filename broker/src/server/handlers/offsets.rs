@@ -49,12 +49,15 @@ pub(crate) async fn commit(
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let now = ctx.clock.now_ms();
-    let allowed = ctx.groups.check_commit(
-        &group,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id_or_member_epoch,
-    );
+    let allowed = match ctx.not_coordinator(&group) {
+        Some(code) => Err(code),
+        None => ctx.groups.check_commit(
+            &group,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id_or_member_epoch,
+        ),
+    };
     // (topic, partition, code); entries to store for the partitions that pass.
     let mut results: Vec<(TopicName, Vec<(i32, ErrorCode)>)> =
         Vec::with_capacity(request.topics.len());
@@ -65,11 +68,11 @@ pub(crate) async fn commit(
         for p in topic.partitions {
             let code = match &allowed {
                 Err(code) => *code,
+                // In a cluster the partition may live on another broker: it only has to exist.
                 Ok(())
-                    if known
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .is_none() =>
+                    if !known.as_ref().is_some_and(|t| {
+                        (0..t.partition_count()).contains(&p.partition_index)
+                    }) =>
                 {
                     ErrorCode::UnknownTopicOrPartition
                 }
@@ -135,6 +138,9 @@ pub(crate) fn fetch(
     version: i16,
 ) -> OffsetFetchResponse {
     let group = &request.group_id.0;
+    if let Some(code) = ctx.not_coordinator(group) {
+        return OffsetFetchResponse::default().with_error_code(code.code());
+    }
     let partition = |topic: &str, index: i32| {
         let found = ctx.offsets.fetch(group, topic, index);
         OffsetFetchResponsePartition::default()

@@ -56,10 +56,7 @@ pub(crate) async fn handle(
             let partition = found.as_ref().and_then(|t| t.partition(data.index));
             let outcome = match (&refuse_all, partition) {
                 (Some(refusal), _) => Err(refusal.clone()),
-                (None, None) => Err((
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("{}-{} does not exist", &*topic.name.0, data.index),
-                )),
+                (None, None) => Err(ctx.missing_partition(&topic.name.0, data.index)),
                 (None, Some(partition)) => append(partition, &data.records, acks, ctx)
                     .map(|(a, stamped_at)| (partition.log(), a, stamped_at)),
             };

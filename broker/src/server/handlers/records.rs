@@ -15,7 +15,6 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, log_error_code};
 use crate::log::{LogError, Offset};
@@ -37,7 +36,8 @@ pub(crate) async fn delete_records(
                 .and_then(|t| t.log(p.partition_index))
                 .map(Arc::clone)
             else {
-                partitions.push(result.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
+                let code = ctx.missing_partition(&topic.name.0, p.partition_index).0;
+                partitions.push(result.with_error_code(code.code()));
                 continue;
             };
             // A sync and a file write: off the runtime's threads.

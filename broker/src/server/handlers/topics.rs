@@ -48,7 +48,7 @@ pub(crate) async fn create(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
-        let partitions = match manual_partitions(&topic) {
+        let partitions = match manual_partitions(ctx, &topic) {
             Ok(Some(assigned)) => assigned,
             Ok(None) if topic.num_partitions == -1 => i64::from(ctx.config.default_partitions),
             Ok(None) => i64::from(topic.num_partitions),
@@ -61,13 +61,19 @@ pub(crate) async fn create(
                 continue;
             }
         };
-        // One broker: a replication factor other than 1 (or -1, "broker default") cannot be met.
+        // One broker: a replication factor other than 1 (or -1, "broker default") cannot be
+        // met; a cluster does not replicate partitions yet (issue 17).
         if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            let why = if ctx.cluster.is_some() {
+                "this cluster does not replicate partitions yet: the replication factor must be 1"
+            } else {
+                "it is larger than the 1 available broker"
+            };
             results.push(
                 result
                     .with_error_code(ErrorCode::InvalidReplicationFactor.code())
                     .with_error_message(Some(wire_str(format!(
-                        "replication factor {} is larger than the 1 available broker",
+                        "replication factor {}: {why}",
                         topic.replication_factor
                     )))),
             );
@@ -102,10 +108,29 @@ pub(crate) async fn create(
             );
             continue;
         }
-        let outcome = if request.validate_only {
+        let outcome = if let Some(node) = &ctx.cluster {
+            let manual = (!topic.assignments.is_empty()).then(|| {
+                topic
+                    .assignments
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            super::cluster_admin::create_topic(
+                ctx,
+                node,
+                &name,
+                partitions,
+                &configs,
+                manual,
+                request.validate_only,
+            )
+            .await
+        } else if request.validate_only {
             ctx.catalog
                 .check_create_with(&name, partitions, &configs)
                 .map(drop)
+                .map_err(|err| (catalog_error_code(&err), err.to_string()))
         } else {
             let catalog = Arc::clone(&ctx.catalog);
             let n = name.clone();
@@ -119,6 +144,7 @@ pub(crate) async fn create(
                     source: std::io::Error::other(join.to_string()),
                 }),
             }
+            .map_err(|err| (catalog_error_code(&err), err.to_string()))
         };
         if let (Ok(()), Some(total)) = (&outcome, total) {
             partitions_so_far = total;
@@ -128,9 +154,9 @@ pub(crate) async fn create(
                 .with_num_partitions(i32::try_from(partitions).unwrap_or(i32::MAX))
                 .with_replication_factor(1)
                 .with_configs(Some(created_configs(ctx, &name, &configs))),
-            Err(err) => result
-                .with_error_code(catalog_error_code(&err).code())
-                .with_error_message(Some(wire_str(err.to_string()))),
+            Err((code, message)) => result
+                .with_error_code(code.code())
+                .with_error_message(Some(wire_str(message))),
         });
     }
     CreateTopicsResponse::default().with_topics(results)
@@ -153,15 +179,20 @@ pub(crate) async fn delete(
     );
     let mut results = Vec::with_capacity(names.len());
     for name in names {
-        let catalog = Arc::clone(&ctx.catalog);
-        let n = name.clone();
-        let outcome = match tokio::task::spawn_blocking(move || catalog.delete(&n)).await {
-            Ok(outcome) => outcome,
-            Err(join) => Err(CatalogError::Io {
-                op: "delete topic",
-                path: name.clone().into(),
-                source: std::io::Error::other(join.to_string()),
-            }),
+        let outcome = if let Some(node) = &ctx.cluster {
+            super::cluster_admin::delete_topic(node, &name).await
+        } else {
+            let catalog = Arc::clone(&ctx.catalog);
+            let n = name.clone();
+            match tokio::task::spawn_blocking(move || catalog.delete(&n)).await {
+                Ok(outcome) => outcome,
+                Err(join) => Err(CatalogError::Io {
+                    op: "delete topic",
+                    path: name.clone().into(),
+                    source: std::io::Error::other(join.to_string()),
+                }),
+            }
+            .map_err(|err| (catalog_error_code(&err), err.to_string()))
         };
         if outcome.is_ok() {
             // A topic created again later must not inherit the old one's committed offsets.
@@ -177,9 +208,9 @@ pub(crate) async fn delete(
             .with_name(Some(kafka_protocol::messages::TopicName(wire_str(name))));
         results.push(match outcome {
             Ok(()) => result,
-            Err(err) => result
-                .with_error_code(catalog_error_code(&err).code())
-                .with_error_message(Some(wire_str(err.to_string()))),
+            Err((code, message)) => result
+                .with_error_code(code.code())
+                .with_error_message(Some(wire_str(message))),
         });
     }
     DeleteTopicsResponse::default().with_responses(results)
@@ -221,6 +252,7 @@ pub(crate) async fn create_partitions(
             }
         };
         if let Some(assignments) = &topic.assignments
+            && ctx.cluster.is_none()
             && let Err(reason) = check_assignments(assignments, added)
         {
             results.push(refuse(ErrorCode::InvalidReplicaAssignment, reason));
@@ -237,7 +269,24 @@ pub(crate) async fn create_partitions(
             ));
             continue;
         }
-        let outcome = if request.validate_only {
+        let outcome = if let Some(node) = &ctx.cluster {
+            let manual = topic.assignments.as_ref().map(|all| {
+                all.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            if request.validate_only {
+                Ok(added)
+            } else {
+                match super::cluster_admin::add_partitions(node, &name, added, manual).await {
+                    Ok(()) => Ok(added),
+                    Err((code, message)) => {
+                        results.push(refuse(code, message));
+                        continue;
+                    }
+                }
+            }
+        } else if request.validate_only {
             Ok(added)
         } else {
             let catalog = Arc::clone(&ctx.catalog);
@@ -295,7 +344,10 @@ fn created_configs(
 /// and replication factor must both be -1; partitions numbered 0, 1, ... in order; each
 /// placed on exactly this broker (one broker: replication factor 1). Returns the partition
 /// count it gives, `None` without an assignment, or the refusal.
-fn manual_partitions(topic: &CreatableTopic) -> Result<Option<i64>, (ErrorCode, String)> {
+fn manual_partitions(
+    ctx: &Context,
+    topic: &CreatableTopic,
+) -> Result<Option<i64>, (ErrorCode, String)> {
     if topic.assignments.is_empty() {
         return Ok(None);
     }
@@ -317,7 +369,8 @@ fn manual_partitions(topic: &CreatableTopic) -> Result<Option<i64>, (ErrorCode, 
             ));
         }
         let ids: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
-        if ids != [NODE_ID] {
+        // A cluster checks the brokers when placing (cluster_admin).
+        if ctx.cluster.is_none() && ids != [NODE_ID] {
             return Err((
                 ErrorCode::InvalidReplicaAssignment,
                 format!(

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Cluster metadata figures on this machine: a 3-node cluster of release brokers on loopback.
+
+- create-to-visible: CreateTopics through node 1, then the time until all three nodes list the
+  topic in their Metadata (each commit waits for a majority's fsync);
+- controller failover: kill -9 of the controller, then the time until a topic creation
+  through a survivor succeeds (election plus one commit); the killed node is restarted and
+  the cluster re-formed between runs.
+
+Each is measured RUNS times (20 by default); the median and worst are printed, beside this
+machine's own figure from the same run: the median latency of a 4 KiB write + fdatasync in
+the same directory (what every commit waits for, at least twice per majority).
+
+Usage: bench/cluster.py [--runs 20] [--election-ms 1000]
+Needs target/release/weir-broker and confluent-kafka (the compat suite's .venv).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from broker import BROKER, TMP, free_port, wait_listening
+
+
+def fsync_latency_ms(directory, count=200):
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    samples = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(samples)
+
+
+class Node:
+    def __init__(self, root, node_id, ports, peers, election_ms):
+        self.id = node_id
+        self.kafka, self.cluster = ports
+        self.args = [
+            str(BROKER), "--node-id", str(node_id),
+            "--listen", f"127.0.0.1:{self.kafka}",
+            "--data-dir", str(root / f"node-{node_id}"),
+            "--cluster-listen", f"127.0.0.1:{self.cluster}",
+            "--peers", peers, "--http-listen", "off",
+            "--election-timeout-ms", str(election_ms),
+        ]
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, env={"WEIR_LOG": "warn", "PATH": "/usr/bin:/bin"})
+        wait_listening(self.kafka, self.proc, timeout=60.0)
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.kafka}"
+
+
+def admin(node):
+    return AdminClient({"bootstrap.servers": node.bootstrap})
+
+
+def controller(nodes):
+    """The controller every running node agrees on, or None."""
+    views = set()
+    for n in nodes:
+        if n.proc.poll() is not None:
+            continue
+        try:
+            md = admin(n).list_topics(timeout=5)
+        except Exception:  # noqa: BLE001 - a node still starting
+            return None
+        running = sorted(m.id for m in nodes if m.proc.poll() is None)
+        if sorted(md.brokers) != running:
+            return None
+        views.add(md.controller_id)
+    return views.pop() if len(views) == 1 and -1 not in views else None
+
+
+def wait_formed(nodes, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c = controller(nodes)
+        if c is not None:
+            return c
+        time.sleep(0.05)
+    raise SystemExit("cluster did not form")
+
+
+def create(node, name, timeout=30):
+    futures = admin(node).create_topics([NewTopic(name, 1, 1)], operation_timeout=10)
+    futures[name].result(timeout=timeout)
+
+
+def visible_everywhere(nodes, name):
+    return all(name in admin(n).list_topics(topic=name, timeout=5).topics
+               and admin(n).list_topics(topic=name, timeout=5).topics[name].error is None
+               for n in nodes)
+
+
+def summary(label, samples):
+    return f"{label}: median {statistics.median(samples):.1f} ms, worst {max(samples):.1f} ms (n={len(samples)})"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--election-ms", type=int, default=1000)
+    args = parser.parse_args()
+    root = TMP / "cluster"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
+    peers = ",".join(f"{i}@127.0.0.1:{p[1]}" for i, p in ports.items())
+    nodes = [Node(root, i, ports[i], peers, args.election_ms) for i in (1, 2, 3)]
+    try:
+        for n in nodes:
+            n.start()
+        wait_formed(nodes)
+        fsync_ms = fsync_latency_ms(root)
+        visible = []
+        for run in range(args.runs):
+            name = f"latency-{run}"
+            t0 = time.perf_counter()
+            create(nodes[0], name)
+            while not visible_everywhere(nodes, name):
+                time.sleep(0.002)
+            visible.append((time.perf_counter() - t0) * 1000)
+        failover = []
+        for run in range(args.runs):
+            leader_id = wait_formed(nodes)
+            leader = next(n for n in nodes if n.id == leader_id)
+            survivor = next(n for n in nodes if n.id != leader_id)
+            t0 = time.perf_counter()
+            leader.kill9()
+            while True:
+                try:
+                    create(survivor, f"failover-{run}", timeout=15)
+                    break
+                except Exception:  # noqa: BLE001 - no controller yet
+                    time.sleep(0.01)
+            failover.append((time.perf_counter() - t0) * 1000)
+            leader.start()
+        print(f"machine: 4 KiB write + fdatasync median {fsync_ms:.2f} ms")
+        print(summary("create topic -> visible on all 3 nodes", visible))
+        print(summary(f"controller kill -9 -> next topic created (election timeout {args.election_ms} ms)", failover))
+    finally:
+        for n in nodes:
+            n.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+//! Metadata (key 3) in a cluster: every live broker, the controller (the metadata leader),
+//! and each partition's leader, replicas and in-sync replicas from the replicated metadata,
+//! answered the same by every broker. A partition whose broker is fenced has no leader
+//! (LEADER_NOT_AVAILABLE, leader -1) while the rest keep theirs.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
+use weir_protocol::error_code::ErrorCode;
+
+use super::{Context, wire_str};
+use crate::cluster::state::{MetadataState, TopicRecord};
+use crate::cluster::{ClusterNode, NodeId};
+
+fn broker_id(id: NodeId) -> BrokerId {
+    BrokerId(i32::try_from(id).unwrap_or(-1))
+}
+
+pub(crate) async fn handle(
+    ctx: &Arc<Context>,
+    node: &Arc<ClusterNode>,
+    requested: Option<Vec<String>>,
+    may_create: bool,
+) -> MetadataResponse {
+    let topics = match requested {
+        None => {
+            let state = node.state();
+            state
+                .topics
+                .iter()
+                .map(|(name, t)| describe(&state, name, t))
+                .collect()
+        }
+        Some(names) => {
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                let state = node.state();
+                if let Some(topic) = state.topics.get(&name) {
+                    out.push(describe(&state, &name, topic));
+                    continue;
+                }
+                if !may_create {
+                    out.push(error_topic(&name, ErrorCode::UnknownTopicOrPartition));
+                    continue;
+                }
+                let partitions = i64::from(ctx.config.default_partitions);
+                let created = super::cluster_admin::create_topic(
+                    ctx, node, &name, partitions, &[], None, false,
+                )
+                .await;
+                let state = node.state();
+                out.push(match (created, state.topics.get(&name)) {
+                    // Created now, or by another request first.
+                    (_, Some(topic)) => describe(&state, &name, topic),
+                    (Err((code, _)), None) => error_topic(&name, code),
+                    (Ok(()), None) => error_topic(&name, ErrorCode::LeaderNotAvailable),
+                });
+            }
+            out
+        }
+    };
+    let state = node.state();
+    let brokers = state
+        .live_brokers()
+        .map(|(id, b)| {
+            MetadataResponseBroker::default()
+                .with_node_id(broker_id(id))
+                .with_host(wire_str(b.host.clone()))
+                .with_port(i32::from(b.port))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(state.cluster_id.clone().map(wire_str))
+        .with_controller_id(node.leader().map_or(BrokerId(-1), broker_id))
+        .with_topics(topics)
+}
+
+fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let leader = state.leader(p);
+            let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| broker_id(*r)).collect();
+            let isr: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| state.brokers.get(r).is_some_and(|b| !b.fenced))
+                .map(|r| broker_id(*r))
+                .collect();
+            let partition = MetadataResponsePartition::default()
+                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(isr);
+            match leader {
+                Some(id) => partition.with_leader_id(broker_id(id)),
+                None => partition
+                    .with_leader_id(BrokerId(-1))
+                    .with_error_code(ErrorCode::LeaderNotAvailable.code()),
+            }
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(wire_str(name))))
+        .with_partitions(partitions)
+}
+
+fn error_topic(name: &str, code: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(wire_str(name))))
+        .with_error_code(code.code())
+}
