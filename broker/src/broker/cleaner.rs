@@ -89,14 +89,12 @@ pub(crate) fn round(
     cleaners: Vec<Cleaner>,
     stop: &CancellationToken,
 ) -> Vec<Cleaner> {
-    let logs: Vec<(String, usize, Arc<PartitionLog>)> = catalog
+    let logs: Vec<(String, i32, Arc<PartitionLog>)> = catalog
         .list()
         .iter()
         .flat_map(|topic| {
             topic
-                .partitions()
-                .iter()
-                .enumerate()
+                .local_partitions()
                 .map(|(i, p)| (topic.name().to_owned(), i, Arc::clone(p.log())))
                 .collect::<Vec<_>>()
         })
@@ -127,7 +125,7 @@ pub(crate) fn round(
     })
 }
 
-fn clean_one(cleaner: &mut Cleaner, topic: &str, partition: usize, log: &PartitionLog) {
+fn clean_one(cleaner: &mut Cleaner, topic: &str, partition: i32, log: &PartitionLog) {
     match cleaner.clean(log) {
         Ok(CleanOutcome::Cleaned(stats)) => {
             tracing::info!(

@@ -49,7 +49,7 @@ pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 /// One pass over every partition.
 pub(crate) fn pass(catalog: &TopicCatalog) {
     for topic in catalog.list() {
-        for (index, log) in topic.partitions().iter().map(|p| p.log()).enumerate() {
+        for (index, log) in topic.local_partitions().map(|(i, p)| (i, p.log())) {
             match log.apply_retention() {
                 // Deletions are logged by the log itself.
                 Ok(_) => {}

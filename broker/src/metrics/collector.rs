@@ -116,7 +116,7 @@ fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
     for topic in ctx.catalog().list() {
         let name = topic.name().to_owned();
         let mut sums = crate::topics::TrafficCounts::default();
-        for (index, partition) in topic.partitions().iter().enumerate() {
+        for (index, partition) in topic.local_partitions() {
             let counts = partition.traffic().counts();
             sums.records_in += counts.records_in;
             sums.bytes_in += counts.bytes_in;
@@ -124,7 +124,7 @@ fn topic_samples(ctx: &dyn ScrapeSource) -> TopicSamples {
             sums.bytes_out += counts.bytes_out;
             let labels = PartitionLabels {
                 topic: name.clone(),
-                partition: i32::try_from(index).unwrap_or(i32::MAX),
+                partition: index,
             };
             let log = partition.log();
             s.log_start.push((labels.clone(), log.log_start_offset().0));

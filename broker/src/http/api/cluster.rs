@@ -93,7 +93,7 @@ pub(super) async fn cluster(State(state): State<ApiState>) -> Result<Json<Cluste
             let (mut topics, mut partitions, mut disk) = (0, 0, 0u64);
             for topic in ctx.catalog.list() {
                 topics += 1;
-                for partition in topic.partitions() {
+                for (_, partition) in topic.local_partitions() {
                     partitions += 1;
                     disk = disk.saturating_add(partition.log().size_bytes());
                     let counts = partition.traffic().counts();

@@ -65,11 +65,11 @@ pub(crate) struct TopicDetail {
     configs: BTreeMap<&'static str, String>,
 }
 
-fn partition_info(index: usize, partition: &Partition) -> PartitionInfo {
+fn partition_info(index: i32, partition: &Partition) -> PartitionInfo {
     let log = partition.log();
     let counts = partition.traffic().counts();
     PartitionInfo {
-        partition: i32::try_from(index).unwrap_or(i32::MAX),
+        partition: index,
         leader: crate::server::NODE_ID,
         log_start_offset: log.log_start_offset().0,
         log_end_offset: log.log_end_offset().0,
@@ -86,7 +86,8 @@ fn partition_info(index: usize, partition: &Partition) -> PartitionInfo {
 fn summary(topic: &Topic) -> TopicSummary {
     let mut s = TopicSummary {
         name: topic.name().to_owned(),
-        partitions: topic.partitions().len(),
+        // The topic's count; the sums below are of the partitions this broker holds.
+        partitions: usize::try_from(topic.partition_count()).unwrap_or(0),
         records: 0,
         size_bytes: 0,
         segments: 0,
@@ -95,7 +96,7 @@ fn summary(topic: &Topic) -> TopicSummary {
         records_out_total: 0,
         bytes_out_total: 0,
     };
-    for (index, partition) in topic.partitions().iter().enumerate() {
+    for (index, partition) in topic.local_partitions() {
         let p = partition_info(index, partition);
         s.records += (p.high_watermark - p.log_start_offset).max(0);
         s.size_bytes += p.size_bytes;
@@ -190,21 +191,19 @@ pub(super) async fn one(
         .read(move |ctx| {
             let topic = ctx.catalog.get(&name).ok_or(ApiError::NoTopic(name))?;
             let partitions = topic
-                .partitions()
-                .iter()
+                .local_partitions()
                 .take(MAX_LISTED)
-                .enumerate()
                 .map(|(index, p)| partition_info(index, p))
                 .collect();
             let configs = topic
-                .partitions()
-                .first()
-                .map(|p| configs(&p.log().config()))
+                .local_partitions()
+                .next()
+                .map(|(_, p)| configs(&p.log().config()))
                 .unwrap_or_default();
             Ok(TopicDetail {
                 name: topic.name().to_owned(),
                 partitions,
-                truncated: topic.partitions().len() > MAX_LISTED,
+                truncated: topic.local_partitions().nth(MAX_LISTED).is_some(),
                 configs,
             })
         })

@@ -103,8 +103,9 @@ pub(crate) fn describe_log_dirs(
             .list()
             .iter()
             .map(|topic| {
-                let indexes = (0..topic.partitions().len()).filter_map(|i| i32::try_from(i).ok());
-                described(ctx, topic.name(), indexes)
+                // Only the partitions this broker holds have a log directory here.
+                let indexes: Vec<i32> = topic.local_partitions().map(|(i, _)| i).collect();
+                described(ctx, topic.name(), indexes.into_iter())
             })
             .collect(),
         // Unknown topics and partitions are left out, as Kafka does.

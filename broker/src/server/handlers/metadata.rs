@@ -84,10 +84,10 @@ async fn auto_create(ctx: &Arc<Context>, name: &str) -> Result<Arc<Topic>, Catal
 }
 
 fn describe(topic: &Topic) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions().len())
+    let partitions = (0..topic.partition_count())
         .map(|p| {
             MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(p).unwrap_or(i32::MAX))
+                .with_partition_index(p)
                 .with_leader_id(BrokerId(NODE_ID))
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![BrokerId(NODE_ID)])

@@ -59,6 +59,20 @@ pub enum CatalogError {
         /// The total asked for.
         requested: i64,
     },
+    /// A topic placed by a cluster was given local partitions that do not fit it
+    /// (INVALID_PARTITIONS): an index outside the topic, one listed twice, or, when it grows,
+    /// one it already had.
+    #[error("topic {topic} ({total} partitions): local partition {partition} {reason}")]
+    InvalidPlacement {
+        /// The topic.
+        topic: String,
+        /// Its partition count, cluster-wide (after the change).
+        total: u32,
+        /// The index refused.
+        partition: i32,
+        /// Why.
+        reason: &'static str,
+    },
     /// No such topic (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("unknown topic {0}")]
     UnknownTopic(String),

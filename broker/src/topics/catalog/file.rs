@@ -1,13 +1,21 @@
-//! The catalog file `<data-dir>/topics`: its text (a `topic` line per topic, `config` lines
-//! for its overrides, a CRC-32 line), reading it back (every override checked again: a bad
-//! one is damage), partition directory names, and the removal of directories no topic names.
+//! The catalog file `<data-dir>/topics`: its text (a `topic` line per topic, optional `id`
+//! and `local` lines for a topic placed by a cluster, `config` lines for its overrides, a
+//! CRC-32 line), reading it back (every override checked again: a bad one is damage),
+//! partition directory names, and the removal of directories no local partition owns.
+//!
+//! A topic's `id` and `local` lines, when present, follow its `topic` line and come before its
+//! `config` lines (the order they are written in; reading accepts them anywhere in the topic's
+//! lines, each at most once). `local` lists the partitions this broker holds, ascending and
+//! below the count, or `-` for none; without it every partition is local. Counts above
+//! [`MAX_PARTITIONS`] are damage: no create could have written them, and each partition costs
+//! memory before anything else is checked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{CatalogError, io_err};
-use super::{Overrides, Topic};
+use super::{MAX_PARTITIONS, Overrides, Topic};
 use crate::topics::config::{ConfigSnapshot, Scope, TopicScope};
 use crate::topics::name::validate_topic_name;
 
@@ -18,11 +26,14 @@ pub(super) const CATALOG_FILE: &str = "topics";
 pub(super) fn catalog_text(topics: &BTreeMap<String, Arc<Topic>>) -> String {
     let mut text = String::new();
     for topic in topics.values() {
-        text.push_str(&format!(
-            "topic {} {}\n",
-            topic.name,
-            topic.partitions.len()
-        ));
+        text.push_str(&format!("topic {} {}\n", topic.name(), topic.count()));
+        // A topic of a broker on its own has neither line: its text is as before clusters.
+        if let Some(id) = topic.id() {
+            text.push_str(&format!("id {}\n", id.hyphenated()));
+        }
+        if let Some(local) = topic.local_indexes_if_sparse() {
+            text.push_str(&local_line(&local));
+        }
         for (key, value) in topic.overrides().iter() {
             text.push_str(&format!("config {key} {value}\n"));
         }
@@ -32,12 +43,63 @@ pub(super) fn catalog_text(topics: &BTreeMap<String, Arc<Topic>>) -> String {
     text
 }
 
+/// `local <i>,<j>,...` (or `local -` for none) and its newline.
+fn local_line(local: &[i32]) -> String {
+    if local.is_empty() {
+        return "local -\n".to_owned();
+    }
+    let listed: Vec<String> = local.iter().map(i32::to_string).collect();
+    format!("local {}\n", listed.join(","))
+}
+
 pub(super) fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
 /// One topic as the catalog file records it.
-pub(super) type CatalogEntry = (String, u32, Overrides);
+#[derive(Debug)]
+pub(super) struct CatalogEntry {
+    pub(super) name: String,
+    /// The cluster-wide partition count, at most [`MAX_PARTITIONS`].
+    pub(super) count: u32,
+    /// From the `id` line.
+    pub(super) id: Option<uuid::Uuid>,
+    /// From the `local` line (ascending, each below `count`); `None` when absent: all local.
+    pub(super) local: Option<Vec<u32>>,
+    pub(super) overrides: Overrides,
+}
+
+impl CatalogEntry {
+    /// The indexes of the partitions this broker holds, ascending.
+    pub(super) fn local_indexes(&self) -> Vec<u32> {
+        self.local
+            .clone()
+            .unwrap_or_else(|| (0..self.count).collect())
+    }
+}
+
+/// The indexes of a `local` line's value for a topic of `count` partitions.
+fn parse_local(list: &str, count: u32) -> Result<Vec<u32>, String> {
+    if list == "-" {
+        return Ok(Vec::new());
+    }
+    let mut local: Vec<u32> = Vec::new();
+    for item in list.split(',') {
+        let index = item
+            .parse::<u32>()
+            .map_err(|err| format!("local partition {item:?}: {err}"))?;
+        if index >= count {
+            return Err(format!(
+                "local partition {index} of a topic with {count} partitions"
+            ));
+        }
+        if local.last().is_some_and(|&last| index <= last) {
+            return Err(format!("local partitions not ascending at {index}"));
+        }
+        local.push(index);
+    }
+    Ok(local)
+}
 
 pub(super) fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, CatalogError> {
     let path = data_dir.join(CATALOG_FILE);
@@ -61,10 +123,46 @@ pub(super) fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, Catalog
                 let count = count
                     .parse::<u32>()
                     .map_err(|err| damaged(format!("unreadable line {line:?}: {err}")))?;
-                entries.push((name.to_owned(), count, Overrides::new()));
+                if count > MAX_PARTITIONS {
+                    return Err(damaged(format!(
+                        "topic {name} has {count} partitions (at most {MAX_PARTITIONS})"
+                    )));
+                }
+                entries.push(CatalogEntry {
+                    name: name.to_owned(),
+                    count,
+                    id: None,
+                    local: None,
+                    overrides: Overrides::new(),
+                });
+            }
+            (Some("id"), Some(id), None, None) => {
+                let Some(entry) = entries.last_mut() else {
+                    return Err(damaged(format!("id line before any topic: {line:?}")));
+                };
+                if entry.id.is_some() {
+                    return Err(damaged(format!("second id line for topic {}", entry.name)));
+                }
+                let id = uuid::Uuid::try_parse(id)
+                    .map_err(|err| damaged(format!("unreadable line {line:?}: {err}")))?;
+                entry.id = Some(id);
+            }
+            (Some("local"), Some(list), None, None) => {
+                let Some(entry) = entries.last_mut() else {
+                    return Err(damaged(format!("local line before any topic: {line:?}")));
+                };
+                if entry.local.is_some() {
+                    return Err(damaged(format!(
+                        "second local line for topic {}",
+                        entry.name
+                    )));
+                }
+                let local = parse_local(list, entry.count)
+                    .map_err(|reason| damaged(format!("topic {}: {reason}", entry.name)))?;
+                entry.local = Some(local);
             }
             (Some("config"), Some(key), Some(value), None) => {
-                let Some((_, _, overrides)) = entries.last_mut() else {
+                let Some(CatalogEntry { overrides, .. }) = entries.last_mut() else {
                     return Err(damaged(format!("config line before any topic: {line:?}")));
                 };
                 let checked = scope
@@ -79,15 +177,19 @@ pub(super) fn read_catalog(data_dir: &Path) -> Result<Vec<CatalogEntry>, Catalog
     Ok(entries)
 }
 
-/// Removes partition directories that no topic names (left by a crash mid-create or
-/// mid-delete).
+/// Removes partition directories that no local partition of a topic owns: left by a crash
+/// mid-create, mid-grow or mid-delete, or a directory `<t>-<p>` of a partition `p` that
+/// topic `t` does not hold here.
 pub(super) fn remove_orphans(
     data_dir: &Path,
     topics: &BTreeMap<String, Arc<Topic>>,
 ) -> Result<(), CatalogError> {
     let known: std::collections::HashSet<PathBuf> = topics
         .values()
-        .flat_map(|t| t.partitions.iter().map(|p| p.log().dir().to_path_buf()))
+        .flat_map(|t| {
+            t.local_partitions()
+                .map(|(_, p)| p.log().dir().to_path_buf())
+        })
         .collect();
     for entry in std::fs::read_dir(data_dir).map_err(io_err("list data directory", data_dir))? {
         let entry = entry.map_err(io_err("list data directory", data_dir))?;

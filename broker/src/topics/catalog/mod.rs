@@ -5,9 +5,21 @@
 //!
 //! ```text
 //! topic <name> <partitions>      one line per topic, names sorted
+//! id <uuid>                      optional: the id a cluster gave the topic above
+//! local <p>,<p>,... | local -    optional: the partitions of the topic above held here
 //! config <key> <value>           zero or more: an override of the topic above, keys sorted
 //! crc32 <8 hex digits>           CRC-32 of every byte before this line
 //! ```
+//!
+//! `id` and `local` lines were added with clusters, where a topic's partitions are spread
+//! over brokers: `<partitions>` is the topic's count cluster-wide, and `local` lists the
+//! indexes (ascending, each below the count) that this broker holds and keeps a log for, or
+//! `-` for none (the topic is known here but held elsewhere). Without a `local` line every
+//! partition is local, which is how a file written before them reads; a topic created by a
+//! broker on its own (no id, all partitions local) is written with neither line, byte for
+//! byte as before. A topic placed by a cluster ([`placed`]) has an `id` line, and a `local`
+//! line unless it holds every partition here. An older broker refuses a file with either line
+//! as damaged, never misreads it.
 //!
 //! `config` lines were added with per-topic configuration: a file written before them (no
 //! `config` line) reads as topics without overrides, and a catalog whose topics have no
@@ -20,7 +32,9 @@
 //! Partition `p` of topic `t` lives in `<data-dir>/<t>-<p>/`. Creating writes the partition
 //! directories first and the catalog last; deleting removes the catalog entry first and the
 //! directories after. A crash in between leaves directories that no catalog entry names: they
-//! are removed at start-up, so a topic created again later never inherits old records.
+//! are removed at start-up, so a topic created again later never inherits old records. An
+//! orphan is any directory `<t>-<p>` whose `p` is not a local partition of topic `t`: only
+//! local partitions ever have a directory here.
 //!
 //! A create that fails part-way (the disk filled after some of its partitions) is rolled back
 //! at once: the directories it made are removed and the catalog is rewritten without the
@@ -33,6 +47,10 @@
 //! written leaves directories past the recorded count, which start-up removes as orphans; a
 //! failure part-way is rolled back the same way as a create (directories removed, catalog
 //! rewritten with the old count). Partitions are never removed from a topic.
+//!
+//! The same order holds for topics placed by a cluster ([`placed`]): creating one makes the
+//! directories of its local partitions only (none when it holds nothing here), growing one
+//! makes those of its new local partitions only, and both are rolled back the same way.
 //!
 //! Start-up opens the partition logs on a bounded pool of threads ([`super::parallel`]):
 //! recovery after a crash is mostly waiting for the disk, and thousands of partitions opened
@@ -53,96 +71,37 @@ use super::name::{collides, validate_topic_name};
 use super::parallel;
 use super::partition::Partition;
 use super::space::{SpaceProbe, Statvfs, preallocated_bytes};
-use crate::log::{Disk, LogConfig, LogOptions, PartitionLog};
+use crate::log::{Disk, LogConfig, LogOptions};
 use crate::storage::files::write_atomically;
 
 mod error;
 mod file;
+mod placed;
+mod topic;
 
 pub use error::CatalogError;
 use error::io_err;
 use file::{CATALOG_FILE, partition_dir, read_catalog, remove_orphans};
+pub use topic::Topic;
 
 /// Kafka's limit on partitions per topic is far higher; this keeps one request from creating
 /// millions of preallocated segments.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
-/// One topic and its partitions.
-#[derive(Debug)]
-pub struct Topic {
-    name: String,
-    /// By index; each pairs a log with its producer table.
-    partitions: Vec<Arc<Partition>>,
-    /// The topic's config overrides by Kafka name, each checked and normalised
-    /// ([`super::config`]); what the catalog file holds for it.
-    overrides: RwLock<Arc<BTreeMap<String, String>>>,
-}
-
 /// A topic's config overrides by Kafka name.
 pub type Overrides = BTreeMap<String, String>;
 
-impl Topic {
-    /// The topic's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// All partitions, by index.
-    pub fn partitions(&self) -> &[Arc<Partition>] {
-        &self.partitions
-    }
-
-    /// Partition `index`, if it exists: appends from the network go through it.
-    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
-    }
-
-    /// The log of partition `index`, if it exists, for reads.
-    pub fn log(&self, index: i32) -> Option<&Arc<PartitionLog>> {
-        self.partition(index).map(|p| p.log())
-    }
-
-    fn new(name: String, partitions: Vec<Arc<Partition>>, overrides: Arc<Overrides>) -> Self {
-        Self {
-            name,
-            partitions,
-            overrides: RwLock::new(overrides),
-        }
-    }
-
-    /// The topic's config overrides.
-    pub fn overrides(&self) -> Arc<Overrides> {
-        Arc::clone(
-            &self
-                .overrides
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-
-    fn set_overrides(&self, overrides: Arc<Overrides>) {
-        *self
-            .overrides
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = overrides;
-    }
-
-    /// Gives every partition's log `config` (live: see [`PartitionLog::set_config`]).
-    fn apply(&self, config: &LogConfig) {
-        for partition in &self.partitions {
-            partition.log().set_config(config.clone());
-        }
-    }
-
-    /// Writes each partition's producer-state snapshot (if it changed); failures are logged,
-    /// since a missing snapshot only costs a longer replay at the next start.
-    pub fn snapshot_producers(&self) {
-        for partition in &self.partitions {
-            partition.snapshot_producers();
-        }
-    }
+/// A topic about to be made, checked by the caller.
+struct NewTopic<'a> {
+    name: &'a str,
+    /// The cluster's id for it; `None` for a topic created by this broker on its own.
+    id: Option<uuid::Uuid>,
+    /// Its partitions, cluster-wide: 1 to [`MAX_PARTITIONS`].
+    count: u32,
+    /// The partitions made here: ascending, each below `count`.
+    local: &'a [u32],
+    /// Checked and normalised.
+    overrides: Overrides,
 }
 
 /// The topics of one broker.
@@ -216,13 +175,16 @@ impl TopicCatalog {
             brokers: broker_configs.current(),
             static_cleaner: broker_configs.static_cleaner(),
         };
-        // Each partition opens with its topic's settings.
+        // Each local partition opens with its topic's settings.
         let dirs: Vec<(PathBuf, LogConfig)> = entries
             .iter()
-            .flat_map(|(name, count, overrides)| {
-                let config = snapshot.layers().log_config(overrides);
+            .flat_map(|entry| {
+                let config = snapshot.layers().log_config(&entry.overrides);
                 let data_dir = &data_dir;
-                (0..*count).map(move |p| (partition_dir(data_dir, name, p), config.clone()))
+                entry
+                    .local_indexes()
+                    .into_iter()
+                    .map(move |p| (partition_dir(data_dir, &entry.name, p), config.clone()))
             })
             .collect();
         // The logs' directory syncs wait until all are open, then go together (see
@@ -251,10 +213,19 @@ impl TopicCatalog {
         let mut opened = opened?.into_iter();
         synced?;
         let mut topics = BTreeMap::new();
-        for (name, count, overrides) in entries {
-            let partitions = opened.by_ref().take(count as usize).collect();
-            let topic = Topic::new(name.clone(), partitions, Arc::new(overrides));
-            topics.insert(name, Arc::new(topic));
+        for entry in entries {
+            // The logs come back in the order of `dirs`: this entry's local ones, ascending.
+            let mut slots = vec![None; entry.count as usize];
+            for p in entry.local_indexes() {
+                slots[p as usize] = opened.next();
+            }
+            let topic = Topic::new(
+                entry.name.clone(),
+                entry.id,
+                slots,
+                Arc::new(entry.overrides),
+            );
+            topics.insert(entry.name, Arc::new(topic));
         }
         remove_orphans(&data_dir, &topics)?;
         Ok(Self {
@@ -393,14 +364,33 @@ impl TopicCatalog {
     ) -> Result<Arc<Topic>, CatalogError> {
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let (count, overrides) = self.check_create_with(name, partitions, configs)?;
+        self.create_locked(NewTopic {
+            name,
+            id: None,
+            count,
+            local: &(0..count).collect::<Vec<_>>(),
+            overrides,
+        })
+    }
+
+    /// Makes `new`'s local partitions, then writes the catalog with the topic; on failure
+    /// nothing of it is left. The caller holds `changes` and has checked `new`.
+    fn create_locked(&self, new: NewTopic<'_>) -> Result<Arc<Topic>, CatalogError> {
+        let NewTopic {
+            name,
+            id,
+            count,
+            local,
+            overrides,
+        } = new;
         let options = self.log_options_for(&overrides);
         let overrides = Arc::new(overrides);
         // Every directory this create may have made, for the rollback.
-        let mut made = Vec::with_capacity(count as usize);
+        let mut made = Vec::with_capacity(local.len());
         let mut catalog_written = false;
         let created = (|| {
-            let mut opened = Vec::with_capacity(count as usize);
-            for p in 0..count {
+            let mut slots = vec![None; count as usize];
+            for &p in local {
                 let dir = partition_dir(&self.data_dir, name, p);
                 // Left over from a create or delete that crashed halfway: not this topic's data.
                 if dir.exists() {
@@ -408,9 +398,9 @@ impl TopicCatalog {
                         .map_err(io_err("remove stale partition directory", &dir))?;
                 }
                 made.push(dir.clone());
-                opened.push(open_partition(&dir, &options)?);
+                slots[p as usize] = Some(open_partition(&dir, &options)?);
             }
-            let topic = Arc::new(Topic::new(name.to_owned(), opened, overrides));
+            let topic = Arc::new(Topic::new(name.to_owned(), id, slots, overrides));
             let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
             topics.insert(name.to_owned(), Arc::clone(&topic));
             // A failed write may still have replaced the file (the rename done, its sync not).
@@ -423,7 +413,12 @@ impl TopicCatalog {
         })();
         match created {
             Ok(topic) => {
-                tracing::info!(topic = name, partitions = count, "created topic");
+                tracing::info!(
+                    topic = name,
+                    partitions = count,
+                    local = local.len(),
+                    "created topic"
+                );
                 Ok(topic)
             }
             Err(err) => {
@@ -488,6 +483,15 @@ impl TopicCatalog {
             .ok()
             .filter(|&n| (1..=MAX_PARTITIONS).contains(&n))
             .ok_or(CatalogError::InvalidPartitions(partitions))?;
+        self.check_name_free(name)?;
+        let snapshot = self.config_snapshot();
+        let overrides = super::config::alter::replace_all(&TopicScope(&snapshot), configs)?;
+        self.check_space(name, count, &snapshot.layers().log_config(&overrides))?;
+        Ok((count, overrides))
+    }
+
+    /// Refuses a name taken by a topic, or one that collides with a topic's.
+    fn check_name_free(&self, name: &str) -> Result<(), CatalogError> {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
         if topics.contains_key(name) {
             return Err(CatalogError::AlreadyExists(name.to_owned()));
@@ -495,11 +499,7 @@ impl TopicCatalog {
         if let Some(other) = topics.keys().find(|other| collides(name, other)) {
             return Err(CatalogError::Collides(name.to_owned(), other.clone()));
         }
-        drop(topics);
-        let snapshot = self.config_snapshot();
-        let overrides = super::config::alter::replace_all(&TopicScope(&snapshot), configs)?;
-        self.check_space(name, count, &snapshot.layers().log_config(&overrides))?;
-        Ok((count, overrides))
+        Ok(())
     }
 
     /// Refuses a create whose partitions' preallocation (with `config`'s segment size) does
@@ -535,14 +535,32 @@ impl TopicCatalog {
     pub fn add_partitions(&self, name: &str, total: i64) -> Result<u32, CatalogError> {
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let (old, added) = self.check_add_partitions_locked(name, total)?;
-        let current = u32::try_from(old.partitions.len()).unwrap_or(u32::MAX);
-        let mut made = Vec::with_capacity(added as usize);
+        let current = old.count();
+        let local_new: Vec<u32> = (current..current + added).collect();
+        self.grow_locked(&old, current + added, &local_new)?;
+        Ok(added)
+    }
+
+    /// Replaces topic `old` by one of `total` partitions, making the new partitions
+    /// `local_new` here first and writing the catalog last. On failure the topic keeps its
+    /// old partitions and nothing of the new ones is left, as with [`Self::create`]. The
+    /// caller holds `changes` and has checked `total` (above the current count, at most
+    /// [`MAX_PARTITIONS`]) and `local_new` (each new, below `total`, ascending).
+    fn grow_locked(
+        &self,
+        old: &Arc<Topic>,
+        total: u32,
+        local_new: &[u32],
+    ) -> Result<(), CatalogError> {
+        let name = old.name();
+        let mut made = Vec::with_capacity(local_new.len());
         let mut catalog_written = false;
         let overrides = old.overrides();
         let options = self.log_options_for(&overrides);
         let grown = (|| {
-            let mut partitions = old.partitions.clone();
-            for p in current..current + added {
+            let mut slots = old.slots().to_vec();
+            slots.resize(total as usize, None);
+            for &p in local_new {
                 let dir = partition_dir(&self.data_dir, name, p);
                 // Left over from an add that crashed before the catalog named it.
                 if dir.exists() {
@@ -550,22 +568,27 @@ impl TopicCatalog {
                         .map_err(io_err("remove stale partition directory", &dir))?;
                 }
                 made.push(dir.clone());
-                partitions.push(open_partition(&dir, &options)?);
+                slots[p as usize] = Some(open_partition(&dir, &options)?);
             }
-            let topic = Arc::new(Topic::new(name.to_owned(), partitions, overrides));
+            let topic = Arc::new(Topic::new(name.to_owned(), old.id(), slots, overrides));
             let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
             topics.insert(name.to_owned(), topic);
             catalog_written = true;
             if let Err(err) = self.persist(&topics) {
-                topics.insert(name.to_owned(), Arc::clone(&old));
+                topics.insert(name.to_owned(), Arc::clone(old));
                 return Err(err);
             }
             Ok(())
         })();
         match grown {
             Ok(()) => {
-                tracing::info!(topic = name, added, total, "added partitions");
-                Ok(added)
+                tracing::info!(
+                    topic = name,
+                    total,
+                    local_added = local_new.len(),
+                    "added partitions"
+                );
+                Ok(())
             }
             Err(err) => {
                 // The topic in the map is the old one again: the rollback rewrites its count.
@@ -590,7 +613,7 @@ impl TopicCatalog {
         let topic = self
             .get(name)
             .ok_or_else(|| CatalogError::UnknownTopic(name.to_owned()))?;
-        let current = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
+        let current = topic.count();
         if total <= i64::from(current) {
             return Err(CatalogError::NotMorePartitions {
                 topic: name.to_owned(),
@@ -622,7 +645,7 @@ impl TopicCatalog {
             }
             topic
         };
-        for (p, partition) in topic.partitions.iter().enumerate() {
+        for (p, partition) in topic.local_partitions() {
             let log = partition.log();
             if let Err(err) = log.close() {
                 tracing::warn!(topic = name, partition = p, error = %err, "closing a deleted partition failed");
@@ -639,7 +662,7 @@ impl TopicCatalog {
         let mut first_error = None;
         for topic in self.list() {
             topic.snapshot_producers();
-            for log in topic.partitions.iter().map(|p| p.log()) {
+            for log in topic.local_partitions().map(|(_, p)| p.log()) {
                 if let Err(err) = log.close() {
                     tracing::error!(dir = %log.dir().display(), error = %err, "closing a partition failed");
                     first_error.get_or_insert(err);
@@ -713,7 +736,7 @@ mod tests {
         drop(catalog);
 
         let catalog = TopicCatalog::open(dir.path(), options()).unwrap();
-        assert_eq!(catalog.get("orders").unwrap().partitions().len(), 3);
+        assert_eq!(catalog.get("orders").unwrap().partition_count(), 3);
         catalog.delete("orders").unwrap();
         assert!(catalog.get("orders").is_none());
         assert!(!dir.path().join("orders-0").exists());
