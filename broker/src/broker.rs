@@ -90,7 +90,9 @@ pub enum BrokerError {
     Cluster(#[from] crate::cluster::StartError),
     /// The data directory holds topics of a single broker, which a cluster node cannot
     /// serve (their placement and ids are the cluster's).
-    #[error("the data directory holds single-broker topics ({0}); a cluster node needs a new data directory")]
+    #[error(
+        "the data directory holds single-broker topics ({0}); a cluster node needs a new data directory"
+    )]
     NotAClusterDirectory(String),
     /// Reading or writing the broker's own files failed.
     #[error("{op}: {source}")]

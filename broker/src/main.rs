@@ -56,13 +56,24 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The log filter: `WEIR_LOG` (default `info`). openraft's own lines are off unless
+/// `WEIR_LOG` names it (`WEIR_LOG=info,openraft=warn`): it logs every vote, and an error for
+/// every replication attempt to a node that is down (twice a second), which drowns the
+/// broker's lines; the broker logs leader changes and fencing itself.
+fn log_filter(spec: Option<String>) -> tracing_subscriber::EnvFilter {
+    let spec = spec.unwrap_or_else(|| "info".to_owned());
+    let spec = if spec.contains("openraft") {
+        spec
+    } else {
+        format!("{spec},openraft=off")
+    };
+    tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|_| "info,openraft=off".into())
+}
+
 /// Log lines to stderr at the level `WEIR_LOG` says (default `info`), as text or JSON.
 fn init_logging(format: LogFormat) {
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(std::env::var("WEIR_LOG").ok()))
         .with_writer(|| LossyStderr)
         // Its own report of a failed write goes to stderr with eprintln!, which panics when
         // stderr is closed; our writer never reports a failure anyway.

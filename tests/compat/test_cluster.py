@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster_fixture import Cluster
@@ -121,14 +121,21 @@ def test_controller_failover_and_rejoin(cluster):
     survivor = next(i for i in cluster.running())
     started = time.monotonic()
     while True:
+        # A new client each time: librdkafka keeps sending admin requests to the controller
+        # it last saw, which is the node just killed, until its metadata says otherwise.
         try:
-            create(cluster.bootstrap(survivor), "after-failover", 1, timeout=20)
+            create(cluster.bootstrap(survivor), "after-failover", 1, timeout=5)
             break
         except KafkaException as err:
-            assert time.monotonic() - started < 20, f"no topic creation after failover: {err}"
-            time.sleep(0.2)
+            if err.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                break  # an earlier attempt's answer was lost, but it was made
+            last = err
+        except TimeoutError as err:
+            last = err
+        assert time.monotonic() - started < 30, f"no topic creation after failover: {last!r}"
+        time.sleep(0.2)
     took = time.monotonic() - started
-    assert took < 10, f"topic creation through a survivor took {took:.1f}s after the kill"
+    assert took < 15, f"topic creation through a survivor took {took:.1f}s after the kill"
     cluster.brokers[controller].restart()
     deadline = time.monotonic() + 30
     while "after-failover" not in cluster.metadata(controller).topics:
@@ -144,6 +151,12 @@ def test_without_a_majority_changes_are_refused_and_own_partitions_still_serve(c
     produce(cluster.bootstrap(1), "lonely", [(p, b"before") for p in range(3)])
     for node in (2, 3):
         cluster.brokers[node].kill9()
+    # Metadata stops naming a dead controller once its heartbeats go unanswered (three
+    # intervals); clients then send admin requests to node 1 itself.
+    deadline = time.monotonic() + 10
+    while cluster.metadata(1).controller_id != 1:
+        assert time.monotonic() < deadline, "metadata still names a dead controller"
+        time.sleep(0.1)
     started = time.monotonic()
     with pytest.raises(KafkaException) as refused:
         create(cluster.bootstrap(1), "never", 1, timeout=30)

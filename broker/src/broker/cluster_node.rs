@@ -30,12 +30,13 @@ pub(super) async fn start(
     if let Some(topic) = catalog.list().iter().find(|t| t.id().is_none()) {
         return Err(BrokerError::NotAClusterDirectory(topic.name().to_owned()));
     }
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| BrokerError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
     let options = NodeOptions {
         id: settings.node_id,
         voters: settings.peers.ids().collect(),

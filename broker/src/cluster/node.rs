@@ -60,9 +60,9 @@ pub enum StartError {
     Store {
         /// `<data>/cluster`.
         dir: PathBuf,
-        /// The cause.
+        /// The cause (boxed: openraft's error is large).
         #[source]
-        source: openraft::StorageError<NodeId>,
+        source: Box<openraft::StorageError<NodeId>>,
     },
     /// openraft refused the configuration or failed to start.
     #[error("cannot start the metadata quorum: {0}")]
@@ -96,6 +96,8 @@ pub struct ClusterNode {
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// When the leader last answered this node's heartbeat.
+    leader_heard: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -134,7 +136,7 @@ impl ClusterNode {
     ) -> Result<Arc<Self>, StartError> {
         let store_err = |source| StartError::Store {
             dir: options.dir.clone(),
-            source,
+            source: Box::new(source),
         };
         let log = LogStore::open(&options.dir, Arc::clone(&disk)).map_err(store_err)?;
         let machine = MachineStore::open(&options.dir, disk).map_err(store_err)?;
@@ -173,6 +175,7 @@ impl ClusterNode {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             stop: CancellationToken::new(),
             tasks: Mutex::default(),
+            leader_heard: Mutex::new(None),
             options,
         });
         node.initialize().await?;
@@ -238,6 +241,27 @@ impl ClusterNode {
     #[must_use]
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// The controller to name to clients (Metadata's `controller_id`): the leader while this
+    /// node hears from it (it answered a heartbeat within three intervals), else this node
+    /// itself, which forwards admin requests or refuses them clearly. A client told of a
+    /// leader that died would keep sending admin requests to it until its metadata expires,
+    /// as KRaft brokers avoid by naming a live broker.
+    #[must_use]
+    pub fn controller(&self) -> NodeId {
+        let Some(leader) = self.leader() else {
+            return self.id;
+        };
+        if leader == self.id {
+            return leader;
+        }
+        let heard = *self
+            .leader_heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh = heard.is_some_and(|at| at.elapsed() < self.options.heartbeat_interval * 3);
+        if fresh { leader } else { self.id }
     }
 
     /// What this node reports about the quorum.
@@ -449,12 +473,21 @@ impl ClusterNode {
                         host,
                         port,
                     };
-                    if let Err(err) = self
+                    let answer = self
                         .transport
                         .call(leader, request, self.options.heartbeat_interval * 2)
-                        .await
-                    {
-                        tracing::debug!(leader, error = %err, "heartbeat to the controller failed");
+                        .await;
+                    match answer {
+                        Ok(Response::BrokerHeartbeat(Ok(()))) => {
+                            *self
+                                .leader_heard
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                        }
+                        Ok(other) => tracing::debug!(leader, answer = ?other, "heartbeat refused"),
+                        Err(err) => {
+                            tracing::debug!(leader, error = %err, "heartbeat to the controller failed");
+                        }
                     }
                 }
                 None => {}
@@ -467,12 +500,17 @@ impl ClusterNode {
         let mut tick = tokio::time::interval(self.options.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leading = false;
+        let mut known_leader = None;
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
             let metrics = self.raft.metrics().borrow().clone();
+            if metrics.current_leader != known_leader {
+                tracing::info!(leader = ?metrics.current_leader, term = metrics.current_term, "metadata leader changed");
+                known_leader = metrics.current_leader;
+            }
             let now_leading = metrics.state == ServerState::Leader;
             if now_leading && !leading {
                 // A new controller has heard from nobody yet: give every broker a full

@@ -132,7 +132,11 @@ pub struct ClusterArgs {
 
     /// How often a broker heartbeats the controller, in ms
     /// (`broker.heartbeat.interval.ms`).
-    #[arg(long, env = "WEIR_BROKER_HEARTBEAT_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "WEIR_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
     pub broker_heartbeat_interval_ms: u64,
 
     /// The metadata quorum's election timeout (lowest), in ms; each election waits a random
@@ -147,12 +151,13 @@ impl ClusterArgs {
     /// # Errors
     /// When only some of the three flags are given, or one is invalid.
     pub fn settings(&self) -> Result<Option<ClusterSettings>, crate::config::ConfigError> {
-        let refuse = |flag: &'static str, value: String, expected: String| crate::config::ConfigError {
-            flag,
-            env: flag.replace('-', "_").to_ascii_uppercase(),
-            value,
-            expected,
-        };
+        let refuse =
+            |flag: &'static str, value: String, expected: String| crate::config::ConfigError {
+                flag,
+                env: flag.replace('-', "_").to_ascii_uppercase(),
+                value,
+                expected,
+            };
         let (node_id, listen, peers) = match (self.node_id, self.cluster_listen, &self.peers) {
             (None, None, None) => return Ok(None),
             (Some(id), Some(listen), Some(peers)) => (id, listen, peers),
@@ -167,9 +172,21 @@ impl ClusterArgs {
         let peers = Peers::parse(peers, node_id)
             .map_err(|err| refuse("peers", peers.clone(), err.to_string()))?;
         for (flag, value, range) in [
-            ("broker-session-timeout-ms", self.broker_session_timeout_ms, 100..=3_600_000),
-            ("broker-heartbeat-interval-ms", self.broker_heartbeat_interval_ms, 10..=600_000),
-            ("election-timeout-ms", self.election_timeout_ms, 50..=600_000),
+            (
+                "broker-session-timeout-ms",
+                self.broker_session_timeout_ms,
+                100..=3_600_000,
+            ),
+            (
+                "broker-heartbeat-interval-ms",
+                self.broker_heartbeat_interval_ms,
+                10..=600_000,
+            ),
+            (
+                "election-timeout-ms",
+                self.election_timeout_ms,
+                50..=600_000,
+            ),
         ] {
             if !range.contains(&value) {
                 return Err(refuse(

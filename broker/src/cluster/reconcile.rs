@@ -50,14 +50,15 @@ pub async fn run(node: Arc<ClusterNode>, catalog: Arc<TopicCatalog>, stop: Cance
 ///
 /// # Errors
 /// The first catalog change that failed (the pass stops there; the next one retries).
-pub fn reconcile(catalog: &TopicCatalog, state: &MetadataState, me: NodeId) -> Result<(), CatalogError> {
+pub fn reconcile(
+    catalog: &TopicCatalog,
+    state: &MetadataState,
+    me: NodeId,
+) -> Result<(), CatalogError> {
     // Deleted in the cluster, or replaced by a topic of the same name with another id.
     for local in catalog.list() {
         let Some(id) = local.id() else { continue };
-        let replaced = state
-            .topics
-            .get(local.name())
-            .is_some_and(|t| t.id != id);
+        let replaced = state.topics.get(local.name()).is_some_and(|t| t.id != id);
         if replaced || state.deleted.contains(&id) {
             tracing::info!(topic = local.name(), %id, "deleting a topic the cluster deleted");
             catalog.delete(local.name())?;
@@ -74,13 +75,23 @@ pub fn reconcile(catalog: &TopicCatalog, state: &MetadataState, me: NodeId) -> R
         let overrides: BTreeMap<String, String> = topic.configs.clone();
         match catalog.get(name) {
             None => {
-                catalog.create_placed(name, topic.id, total, &mine(0..topic.partitions.len()), overrides)?;
+                catalog.create_placed(
+                    name,
+                    topic.id,
+                    total,
+                    &mine(0..topic.partitions.len()),
+                    overrides,
+                )?;
                 tracing::info!(topic = %name, partitions = total, "created a topic of the cluster");
             }
             Some(local) => {
                 let had = usize::try_from(local.partition_count()).unwrap_or(0);
                 if had < topic.partitions.len() {
-                    catalog.add_partitions_placed(name, total, &mine(had..topic.partitions.len()))?;
+                    catalog.add_partitions_placed(
+                        name,
+                        total,
+                        &mine(had..topic.partitions.len()),
+                    )?;
                 }
                 if *local.overrides() != overrides {
                     catalog.replace_overrides(name, overrides)?;

@@ -37,9 +37,10 @@ impl Context {
     /// UNKNOWN_TOPIC_OR_PARTITION. The message says which.
     pub(crate) fn missing_partition(&self, topic: &str, index: i32) -> (ErrorCode, String) {
         let exists = self.metadata().is_some_and(|state| {
-            state.topics.get(topic).is_some_and(|t| {
-                usize::try_from(index).is_ok_and(|i| i < t.partitions.len())
-            })
+            state
+                .topics
+                .get(topic)
+                .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
         });
         if exists {
             (

@@ -106,27 +106,7 @@ impl MetadataState {
                 id,
                 assignment,
                 configs,
-            } => {
-                if self.topics.contains_key(name) {
-                    return Err(Refusal::TopicExists(name.clone()));
-                }
-                if assignment.is_empty() {
-                    return Err(Refusal::BadPartitionCount {
-                        name: name.clone(),
-                        current: 0,
-                        added: 0,
-                    });
-                }
-                self.check_assignment(assignment)?;
-                self.topics.insert(
-                    name.clone(),
-                    TopicRecord {
-                        id: *id,
-                        partitions: partitions(assignment),
-                        configs: configs.clone(),
-                    },
-                );
-            }
+            } => self.create_topic(name, *id, assignment, configs)?,
             Command::DeleteTopic { name } => {
                 let topic = self
                     .topics
@@ -174,6 +154,35 @@ impl MetadataState {
             }
         }
         Ok(Reply::Done)
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        id: Uuid,
+        assignment: &[Vec<NodeId>],
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        if self.topics.contains_key(name) {
+            return Err(Refusal::TopicExists(name.to_owned()));
+        }
+        if assignment.is_empty() {
+            return Err(Refusal::BadPartitionCount {
+                name: name.to_owned(),
+                current: 0,
+                added: 0,
+            });
+        }
+        self.check_assignment(assignment)?;
+        self.topics.insert(
+            name.to_owned(),
+            TopicRecord {
+                id,
+                partitions: partitions(assignment),
+                configs: configs.clone(),
+            },
+        );
+        Ok(())
     }
 
     fn check_assignment(&self, assignment: &[Vec<NodeId>]) -> Result<(), Refusal> {

@@ -11,6 +11,11 @@
 //! - `raft-committed`: the last committed log id (a hint: losing it only means that the
 //!   state machine applies less at start-up, until a leader says more is committed).
 
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's StorageError is what its storage traits take and return"
+)]
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -279,12 +284,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await;
         // An append that did not reach the disk stops the node: openraft treats the error as
         // fatal, so nothing unsynced is ever acknowledged.
-        callback.log_io_completed(
-            written
-                .as_ref()
-                .map(|()| ())
-                .map_err(|e| std::io::Error::other(e.to_string())),
-        );
+        callback.log_io_completed(match &written {
+            Ok(()) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        });
         written
     }
 

@@ -8,6 +8,11 @@
 //! [`DIGESTS_KEPT`] digests are kept so that tests can check that every node's applied
 //! history is a prefix of the leader's, and the snapshot carries the digest it ends at.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's StorageError is what its storage traits take and return"
+)]
+
 use std::collections::VecDeque;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

@@ -69,7 +69,7 @@ pub(crate) fn describe_cluster(
     if let (Some(node), Some(state)) = (&ctx.cluster, ctx.metadata()) {
         let id = |n: u64| BrokerId(i32::try_from(n).unwrap_or(-1));
         return response
-            .with_controller_id(node.leader().map_or(BrokerId(-1), id))
+            .with_controller_id(id(node.controller()))
             .with_brokers(
                 state
                     .live_brokers()

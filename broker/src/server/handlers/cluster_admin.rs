@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use weir_protocol::error_code::ErrorCode;
 
 use super::catalog_error_code;
@@ -130,14 +131,24 @@ pub(crate) async fn delete_topic(node: &Arc<ClusterNode>, name: &str) -> Result<
     .await
 }
 
-/// CreatePartitions for one topic in a cluster: `added` partitions (already checked).
+/// CreatePartitions for one topic in a cluster: `added` partitions (already checked), with
+/// the request's manual assignment if any.
 pub(crate) async fn add_partitions(
     node: &Arc<ClusterNode>,
     name: &str,
     added: u32,
-    manual: Option<Vec<Vec<i32>>>,
+    assignments: Option<&[CreatePartitionsAssignment]>,
+    validate_only: bool,
 ) -> Result<(), Refused> {
+    let manual = assignments.map(|all| {
+        all.iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect()
+    });
     let assignment = placement(node, added, manual)?;
+    if validate_only {
+        return Ok(());
+    }
     commit(
         node,
         Command::CreatePartitions {

@@ -48,7 +48,13 @@ pub(crate) async fn handle(
                 }
                 let partitions = i64::from(ctx.config.default_partitions);
                 let created = super::cluster_admin::create_topic(
-                    ctx, node, &name, partitions, &[], None, false,
+                    ctx,
+                    node,
+                    &name,
+                    partitions,
+                    &[],
+                    None,
+                    false,
                 )
                 .await;
                 let state = node.state();
@@ -75,7 +81,7 @@ pub(crate) async fn handle(
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(state.cluster_id.clone().map(wire_str))
-        .with_controller_id(node.leader().map_or(BrokerId(-1), broker_id))
+        .with_controller_id(broker_id(node.controller()))
         .with_topics(topics)
 }
 

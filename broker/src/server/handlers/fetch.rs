@@ -216,7 +216,9 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                     let Some(log) = found.as_ref().and_then(|t| t.log(p.partition)) else {
                         errors = true;
                         return response
-                            .with_error_code(ctx.missing_partition(&topic.topic.0, p.partition).0.code())
+                            .with_error_code(
+                                ctx.missing_partition(&topic.topic.0, p.partition).0.code(),
+                            )
                             .with_high_watermark(-1)
                             .with_last_stable_offset(-1)
                             .with_log_start_offset(-1);

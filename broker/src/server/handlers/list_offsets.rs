@@ -27,7 +27,9 @@ pub(crate) fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOff
                         .with_partition_index(p.partition_index);
                     let Some(log) = found.as_ref().and_then(|t| t.log(p.partition_index)) else {
                         return response.with_error_code(
-                            ctx.missing_partition(&topic.name.0, p.partition_index).0.code(),
+                            ctx.missing_partition(&topic.name.0, p.partition_index)
+                                .0
+                                .code(),
                         );
                     };
                     let (timestamp, offset) = match p.timestamp {

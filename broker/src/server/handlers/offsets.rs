@@ -70,9 +70,9 @@ pub(crate) async fn commit(
                 Err(code) => *code,
                 // In a cluster the partition may live on another broker: it only has to exist.
                 Ok(())
-                    if !known.as_ref().is_some_and(|t| {
-                        (0..t.partition_count()).contains(&p.partition_index)
-                    }) =>
+                    if !known
+                        .as_ref()
+                        .is_some_and(|t| (0..t.partition_count()).contains(&p.partition_index)) =>
                 {
                     ErrorCode::UnknownTopicOrPartition
                 }

@@ -216,6 +216,10 @@ pub(crate) async fn delete(
     DeleteTopicsResponse::default().with_responses(results)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each topic is checked in request order against the partitions added so far, then made locally or through the cluster; the refusals and their order are the protocol's"
+)]
 pub(crate) async fn create_partitions(
     ctx: &Arc<Context>,
     request: CreatePartitionsRequest,
@@ -270,20 +274,19 @@ pub(crate) async fn create_partitions(
             continue;
         }
         let outcome = if let Some(node) = &ctx.cluster {
-            let manual = topic.assignments.as_ref().map(|all| {
-                all.iter()
-                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                    .collect()
-            });
-            if request.validate_only {
-                Ok(added)
-            } else {
-                match super::cluster_admin::add_partitions(node, &name, added, manual).await {
-                    Ok(()) => Ok(added),
-                    Err((code, message)) => {
-                        results.push(refuse(code, message));
-                        continue;
-                    }
+            match super::cluster_admin::add_partitions(
+                node,
+                &name,
+                added,
+                topic.assignments.as_deref(),
+                request.validate_only,
+            )
+            .await
+            {
+                Ok(()) => Ok(added),
+                Err((code, message)) => {
+                    results.push(refuse(code, message));
+                    continue;
                 }
             }
         } else if request.validate_only {
