@@ -119,6 +119,8 @@ pub struct BrokerBuilder {
     disk: Option<Arc<dyn Disk>>,
     clock: Option<Arc<dyn Clock>>,
     flusher: Option<Arc<Flusher>>,
+    /// The network between cluster nodes: TCP to `--peers` unless a test injects one.
+    cluster_network: Option<crate::cluster::net::mem::MemNetwork>,
 }
 
 /// A running broker: its address and the means to stop it.
@@ -158,6 +160,7 @@ impl Broker {
             disk: None,
             clock: None,
             flusher: None,
+            cluster_network: None,
         }
     }
 
@@ -208,6 +211,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// In a cluster: reach the other nodes through this in-process network instead of TCP
+    /// (the cluster port is not bound; tests cut and heal its links).
+    #[must_use]
+    pub fn cluster_network(mut self, network: crate::cluster::net::mem::MemNetwork) -> Self {
+        self.cluster_network = Some(network);
+        self
+    }
+
     /// Checks the configuration, locks the data directory (refused if another broker holds
     /// it), opens it (recovering logs as needed), binds the listener and starts serving. The
     /// lock is held until the broker has stopped. Must be called inside a Tokio runtime.
@@ -249,7 +260,8 @@ impl BrokerBuilder {
             offsets,
         } = stores;
         let catalog = Arc::new(catalog);
-        let cluster = cluster_node::start(&config, addr, &catalog, &disk).await?;
+        let cluster =
+            cluster_node::start(&config, addr, &catalog, &disk, self.cluster_network).await?;
         let offsets = Arc::new(offsets);
         let ctx = Arc::new(Context::new(ContextParts {
             config,

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod producers;
 pub mod server;
 pub mod storage;
+pub mod testing;
 pub mod topics;
 
 pub use config::BrokerConfig;

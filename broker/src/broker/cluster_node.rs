@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::BrokerError;
+use crate::cluster::net::mem::MemNetwork;
 use crate::cluster::net::{TcpTransport, server};
 use crate::cluster::{ClusterNode, NodeOptions};
 use crate::config::BrokerConfig;
@@ -23,6 +24,7 @@ pub(super) async fn start(
     bound: SocketAddr,
     catalog: &TopicCatalog,
     disk: &Arc<dyn Disk>,
+    injected: Option<MemNetwork>,
 ) -> Result<Option<Arc<ClusterNode>>, BrokerError> {
     let Some(settings) = config.cluster.settings()? else {
         return Ok(None);
@@ -30,13 +32,6 @@ pub(super) async fn start(
     if let Some(topic) = catalog.list().iter().find(|t| t.id().is_none()) {
         return Err(BrokerError::NotAClusterDirectory(topic.name().to_owned()));
     }
-    let listener =
-        TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
     let options = NodeOptions {
         id: settings.node_id,
         voters: settings.peers.ids().collect(),
@@ -46,6 +41,23 @@ pub(super) async fn start(
         heartbeat_interval: settings.heartbeat_interval,
         election_timeout: settings.election_timeout,
     };
+    if let Some(network) = injected {
+        let transport = Arc::new(network.transport(settings.node_id));
+        let node = ClusterNode::start(options, transport, Arc::clone(disk)).await?;
+        network.register(settings.node_id, node.handler());
+        tracing::info!(
+            node = settings.node_id,
+            "cluster node started on an in-process network"
+        );
+        return Ok(Some(node));
+    }
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
     let transport = TcpTransport::new(settings.peers.clone());
     let node = ClusterNode::start(options, Arc::new(transport), Arc::clone(disk)).await?;
     // The port stops with the node: ClusterNode::shutdown cancels its token.
