@@ -1,0 +1,100 @@
+//! A topic catalog holding a topic placed by a cluster (its `id` and `local` lines), opened by
+//! the real `weir-broker` binary: only the local partitions get a log, directories of the
+//! others are removed as orphans, and a rewrite of the file keeps the placement while topics
+//! of the broker on its own are written as before.
+
+use std::path::Path;
+
+use kafka_protocol::messages::DescribeLogDirsRequest;
+use weir_protocol::api::ApiKey;
+use weir_tests::process::BrokerProcess;
+use weir_tests::{Client, batch, req, versions};
+
+const PLACED: &str = "topic spread 3\nid 6f1c2a4e-0d3b-4b8e-9a57-2f0e1d6c8b90\nlocal 1\n";
+
+fn write_catalog(data: &Path, body: &str) {
+    std::fs::create_dir_all(data).expect("data directory");
+    let crc = crc32fast::hash(body.as_bytes());
+    std::fs::write(data.join("topics"), format!("{body}crc32 {crc:08x}\n")).expect("catalog");
+}
+
+/// (topic, partition) of every partition DescribeLogDirs reports, sorted.
+async fn described(client: &mut Client) -> Vec<(String, i32)> {
+    let v = *versions(ApiKey::DescribeLogDirs).end();
+    let response = client
+        .call(v, DescribeLogDirsRequest::default().with_topics(None))
+        .await;
+    let mut out: Vec<(String, i32)> = response.results[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn the_broker_opens_a_placed_topic_with_only_its_local_partitions() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    write_catalog(&data, PLACED);
+    // A partition this broker does not hold (left by a crash, or held before).
+    std::fs::create_dir_all(data.join("spread-0")).expect("orphan");
+    std::fs::write(
+        data.join("spread-0").join("00000000000000000000.log"),
+        b"old",
+    )
+    .expect("file");
+    let mut broker = BrokerProcess::start(&data, &dir.path().join("broker.log"), &[]);
+    assert!(
+        !data.join("spread-0").exists(),
+        "orphan removed at start-up"
+    );
+    assert!(data.join("spread-1").is_dir());
+    assert!(!data.join("spread-2").exists());
+
+    let mut client = Client::connect(broker.addr()).await;
+    let v = *versions(ApiKey::Metadata).end();
+    let metadata = client.call(v, req::metadata(v, Some(&["spread"]))).await;
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert_eq!(
+        metadata.topics[0].partitions.len(),
+        3,
+        "the count is the topic's"
+    );
+    assert_eq!(client.produce_ok("spread", 1, batch(2)).await, 0);
+    let v = *versions(ApiKey::Produce).end();
+    let elsewhere = client
+        .call(v, req::produce("spread", 0, batch(1), -1))
+        .await;
+    assert_ne!(
+        elsewhere.responses[0].partition_responses[0].error_code, 0,
+        "a partition not held here takes no record"
+    );
+    assert_eq!(described(&mut client).await, [("spread".to_owned(), 1)]);
+
+    // A create rewrites the file: the placement kept, the new topic as before clusters.
+    client.create_topic("plain", 1).await;
+    let text = std::fs::read_to_string(data.join("topics")).expect("catalog");
+    let body = format!("topic plain 1\n{PLACED}");
+    assert_eq!(
+        text,
+        format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()))
+    );
+
+    drop(client);
+    broker.kill9();
+    broker.restart();
+    let mut client = Client::connect(broker.addr()).await;
+    assert_eq!(client.produce_ok("spread", 1, batch(1)).await, 2);
+    assert_eq!(
+        described(&mut client).await,
+        [("plain".to_owned(), 0), ("spread".to_owned(), 1)]
+    );
+    drop(client);
+    assert!(broker.stop());
+}
