@@ -1,12 +1,24 @@
 //! A topic catalog holding a topic placed by a cluster (its `id` and `local` lines), opened by
 //! the real `weir-broker` binary: only the local partitions get a log, directories of the
 //! others are removed as orphans, and a rewrite of the file keeps the placement while topics
-//! of the broker on its own are written as before.
+//! of the broker on its own are written as before. Offsets of a partition held by another
+//! broker can still be committed and deleted here (a group's coordinator need not hold the
+//! partitions its members read).
 
 use std::path::Path;
 
-use kafka_protocol::messages::DescribeLogDirsRequest;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::{
+    DescribeLogDirsRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
+use weir_protocol::error_code::ErrorCode;
 use weir_tests::process::BrokerProcess;
 use weir_tests::{Client, batch, req, versions};
 
@@ -95,6 +107,75 @@ async fn the_broker_opens_a_placed_topic_with_only_its_local_partitions() {
         described(&mut client).await,
         [("plain".to_owned(), 0), ("spread".to_owned(), 1)]
     );
+    drop(client);
+    assert!(broker.stop());
+}
+
+/// The code of each partition an OffsetCommit (simple: no generation) of `offset` to
+/// `partitions` of `topic` gets, in order.
+async fn commit(client: &mut Client, group: &str, topic: &str, partitions: &[i32]) -> Vec<i16> {
+    let v = *versions(ApiKey::OffsetCommit).end();
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(req::topic(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&p| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(5)
+                                .with_committed_leader_epoch(-1)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response = client.call(v, request).await;
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+#[tokio::test]
+async fn offsets_of_partitions_held_elsewhere_are_committed_and_deleted() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    write_catalog(&data, PLACED);
+    let mut broker = BrokerProcess::start(&data, &dir.path().join("broker.log"), &[]);
+    let mut client = Client::connect(broker.addr()).await;
+    let unknown = ErrorCode::UnknownTopicOrPartition.code();
+    assert_eq!(
+        commit(&mut client, "readers", "spread", &[0, 1, 2, 3]).await,
+        [0, 0, 0, unknown],
+        "every partition of the topic, held here or not; none past its count"
+    );
+    let v = *versions(ApiKey::OffsetDelete).end();
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("readers")))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(req::topic("spread"))
+                .with_partitions(
+                    [0, 3]
+                        .into_iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(p))
+                        .collect(),
+                ),
+        ]);
+    let response = client.call(v, request).await;
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let codes: Vec<i16> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [0, unknown]);
     drop(client);
     assert!(broker.stop());
 }

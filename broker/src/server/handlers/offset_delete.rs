@@ -57,7 +57,11 @@ pub(crate) async fn offset_delete(
             .iter()
             .map(|p| {
                 let index = p.partition_index;
-                let code = if found.as_ref().and_then(|t| t.log(index)).is_none() {
+                // The partition exists (held here or, in a cluster, by another broker).
+                let exists = found
+                    .as_ref()
+                    .is_some_and(|t| (0..t.partition_count()).contains(&index));
+                let code = if !exists {
                     ErrorCode::UnknownTopicOrPartition
                 } else if subscribed.contains(&name) {
                     ErrorCode::GroupSubscribedToTopic

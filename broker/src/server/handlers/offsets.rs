@@ -66,10 +66,10 @@ pub(crate) async fn commit(
             let code = match &allowed {
                 Err(code) => *code,
                 Ok(())
-                    if known
+                    // The partition exists (held here or, in a cluster, by another broker).
+                    if !known
                         .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .is_none() =>
+                        .is_some_and(|t| (0..t.partition_count()).contains(&p.partition_index)) =>
                 {
                     ErrorCode::UnknownTopicOrPartition
                 }
