@@ -5,6 +5,8 @@
 //! broker can still be committed and deleted here (a group's coordinator need not hold the
 //! partitions its members read).
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 
 use kafka_protocol::messages::offset_commit_request::{
@@ -19,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
-use weir_tests::process::BrokerProcess;
+use weir_tests::process::{BrokerProcess, free_port};
 use weir_tests::{Client, batch, req, versions};
 
 const PLACED: &str = "topic spread 3\nid 6f1c2a4e-0d3b-4b8e-9a57-2f0e1d6c8b90\nlocal 1\n";
@@ -177,5 +179,72 @@ async fn offsets_of_partitions_held_elsewhere_are_committed_and_deleted() {
         .collect();
     assert_eq!(codes, [0, unknown]);
     drop(client);
+    assert!(broker.stop());
+}
+
+/// The JSON body of `GET path` on the HTTP port.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("headers end");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    serde_json::from_str(body).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_http_api_shows_a_placed_topic_by_its_count_and_its_local_partitions() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    let elsewhere = "topic elsewhere 2\nid 0b8f1e2d-3c4a-4f5e-8d6c-7b9a0e1f2c3d\nlocal -\n\
+                     config retention.ms 1000\n";
+    write_catalog(&data, &format!("{elsewhere}{PLACED}"));
+    let http = free_port();
+    let http_arg = format!("127.0.0.1:{http}");
+    let mut broker = BrokerProcess::start(
+        &data,
+        &dir.path().join("broker.log"),
+        &["--http-listen", &http_arg],
+    );
+    let list = get_json(http, "/v1/topics");
+    let counts: Vec<(String, u64)> = list["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().expect("name").to_owned(),
+                t["partitions"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("elsewhere".to_owned(), 2), ("spread".to_owned(), 3)]
+    );
+    let spread = get_json(http, "/v1/topics/spread");
+    let listed: Vec<i64> = spread["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["partition"].as_i64().expect("index"))
+        .collect();
+    assert_eq!(listed, [1], "only the partition held here");
+    let held_elsewhere = get_json(http, "/v1/topics/elsewhere");
+    assert_eq!(held_elsewhere["partitions"], serde_json::json!([]));
+    assert_eq!(
+        held_elsewhere["configs"]["retention.ms"], "1000",
+        "the settings its logs would run with"
+    );
+    let cluster = get_json(http, "/v1/cluster");
+    assert_eq!(cluster["partitions"], 1, "partitions held by this broker");
     assert!(broker.stop());
 }
