@@ -195,11 +195,16 @@ pub(super) async fn one(
                 .take(MAX_LISTED)
                 .map(|(index, p)| partition_info(index, p))
                 .collect();
-            let configs = topic
-                .local_partitions()
-                .next()
-                .map(|(_, p)| configs(&p.log().config()))
-                .unwrap_or_default();
+            // A topic with no partition here (in a cluster) has the settings its logs would get.
+            let configs = match topic.local_partitions().next() {
+                Some((_, p)) => configs(&p.log().config()),
+                None => configs(
+                    &ctx.catalog
+                        .config_snapshot()
+                        .layers()
+                        .log_config(&topic.overrides()),
+                ),
+            };
             Ok(TopicDetail {
                 name: topic.name().to_owned(),
                 partitions,

@@ -104,8 +104,8 @@ pub(crate) fn describe_log_dirs(
             .iter()
             .map(|topic| {
                 // Only the partitions this broker holds have a log directory here.
-                let indexes: Vec<i32> = topic.local_partitions().map(|(i, _)| i).collect();
-                described(ctx, topic.name(), indexes.into_iter())
+                let indexes = topic.local_partitions().map(|(i, _)| i);
+                described(ctx, topic.name(), indexes)
             })
             .collect(),
         // Unknown topics and partitions are left out, as Kafka does.

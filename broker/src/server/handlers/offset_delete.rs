@@ -57,6 +57,7 @@ pub(crate) async fn offset_delete(
             .iter()
             .map(|p| {
                 let index = p.partition_index;
+                // The partition exists (held here or, in a cluster, by another broker).
                 let exists = found
                     .as_ref()
                     .is_some_and(|t| (0..t.partition_count()).contains(&index));

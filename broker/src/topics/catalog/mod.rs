@@ -530,8 +530,9 @@ impl TopicCatalog {
     }
 
     /// Grows topic `name` to `total` partitions (CreatePartitions), returning how many were
-    /// added. On failure the topic keeps its old partitions and nothing of the new ones is
-    /// left, as with [`Self::create`].
+    /// added; every new partition is local (a cluster places them with
+    /// [`Self::add_partitions_placed`]). On failure the topic keeps its old partitions and
+    /// nothing of the new ones is left, as with [`Self::create`].
     pub fn add_partitions(&self, name: &str, total: i64) -> Result<u32, CatalogError> {
         let _one_change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let (old, added) = self.check_add_partitions_locked(name, total)?;
