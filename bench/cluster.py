@@ -107,14 +107,17 @@ def wait_formed(nodes, timeout=60):
 
 
 def create(node, name, timeout=30):
-    futures = admin(node).create_topics([NewTopic(name, 1, 1)], operation_timeout=10)
+    client = admin(node)  # kept alive until the answer: a dropped client fails its futures
+    futures = client.create_topics([NewTopic(name, 1, 1)], operation_timeout=10)
     futures[name].result(timeout=timeout)
 
 
-def visible_everywhere(nodes, name):
-    return all(name in admin(n).list_topics(topic=name, timeout=5).topics
-               and admin(n).list_topics(topic=name, timeout=5).topics[name].error is None
-               for n in nodes)
+def visible_everywhere(clients, name):
+    for client in clients:
+        md = client.list_topics(topic=name, timeout=5)
+        if name not in md.topics or md.topics[name].error is not None:
+            return False
+    return True
 
 
 def summary(label, samples):
@@ -138,11 +141,12 @@ def main():
         wait_formed(nodes)
         fsync_ms = fsync_latency_ms(root)
         visible = []
+        clients = [admin(n) for n in nodes]
         for run in range(args.runs):
             name = f"latency-{run}"
             t0 = time.perf_counter()
             create(nodes[0], name)
-            while not visible_everywhere(nodes, name):
+            while not visible_everywhere(clients, name):
                 time.sleep(0.002)
             visible.append((time.perf_counter() - t0) * 1000)
         failover = []

@@ -1,5 +1,6 @@
-//! Metadata (key 3) in a cluster: every live broker, the controller (the metadata leader),
-//! and each partition's leader, replicas and in-sync replicas from the replicated metadata,
+//! Metadata (key 3) in a cluster: every live broker, this broker as the controller clients
+//! send admin requests to (it forwards them to the metadata leader, as KRaft brokers do), and
+//! each partition's leader, replicas and in-sync replicas from the replicated metadata,
 //! answered the same by every broker. A partition whose broker is fenced has no leader
 //! (LEADER_NOT_AVAILABLE, leader -1) while the rest keep theirs.
 
@@ -81,7 +82,12 @@ pub(crate) async fn handle(
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(state.cluster_id.clone().map(wire_str))
-        .with_controller_id(broker_id(node.controller()))
+        // As KRaft brokers answer clients: the controller named is a live broker (this one),
+        // which forwards admin requests to the metadata leader. Naming the leader itself
+        // sends every admin client to a dead node for as long as its metadata is stale after
+        // the leader fails (librdkafka waited 15 s per request); DescribeCluster names the
+        // metadata leader for operators.
+        .with_controller_id(broker_id(node.id()))
         .with_topics(topics)
 }
 
