@@ -19,6 +19,7 @@
 //! instead of blocking the run.
 
 pub mod campaign;
+pub mod fault_proxy;
 pub mod process;
 pub mod tmpfs;
 
