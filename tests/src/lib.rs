@@ -20,6 +20,7 @@
 
 pub mod campaign;
 pub mod fault_proxy;
+pub mod history;
 pub mod process;
 pub mod tmpfs;
 
