@@ -9,8 +9,8 @@
 //! # Replaying a run
 //!
 //! Every random decision comes from a generator derived from the proxy's seed: connection
-//! `c`'s direction `d` draws its delays from stream `2c + d`, and the `k`-th flapping run its
-//! phase lengths from its own stream. So with the same seed and the same traffic the
+//! `c`'s direction `d` draws its delays from stream `2c + d`, and a flapping run its phase
+//! lengths from the stream of the `k`-th [`FaultProxy::set`], the one that started it. So with the same seed and the same traffic the
 //! [`FaultProxy::records`] are equal, and [`FaultProxy::report`] (the seed and every fault
 //! applied, with times) is what a failing test prints.
 //!
@@ -109,7 +109,8 @@ struct Shared {
     next_conn: AtomicU64,
     /// The task flipping the phases while [`Fault::Flapping`] is set.
     flapper: Mutex<Option<AbortHandle>>,
-    /// How many flapping runs have started: run `k` draws from its own stream.
+    /// How many times a fault was set: a flapping run started by the `k`-th draws from
+    /// stream `u64::MAX - k`.
     flap_runs: AtomicU64,
 }
 
