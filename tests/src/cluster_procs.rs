@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use links::ClusterLinks;
 
 use crate::fault_proxy::FaultProxy;
-use crate::history::{FetchError, RaftStatus, fetch_raft_status};
+use crate::history::{FetchError, PrefixReport, RaftStatus, check_statuses, fetch_raft_status};
 use crate::process::{BrokerProcess, free_port};
 use links::{ids, index};
 
@@ -119,6 +119,8 @@ pub struct ClusterProcs {
     places: Vec<Places>,
     /// Node `id` at `id - 1`.
     nodes: Vec<BrokerProcess>,
+    /// Whether node `id` (at `id - 1`) is stopped by `SIGSTOP`: not asked for its status.
+    paused: Vec<bool>,
     /// Dropped after the nodes (field order), so no node sees its peers' proxies vanish
     /// before it is killed.
     links: ClusterLinks,
@@ -176,6 +178,7 @@ impl ClusterProcs {
                 .collect()
         });
         Self {
+            paused: vec![false; options.nodes],
             options,
             places,
             nodes,
@@ -255,16 +258,24 @@ impl ClusterProcs {
     /// `SIGKILL` node `id` (running or paused) and reap it.
     pub fn kill9(&mut self, id: u64) {
         self.node_mut(id).kill9();
+        self.paused[index(id)] = false;
     }
 
     /// `SIGSTOP` node `id`: it holds its sockets and answers nothing.
-    pub fn pause(&self, id: u64) {
+    pub fn pause(&mut self, id: u64) {
         self.node(id).signal("STOP");
+        self.paused[index(id)] = true;
     }
 
     /// `SIGCONT` node `id` after [`Self::pause`].
-    pub fn resume(&self, id: u64) {
+    pub fn resume(&mut self, id: u64) {
         self.node(id).signal("CONT");
+        self.paused[index(id)] = false;
+    }
+
+    /// Whether node `id` runs and is not paused.
+    pub fn is_up(&self, id: u64) -> bool {
+        self.node(id).is_running() && !self.paused[index(id)]
     }
 
     /// Starts node `id` again, same directory, ports and flags (after a kill or a stop).
@@ -294,6 +305,7 @@ impl ClusterProcs {
     pub fn stop_all(&mut self) -> bool {
         // Every node is stopped, whatever the earlier ones returned (no short circuit).
         let exits: Vec<bool> = self.nodes.iter_mut().map(BrokerProcess::stop).collect();
+        self.paused.fill(false);
         exits.into_iter().all(|ok| ok)
     }
 
@@ -303,6 +315,26 @@ impl ClusterProcs {
     /// As [`fetch_raft_status`].
     pub fn raft_status(&self, id: u64) -> Result<RaftStatus, FetchError> {
         fetch_raft_status(self.http_addr(id))
+    }
+
+    /// The Raft status of every node that is up, by id.
+    ///
+    /// # Errors
+    /// The first node whose status cannot be fetched.
+    pub fn raft_statuses(&self) -> Result<Vec<RaftStatus>, FetchError> {
+        self.ids()
+            .filter(|&id| self.is_up(id))
+            .map(|id| self.raft_status(id))
+            .collect()
+    }
+
+    /// [`check_statuses`] over the nodes that are up: is every node's applied metadata a
+    /// prefix of the others'?
+    ///
+    /// # Errors
+    /// As [`Self::raft_statuses`].
+    pub fn check_history(&self) -> Result<PrefixReport, FetchError> {
+        Ok(check_statuses(&self.raft_statuses()?))
     }
 
     /// Every node's log and the links' fault logs (with their seed), for a failing test.

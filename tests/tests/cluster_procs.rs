@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use weir_tests::cluster_procs::{ClusterLinks, ClusterOptions, ClusterProcs};
+use weir_tests::history::FetchError;
 
 const ARRIVES: Duration = Duration::from_secs(5);
 const STAYS_AWAY: Duration = Duration::from_millis(400);
@@ -196,13 +197,22 @@ fn cluster_procs_start_kill_pause_restart_and_wipe_nodes() {
 
     let pid = cluster.node(2).pid();
     cluster.pause(2);
+    assert!(!cluster.is_up(2));
     wait_for("node 2 to stop", || process_state(pid) == 'T');
+    // A paused node is not asked (it would not answer); node 1 is, at its HTTP port. A broker
+    // without the cluster has no such route (404); one with it answers for itself alone.
+    match cluster.raft_statuses() {
+        Ok(statuses) => assert_eq!(statuses.len(), 1),
+        Err(FetchError::Status { addr, .. }) => assert_eq!(addr, cluster.http_addr(1)),
+        Err(other) => panic!("{other}"),
+    }
     cluster.resume(2);
+    assert!(cluster.is_up(2));
     wait_for("node 2 to resume", || process_state(pid) != 'T');
 
     let kafka = cluster.kafka_addr(1);
     cluster.kill9(1);
-    assert!(!cluster.node(1).is_running());
+    assert!(!cluster.is_up(1));
     assert!(!accepts(kafka));
     assert!(accepts(cluster.kafka_addr(2)), "node 2 is untouched");
     cluster.restart(1);
