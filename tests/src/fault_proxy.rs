@@ -20,7 +20,8 @@
 //! - Bytes going one way leave in the order they came, after their delay; none are invented.
 //! - A connection that lost bytes to a blackhole is closed as soon as its link forwards again
 //!   ([`FaultRecord::ClosedTorn`]): the ends never see a stream with a hole in it, only a
-//!   stalled or closed one, as over a real network.
+//!   stalled or closed one, as over a real network. A close sent into a blackhole is lost the
+//!   same way and reaches the other end only as that close at heal.
 //! - Bounded: at most [`CONNECTIONS_MAX`] open connections, one [`CHUNK_BYTES_MAX`] buffer per
 //!   direction, at most [`LOG_EVENTS_MAX`] logged events.
 

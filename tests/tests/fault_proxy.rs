@@ -239,6 +239,30 @@ async fn proxy_blackholes_both_ways_then_closes_torn_connections_on_heal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_blackhole_loses_a_close_until_heal() {
+    let server = echo(b"").await;
+    let proxy = start(server.addr, 8);
+    let mut stream = connect(&proxy).await;
+    assert_eq!(
+        round_trip(&mut stream, b"a", ARRIVES).await,
+        Read::Bytes(b"a".to_vec())
+    );
+    proxy.set(Fault::Blackhole(Direction::ToUpstream));
+    stream.shutdown().await.unwrap();
+    // The server would close its side on seeing the close; it does not see it.
+    assert_eq!(read_exact(&mut stream, 1, STAYS_AWAY).await, Read::Nothing);
+    proxy.heal();
+    assert_eq!(read_exact(&mut stream, 1, ARRIVES).await, Read::Closed);
+    assert!(
+        proxy
+            .records()
+            .contains(&FaultRecord::ClosedTorn { conn: 0 }),
+        "{}",
+        proxy.report()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_drop_closes_open_connections_and_refuses_new_ones() {
     let server = echo(b"").await;
     let proxy = start(server.addr, 5);

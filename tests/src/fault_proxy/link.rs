@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use weir_client::random::{JitterSource, SplitMix64};
 
 use super::{
@@ -189,7 +190,7 @@ async fn pump(
     mut reader: OwnedReadHalf,
     mut writer: OwnedWriteHalf,
 ) -> PumpEnd {
-    let mut rng = stream_rng(shared.seed, conn * 2 + direction.index());
+    let mut rng = stream_rng(shared.seed, conn.wrapping_mul(2) + direction.index());
     let mut state = shared.state.subscribe();
     let mut buf = vec![0_u8; CHUNK_BYTES_MAX];
     let mut torn = false;
@@ -208,6 +209,11 @@ async fn pump(
             }
         };
         let len = match read {
+            Ok(0) if matches!(state.borrow_and_update().action(direction), Action::Discard) => {
+                // A close sent into a partition is lost like the bytes: the other end learns
+                // of it only when the link heals (the connection is then closed as torn).
+                return closed_into_partition(&mut state, direction).await;
+            }
             Ok(0) => {
                 // The peer may already be gone; the close is passed on either way.
                 return match writer.shutdown().await {
@@ -245,6 +251,21 @@ async fn pump(
                     return PumpEnd::Failed;
                 }
             }
+        }
+    }
+}
+
+/// Waits until the link stops discarding bytes going `direction`, then reports the stream torn.
+async fn closed_into_partition(
+    state: &mut watch::Receiver<LinkState>,
+    direction: Direction,
+) -> PumpEnd {
+    loop {
+        if !matches!(state.borrow_and_update().action(direction), Action::Discard) {
+            return PumpEnd::Torn;
+        }
+        if state.changed().await.is_err() {
+            return PumpEnd::Failed;
         }
     }
 }
