@@ -52,7 +52,8 @@ pub enum Membership {
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
-    /// How many nodes, `1..=NODES_MAX`.
+    /// How many nodes, `1..=NODES_MAX` (a cluster's voters are 1, 3 or 5: the broker
+    /// refuses other counts at start-up).
     pub nodes: usize,
     pub links: Links,
     pub membership: Membership,
