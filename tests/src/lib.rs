@@ -15,10 +15,18 @@
 //! - Record batches: [`batch`] and [`batch_at`] build uncompressed v2 batches, [`stored`]
 //!   gives the bytes a fetch must return for them.
 //!
+//! Its modules hold the process-level harnesses: [`process`] (one `weir-broker` child),
+//! [`campaign`] and [`tmpfs`] (the crash campaign), and for the cluster [`fault_proxy`] (a
+//! seeded fault-injecting TCP proxy), [`cluster_procs`] (`N` nodes, each directed link through
+//! its own proxy) and [`history`] (the metadata-prefix check over the nodes' Raft status).
+//!
 //! Every wait is bounded ([`IO_TIMEOUT`]): a broker that hangs fails the test with a message
 //! instead of blocking the run.
 
 pub mod campaign;
+pub mod cluster_procs;
+pub mod fault_proxy;
+pub mod history;
 pub mod process;
 pub mod tmpfs;
 

@@ -85,6 +85,8 @@ pub struct BrokerProcess {
     log_path: PathBuf,
     addr: SocketAddr,
     extra_args: Vec<String>,
+    /// Further environment variables for every run.
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
     runs: u32,
 }
@@ -102,11 +104,45 @@ impl BrokerProcess {
             log_path: log_path.to_path_buf(),
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            extra_env: Vec::new(),
             child: None,
             runs: 0,
         };
         broker.spawn();
         broker
+    }
+
+    /// As [`Self::start`], with `extra_env` set for this run and every restart.
+    ///
+    /// # Panics
+    /// If it does not start listening within [`START_TIMEOUT`].
+    pub fn start_with_env(
+        data_dir: &Path,
+        log_path: &Path,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let mut broker = Self {
+            binary: broker_binary(),
+            data_dir: data_dir.to_path_buf(),
+            log_path: log_path.to_path_buf(),
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            child: None,
+            runs: 0,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// Whether a child is running (or stopped by `SIGSTOP`): started, and not killed or
+    /// stopped since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The address clients connect to (the same across restarts).
@@ -153,6 +189,7 @@ impl BrokerProcess {
                 "WEIR_LOG",
                 std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env_remove("WEIR_LISTEN")
             .env_remove("WEIR_DATA_DIR")
             .stdin(Stdio::null())
