@@ -86,6 +86,20 @@ pub enum Error {
         #[source]
         reason: crate::topic_name::TopicNameError,
     },
+    /// A broker that metadata names (as a partition's leader, say) is not among the brokers
+    /// the last metadata listed: metadata is changing; retrying after a refresh helps.
+    #[error("broker {0} is not in the cluster's metadata")]
+    UnknownBroker(i32),
+    /// A request to one broker failed as a whole; this is one of the partitions it carried
+    /// (each partition of the request gets its own copy, sharing the cause).
+    #[error("request to broker {node} failed: {source}")]
+    Broker {
+        /// The broker.
+        node: i32,
+        /// What failed.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(String),
@@ -105,9 +119,12 @@ impl Error {
             Self::Kafka { code, .. } => {
                 ErrorCode::from_code(*code).is_some_and(ErrorCode::is_retriable)
             }
-            Self::Io { .. } | Self::Disconnected(_) | Self::NoBroker { .. } | Self::Timeout(_) => {
-                true
-            }
+            Self::Io { .. }
+            | Self::Disconnected(_)
+            | Self::NoBroker { .. }
+            | Self::Timeout(_)
+            | Self::UnknownBroker(_) => true,
+            Self::Broker { source, .. } => source.is_retriable(),
             Self::Protocol { .. }
             | Self::UnsupportedApi { .. }
             | Self::Resolve { .. }

@@ -15,10 +15,14 @@
 //! - Record batches: [`batch`] and [`batch_at`] build uncompressed v2 batches, [`stored`]
 //!   gives the bytes a fetch must return for them.
 //!
+//! Beside them, [`fake_cluster`]: an in-process fake of a multi-broker Kafka cluster
+//! (leaders, coordinator, brokers going down) for testing clients' routing.
+//!
 //! Every wait is bounded ([`IO_TIMEOUT`]): a broker that hangs fails the test with a message
 //! instead of blocking the run.
 
 pub mod campaign;
+pub mod fake_cluster;
 pub mod process;
 pub mod tmpfs;
 

@@ -185,8 +185,7 @@ impl Admin {
                     })
                     .collect(),
             );
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .topics
@@ -212,8 +211,7 @@ impl Admin {
                 i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX),
             )
             .with_topic_names(names.iter().map(|n| TopicName(s(n))).collect());
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .responses
@@ -419,7 +417,7 @@ impl Admin {
     pub async fn coordinator(&self, group_id: &str) -> Result<i32> {
         let response = self
             .cluster
-            .call_any(
+            .call_any_repeatable(
                 kafka_protocol::messages::FindCoordinatorRequest::default().with_key(s(group_id)),
             )
             .await?;

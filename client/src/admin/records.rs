@@ -49,6 +49,10 @@ impl Admin {
             }
         }
         for (leader, topics) in by_leader {
+            let asked: Vec<(&str, Vec<i32>)> = topics
+                .iter()
+                .map(|(t, parts)| (*t, parts.iter().map(|p| p.partition_index).collect()))
+                .collect();
             let request = DeleteRecordsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
                 .with_topics(
@@ -61,7 +65,27 @@ impl Admin {
                         })
                         .collect(),
                 );
-            let response = self.cluster.call(leader, request).await?;
+            let response = match self.cluster.call(leader, request).await {
+                Ok(response) => response,
+                Err(err) => {
+                    // Only this leader's partitions fail; metadata may name a new one.
+                    self.cluster.invalidate().await;
+                    let err = std::sync::Arc::new(err);
+                    for (topic, partitions) in asked {
+                        for partition in partitions {
+                            let source = std::sync::Arc::clone(&err);
+                            out.insert(
+                                (topic.to_owned(), partition),
+                                Err(Error::Broker {
+                                    node: leader,
+                                    source,
+                                }),
+                            );
+                        }
+                    }
+                    continue;
+                }
+            };
             for topic in response.topics {
                 let name = topic.name.0.to_string();
                 for p in topic.partitions {
@@ -95,8 +119,7 @@ impl Admin {
                     // The codec's default is an empty list: a manual assignment of nothing.
                     .with_assignments(None),
             ]);
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .results

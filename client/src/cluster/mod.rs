@@ -1,25 +1,33 @@
 //! What the client knows of the cluster: brokers, topic metadata, and one connection per
 //! broker.
 //!
-//! Metadata is fetched from any reachable broker (bootstrap addresses first), cached, and
-//! refreshed when older than `metadata_max_age` or when a caller reports it stale (an error
-//! such as NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION). A dead connection is
-//! replaced on next use; attempts to reach a broker that keeps failing are spaced out by
-//! exponential backoff with jitter ([`crate::backoff`]). A bootstrap address without a port
-//! gets [`DEFAULT_PORT`] (9092), as librdkafka assumes; the last failure of
-//! [`Cluster::any`] is kept, typed, in [`Error::NoBroker`] (unresolvable, refused, not Kafka).
+//! Metadata is fetched from any reachable broker (a broker already connected first, then the
+//! other known brokers not backing off, then the bootstrap addresses; any one reachable
+//! suffices), cached per topic, and refreshed when older than `metadata_max_age` or when a
+//! caller reports it stale (an error such as NOT_LEADER_OR_FOLLOWER or
+//! UNKNOWN_TOPIC_OR_PARTITION, a failed connection). A Metadata request that a broker fails
+//! to answer is sent to another one, so a cluster is learned again through whichever broker
+//! is left. The known brokers are exactly those the last answer listed. A dead connection is
+//! replaced on next use, a connection whose call timed out is dropped; attempts to reach a
+//! broker that keeps failing are spaced out by exponential backoff with jitter
+//! ([`crate::backoff`]). A bootstrap address without a port gets [`DEFAULT_PORT`] (9092), as
+//! librdkafka assumes; the last failure of [`Cluster::any`] is kept, typed, in
+//! [`Error::NoBroker`] (unresolvable, refused, not Kafka).
+//!
+//! `metadata.rs` reads a Metadata answer into plain values; `offsets.rs` asks each
+//! partition's leader for offsets (ListOffsets).
+//!
+//! Does not retry partition-scoped requests itself: the producer, consumer and admin do,
+//! each with its own deadline, after [`Cluster::invalidate`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
-};
+use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::net::lookup_host;
 use tokio::sync::Mutex;
@@ -30,6 +38,12 @@ use crate::config::ClientConfig;
 use crate::connection::{Connection, Request};
 use crate::error::{Error, Result};
 use crate::random::SplitMix64;
+
+mod metadata;
+mod offsets;
+
+pub use metadata::{BrokerInfo, PartitionInfo, Snapshot, TopicInfo};
+pub use offsets::Outcomes;
 
 /// The port of a bootstrap address given without one, as librdkafka (and so kcat) assume.
 pub const DEFAULT_PORT: u16 = 9092;
@@ -57,28 +71,6 @@ pub fn with_default_port(address: &str) -> Result<String> {
     }
 }
 
-/// One partition's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionInfo {
-    /// Partition index.
-    pub partition: i32,
-    /// Leader's node id (-1 when none).
-    pub leader: i32,
-    /// The partition's error code (0 when fine).
-    pub error_code: i16,
-}
-
-/// One topic's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicInfo {
-    /// The name.
-    pub name: String,
-    /// Partitions, by index.
-    pub partitions: Vec<PartitionInfo>,
-    /// Whether it is an internal topic.
-    pub internal: bool,
-}
-
 #[derive(Debug)]
 struct Peer {
     addr: SocketAddr,
@@ -87,13 +79,24 @@ struct Peer {
     next_attempt: Instant,
 }
 
+/// A topic's cached metadata and how current it is.
+#[derive(Debug)]
+struct Cached {
+    info: TopicInfo,
+    fetched: Instant,
+    /// Set by [`Cluster::invalidate`]: the next lookup asks a broker again. Per topic, so
+    /// that refreshing one topic does not make another's stale entry look fresh.
+    stale: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// Node id -> broker.
+    /// Node id -> broker: exactly the brokers the last Metadata answer listed (a broker that
+    /// left the cluster is forgotten, so lookups stop trying it).
     brokers: HashMap<i32, Peer>,
-    topics: HashMap<String, TopicInfo>,
-    refreshed: Option<Instant>,
+    topics: HashMap<String, Cached>,
     controller: Option<i32>,
+    cluster_id: Option<String>,
 }
 
 /// The cluster as the client sees it. Shared by producer, consumer and admin.
@@ -132,14 +135,40 @@ impl Cluster {
         Connection::connect(addr, &self.config.client_id, self.config.connect_timeout).await
     }
 
-    /// A connection to any broker: a known one first, else the bootstrap addresses in order.
+    /// A connection to any broker: a known one already connected first, then the other
+    /// known brokers not backing off after a failure, then the bootstrap addresses in order.
     ///
     /// # Errors
     /// [`Error::NoBroker`] when none can be reached.
     pub async fn any(&self) -> Result<Connection> {
-        let known: Vec<i32> = self.state.lock().await.brokers.keys().copied().collect();
+        self.any_except(&[]).await
+    }
+
+    /// [`Self::any`], leaving out the brokers at `skip` (those that just failed a call).
+    async fn any_except(&self, skip: &[SocketAddr]) -> Result<Connection> {
+        let now = Instant::now();
+        let (live, ready) = {
+            let state = self.state.lock().await;
+            let mut peers: Vec<(&i32, &Peer)> = state.brokers.iter().collect();
+            peers.sort_unstable_by_key(|(id, _)| **id);
+            let mut live = None;
+            let mut ready = Vec::new();
+            for (id, peer) in peers.into_iter().filter(|(_, p)| !skip.contains(&p.addr)) {
+                match &peer.connection {
+                    Some(c) if !c.is_dead() => {
+                        live.get_or_insert_with(|| c.clone());
+                    }
+                    _ if now >= peer.next_attempt => ready.push(*id),
+                    _ => {}
+                }
+            }
+            (live, ready)
+        };
+        if let Some(connection) = live {
+            return Ok(connection);
+        }
         let mut last = Error::InvalidArgument("no bootstrap address given".to_owned());
-        for node in known {
+        for node in ready {
             match self.node(node).await {
                 Ok(c) => return Ok(c),
                 Err(err) => last = err,
@@ -155,7 +184,7 @@ impl Cluster {
                     continue;
                 }
             };
-            for addr in resolved {
+            for addr in resolved.into_iter().filter(|a| !skip.contains(a)) {
                 match self.open(addr).await {
                     Ok(c) => return Ok(c),
                     Err(err) => last = err,
@@ -171,14 +200,15 @@ impl Cluster {
     /// The connection to broker `node`, connecting (or reconnecting) if needed.
     ///
     /// # Errors
-    /// An unknown node, a broker in backoff after failures, or a failed connect.
+    /// [`Error::UnknownBroker`] for a node the last metadata did not list, a broker in
+    /// backoff after failures, or a failed connect.
     pub async fn node(&self, node: i32) -> Result<Connection> {
         let addr = {
             let mut state = self.state.lock().await;
             let peer = state
                 .brokers
                 .get_mut(&node)
-                .ok_or_else(|| Error::InvalidArgument(format!("unknown broker {node}")))?;
+                .ok_or(Error::UnknownBroker(node))?;
             if let Some(c) = peer.connection.as_ref().filter(|c| !c.is_dead()) {
                 return Ok(c.clone());
             }
@@ -192,7 +222,7 @@ impl Cluster {
         };
         let opened = self.open(addr).await;
         let mut state = self.state.lock().await;
-        let Some(peer) = state.brokers.get_mut(&node) else {
+        let Some(peer) = state.brokers.get_mut(&node).filter(|p| p.addr == addr) else {
             return opened;
         };
         match &opened {
@@ -212,26 +242,93 @@ impl Cluster {
         opened
     }
 
-    /// Sends `request` to broker `node`.
+    /// Sends `request` to broker `node`. A call that times out drops the connection, so a
+    /// broker that stopped answering is connected afresh (or found gone) next time.
     ///
     /// # Errors
     /// As [`Connection::call`].
     pub async fn call<R: Request>(&self, node: i32, request: R) -> Result<R::Response> {
         let connection = self.node(node).await?;
-        tokio::time::timeout(self.config.request_timeout, connection.call(request))
-            .await
-            .map_err(|_elapsed| Error::Timeout(format!("{} to broker {node}", R::KEY.name())))?
+        self.call_on(&connection, request).await
     }
 
-    /// Sends `request` to any broker.
+    async fn call_on<R: Request>(
+        &self,
+        connection: &Connection,
+        request: R,
+    ) -> Result<R::Response> {
+        match tokio::time::timeout(self.config.request_timeout, connection.call(request)).await {
+            Ok(answered) => answered,
+            Err(_elapsed) => {
+                self.drop_connection(connection.addr()).await;
+                Err(Error::Timeout(format!(
+                    "{} to {}",
+                    R::KEY.name(),
+                    connection.addr()
+                )))
+            }
+        }
+    }
+
+    async fn drop_connection(&self, addr: SocketAddr) {
+        let mut state = self.state.lock().await;
+        for peer in state.brokers.values_mut().filter(|p| p.addr == addr) {
+            peer.connection = None;
+        }
+    }
+
+    /// Sends `request` to any broker (once: for requests that must not be repeated).
     ///
     /// # Errors
     /// As [`Connection::call`].
     pub async fn call_any<R: Request>(&self, request: R) -> Result<R::Response> {
         let connection = self.any().await?;
-        tokio::time::timeout(self.config.request_timeout, connection.call(request))
-            .await
-            .map_err(|_elapsed| Error::Timeout(R::KEY.name().to_owned()))?
+        self.call_on(&connection, request).await
+    }
+
+    /// Sends a request that may safely be repeated (Metadata, FindCoordinator) to any broker,
+    /// and to another one when a broker fails to answer: when brokers die, a cluster is
+    /// still learned from whichever one is left.
+    pub(crate) async fn call_any_repeatable<R: Request + Clone>(
+        &self,
+        request: R,
+    ) -> Result<R::Response> {
+        let mut failed: Vec<SocketAddr> = Vec::new();
+        loop {
+            let connection = match self.any_except(&failed).await {
+                Ok(c) => c,
+                Err(err) => return Err(err),
+            };
+            let addr = connection.addr();
+            match self.call_on(&connection, request.clone()).await {
+                Err(err) if is_transport(&err) && failed.len() < MAX_BROKERS_TRIED => {
+                    tracing::debug!(%addr, error = %err, api = R::KEY.name(), "trying another broker");
+                    failed.push(addr);
+                }
+                answered => return answered,
+            }
+        }
+    }
+
+    /// Sends an admin request (CreateTopics, DeleteTopics, CreatePartitions, configs) to the
+    /// controller when metadata names a reachable one, else to any broker: Weir and Kafka in
+    /// KRaft mode take them at any broker and forward them. Sent at most once.
+    ///
+    /// # Errors
+    /// As [`Connection::call`].
+    pub async fn call_admin<R: Request>(&self, request: R) -> Result<R::Response> {
+        if let Ok(node) = self.controller().await {
+            match self.node(node).await {
+                Ok(connection) => return self.call_on(&connection, request).await,
+                Err(err) => {
+                    // Nothing was sent: another broker may take it.
+                    tracing::debug!(node, error = %err, "the controller is unreachable");
+                    self.state.lock().await.controller = None;
+                    self.invalidate().await;
+                }
+            }
+        }
+        self.call_any(request).await
     }
 
     /// Fetches metadata for `topics` (all topics when `None`) and updates the cache.
@@ -254,6 +351,21 @@ impl Cluster {
         topics: Option<&[&str]>,
         auto_create: bool,
     ) -> Result<Vec<TopicInfo>> {
+        let snapshot = self.metadata_with(topics, auto_create).await?;
+        Ok(snapshot.topics.into_iter().map(|(info, _)| info).collect())
+    }
+
+    /// The whole Metadata answer for `topics` (all topics when `None`; none but the brokers
+    /// with `Some(&[])`), also applied to the cache.
+    ///
+    /// # Errors
+    /// As [`Self::refresh`].
+    pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<Snapshot> {
+        self.metadata_with(topics, self.config.allow_auto_create_topics)
+            .await
+    }
+
+    async fn metadata_with(&self, topics: Option<&[&str]>, auto_create: bool) -> Result<Snapshot> {
         for name in topics.unwrap_or_default() {
             crate::topic_name::check(name)?;
         }
@@ -269,81 +381,66 @@ impl Cluster {
             }))
             // Only when asked: a misspelled name should not become a topic.
             .with_allow_auto_topic_creation(auto_create);
-        let response = self.call_any(request).await?;
-        Ok(self.apply(response).await)
+        let response = self.call_any_repeatable(request).await?;
+        let snapshot = Snapshot::from_response(response);
+        self.apply(&snapshot).await;
+        Ok(snapshot)
     }
 
-    async fn apply(&self, response: MetadataResponse) -> Vec<TopicInfo> {
-        let mut state = self.state.lock().await;
-        for broker in &response.brokers {
-            let Ok(mut addrs) = lookup_host((
-                broker.host.as_str(),
-                u16::try_from(broker.port).unwrap_or(0),
-            ))
-            .await
-            else {
-                tracing::warn!(host = %broker.host.as_str(), port = broker.port, "cannot resolve an advertised broker");
-                continue;
-            };
-            let Some(addr) = addrs.next() else { continue };
-            let node = broker.node_id.0;
-            let same = state.brokers.get(&node).is_some_and(|p| p.addr == addr);
-            if !same {
-                state.brokers.insert(
-                    node,
-                    Peer {
-                        addr,
-                        connection: None,
-                        backoff: Backoff::new(
-                            self.config.reconnect_backoff,
-                            self.config.reconnect_backoff_max,
-                            SplitMix64::from_entropy(),
-                        ),
-                        next_attempt: Instant::now(),
-                    },
-                );
+    async fn apply(&self, snapshot: &Snapshot) {
+        // Resolved before taking the lock: a slow resolver must not stall every lookup.
+        let mut listed = HashMap::new();
+        for broker in &snapshot.brokers {
+            let port = u16::try_from(broker.port).unwrap_or(0);
+            match lookup_host((broker.host.as_str(), port)).await {
+                Ok(mut addrs) => {
+                    if let Some(addr) = addrs.next() {
+                        listed.insert(broker.id, addr);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(host = %broker.host, port = broker.port, error = %err, "cannot resolve an advertised broker");
+                }
             }
         }
-        state.controller = Some(response.controller_id.0).filter(|&c| c >= 0);
-        let mut infos = Vec::with_capacity(response.topics.len());
-        for topic in response.topics {
-            let Some(name) = topic.name.map(|n| n.0.to_string()) else {
-                continue;
-            };
-            let info = TopicInfo {
-                partitions: {
-                    let mut parts: Vec<PartitionInfo> = topic
-                        .partitions
-                        .iter()
-                        .map(|p| PartitionInfo {
-                            partition: p.partition_index,
-                            leader: p.leader_id.0,
-                            error_code: p.error_code,
-                        })
-                        .collect();
-                    parts.sort_by_key(|p| p.partition);
-                    parts
-                },
-                internal: topic.is_internal,
-                name: name.clone(),
-            };
-            if topic.error_code == 0 {
-                state.topics.insert(name, info.clone());
-            } else {
-                state.topics.remove(&name);
-            }
-            infos.push(TopicInfo {
-                partitions: if topic.error_code == 0 {
-                    info.partitions
-                } else {
-                    Vec::new()
-                },
-                ..info
+        let now = Instant::now();
+        let mut state = self.state.lock().await;
+        if !snapshot.brokers.is_empty() {
+            state
+                .brokers
+                .retain(|id, peer| listed.get(id) == Some(&peer.addr));
+        }
+        for (node, addr) in listed {
+            state.brokers.entry(node).or_insert_with(|| Peer {
+                addr,
+                connection: None,
+                backoff: Backoff::new(
+                    self.config.reconnect_backoff,
+                    self.config.reconnect_backoff_max,
+                    SplitMix64::from_entropy(),
+                ),
+                next_attempt: now,
             });
         }
-        state.refreshed = Some(Instant::now());
+        state.controller = snapshot.controller_id;
+        if snapshot.cluster_id.is_some() {
+            state.cluster_id.clone_from(&snapshot.cluster_id);
+        }
+        for (info, code) in &snapshot.topics {
+            if *code == 0 {
+                state.topics.insert(
+                    info.name.clone(),
+                    Cached {
+                        info: info.clone(),
+                        fetched: now,
+                        stale: false,
+                    },
+                );
+            } else {
+                state.topics.remove(&info.name);
+            }
+        }
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        infos
     }
 
     /// Cached metadata of `topic`, refreshed first if missing or older than the maximum age.
@@ -364,11 +461,12 @@ impl Cluster {
     pub async fn topic_with(&self, topic: &str, auto_create: bool) -> Result<TopicInfo> {
         {
             let state = self.state.lock().await;
-            let fresh = state
-                .refreshed
-                .is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
-            if let (true, Some(info)) = (fresh, state.topics.get(topic)) {
-                return Ok(info.clone());
+            if let Some(cached) = state
+                .topics
+                .get(topic)
+                .filter(|c| !c.stale && c.fetched.elapsed() < self.config.metadata_max_age)
+            {
+                return Ok(cached.info.clone());
             }
         }
         self.refresh_with(Some(&[topic]), auto_create).await?;
@@ -377,7 +475,7 @@ impl Cluster {
             .await
             .topics
             .get(topic)
-            .cloned()
+            .map(|c| c.info.clone())
             .ok_or_else(|| Error::Kafka {
                 code: weir_protocol::error_code::ErrorCode::UnknownTopicOrPartition.code(),
                 message: None,
@@ -408,74 +506,16 @@ impl Cluster {
         Ok(found.leader)
     }
 
-    /// ListOffsets for each `(topic, partition, timestamp)` (-1 latest, -2 earliest), one
-    /// request per partition leader. Each partition gets its own outcome: its offset, or why
-    /// it has none (no leader, or the broker's error).
-    ///
-    /// # Errors
-    /// A request that fails as a whole (network, timeout).
-    pub async fn list_offsets(
-        &self,
-        partitions: &[(String, i32, i64)],
-    ) -> Result<BTreeMap<(String, i32), Result<i64>>> {
-        let mut out = BTreeMap::new();
-        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<ListOffsetsPartition>>> =
-            BTreeMap::new();
-        for (topic, partition, timestamp) in partitions {
-            match self.leader(topic, *partition).await {
-                Ok(leader) => by_leader
-                    .entry(leader)
-                    .or_default()
-                    .entry(topic)
-                    .or_default()
-                    .push(
-                        ListOffsetsPartition::default()
-                            .with_partition_index(*partition)
-                            .with_timestamp(*timestamp),
-                    ),
-                Err(err) => {
-                    out.insert((topic.clone(), *partition), Err(err));
-                }
-            }
-        }
-        for (leader, topics) in by_leader {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, parts)| {
-                            ListOffsetsTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                                .with_partitions(parts)
-                        })
-                        .collect(),
-                );
-            let response = self.call(leader, request).await?;
-            for topic in response.topics {
-                let name = topic.name.0.to_string();
-                for p in topic.partitions {
-                    let outcome = match Error::from_code(p.error_code, None, || {
-                        format!("listing offsets of {name}-{}", p.partition_index)
-                    }) {
-                        Some(err) => Err(err),
-                        None => Ok(p.offset),
-                    };
-                    out.insert((name.clone(), p.partition_index), outcome);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Forgets the cached metadata, so the next lookup asks a broker (after a
     /// NOT_LEADER_OR_FOLLOWER and the like).
     pub async fn invalidate(&self) {
-        self.state.lock().await.refreshed = None;
+        for cached in self.state.lock().await.topics.values_mut() {
+            cached.stale = true;
+        }
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The controller's node id (for topic creation and deletion), from fresh metadata.
+    /// The controller's node id, from the last metadata (fetched when none is known yet).
     ///
     /// # Errors
     /// When no broker answers or none is the controller.
@@ -489,6 +529,11 @@ impl Cluster {
             .await
             .controller
             .ok_or(Error::Timeout("finding the controller".to_owned()))
+    }
+
+    /// The cluster id from the last metadata that carried one (Metadata v2+).
+    pub async fn cluster_id(&self) -> Option<String> {
+        self.state.lock().await.cluster_id.clone()
     }
 
     /// Broker ids known from metadata.
@@ -509,6 +554,18 @@ impl Cluster {
     pub fn request_timeout(&self) -> Duration {
         self.config.request_timeout
     }
+}
+
+/// Brokers a repeatable request is tried on before giving up (each failure costs at most a
+/// request timeout).
+const MAX_BROKERS_TRIED: usize = 8;
+
+/// A failure of the broker or the connection rather than an answer: another broker may do.
+fn is_transport(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Io { .. } | Error::Disconnected(_) | Error::Timeout(_)
+    )
 }
 
 #[cfg(test)]
