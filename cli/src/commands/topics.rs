@@ -126,7 +126,16 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
             let ends = offsets(&cluster, &wanted, -1)
                 .await
                 .map_err(|e| ctx.err(e))?;
-            let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "START", "END"]);
+            let mut table = Table::new(&[
+                "TOPIC",
+                "PARTITION",
+                "LEADER",
+                "EPOCH",
+                "REPLICAS",
+                "ISR",
+                "START",
+                "END",
+            ]);
             for t in &topics {
                 for p in &t.partitions {
                     let key = (t.name.clone(), p.partition);
@@ -136,7 +145,18 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                     table.row(vec![
                         t.name.clone(),
                         p.partition.to_string(),
-                        p.leader.to_string(),
+                        if p.leader < 0 {
+                            "-".to_owned()
+                        } else {
+                            p.leader.to_string()
+                        },
+                        if p.leader_epoch < 0 {
+                            "-".to_owned()
+                        } else {
+                            p.leader_epoch.to_string()
+                        },
+                        nodes(&p.replicas),
+                        nodes(&p.isr),
                         show(&starts),
                         show(&ends),
                     ]);
@@ -178,6 +198,15 @@ pub(crate) async fn offsets(
         .into_iter()
         .filter_map(|(tp, outcome)| outcome.ok().map(|o| (tp, o)))
         .collect())
+}
+
+/// Node ids as `kafka-topics --describe` prints them (`1,2,3`); `-` for none.
+fn nodes(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "-".to_owned();
+    }
+    let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+    ids.join(",")
 }
 
 /// Kafka's name of a config source, as `kafka-configs --describe` prints it.

@@ -136,20 +136,18 @@ impl Snapshot {
         }
     }
 
-    /// How many partitions each broker leads, for every listed broker (0 when none).
-    pub fn leaders_per_broker(&self) -> Vec<(i32, usize)> {
-        self.brokers
-            .iter()
-            .map(|b| {
-                let led = self
-                    .topics
-                    .iter()
-                    .flat_map(|(t, _)| &t.partitions)
-                    .filter(|p| p.leader == b.id)
-                    .count();
-                (b.id, led)
-            })
-            .collect()
+    /// How many partitions broker `node` leads.
+    pub fn leads(&self, node: i32) -> usize {
+        self.partitions().filter(|p| p.leader == node).count()
+    }
+
+    /// How many partitions have no leader.
+    pub fn leaderless(&self) -> usize {
+        self.partitions().filter(|p| p.leader < 0).count()
+    }
+
+    fn partitions(&self) -> impl Iterator<Item = &PartitionInfo> {
+        self.topics.iter().flat_map(|(t, _)| &t.partitions)
     }
 }
 
@@ -212,6 +210,7 @@ mod tests {
         assert_eq!(orders.partitions[2].error_code, 5);
         let (gone, code) = &snapshot.topics[1];
         assert_eq!((*code, gone.partitions.len()), (3, 0));
-        assert_eq!(snapshot.leaders_per_broker(), [(1, 1), (2, 1), (3, 0)]);
+        let leads: Vec<usize> = (1..=3).map(|n| snapshot.leads(n)).collect();
+        assert_eq!((leads, snapshot.leaderless()), (vec![1, 1, 0], 1));
     }
 }
