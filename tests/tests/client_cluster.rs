@@ -284,6 +284,66 @@ async fn commits_follow_the_group_coordinator() {
     let (committed, ()) = tokio::join!(consumer.commit_offsets([(tp.clone(), 9)]), took_over);
     committed.expect("commit after the coordinator died");
     assert_eq!(fake.committed("g", "commits", 0), Some(9));
-    let read = consumer.committed(std::slice::from_ref(&tp)).await.expect("committed");
+    let read = consumer
+        .committed(std::slice::from_ref(&tp))
+        .await
+        .expect("committed");
     assert_eq!(read.get(&tp), Some(&9));
+}
+
+#[tokio::test]
+async fn metadata_comes_from_another_broker_when_the_connected_one_hangs() {
+    let fake = FakeCluster::start(3).await;
+    fake.create_topic("hung", &[2, 3]);
+    let config = client(&fake.addr(1).to_string())
+        .request_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500));
+    let cluster = Cluster::new(config);
+    assert_eq!(cluster.leader("hung", 0).await.expect("leader"), 2);
+    let asked_1 = |fake: &FakeCluster| {
+        fake.requests(1, ApiKey::ApiVersions) + fake.requests(1, ApiKey::Metadata)
+    };
+    let before = asked_1(&fake);
+    // Broker 1, the first known (and the only bootstrap address), stops answering.
+    fake.hang(1);
+    fake.move_leader("hung", 0, 3);
+    cluster.invalidate().await;
+    let leader = tokio::time::timeout(STEP, cluster.leader("hung", 0))
+        .await
+        .expect("no hang")
+        .expect("metadata from broker 2 or 3");
+    assert_eq!(leader, 3);
+    assert!(asked_1(&fake) > before, "broker 1 was tried first");
+}
+
+#[tokio::test]
+async fn a_hung_leader_holds_back_only_its_own_partitions() {
+    let fake = FakeCluster::start(3).await;
+    fake.create_topic("stalled", &[1, 2]);
+    let bootstrap = fake.bootstrap();
+    let config = ProducerConfig::new(bootstrap.split(','))
+        .linger(Duration::ZERO)
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .delivery_timeout(Duration::from_secs(30))
+        .client(|_| client(&bootstrap).request_timeout(Duration::from_millis(500)));
+    let producer = Producer::new(config).expect("producer");
+    deliver(&producer, "stalled", 0, "early").await;
+    fake.hang(1);
+    let stuck = producer
+        .send(ProducerRecord::new("stalled", "waits").partition(0))
+        .await
+        .expect("send");
+    for i in 0..3 {
+        deliver(&producer, "stalled", 1, &format!("b{i}")).await;
+    }
+    // The hung leader loses partition 0 to broker 3: the record goes there, once.
+    fake.move_leader("stalled", 0, 3);
+    let delivered = tokio::time::timeout(STEP, stuck)
+        .await
+        .expect("delivered once moved")
+        .expect("delivered");
+    assert_eq!((delivered.partition, delivered.offset), (0, 1));
+    let nodes: Vec<i32> = fake.batches("stalled", 0).iter().map(|b| b.node).collect();
+    assert_eq!(nodes, [1, 3]);
+    producer.close().await.expect("close");
 }

@@ -6,8 +6,9 @@
 //! Owns the cluster's state (the "world"): which brokers are up, each partition's leader,
 //! replicas and leader epoch, the batches each partition holds and which broker took each,
 //! committed offsets, and per broker a count of the requests it got. Tests change the world
-//! ([`FakeCluster::move_leader`], [`FakeCluster::stop`], [`FakeCluster::set_coordinator`]) and
-//! read it back ([`FakeCluster::batches`], [`FakeCluster::requests`]).
+//! ([`FakeCluster::move_leader`], [`FakeCluster::stop`], [`FakeCluster::hang`],
+//! [`FakeCluster::set_coordinator`]) and read it back ([`FakeCluster::batches`],
+//! [`FakeCluster::requests`]).
 //!
 //! What each broker answers (handlers.rs): ApiVersions; Metadata listing every live broker,
 //! `controller_id` the lowest live id, each partition's leader (-1 with LEADER_NOT_AVAILABLE
@@ -73,6 +74,8 @@ struct World {
     coordinator: i32,
     /// (group, topic, partition) -> committed offset.
     committed: BTreeMap<(String, String, i32), i64>,
+    /// Brokers that read requests and never answer (a hung process, a one-way partition).
+    hung: std::collections::BTreeSet<i32>,
     /// (node, API) -> requests received.
     requests: HashMap<(i32, ApiKey), usize>,
     next_producer_id: i64,
@@ -200,6 +203,18 @@ impl FakeCluster {
         }
     }
 
+    /// Makes broker `node` hang: it keeps its connections and accepts new ones, reads every
+    /// request and answers none, until [`Self::unhang`]. Metadata still lists it (the other
+    /// brokers do not know it hangs).
+    pub fn hang(&self, node: i32) {
+        lock(&self.world).hung.insert(node);
+    }
+
+    /// Makes broker `node` answer again (requests read while it hung stay unanswered).
+    pub fn unhang(&self, node: i32) {
+        lock(&self.world).hung.remove(&node);
+    }
+
     /// The batches `topic`-`partition` holds, oldest first.
     pub fn batches(&self, topic: &str, partition: i32) -> Vec<StoredBatch> {
         lock(&self.world)
@@ -290,7 +305,13 @@ async fn serve(node: i32, mut stream: TcpStream, world: Shared) {
         };
         let correlation_id = request.header.correlation_id;
         let (key, version) = (request.key, request.version);
-        *lock(&world).requests.entry((node, key)).or_default() += 1;
+        {
+            let mut world = lock(&world);
+            *world.requests.entry((node, key)).or_default() += 1;
+            if world.hung.contains(&node) {
+                continue;
+            }
+        }
         let Some(answer) = handlers::answer(node, &world, request).await else {
             continue; // acks=0 produce: no answer
         };
