@@ -99,3 +99,25 @@ fn the_cluster_and_its_leaders_are_described_before_and_after_a_broker_stops() {
     );
     drop(fake);
 }
+
+#[test]
+fn a_topic_created_is_described_once_the_cluster_knows_it() {
+    let runtime = runtime();
+    let fake = runtime.block_on(FakeCluster::start(3));
+    // The next three Metadata answers leave the new topic out, as a broker lagging behind
+    // the one that created it would.
+    fake.set_create_lag(3);
+    let created = ok(
+        &fake.bootstrap(),
+        &["topics", "create", "fresh", "--partitions", "3"],
+    );
+    assert_eq!(created, "created topic fresh with 3 partitions\n");
+    // Spread over the three brokers.
+    assert_eq!(
+        ok(&fake.bootstrap(), &["topics", "describe", "fresh"]),
+        "fresh\t0\t1\t-\t1\t1\t0\t0\n\
+         fresh\t1\t2\t-\t2\t2\t0\t0\n\
+         fresh\t2\t3\t-\t3\t3\t0\t0\n"
+    );
+    drop(fake);
+}

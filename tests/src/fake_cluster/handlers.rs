@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -40,6 +41,7 @@ const SERVED: &[ApiKey] = &[
     ApiKey::OffsetFetch,
     ApiKey::InitProducerId,
     ApiKey::DescribeCluster,
+    ApiKey::CreateTopics,
 ];
 
 /// Longest a fetch with nothing to return is held (bounded well below any test's timeout).
@@ -65,7 +67,7 @@ fn s(v: &str) -> StrBytes {
 pub(super) async fn answer(node: i32, world: &Shared, request: Request) -> Option<ResponseKind> {
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(&lock(world), &r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(&mut lock(world), &r)),
         RequestKind::Produce(r) => {
             let response = produce(node, &mut lock(world), &r);
             if r.acks == 0 {
@@ -103,6 +105,9 @@ pub(super) async fn answer(node: i32, world: &Shared, request: Request) -> Optio
                     .with_producer_epoch(0),
             )
         }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics(&mut lock(world), &r))
+        }
         RequestKind::DescribeCluster(_) => {
             ResponseKind::DescribeCluster(describe_cluster(&lock(world)))
         }
@@ -136,9 +141,22 @@ fn live_brokers(world: &World) -> impl Iterator<Item = (i32, std::net::SocketAdd
         .map(|(id, (addr, _))| (*id, *addr))
 }
 
-fn metadata(world: &World, request: &MetadataRequest) -> MetadataResponse {
+fn metadata(world: &mut World, request: &MetadataRequest) -> MetadataResponse {
+    let unseen: Vec<String> = world.unseen.keys().cloned().collect();
+    for name in &unseen {
+        if let Some(left) = world.unseen.get_mut(name) {
+            *left = left.saturating_sub(1);
+        }
+    }
+    world.unseen.retain(|_, left| *left > 0);
+    let world = &*world;
     let names: Vec<String> = match &request.topics {
-        None => world.topics.keys().cloned().collect(),
+        None => world
+            .topics
+            .keys()
+            .filter(|n| !unseen.contains(n))
+            .cloned()
+            .collect(),
         Some(topics) => topics
             .iter()
             .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
@@ -148,7 +166,7 @@ fn metadata(world: &World, request: &MetadataRequest) -> MetadataResponse {
         .into_iter()
         .map(|name| {
             let topic = MetadataResponseTopic::default().with_name(Some(TopicName(s(&name))));
-            match world.topics.get(&name) {
+            match world.topics.get(&name).filter(|_| !unseen.contains(&name)) {
                 None => topic.with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
                 Some(partitions) => topic.with_partitions(
                     (0..)
@@ -460,6 +478,41 @@ fn offset_fetch(node: i32, world: &World, request: &OffsetFetchRequest) -> Offse
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn create_topics(world: &mut World, request: &CreateTopicsRequest) -> CreateTopicsResponse {
+    let live: Vec<i32> = live_brokers(world).map(|(id, _)| id).collect();
+    let mut results = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(topic.num_partitions)
+            .with_replication_factor(1);
+        if world.topics.contains_key(&name) {
+            results.push(result.with_error_code(ErrorCode::TopicAlreadyExists.code()));
+            continue;
+        }
+        let count = usize::try_from(topic.num_partitions.max(1)).unwrap_or(1);
+        let partitions = (0..count)
+            .map(|i| {
+                let leader = live[i % live.len().max(1)];
+                Partition {
+                    leader,
+                    replicas: vec![leader],
+                    ..Partition::default()
+                }
+            })
+            .collect();
+        if !request.validate_only {
+            world.topics.insert(name.clone(), partitions);
+            if world.create_lag > 0 {
+                world.unseen.insert(name, world.create_lag);
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
 }
 
 fn describe_cluster(world: &World) -> DescribeClusterResponse {

@@ -17,7 +17,8 @@
 //! (NOT_LEADER_OR_FOLLOWER otherwise, UNKNOWN_TOPIC_OR_PARTITION for unknown ones);
 //! FindCoordinator (COORDINATOR_NOT_AVAILABLE while the coordinator is down); OffsetCommit
 //! and OffsetFetch at the coordinator only (NOT_COORDINATOR elsewhere); InitProducerId;
-//! DescribeCluster. Any other API is not advertised and closes the connection.
+//! DescribeCluster; CreateTopics (partitions spread over the live brokers in turn, visible
+//! to Metadata after [`FakeCluster::set_create_lag`] answers). Any other API is not advertised and closes the connection.
 //!
 //! Not a broker: no disk, no replication, no sequence checks, no consumer group membership
 //! (JoinGroup and the like). Batches are stored as sent, with only their base offset
@@ -76,6 +77,11 @@ struct World {
     committed: BTreeMap<(String, String, i32), i64>,
     /// Brokers that read requests and never answer (a hung process, a one-way partition).
     hung: std::collections::BTreeSet<i32>,
+    /// Topics made by CreateTopics that Metadata still leaves out, with how many more
+    /// answers leave them out (a broker whose metadata lags the one that created them).
+    unseen: BTreeMap<String, usize>,
+    /// How many Metadata answers leave out each topic CreateTopics makes.
+    create_lag: usize,
     /// (node, API) -> requests received.
     requests: HashMap<(i32, ApiKey), usize>,
     next_producer_id: i64,
@@ -201,6 +207,13 @@ impl FakeCluster {
         if let Some((_, up)) = lock(&self.world).brokers.get_mut(&node) {
             *up = false;
         }
+    }
+
+    /// Makes each topic that CreateTopics creates from now on missing from the next `answers`
+    /// Metadata answers (UNKNOWN_TOPIC_OR_PARTITION), as when the broker asked has not yet
+    /// learned what another created.
+    pub fn set_create_lag(&self, answers: usize) {
+        lock(&self.world).create_lag = answers;
     }
 
     /// Makes broker `node` hang: it keeps its connections and accepts new ones, reads every
