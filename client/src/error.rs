@@ -135,6 +135,26 @@ impl Error {
         }
     }
 
+    /// Whether a group's coordinator moved, is not ready, or could not be reached: finding it
+    /// again (FindCoordinator through any broker) and retrying may help.
+    pub(crate) fn coordinator_lost(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::NotCoordinator
+                    | ErrorCode::CoordinatorNotAvailable
+                    | ErrorCode::CoordinatorLoadInProgress
+            )
+        ) || matches!(
+            self,
+            Self::Disconnected(_)
+                | Self::Io { .. }
+                | Self::Timeout(_)
+                | Self::UnknownBroker(_)
+                | Self::NoBroker { .. }
+        )
+    }
+
     /// The Kafka error code, if the broker answered with one Weir knows; for a topic name
     /// refused before sending, INVALID_TOPIC_EXCEPTION, the code the broker would answer.
     pub fn code(&self) -> Option<ErrorCode> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use weir_client::{
-    ClientConfig, Cluster, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Producer,
+    Admin, ClientConfig, Cluster, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, RecordMetadata, TopicPartition,
 };
 use weir_protocol::api::ApiKey;
@@ -345,5 +345,35 @@ async fn a_hung_leader_holds_back_only_its_own_partitions() {
     assert_eq!((delivered.partition, delivered.offset), (0, 1));
     let nodes: Vec<i32> = fake.batches("stalled", 0).iter().map(|b| b.node).collect();
     assert_eq!(nodes, [1, 3]);
+    producer.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn admin_group_requests_follow_the_coordinator() {
+    let mut fake = FakeCluster::start(3).await;
+    fake.create_topic("lagging", &[2]);
+    let producer = producer(&fake.bootstrap());
+    for i in 0..5 {
+        deliver(&producer, "lagging", 0, &format!("r{i}")).await;
+    }
+    let consumer = Consumer::new(ConsumerConfig::new(client(&fake.bootstrap())).group_id("lag"));
+    let tp = TopicPartition::new("lagging", 0);
+    consumer.commit_offsets([(tp, 3)]).await.expect("commit");
+    let admin = Admin::new(client(&fake.bootstrap()));
+    // The coordinator's broker goes down; another takes the group over a little later.
+    fake.stop(1);
+    let took_over = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.set_coordinator(3);
+    };
+    let (described, ()) = tokio::join!(admin.describe_group("lag"), took_over);
+    let described = described.expect("described once the coordinator is back");
+    let lags: Vec<(i32, i64, i64, i64)> = described
+        .offsets
+        .iter()
+        .map(|o| (o.partition, o.committed, o.end, o.lag))
+        .collect();
+    assert_eq!(lags, [(0, 3, 5, 2)]);
+    assert!(fake.requests(3, ApiKey::DescribeGroups) > 0);
     producer.close().await.expect("close");
 }

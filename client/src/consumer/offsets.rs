@@ -82,18 +82,9 @@ pub(crate) async fn coordinator(shared: &Shared) -> Result<i32> {
     Ok(node)
 }
 
-/// Whether `err` says the coordinator moved, is not ready, or could not be reached: finding
-/// it again (FindCoordinator through any broker) and retrying may help.
+/// Whether `err` says the coordinator moved, is not ready, or could not be reached.
 pub(crate) fn coordinator_lost(err: &Error) -> bool {
-    coordinator_moved(err.code())
-        || matches!(
-            err,
-            Error::Disconnected(_)
-                | Error::Io { .. }
-                | Error::Timeout(_)
-                | Error::UnknownBroker(_)
-                | Error::NoBroker { .. }
-        )
+    err.coordinator_lost()
 }
 
 /// Forgets the coordinator when `err` says it moved or is unreachable.

@@ -1,12 +1,14 @@
 //! The fake brokers' answers, one function per API, over the shared world (see `mod.rs`).
 //! Each takes the lock, decides, and lets go before anything is awaited.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -42,6 +44,7 @@ const SERVED: &[ApiKey] = &[
     ApiKey::InitProducerId,
     ApiKey::DescribeCluster,
     ApiKey::CreateTopics,
+    ApiKey::DescribeGroups,
 ];
 
 /// Longest a fetch with nothing to return is held (bounded well below any test's timeout).
@@ -107,6 +110,9 @@ pub(super) async fn answer(node: i32, world: &Shared, request: Request) -> Optio
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics(&mut lock(world), &r))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups(node, &lock(world), &r))
         }
         RequestKind::DescribeCluster(_) => {
             ResponseKind::DescribeCluster(describe_cluster(&lock(world)))
@@ -453,17 +459,29 @@ fn offset_fetch(node: i32, world: &World, request: &OffsetFetchRequest) -> Offse
         return OffsetFetchResponse::default().with_error_code(ErrorCode::NotCoordinator.code());
     }
     let group = request.group_id.0.to_string();
-    let topics = request
-        .topics
-        .iter()
-        .flatten()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
+    // Every partition the group committed when no topic is named.
+    let asked: Vec<(String, Vec<i32>)> = match &request.topics {
+        Some(topics) => topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect(),
+        None => {
+            let mut all: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (g, topic, partition) in world.committed.keys() {
+                if *g == group {
+                    all.entry(topic.clone()).or_default().push(*partition);
+                }
+            }
+            all.into_iter().collect()
+        }
+    };
+    let topics = asked
+        .into_iter()
+        .map(|(name, partitions)| {
             OffsetFetchResponseTopic::default()
-                .with_name(topic.name.clone())
+                .with_name(TopicName(s(&name)))
                 .with_partitions(
-                    topic
-                        .partition_indexes
+                    partitions
                         .iter()
                         .map(|&partition| {
                             let key = (group.clone(), name.clone(), partition);
@@ -513,6 +531,29 @@ fn create_topics(world: &mut World, request: &CreateTopicsRequest) -> CreateTopi
         results.push(result);
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+fn describe_groups(
+    node: i32,
+    world: &World,
+    request: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .iter()
+        .map(|group| {
+            let described = DescribedGroup::default().with_group_id(group.clone());
+            if world.coordinator != node {
+                return described.with_error_code(ErrorCode::NotCoordinator.code());
+            }
+            // No membership here: a group is known by its committed offsets only.
+            let known = world.committed.keys().any(|(g, _, _)| *g == *group.0);
+            described
+                .with_group_state(s(if known { "Empty" } else { "Dead" }))
+                .with_protocol_type(s(if known { "consumer" } else { "" }))
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
 }
 
 fn describe_cluster(world: &World) -> DescribeClusterResponse {

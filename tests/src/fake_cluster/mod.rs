@@ -15,8 +15,8 @@
 //! when its broker is down: no re-election, as for a partition with one replica), replicas,
 //! isr and offline replicas; Produce, Fetch and ListOffsets only for the partitions it leads
 //! (NOT_LEADER_OR_FOLLOWER otherwise, UNKNOWN_TOPIC_OR_PARTITION for unknown ones);
-//! FindCoordinator (COORDINATOR_NOT_AVAILABLE while the coordinator is down); OffsetCommit
-//! and OffsetFetch at the coordinator only (NOT_COORDINATOR elsewhere); InitProducerId;
+//! FindCoordinator (COORDINATOR_NOT_AVAILABLE while the coordinator is down); OffsetCommit,
+//! OffsetFetch and DescribeGroups (a group known by its commits only) at the coordinator only (NOT_COORDINATOR elsewhere); InitProducerId;
 //! DescribeCluster; CreateTopics (partitions spread over the live brokers in turn, visible
 //! to Metadata after [`FakeCluster::set_create_lag`] answers). Any other API is not advertised and closes the connection.
 //!
