@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run, weir_at};
+use common::{StderrLines, run, weir_at};
 use weir_tests::fake_cluster::FakeCluster;
 
 /// The fake brokers run on this runtime while the test thread waits on `weir`.
@@ -119,5 +119,28 @@ fn a_topic_created_is_described_once_the_cluster_knows_it() {
          fresh\t1\t2\t-\t2\t2\t0\t0\n\
          fresh\t2\t3\t-\t3\t3\t0\t0\n"
     );
+    drop(fake);
+}
+
+#[test]
+fn weir_consume_says_when_a_partition_has_no_leader_and_when_it_has_one_again() {
+    let runtime = runtime();
+    let mut fake = runtime.block_on(FakeCluster::start(3));
+    fake.create_topic("watched", &[1, 2, 3]);
+    fake.stop(3);
+    let mut child = weir_at(&fake.bootstrap(), &["consume", "-t", "watched"])
+        .spawn()
+        .expect("spawn weir");
+    let mut stderr = StderrLines::follow(child.stderr.take().expect("stderr"));
+    let within = std::time::Duration::from_secs(20);
+    let warned = stderr.expect("no leader", within);
+    assert!(
+        warned.starts_with("warning: partition watched-2 has no leader"),
+        "{warned}"
+    );
+    fake.move_leader("watched", 2, 1);
+    stderr.expect("note: every partition has a leader again", within);
+    drop(child.kill());
+    drop(child.wait());
     drop(fake);
 }
