@@ -100,6 +100,16 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<Error>,
     },
+    /// A topic's metadata could not be had; this is one of the partitions that needed it
+    /// (each gets its own copy, sharing the cause).
+    #[error("metadata for {topic}: {source}")]
+    Metadata {
+        /// The topic.
+        topic: String,
+        /// Why not.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(String),
@@ -124,7 +134,7 @@ impl Error {
             | Self::NoBroker { .. }
             | Self::Timeout(_)
             | Self::UnknownBroker(_) => true,
-            Self::Broker { source, .. } => source.is_retriable(),
+            Self::Broker { source, .. } | Self::Metadata { source, .. } => source.is_retriable(),
             Self::Protocol { .. }
             | Self::UnsupportedApi { .. }
             | Self::Resolve { .. }
@@ -161,6 +171,7 @@ impl Error {
         match self {
             Self::Kafka { code, .. } => ErrorCode::from_code(*code),
             Self::InvalidTopicName { .. } => Some(ErrorCode::InvalidTopicException),
+            Self::Broker { source, .. } | Self::Metadata { source, .. } => source.code(),
             _ => None,
         }
     }

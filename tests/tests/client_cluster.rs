@@ -377,3 +377,54 @@ async fn admin_group_requests_follow_the_coordinator() {
     assert!(fake.requests(3, ApiKey::DescribeGroups) > 0);
     producer.close().await.expect("close");
 }
+
+/// Metadata requests the whole fake cluster has answered.
+fn metadata_requests(fake: &FakeCluster) -> usize {
+    (1..=3).map(|n| fake.requests(n, ApiKey::Metadata)).sum()
+}
+
+#[tokio::test]
+async fn many_leaderless_partitions_cost_one_metadata_request_not_one_each() {
+    let mut fake = FakeCluster::start(3).await;
+    let mut leaders = vec![3; 20];
+    leaders.push(1);
+    fake.create_topic("wide", &leaders);
+    fake.stop(3);
+    let cluster = Cluster::new(client(&fake.bootstrap()));
+    let asked: Vec<(String, i32, i64)> = (0..21).map(|p| ("wide".to_owned(), p, -1)).collect();
+    cluster.topic("wide").await.expect("metadata");
+    let before = metadata_requests(&fake);
+    let outcomes = cluster.list_offsets(&asked).await.expect("per partition");
+    assert_eq!(outcomes[&("wide".to_owned(), 20)].as_ref().ok(), Some(&0));
+    assert_eq!(outcomes.values().filter(|o| o.is_err()).count(), 20);
+    assert!(
+        metadata_requests(&fake) - before <= 1,
+        "one lookup of the topic at most"
+    );
+
+    // A consumer of every partition: each round looks up the topic once, not once per
+    // leaderless partition.
+    let mut consumer = consumer(&fake.bootstrap(), "wide", 21);
+    let producer = producer(&fake.bootstrap());
+    deliver(&producer, "wide", 20, "led").await;
+    assert_eq!(consume(&mut consumer, 1).await.len(), 1);
+    let before = metadata_requests(&fake);
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        assert!(
+            consumer
+                .poll(Duration::from_millis(100))
+                .await
+                .expect("poll")
+                .is_empty()
+        );
+    }
+    let rounds = started.elapsed().as_millis() / 100 + 1;
+    let asked = metadata_requests(&fake) - before;
+    // Retried every 100 ms (the consumer's retry backoff): about one lookup per round.
+    assert!(
+        u128::try_from(asked).expect("count") <= 2 * rounds,
+        "{asked} Metadata requests in {rounds} rounds of 100 ms"
+    );
+    producer.close().await.expect("close");
+}

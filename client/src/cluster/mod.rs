@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::random::SplitMix64;
 
 mod metadata;
-mod offsets;
+pub(crate) mod offsets;
 
 pub use metadata::{BrokerInfo, PartitionInfo, Snapshot, TopicInfo};
 pub use offsets::Outcomes;
@@ -504,6 +504,48 @@ impl Cluster {
             return Err(error(ErrorCode::LeaderNotAvailable));
         }
         Ok(found.leader)
+    }
+
+    /// The leaders of many partitions at once, each with its own outcome as [`Self::leader`]
+    /// gives it: each topic's metadata is looked up once, and the cache invalidated once when
+    /// some partition has no leader, so that many leaderless partitions (a broker down) cost
+    /// one Metadata request per topic, not one per partition.
+    pub async fn leaders(&self, partitions: &[(&str, i32)]) -> HashMap<(String, i32), Result<i32>> {
+        let mut topics: HashMap<&str, Result<TopicInfo, Arc<Error>>> = HashMap::new();
+        for (topic, _) in partitions {
+            if !topics.contains_key(topic) {
+                let info = self.topic(topic).await.map_err(Arc::new);
+                topics.insert(topic, info);
+            }
+        }
+        let mut leaderless = false;
+        let mut out = HashMap::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            let error = |code: ErrorCode| Error::Kafka {
+                code: code.code(),
+                message: None,
+                context: format!("metadata for {topic}-{partition}"),
+            };
+            let outcome = match &topics[topic] {
+                Err(err) => Err(Error::Metadata {
+                    topic: topic.to_owned(),
+                    source: Arc::clone(err),
+                }),
+                Ok(info) => match info.partitions.iter().find(|p| p.partition == partition) {
+                    None => Err(error(ErrorCode::UnknownTopicOrPartition)),
+                    Some(p) if p.leader < 0 => {
+                        leaderless = true;
+                        Err(error(ErrorCode::LeaderNotAvailable))
+                    }
+                    Some(p) => Ok(p.leader),
+                },
+            };
+            out.insert((topic.to_owned(), partition), outcome);
+        }
+        if leaderless {
+            self.invalidate().await;
+        }
+        out
     }
 
     /// Forgets the cached metadata, so the next lookup asks a broker (after a

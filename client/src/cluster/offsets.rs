@@ -1,6 +1,6 @@
-//! ListOffsets, asked of each partition's leader: one request per leader, and one outcome per
-//! partition, so that a partition without a leader, or a leader that is down, costs only its
-//! own partitions.
+//! Partition-scoped requests split by leader ([`Cluster::by_leader`]), and ListOffsets built
+//! on it: one request per leader and one outcome per partition, so that a partition without
+//! a leader, or a leader that is down, costs only its own partitions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +16,43 @@ use crate::error::{Error, Result};
 /// Each partition's outcome, by `(topic, partition)`.
 pub type Outcomes = BTreeMap<(String, i32), Result<i64>>;
 
+/// Partitions grouped for their requests: leader -> topic -> `(partition, what is asked)`.
+pub(crate) type ByLeader<T> = BTreeMap<i32, BTreeMap<String, Vec<(i32, T)>>>;
+
 impl Cluster {
+    /// Groups `(topic, partition, what is asked)` by the partitions' leaders; a partition
+    /// without one (no leader, unknown, no metadata) gets its error in `out` instead. A
+    /// partition asked twice is asked once.
+    pub(crate) async fn by_leader<T: Copy, R>(
+        &self,
+        partitions: &[(String, i32, T)],
+        out: &mut BTreeMap<(String, i32), Result<R>>,
+    ) -> ByLeader<T> {
+        let asked: Vec<(&str, i32)> = partitions
+            .iter()
+            .map(|(t, p, _)| (t.as_str(), *p))
+            .collect();
+        let mut leaders = self.leaders(&asked).await;
+        let mut grouped: ByLeader<T> = BTreeMap::new();
+        for (topic, partition, value) in partitions {
+            let Some(leader) = leaders.remove(&(topic.clone(), *partition)) else {
+                continue;
+            };
+            match leader {
+                Ok(leader) => grouped
+                    .entry(leader)
+                    .or_default()
+                    .entry(topic.clone())
+                    .or_default()
+                    .push((*partition, *value)),
+                Err(err) => {
+                    out.insert((topic.clone(), *partition), Err(err));
+                }
+            }
+        }
+        grouped
+    }
+
     /// ListOffsets for each `(topic, partition, timestamp)` (-1 latest, -2 earliest), one
     /// request per partition leader. Each partition gets its own outcome: its offset, or why
     /// it has none (no leader, its leader unreachable, or the broker's error). Metadata is
@@ -27,40 +63,27 @@ impl Cluster {
     /// that callers stay unchanged if a failure of the whole appears.
     pub async fn list_offsets(&self, partitions: &[(String, i32, i64)]) -> Result<Outcomes> {
         let mut out = BTreeMap::new();
-        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<ListOffsetsPartition>>> =
-            BTreeMap::new();
-        for (topic, partition, timestamp) in partitions {
-            match self.leader(topic, *partition).await {
-                Ok(leader) => by_leader
-                    .entry(leader)
-                    .or_default()
-                    .entry(topic)
-                    .or_default()
-                    .push(
-                        ListOffsetsPartition::default()
-                            .with_partition_index(*partition)
-                            .with_timestamp(*timestamp),
-                    ),
-                Err(err) => {
-                    out.insert((topic.clone(), *partition), Err(err));
-                }
-            }
-        }
+        let grouped = self.by_leader(partitions, &mut out).await;
         let mut stale = false;
-        for (leader, topics) in by_leader {
-            let asked: Vec<(String, i32)> = topics
-                .iter()
-                .flat_map(|(t, parts)| parts.iter().map(|p| ((*t).to_owned(), p.partition_index)))
-                .collect();
+        for (leader, topics) in grouped {
             let request = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_topics(
                     topics
-                        .into_iter()
+                        .iter()
                         .map(|(topic, parts)| {
                             ListOffsetsTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                                .with_partitions(parts)
+                                .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                                .with_partitions(
+                                    parts
+                                        .iter()
+                                        .map(|&(partition, timestamp)| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(partition)
+                                                .with_timestamp(timestamp)
+                                        })
+                                        .collect(),
+                                )
                         })
                         .collect(),
                 );
@@ -69,17 +92,7 @@ impl Cluster {
                 Err(err) => {
                     tracing::debug!(leader, error = %err, "ListOffsets failed");
                     stale = true;
-                    let err = Arc::new(err);
-                    for tp in asked {
-                        let source = Arc::clone(&err);
-                        out.insert(
-                            tp,
-                            Err(Error::Broker {
-                                node: leader,
-                                source,
-                            }),
-                        );
-                    }
+                    fail_request(&mut out, leader, &topics, err);
                     continue;
                 }
             };
@@ -103,6 +116,29 @@ impl Cluster {
             self.invalidate().await;
         }
         Ok(out)
+    }
+}
+
+/// Gives every partition of a request to `leader` that failed as a whole its own copy of
+/// the failure ([`Error::Broker`], the cause shared).
+pub(crate) fn fail_request<T, R>(
+    out: &mut BTreeMap<(String, i32), Result<R>>,
+    leader: i32,
+    topics: &BTreeMap<String, Vec<(i32, T)>>,
+    err: Error,
+) {
+    let err = Arc::new(err);
+    for (topic, parts) in topics {
+        for (partition, _) in parts {
+            let source = Arc::clone(&err);
+            out.insert(
+                (topic.clone(), *partition),
+                Err(Error::Broker {
+                    node: leader,
+                    source,
+                }),
+            );
+        }
     }
 }
 

@@ -252,9 +252,18 @@ async fn start_fetches(
     if candidates.is_empty() {
         return retry_at;
     }
+    let asked: Vec<(&str, i32)> = candidates
+        .iter()
+        .map(|tp| (tp.topic.as_str(), tp.partition))
+        .collect();
+    // One lookup per topic, however many of its partitions lack a leader.
+    let mut found = shared.cluster.leaders(&asked).await;
     let mut leaders = Vec::new();
     for tp in candidates {
-        match offsets::leader(shared, &tp).await {
+        let Some(outcome) = found.remove(&(tp.topic.clone(), tp.partition)) else {
+            continue;
+        };
+        match outcome {
             Ok(node) => leaders.push((tp, node)),
             Err(err) => {
                 tracing::debug!(%tp, error = %err, "no leader to fetch from");

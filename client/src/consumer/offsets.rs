@@ -281,8 +281,3 @@ pub(crate) async fn reset_offsets(
         })
         .collect())
 }
-
-/// The leader of `tp` from cached metadata.
-pub(crate) async fn leader(shared: &Shared, tp: &TopicPartition) -> Result<i32> {
-    shared.cluster.leader(&tp.topic, tp.partition).await
-}
