@@ -428,3 +428,23 @@ async fn many_leaderless_partitions_cost_one_metadata_request_not_one_each() {
     );
     producer.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn when_every_broker_hangs_metadata_fails_retriably_naming_the_last_failure() {
+    let fake = FakeCluster::start(2).await;
+    fake.create_topic("silent", &[1]);
+    let config = client(&fake.bootstrap())
+        .request_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300));
+    let cluster = Cluster::new(config);
+    cluster.topic("silent").await.expect("metadata");
+    fake.hang(1);
+    fake.hang(2);
+    cluster.invalidate().await;
+    let err = tokio::time::timeout(STEP, cluster.topic("silent"))
+        .await
+        .expect("no hang")
+        .expect_err("no broker answers");
+    assert!(err.is_retriable(), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+}

@@ -147,27 +147,32 @@ impl Cluster {
     /// [`Self::any`], leaving out the brokers at `skip` (those that just failed a call).
     async fn any_except(&self, skip: &[SocketAddr]) -> Result<Connection> {
         let now = Instant::now();
-        let (live, ready) = {
+        let (live, ready, backing_off) = {
             let state = self.state.lock().await;
             let mut peers: Vec<(&i32, &Peer)> = state.brokers.iter().collect();
             peers.sort_unstable_by_key(|(id, _)| **id);
             let mut live = None;
             let mut ready = Vec::new();
+            let mut backing_off = Vec::new();
             for (id, peer) in peers.into_iter().filter(|(_, p)| !skip.contains(&p.addr)) {
                 match &peer.connection {
                     Some(c) if !c.is_dead() => {
                         live.get_or_insert_with(|| c.clone());
                     }
                     _ if now >= peer.next_attempt => ready.push(*id),
-                    _ => {}
+                    _ => backing_off.push(peer.addr),
                 }
             }
-            (live, ready)
+            (live, ready, backing_off)
         };
         if let Some(connection) = live {
             return Ok(connection);
         }
-        let mut last = Error::InvalidArgument("no bootstrap address given".to_owned());
+        let mut last = if self.config.bootstrap.is_empty() {
+            Error::InvalidArgument("no bootstrap address given".to_owned())
+        } else {
+            Error::Timeout("every broker is backing off after failures".to_owned())
+        };
         for node in ready {
             match self.node(node).await {
                 Ok(c) => return Ok(c),
@@ -184,7 +189,11 @@ impl Cluster {
                     continue;
                 }
             };
-            for addr in resolved.into_iter().filter(|a| !skip.contains(a)) {
+            // A known broker backing off is not tried through its bootstrap address either.
+            for addr in resolved
+                .into_iter()
+                .filter(|a| !skip.contains(a) && !backing_off.contains(a))
+            {
                 match self.open(addr).await {
                     Ok(c) => return Ok(c),
                     Err(err) => last = err,
@@ -294,16 +303,25 @@ impl Cluster {
         request: R,
     ) -> Result<R::Response> {
         let mut failed: Vec<SocketAddr> = Vec::new();
+        let mut last_failure = None;
         loop {
-            let connection = match self.any_except(&failed).await {
-                Ok(c) => c,
-                Err(err) => return Err(err),
+            let connection = match (self.any_except(&failed).await, last_failure) {
+                (Ok(c), _) => c,
+                (Err(err), None) => return Err(err),
+                // Every broker left was tried: what the last one did says most.
+                (Err(_), Some(last)) => {
+                    return Err(Error::NoBroker {
+                        tried: self.config.bootstrap.clone(),
+                        last: Box::new(last),
+                    });
+                }
             };
             let addr = connection.addr();
             match self.call_on(&connection, request.clone()).await {
                 Err(err) if is_transport(&err) && failed.len() < MAX_BROKERS_TRIED => {
                     tracing::debug!(%addr, error = %err, api = R::KEY.name(), "trying another broker");
                     failed.push(addr);
+                    last_failure = Some(err);
                 }
                 answered => return answered,
             }
