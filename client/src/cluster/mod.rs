@@ -171,7 +171,7 @@ impl Cluster {
         let mut last = if self.config.bootstrap.is_empty() {
             Error::InvalidArgument("no bootstrap address given".to_owned())
         } else {
-            Error::Timeout("every broker is backing off after failures".to_owned())
+            Error::Timeout("reaching a broker (each is backing off after failures)".to_owned())
         };
         for node in ready {
             match self.node(node).await {
