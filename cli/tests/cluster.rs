@@ -1,7 +1,8 @@
 //! `weir cluster describe` and `weir topics describe` against a cluster of three brokers
 //! (faked in process, `weir_tests::fake_cluster`): every broker with its address and the
 //! partitions it leads, each partition's leader, replicas and in-sync replicas, a broker
-//! going down, and a bootstrap list whose first address is dead.
+//! going down, and a bootstrap list whose first address is dead; the same list against the
+//! real `weir-broker` binary.
 
 mod common;
 
@@ -143,4 +144,37 @@ fn weir_consume_says_when_a_partition_has_no_leader_and_when_it_has_one_again() 
     drop(child.kill());
     drop(child.wait());
     drop(fake);
+}
+
+#[test]
+fn a_bootstrap_list_reaches_the_real_broker_past_a_dead_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = weir_tests::process::BrokerProcess::start(
+        &dir.path().join("data"),
+        &dir.path().join("broker.log"),
+        &[],
+    );
+    let bootstrap = format!("{},{}", dead_address(), broker.bootstrap());
+    ok(
+        &bootstrap,
+        &["topics", "create", "listed", "--partitions", "2"],
+    );
+    let out = run(
+        weir_at(&bootstrap, &["produce", "-t", "listed", "-p", "1"]),
+        b"a\nb\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        ok(&bootstrap, &["topics", "describe", "listed"]),
+        "listed\t0\t0\t-\t0\t0\t0\t0\nlisted\t1\t0\t-\t0\t0\t0\t2\n"
+    );
+    let described = ok(&bootstrap, &["cluster", "describe"]);
+    let port = broker.addr().port();
+    assert!(
+        described.ends_with(&format!(
+            "controller id: 0\n0\t127.0.0.1\t{port}\t-\tyes\t2\n"
+        )),
+        "{described}"
+    );
+    broker.stop();
 }
