@@ -318,7 +318,9 @@ fn has_records(response: &FetchResponse) -> bool {
 }
 
 fn fetch(node: i32, world: &World, request: &FetchRequest) -> FetchResponse {
-    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0);
+    let request_max = usize::try_from(request.max_bytes).unwrap_or(0);
+    // usize::MAX until a partition has returned data.
+    let mut budget = usize::MAX;
     let responses = request
         .topics
         .iter()
@@ -339,8 +341,14 @@ fn fetch(node: i32, world: &World, request: &FetchRequest) -> FetchResponse {
                             .with_high_watermark(p.next_offset),
                         Ok(p) => {
                             let limit = usize::try_from(asked.partition_max_bytes).unwrap_or(0);
-                            let records = read(p, asked.fetch_offset, limit.min(budget));
-                            budget = budget.saturating_sub(records.len());
+                            // KIP-74: only the first partition with data may pass the
+                            // request's limit (by its first batch); the later ones stop at it.
+                            let first = budget == usize::MAX;
+                            let left = if first { request_max } else { budget };
+                            let records = read(p, asked.fetch_offset, limit.min(left), first);
+                            if !records.is_empty() {
+                                budget = left.saturating_sub(records.len());
+                            }
                             answer
                                 .with_high_watermark(p.next_offset)
                                 .with_last_stable_offset(p.next_offset)
@@ -357,15 +365,17 @@ fn fetch(node: i32, world: &World, request: &FetchRequest) -> FetchResponse {
     FetchResponse::default().with_responses(responses)
 }
 
-/// The batches holding offsets from `offset` on, at most `limit` bytes but always the first.
-fn read(p: &Partition, offset: i64, limit: usize) -> Bytes {
+/// The batches holding offsets from `offset` on, at most `limit` bytes; the first one even
+/// past the limit when `may_exceed` (the request's first partition with data).
+fn read(p: &Partition, offset: i64, limit: usize, may_exceed: bool) -> Bytes {
     let mut out = BytesMut::new();
     for batch in p
         .batches
         .iter()
         .filter(|b| b.base_offset + b.records > offset)
     {
-        if !out.is_empty() && out.len() + batch.bytes.len() > limit {
+        let first_may_pass = out.is_empty() && may_exceed;
+        if !first_may_pass && out.len() + batch.bytes.len() > limit {
             break;
         }
         out.extend_from_slice(&batch.bytes);

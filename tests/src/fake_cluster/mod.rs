@@ -14,7 +14,8 @@
 //! `controller_id` the lowest live id, each partition's leader (-1 with LEADER_NOT_AVAILABLE
 //! when its broker is down: no re-election, as for a partition with one replica), replicas,
 //! isr and offline replicas; Produce, Fetch and ListOffsets only for the partitions it leads
-//! (NOT_LEADER_OR_FOLLOWER otherwise, UNKNOWN_TOPIC_OR_PARTITION for unknown ones);
+//! (NOT_LEADER_OR_FOLLOWER otherwise, UNKNOWN_TOPIC_OR_PARTITION for unknown ones; a fetch
+//! honours its byte limits as KIP-74 says and is held up to 100 ms when there is nothing);
 //! FindCoordinator (COORDINATOR_NOT_AVAILABLE while the coordinator is down); OffsetCommit,
 //! OffsetFetch and DescribeGroups (a group known by its commits only) at the coordinator only (NOT_COORDINATOR elsewhere); InitProducerId;
 //! DescribeCluster; CreateTopics (partitions spread over the live brokers in turn, visible
