@@ -26,10 +26,11 @@ Exit codes: 0 ok, 1 the broker refused, 2 bad usage or input, 3 no broker reacha
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about, after_help = ROOT_EXAMPLES)]
 pub(crate) struct Cli {
-    /// Broker address(es), comma-separated `host:port`.
+    /// Broker address(es), comma-separated `host:port`; any one reachable suffices.
     #[arg(
         short,
         long,
+        visible_alias = "bootstrap-server",
         global = true,
         env = "WEIR_BOOTSTRAP",
         default_value = "127.0.0.1:9092",

@@ -101,7 +101,10 @@ impl CliError {
                 "{err} — is {bootstrap} the broker's Kafka listener? (set --bootstrap or \
                  WEIR_BOOTSTRAP)"
             )),
-            ClientError::Disconnected(_) | ClientError::Timeout(_) => Self::Unreachable {
+            ClientError::Disconnected(_)
+            | ClientError::Timeout(_)
+            | ClientError::UnknownBroker(_)
+            | ClientError::Broker { .. } => Self::Unreachable {
                 bootstrap,
                 cause: err.to_string(),
             },

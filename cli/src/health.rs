@@ -2,7 +2,8 @@
 //! acknowledgements, the clients retry by themselves and would say nothing. This module asks
 //! the cluster directly (a metadata request for the command's topics, on its own connection
 //! with short timeouts) and turns the answer into a line on stderr when the state changes:
-//! the broker stopped answering, it answers again, a topic no longer exists.
+//! the broker stopped answering, it answers again, a topic no longer exists, some partition
+//! has no leader (in a cluster: its broker is down) or has one again.
 //!
 //! The transitions ([`Reporter::observe`]) are a pure function of the previous and the new
 //! state, so each outage is told once, not once per probe.
@@ -28,7 +29,13 @@ pub(crate) enum Health {
     Unreachable(String),
     /// The broker answered, but these topics do not exist.
     TopicsGone(Vec<String>),
+    /// Every topic exists, but these partitions (`topic-partition`) have no leader: in a
+    /// cluster, their broker is down; their records wait while the others go on.
+    NoLeader(Vec<String>),
 }
+
+/// Partitions named in a warning; the rest are counted.
+const PARTITIONS_NAMED: usize = 5;
 
 /// Metadata requests for a command's topics, on a cluster view of their own.
 #[derive(Debug)]
@@ -71,10 +78,22 @@ impl Probe {
                     })
                     .cloned()
                     .collect();
-                if gone.is_empty() {
-                    Health::Fine
-                } else {
+                let leaderless: Vec<String> = infos
+                    .iter()
+                    .filter(|i| self.topics.contains(&i.name))
+                    .flat_map(|i| {
+                        i.partitions
+                            .iter()
+                            .filter(|p| p.leader < 0)
+                            .map(|p| format!("{}-{}", i.name, p.partition))
+                    })
+                    .collect();
+                if !gone.is_empty() {
                     Health::TopicsGone(gone)
+                } else if !leaderless.is_empty() {
+                    Health::NoLeader(leaderless)
+                } else {
+                    Health::Fine
                 }
             }
         }
@@ -112,7 +131,13 @@ impl Reporter {
                 if topics.len() == 1 { "s" } else { "" },
                 self.retrying
             )),
+            Health::NoLeader(partitions) => Some(format!(
+                "warning: {} no leader (its broker is down, or leadership is moving); {}",
+                name_partitions(partitions),
+                self.retrying
+            )),
             Health::Fine => match &self.last {
+                Health::NoLeader(_) => Some("note: every partition has a leader again".to_owned()),
                 Health::TopicsGone(topics) => Some(format!(
                     "note: topic{} {} exist{} again",
                     if topics.len() == 1 { "" } else { "s" },
@@ -124,6 +149,21 @@ impl Reporter {
         };
         self.last = now;
         line
+    }
+}
+
+/// `partition t-2 has`, `partitions t-1, t-2 have`, `partitions t-0, ... and 3 more have`.
+fn name_partitions(partitions: &[String]) -> String {
+    let named = partitions
+        .iter()
+        .take(PARTITIONS_NAMED)
+        .cloned()
+        .collect::<Vec<_>>();
+    let more = partitions.len().saturating_sub(PARTITIONS_NAMED);
+    match (partitions.len(), more) {
+        (1, _) => format!("partition {} has", named.join(", ")),
+        (_, 0) => format!("partitions {} have", named.join(", ")),
+        _ => format!("partitions {} and {more} more have", named.join(", ")),
     }
 }
 
@@ -158,5 +198,23 @@ mod tests {
             r.observe(Health::Fine).as_deref(),
             Some("note: topics a, b exist again")
         );
+        assert_eq!(
+            r.observe(Health::NoLeader(vec!["t-2".into()])).as_deref(),
+            Some(
+                "warning: partition t-2 has no leader (its broker is down, or leadership is \
+                 moving); retrying"
+            )
+        );
+        assert_eq!(r.observe(Health::NoLeader(vec!["t-2".into()])), None);
+        assert_eq!(
+            r.observe(Health::Fine).as_deref(),
+            Some("note: every partition has a leader again")
+        );
+        let many: Vec<String> = (0..7).map(|p| format!("t-{p}")).collect();
+        assert_eq!(
+            name_partitions(&many),
+            "partitions t-0, t-1, t-2, t-3, t-4 and 2 more have"
+        );
+        assert_eq!(name_partitions(&many[..2]), "partitions t-0, t-1 have");
     }
 }

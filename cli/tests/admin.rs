@@ -40,7 +40,7 @@ fn a_topic_is_trimmed_and_grown() {
     );
     assert_eq!(
         env.ok(&["topics", "describe", "orders"], b""),
-        "orders\t0\t0\t10\t10\norders\t1\t0\t4\t4\n"
+        "orders\t0\t0\t-\t0\t0\t10\t10\norders\t1\t0\t-\t0\t0\t4\t4\n"
     );
     // Past the end: the broker's refusal, exit code 1, the table still printed.
     let out = env.run(
@@ -121,9 +121,11 @@ fn the_cluster_is_described() {
     let id = lines.next().unwrap();
     assert!(id.starts_with("cluster id: ") && id.len() > 12, "{out}");
     let port = env.bootstrap.rsplit(':').next().unwrap();
+    assert_eq!(lines.next(), Some("controller id: 0"));
+    // No topic yet: the broker leads no partition.
     assert_eq!(
         lines.next(),
-        Some(format!("0\t127.0.0.1\t{port}\t-\tyes").as_str())
+        Some(format!("0\t127.0.0.1\t{port}\t-\tyes\t0").as_str())
     );
     assert_eq!(lines.next(), None);
 }

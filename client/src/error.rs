@@ -86,6 +86,30 @@ pub enum Error {
         #[source]
         reason: crate::topic_name::TopicNameError,
     },
+    /// A broker that metadata names (as a partition's leader, say) is not among the brokers
+    /// the last metadata listed: metadata is changing; retrying after a refresh helps.
+    #[error("broker {0} is not in the cluster's metadata")]
+    UnknownBroker(i32),
+    /// A request to one broker failed as a whole; this is one of the partitions it carried
+    /// (each partition of the request gets its own copy, sharing the cause).
+    #[error("request to broker {node} failed: {source}")]
+    Broker {
+        /// The broker.
+        node: i32,
+        /// What failed.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+    /// A topic's metadata could not be had; this is one of the partitions that needed it
+    /// (each gets its own copy, sharing the cause).
+    #[error("metadata for {topic}: {source}")]
+    Metadata {
+        /// The topic.
+        topic: String,
+        /// Why not.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(String),
@@ -105,9 +129,12 @@ impl Error {
             Self::Kafka { code, .. } => {
                 ErrorCode::from_code(*code).is_some_and(ErrorCode::is_retriable)
             }
-            Self::Io { .. } | Self::Disconnected(_) | Self::NoBroker { .. } | Self::Timeout(_) => {
-                true
-            }
+            Self::Io { .. }
+            | Self::Disconnected(_)
+            | Self::NoBroker { .. }
+            | Self::Timeout(_)
+            | Self::UnknownBroker(_) => true,
+            Self::Broker { source, .. } | Self::Metadata { source, .. } => source.is_retriable(),
             Self::Protocol { .. }
             | Self::UnsupportedApi { .. }
             | Self::Resolve { .. }
@@ -118,12 +145,33 @@ impl Error {
         }
     }
 
+    /// Whether a group's coordinator moved, is not ready, or could not be reached: finding it
+    /// again (FindCoordinator through any broker) and retrying may help.
+    pub(crate) fn coordinator_lost(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::NotCoordinator
+                    | ErrorCode::CoordinatorNotAvailable
+                    | ErrorCode::CoordinatorLoadInProgress
+            )
+        ) || matches!(
+            self,
+            Self::Disconnected(_)
+                | Self::Io { .. }
+                | Self::Timeout(_)
+                | Self::UnknownBroker(_)
+                | Self::NoBroker { .. }
+        )
+    }
+
     /// The Kafka error code, if the broker answered with one Weir knows; for a topic name
     /// refused before sending, INVALID_TOPIC_EXCEPTION, the code the broker would answer.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Kafka { code, .. } => ErrorCode::from_code(*code),
             Self::InvalidTopicName { .. } => Some(ErrorCode::InvalidTopicException),
+            Self::Broker { source, .. } | Self::Metadata { source, .. } => source.code(),
             _ => None,
         }
     }

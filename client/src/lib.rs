@@ -5,8 +5,9 @@
 //! - [`config`]: [`ClientConfig`], the builder of settings shared by every client.
 //! - [`connection`]: one broker connection: framing, API version negotiation against the
 //!   shared table, pipelined requests.
-//! - [`cluster`]: brokers, cached topic metadata, one connection per broker, reconnection
-//!   with backoff.
+//! - [`cluster`]: brokers, cached topic metadata (leaders, replicas, ISR, leader epochs),
+//!   one connection per broker, reconnection with backoff; routing to partition leaders, and
+//!   metadata learned through any broker left.
 //! - [`admin`]: [`Admin`]: topics and consumer groups.
 //! - [`consumer`]: [`Consumer`]: assigned or group-managed partitions, bounded prefetch,
 //!   committed offsets, range and round-robin assignors.

@@ -19,6 +19,8 @@
 //! [`campaign`] and [`tmpfs`] (the crash campaign), and for the cluster [`fault_proxy`] (a
 //! seeded fault-injecting TCP proxy), [`cluster_procs`] (`N` nodes, each directed link through
 //! its own proxy) and [`history`] (the metadata-prefix check over the nodes' Raft status).
+//! Beside them, [`fake_cluster`]: an in-process fake of a multi-broker Kafka cluster
+//! (leaders, coordinator, brokers going down) for testing clients' routing.
 //!
 //! Every wait is bounded ([`IO_TIMEOUT`]): a broker that hangs fails the test with a message
 //! instead of blocking the run.
@@ -27,6 +29,7 @@ pub mod campaign;
 pub mod cluster_procs;
 pub mod fault_proxy;
 pub mod history;
+pub mod fake_cluster;
 pub mod process;
 pub mod tmpfs;
 

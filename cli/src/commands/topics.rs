@@ -3,6 +3,7 @@
 
 use weir_client::NewTopic;
 use weir_client::admin::configs::{AlterConfigOp, ConfigResource, ConfigSource};
+use weir_client::protocol::error_code::ErrorCode;
 
 use super::Context;
 use crate::args::TopicsCommand;
@@ -40,8 +41,7 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                 .create_topics(&[topic])
                 .await
                 .map_err(|e| ctx.err(e))?;
-            let created = admin
-                .describe_topics(&[&name])
+            let created = describe_created(&admin, &name)
                 .await
                 .map_err(|e| ctx.err(e))?;
             let count = created.first().map_or(0, |t| t.partitions.len());
@@ -126,7 +126,16 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
             let ends = offsets(&cluster, &wanted, -1)
                 .await
                 .map_err(|e| ctx.err(e))?;
-            let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "START", "END"]);
+            let mut table = Table::new(&[
+                "TOPIC",
+                "PARTITION",
+                "LEADER",
+                "EPOCH",
+                "REPLICAS",
+                "ISR",
+                "START",
+                "END",
+            ]);
             for t in &topics {
                 for p in &t.partitions {
                     let key = (t.name.clone(), p.partition);
@@ -136,7 +145,18 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
                     table.row(vec![
                         t.name.clone(),
                         p.partition.to_string(),
-                        p.leader.to_string(),
+                        if p.leader < 0 {
+                            "-".to_owned()
+                        } else {
+                            p.leader.to_string()
+                        },
+                        if p.leader_epoch < 0 {
+                            "-".to_owned()
+                        } else {
+                            p.leader_epoch.to_string()
+                        },
+                        nodes(&p.replicas),
+                        nodes(&p.isr),
                         show(&starts),
                         show(&ends),
                     ]);
@@ -159,6 +179,37 @@ pub(crate) async fn run(ctx: &Context, command: TopicsCommand) -> CliResult {
     Ok(())
 }
 
+/// How many times the metadata of a topic just created is asked for before its absence is
+/// an error; the waits between double from 50 ms up to 1 s (about 5 s in all).
+const CREATED_LOOKUPS: u32 = 10;
+
+/// The metadata of a topic just created. In a cluster the broker asked may not know the new
+/// topic yet (metadata reaches each broker a little after CreateTopics is answered, in Kafka
+/// as in Weir), so UNKNOWN_TOPIC_OR_PARTITION is asked again, a bounded number of times.
+///
+/// # Errors
+/// The last lookup's failure.
+async fn describe_created(
+    admin: &weir_client::Admin,
+    name: &str,
+) -> weir_client::Result<Vec<weir_client::TopicInfo>> {
+    let mut wait = std::time::Duration::from_millis(50);
+    let mut lookups = 1;
+    loop {
+        match admin.describe_topics(&[name]).await {
+            Err(err)
+                if err.code() == Some(ErrorCode::UnknownTopicOrPartition)
+                    && lookups < CREATED_LOOKUPS =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                lookups += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// ListOffsets at `timestamp` (-2 earliest, -1 latest) for each partition that answers.
 ///
 /// # Errors
@@ -178,6 +229,15 @@ pub(crate) async fn offsets(
         .into_iter()
         .filter_map(|(tp, outcome)| outcome.ok().map(|o| (tp, o)))
         .collect())
+}
+
+/// Node ids as `kafka-topics --describe` prints them (`1,2,3`); `-` for none.
+fn nodes(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "-".to_owned();
+    }
+    let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+    ids.join(",")
 }
 
 /// Kafka's name of a config source, as `kafka-configs --describe` prints it.

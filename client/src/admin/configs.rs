@@ -25,6 +25,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
 
 use super::{Admin, s};
+use crate::connection::Request;
 use crate::error::{Error, Result};
 
 /// Something that has configuration.
@@ -158,6 +159,26 @@ impl AlterConfigOp {
 }
 
 impl Admin {
+    /// A broker's own configs are answered by that broker (Kafka refuses a broker id other
+    /// than its own); anything else goes where admin requests go.
+    async fn send_config_request<R: Request>(
+        &self,
+        resource: &ConfigResource,
+        request: R,
+    ) -> Result<R::Response> {
+        match resource {
+            ConfigResource::Broker(id) => {
+                if self.cluster.brokers().await.iter().all(|(b, _)| b != id) {
+                    self.cluster.refresh(Some(&[])).await?;
+                }
+                self.cluster.call(*id, request).await
+            }
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+                self.cluster.call_admin(request).await
+            }
+        }
+    }
+
     /// Every config of `resource` with its value in force, source and synonyms (and
     /// documentation where the broker sends it).
     ///
@@ -175,8 +196,7 @@ impl Admin {
                     .with_resource_name(s(&name))
                     .with_configuration_keys(None),
             ]);
-        let node = self.cluster.controller().await?;
-        let response = self.cluster.call(node, request).await?;
+        let response = self.send_config_request(resource, request).await?;
         let mut entries = Vec::new();
         for result in response.results {
             if let Some(err) =
@@ -233,8 +253,7 @@ impl Admin {
                     .with_resource_name(s(&name))
                     .with_configs(ops.iter().map(AlterConfigOp::wire).collect()),
             ]);
-        let node = self.cluster.controller().await?;
-        let response = self.cluster.call(node, request).await?;
+        let response = self.send_config_request(resource, request).await?;
         response
             .responses
             .iter()

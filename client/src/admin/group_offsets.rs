@@ -15,9 +15,20 @@ impl Admin {
     /// protocol), GROUP_SUBSCRIBED_TO_TOPIC (a member consumes the topic),
     /// UNKNOWN_TOPIC_OR_PARTITION.
     ///
+    /// Follows the coordinator when it moves.
+    ///
     /// # Errors
     /// As above, or a network error.
     pub async fn delete_group_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        self.with_coordinator_retries(|| self.delete_group_offsets_once(group_id, partitions))
+            .await
+    }
+
+    async fn delete_group_offsets_once(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],

@@ -185,8 +185,7 @@ impl Admin {
                     })
                     .collect(),
             );
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .topics
@@ -212,8 +211,7 @@ impl Admin {
                 i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX),
             )
             .with_topic_names(names.iter().map(|n| TopicName(s(n))).collect());
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .responses
@@ -297,15 +295,47 @@ impl Admin {
         Ok(self.cluster.brokers().await)
     }
 
-    /// A group with its members, committed offsets and lag.
+    /// Runs `op` again while it fails because the group's coordinator moved, is loading, or
+    /// cannot be reached (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+    /// COORDINATOR_LOAD_IN_PROGRESS, a connection failure), waiting 50 ms, then twice as long
+    /// each time up to 1 s, until the request timeout has passed. `op` finds the coordinator
+    /// afresh each time; only for requests that may be repeated.
+    pub(super) async fn with_coordinator_retries<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.cluster.request_timeout();
+        let mut wait = std::time::Duration::from_millis(50);
+        loop {
+            match op().await {
+                Err(err)
+                    if err.coordinator_lost() && tokio::time::Instant::now() + wait < deadline =>
+                {
+                    tracing::debug!(error = %err, ?wait, "the group coordinator moved or is unreachable");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// A group with its members, committed offsets and lag, following the coordinator when it
+    /// moves.
     ///
     /// # Errors
     /// A network error or the broker's error.
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        self.with_coordinator_retries(|| self.describe_group_once(group_id))
+            .await
+    }
+
     #[allow(
         clippy::too_many_lines,
         reason = "three requests in a row (DescribeGroups, OffsetFetch, ListOffsets), each answer feeding the next, read best as one sequence"
     )]
-    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+    async fn describe_group_once(&self, group_id: &str) -> Result<GroupDescription> {
         let coordinator = self.coordinator(group_id).await?;
         let described = self
             .cluster
@@ -393,23 +423,28 @@ impl Admin {
     /// NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND, or a network error.
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
         for group_id in group_ids {
-            let coordinator = self.coordinator(group_id).await?;
-            let response = self
-                .cluster
-                .call(
-                    coordinator,
-                    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group_id))]),
-                )
+            self.with_coordinator_retries(|| self.delete_group(group_id))
                 .await?;
-            for r in response.results {
-                if let Some(err) =
-                    Error::from_code(r.error_code, None, || format!("deleting group {group_id}"))
-                {
-                    return Err(err);
-                }
-            }
         }
         Ok(())
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let coordinator = self.coordinator(group_id).await?;
+        let response = self
+            .cluster
+            .call(
+                coordinator,
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group_id))]),
+            )
+            .await?;
+        response
+            .results
+            .iter()
+            .find_map(|r| {
+                Error::from_code(r.error_code, None, || format!("deleting group {group_id}"))
+            })
+            .map_or(Ok(()), Err)
     }
 
     /// The broker coordinating `group_id`.
@@ -419,7 +454,7 @@ impl Admin {
     pub async fn coordinator(&self, group_id: &str) -> Result<i32> {
         let response = self
             .cluster
-            .call_any(
+            .call_any_repeatable(
                 kafka_protocol::messages::FindCoordinatorRequest::default().with_key(s(group_id)),
             )
             .await?;

@@ -9,6 +9,7 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::{CreatePartitionsRequest, DeleteRecordsRequest, TopicName};
 
 use super::{Admin, s};
+use crate::cluster::offsets::{fail_request, stale_metadata};
 use crate::error::{Error, Result};
 
 /// DeleteRecords' offset meaning "everything up to the high watermark".
@@ -22,58 +23,67 @@ impl Admin {
     /// high watermark, UNKNOWN_TOPIC_OR_PARTITION, POLICY_VIOLATION on a compacted topic).
     ///
     /// # Errors
-    /// A request that fails as a whole (network, timeout).
+    /// An invalid topic name, before anything is sent (a leader that fails fails only its
+    /// partitions, each with [`Error::Broker`]).
     pub async fn delete_records(
         &self,
         partitions: &[(String, i32, i64)],
     ) -> Result<BTreeMap<(String, i32), Result<i64>>> {
-        let mut out = BTreeMap::new();
-        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<DeleteRecordsPartition>>> =
-            BTreeMap::new();
-        for (topic, partition, offset) in partitions {
+        for (topic, _, _) in partitions {
             crate::topic_name::check(topic)?;
-            match self.cluster.leader(topic, *partition).await {
-                Ok(leader) => by_leader
-                    .entry(leader)
-                    .or_default()
-                    .entry(topic)
-                    .or_default()
-                    .push(
-                        DeleteRecordsPartition::default()
-                            .with_partition_index(*partition)
-                            .with_offset(*offset),
-                    ),
-                Err(err) => {
-                    out.insert((topic.clone(), *partition), Err(err));
-                }
-            }
         }
-        for (leader, topics) in by_leader {
+        let mut out = BTreeMap::new();
+        let grouped = self.cluster.by_leader(partitions, &mut out).await;
+        let mut stale = false;
+        for (leader, topics) in grouped {
             let request = DeleteRecordsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
                 .with_topics(
                     topics
-                        .into_iter()
+                        .iter()
                         .map(|(topic, parts)| {
                             DeleteRecordsTopic::default()
                                 .with_name(TopicName(s(topic)))
-                                .with_partitions(parts)
+                                .with_partitions(
+                                    parts
+                                        .iter()
+                                        .map(|&(partition, offset)| {
+                                            DeleteRecordsPartition::default()
+                                                .with_partition_index(partition)
+                                                .with_offset(offset)
+                                        })
+                                        .collect(),
+                                )
                         })
                         .collect(),
                 );
-            let response = self.cluster.call(leader, request).await?;
+            let response = match self.cluster.call(leader, request).await {
+                Ok(response) => response,
+                Err(err) => {
+                    // Only this leader's partitions fail; metadata may name a new one.
+                    stale = true;
+                    fail_request(&mut out, leader, &topics, err);
+                    continue;
+                }
+            };
             for topic in response.topics {
                 let name = topic.name.0.to_string();
                 for p in topic.partitions {
                     let outcome = match Error::from_code(p.error_code, None, || {
                         format!("deleting records of {name}-{}", p.partition_index)
                     }) {
-                        Some(err) => Err(err),
+                        Some(err) => {
+                            stale |= stale_metadata(&err);
+                            Err(err)
+                        }
                         None => Ok(p.low_watermark),
                     };
                     out.insert((name.clone(), p.partition_index), outcome);
                 }
             }
+        }
+        if stale {
+            self.cluster.invalidate().await;
         }
         Ok(out)
     }
@@ -95,8 +105,7 @@ impl Admin {
                     // The codec's default is an empty list: a manual assignment of nothing.
                     .with_assignments(None),
             ]);
-        let controller = self.cluster.controller().await?;
-        let response = self.cluster.call(controller, request).await?;
+        let response = self.cluster.call_admin(request).await?;
         self.cluster.invalidate().await;
         response
             .results

@@ -49,9 +49,13 @@ enum Done {
     },
     Resolved {
         wanted: Vec<(TopicPartition, u64)>,
-        result: Result<HashMap<TopicPartition, (i64, Option<i64>)>>,
+        result: Result<Resolution>,
     },
 }
+
+/// Each partition's position and the committed offset when that was used, or why its lookup
+/// failed; a partition left out has no committed offset and the `none` reset policy.
+type Resolution = HashMap<TopicPartition, Result<(i64, Option<i64>)>>;
 
 /// Runs until aborted (when the consumer is dropped or closed).
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -113,7 +117,7 @@ fn start_resolving(shared: &Arc<Shared>, tasks: &mut JoinSet<Done>) {
 async fn resolve(
     shared: &Shared,
     partitions: Vec<(TopicPartition, Option<OffsetReset>)>,
-) -> Result<HashMap<TopicPartition, (i64, Option<i64>)>> {
+) -> Result<Resolution> {
     let mut out = HashMap::new();
     let ask: Vec<TopicPartition> = partitions
         .iter()
@@ -122,7 +126,7 @@ async fn resolve(
         .collect();
     if shared.config.group_id.is_some() && !ask.is_empty() {
         for (tp, offset) in offsets::committed(shared, &ask).await? {
-            out.insert(tp, (offset, Some(offset)));
+            out.insert(tp, Ok((offset, Some(offset))));
         }
     }
     let policy = shared.config.auto_offset_reset;
@@ -134,8 +138,8 @@ async fn resolve(
         .map(|(tp, r)| (tp, r.unwrap_or(policy)))
         .filter(|(_, r)| *r != OffsetReset::Fail)
         .collect();
-    for (tp, offset) in offsets::reset_offsets(shared, &rest).await? {
-        out.insert(tp, (offset, None));
+    for (tp, outcome) in offsets::reset_offsets(shared, &rest).await? {
+        out.insert(tp, outcome.map(|offset| (offset, None)));
     }
     Ok(out)
 }
@@ -143,7 +147,7 @@ async fn resolve(
 fn apply_resolved(
     shared: &Shared,
     wanted: Vec<(TopicPartition, u64)>,
-    result: Result<HashMap<TopicPartition, (i64, Option<i64>)>>,
+    mut result: Result<Resolution>,
 ) {
     let mut state = shared.lock();
     let retry_at = Instant::now() + shared.config.retry_backoff;
@@ -151,8 +155,9 @@ fn apply_resolved(
         .as_ref()
         .err()
         .map(|e| (e.is_retriable(), e.to_string()));
-    let resolved = result.as_ref().ok();
+    let mut resolved = result.as_mut().ok();
     let mut no_policy = Vec::new();
+    let mut failed_partitions = Vec::new();
     for (tp, epoch) in wanted {
         let Some(p) = state.partitions.get_mut(&tp) else {
             continue;
@@ -161,8 +166,17 @@ fn apply_resolved(
             continue;
         }
         p.resolving = false;
-        match resolved.and_then(|r| r.get(&tp)) {
-            Some(&(position, committed)) => {
+        match resolved.as_mut().and_then(|r| r.remove(&tp)) {
+            Some(Err(err)) => {
+                // This partition only (no leader, its leader down): retried after backoff.
+                tracing::debug!(%tp, error = %err, "resolving the position failed");
+                p.retry_at = Some(retry_at);
+                if !err.is_retriable() {
+                    p.stalled = true;
+                    failed_partitions.push(err);
+                }
+            }
+            Some(Ok((position, committed))) => {
                 p.position = Some(position);
                 p.fetch_offset = position;
                 p.reset = None;
@@ -181,6 +195,9 @@ fn apply_resolved(
                 }
             }
         }
+    }
+    for err in failed_partitions {
+        state.report(err);
     }
     for tp in no_policy {
         state.report(Error::InvalidArgument(format!(
@@ -235,9 +252,18 @@ async fn start_fetches(
     if candidates.is_empty() {
         return retry_at;
     }
+    let asked: Vec<(&str, i32)> = candidates
+        .iter()
+        .map(|tp| (tp.topic.as_str(), tp.partition))
+        .collect();
+    // One lookup per topic, however many of its partitions lack a leader.
+    let mut found = shared.cluster.leaders(&asked).await;
     let mut leaders = Vec::new();
     for tp in candidates {
-        match offsets::leader(shared, &tp).await {
+        let Some(outcome) = found.remove(&(tp.topic.clone(), tp.partition)) else {
+            continue;
+        };
+        match outcome {
             Ok(node) => leaders.push((tp, node)),
             Err(err) => {
                 tracing::debug!(%tp, error = %err, "no leader to fetch from");

@@ -54,7 +54,7 @@ pub(crate) async fn coordinator(shared: &Shared) -> Result<i32> {
     let group = group_id(shared)?;
     let response = shared
         .cluster
-        .call_any(
+        .call_any_repeatable(
             FindCoordinatorRequest::default()
                 .with_key(s(group))
                 .with_key_type(0),
@@ -82,15 +82,53 @@ pub(crate) async fn coordinator(shared: &Shared) -> Result<i32> {
     Ok(node)
 }
 
-/// Forgets the coordinator when `err` says it moved.
+/// Whether `err` says the coordinator moved, is not ready, or could not be reached.
+pub(crate) fn coordinator_lost(err: &Error) -> bool {
+    err.coordinator_lost()
+}
+
+/// Forgets the coordinator when `err` says it moved or is unreachable.
 pub(crate) fn forget_coordinator_on(shared: &Shared, err: &Error) {
-    if coordinator_moved(err.code()) || matches!(err, Error::Disconnected(_) | Error::Io { .. }) {
+    if coordinator_lost(err) {
         shared.lock().coordinator = None;
     }
 }
 
-/// Commits `offsets` under `generation`.
+/// Runs `attempt` until it succeeds, fails for another reason than a lost coordinator, or
+/// the request timeout has passed; the coordinator is found again between attempts (so a
+/// commit follows the group to its new coordinator after NOT_COORDINATOR). Only for
+/// requests that may be repeated: a commit of the same offsets, an offset fetch.
+async fn with_coordinator_retries<T, F, Fut>(shared: &Shared, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + shared.config.client.request_timeout;
+    loop {
+        match attempt().await {
+            Err(err)
+                if coordinator_lost(&err)
+                    && tokio::time::Instant::now() + shared.config.retry_backoff < deadline =>
+            {
+                tracing::debug!(error = %err, "the group coordinator moved or is unreachable; finding it again");
+                forget_coordinator_on(shared, &err);
+                tokio::time::sleep(shared.config.retry_backoff).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Commits `offsets` under `generation`, following the coordinator when it moves.
 pub(crate) async fn commit(
+    shared: &Shared,
+    generation: &Generation,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    with_coordinator_retries(shared, || commit_once(shared, generation, offsets)).await
+}
+
+async fn commit_once(
     shared: &Shared,
     generation: &Generation,
     offsets: &BTreeMap<TopicPartition, i64>,
@@ -152,8 +190,16 @@ pub(crate) async fn commit(
     Ok(())
 }
 
-/// The group's committed offsets for `partitions` (partitions without one are left out).
+/// The group's committed offsets for `partitions` (partitions without one are left out),
+/// following the coordinator when it moves.
 pub(crate) async fn committed(
+    shared: &Shared,
+    partitions: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, i64>> {
+    with_coordinator_retries(shared, || committed_once(shared, partitions)).await
+}
+
+async fn committed_once(
     shared: &Shared,
     partitions: &[TopicPartition],
 ) -> Result<HashMap<TopicPartition, i64>> {
@@ -205,11 +251,13 @@ pub(crate) async fn committed(
     Ok(out)
 }
 
-/// The earliest or latest offset of each partition, asked of each partition's leader.
+/// The earliest or latest offset of each partition, asked of each partition's leader. Each
+/// partition gets its own outcome, so one without a leader (its broker down) does not hold
+/// back the others; metadata is invalidated when an outcome says it is stale.
 pub(crate) async fn reset_offsets(
     shared: &Shared,
     partitions: &[(TopicPartition, OffsetReset)],
-) -> Result<HashMap<TopicPartition, i64>> {
+) -> Result<HashMap<TopicPartition, Result<i64>>> {
     let mut wanted = Vec::with_capacity(partitions.len());
     for (tp, reset) in partitions {
         let timestamp = match reset {
@@ -223,22 +271,13 @@ pub(crate) async fn reset_offsets(
         };
         wanted.push((tp.topic.clone(), tp.partition, timestamp));
     }
-    let mut out = HashMap::new();
-    for ((topic, partition), outcome) in shared.cluster.list_offsets(&wanted).await? {
-        match outcome {
-            Ok(offset) => {
-                out.insert(TopicPartition::new(topic.as_str(), partition), offset);
-            }
-            Err(err) => {
-                shared.cluster.invalidate().await;
-                return Err(err);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The leader of `tp` from cached metadata.
-pub(crate) async fn leader(shared: &Shared, tp: &TopicPartition) -> Result<i32> {
-    shared.cluster.leader(&tp.topic, tp.partition).await
+    Ok(shared
+        .cluster
+        .list_offsets(&wanted)
+        .await?
+        .into_iter()
+        .map(|((topic, partition), outcome)| {
+            (TopicPartition::new(topic.as_str(), partition), outcome)
+        })
+        .collect())
 }
