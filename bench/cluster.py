@@ -11,20 +11,24 @@ Each is measured RUNS times (20 by default); the median and worst are printed, b
 machine's own figure from the same run: the median latency of a 4 KiB write + fdatasync in
 the same directory (what every commit waits for, at least twice per majority).
 
-Usage: bench/cluster.py [--runs 20] [--election-ms 1000]
+Usage: bench/cluster.py [--runs 20] [--election-ms 500]
 Needs target/release/weir-broker and confluent-kafka (the compat suite's .venv).
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import time
+import urllib.request
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker import BROKER, TMP, free_port, wait_listening
+
+DEBUG = os.environ.get("BENCH_DEBUG") == "1"
 
 
 def fsync_latency_ms(directory, count=200):
@@ -46,19 +50,21 @@ def fsync_latency_ms(directory, count=200):
 class Node:
     def __init__(self, root, node_id, ports, peers, election_ms):
         self.id = node_id
-        self.kafka, self.cluster = ports
+        self.kafka, self.cluster, self.http = ports
         self.args = [
             str(BROKER), "--node-id", str(node_id),
             "--listen", f"127.0.0.1:{self.kafka}",
             "--data-dir", str(root / f"node-{node_id}"),
             "--cluster-listen", f"127.0.0.1:{self.cluster}",
-            "--peers", peers, "--http-listen", "off",
+            "--peers", peers, "--http-listen", f"127.0.0.1:{self.http}",
             "--election-timeout-ms", str(election_ms),
         ]
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, env={"WEIR_LOG": "warn", "PATH": "/usr/bin:/bin"})
+        log = os.environ.get("BENCH_NODE_LOG")
+        out = open(f"{log}.{self.id}", "a") if log else None
+        self.proc = subprocess.Popen(self.args, env={"WEIR_LOG": os.environ.get("BENCH_WEIR_LOG", "warn"), "PATH": "/usr/bin:/bin"}, stderr=out)
         wait_listening(self.kafka, self.proc, timeout=60.0)
 
     def kill9(self):
@@ -79,21 +85,32 @@ def admin(node):
     return AdminClient({"bootstrap.servers": node.bootstrap})
 
 
+def raft(node):
+    url = f"http://127.0.0.1:{node.http}/v1/cluster/raft"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.load(answer)
+
+
 def controller(nodes):
-    """The controller every running node agrees on, or None."""
-    views = set()
-    for n in nodes:
-        if n.proc.poll() is not None:
-            continue
-        try:
-            md = admin(n).list_topics(timeout=5)
-        except Exception:  # noqa: BLE001 - a node still starting
+    """The metadata leader every running node agrees on, once every running broker is listed
+    as live; None before."""
+    running = [n for n in nodes if n.proc.poll() is None]
+    try:
+        statuses = [raft(n) for n in running]
+        leaders = {st["leader"] for st in statuses}
+        # Every node caught up: a node still catching up cannot win an election, and a
+        # failover right after a restart measures that, not the steady state.
+        if len({st["last_applied"] for st in statuses}) != 1:
             return None
-        running = sorted(m.id for m in nodes if m.proc.poll() is None)
-        if sorted(md.brokers) != running:
-            return None
-        views.add(md.controller_id)
-    return views.pop() if len(views) == 1 and -1 not in views else None
+        live = [sorted(admin(n).list_topics(timeout=5).brokers) for n in running]
+    except Exception as err:  # noqa: BLE001 - a node still starting
+        print("not yet:", err) if DEBUG else None
+        return None
+    ids = sorted(n.id for n in running)
+    if len(leaders) != 1 or None in leaders or any(b != ids for b in live):
+        return None
+    leader = leaders.pop()
+    return leader if leader in ids else None
 
 
 def wait_formed(nodes, timeout=60):
@@ -127,12 +144,12 @@ def summary(label, samples):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--election-ms", type=int, default=1000)
+    parser.add_argument("--election-ms", type=int, default=500)
     args = parser.parse_args()
     root = TMP / "cluster"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
+    ports = {i: (free_port(), free_port(), free_port()) for i in (1, 2, 3)}
     peers = ",".join(f"{i}@127.0.0.1:{p[1]}" for i, p in ports.items())
     nodes = [Node(root, i, ports[i], peers, args.election_ms) for i in (1, 2, 3)]
     try:
@@ -155,14 +172,17 @@ def main():
             leader = next(n for n in nodes if n.id == leader_id)
             survivor = next(n for n in nodes if n.id != leader_id)
             t0 = time.perf_counter()
+            print(f"kill {leader_id} at {time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() * 1000) % 1000:03d}") if DEBUG else None
             leader.kill9()
             while True:
                 try:
                     create(survivor, f"failover-{run}", timeout=15)
                     break
-                except Exception:  # noqa: BLE001 - no controller yet
+                except Exception as err:  # noqa: BLE001 - no controller yet
+                    print(f"  {(time.perf_counter() - t0) * 1000:.0f} ms: {err}") if DEBUG else None
                     time.sleep(0.01)
             failover.append((time.perf_counter() - t0) * 1000)
+            print(f"failover run {run}: killed {leader_id}, {failover[-1]:.0f} ms") if DEBUG else None
             leader.start()
         print(f"machine: 4 KiB write + fdatasync median {fsync_ms:.2f} ms")
         print(summary("create topic -> visible on all 3 nodes", visible))

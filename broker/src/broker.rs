@@ -434,6 +434,7 @@ async fn run(
         tokio::spawn(crate::cluster::reconcile::run(
             Arc::clone(node),
             Arc::clone(&ctx.catalog),
+            Arc::clone(&ctx.offsets),
             stop.clone(),
         ))
     });

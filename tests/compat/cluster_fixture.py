@@ -51,20 +51,21 @@ class Cluster:
         return admin.list_topics(topic=topic, timeout=10)
 
     def wait_formed(self, timeout: float = 30.0) -> int:
-        """Waits until every running node agrees on a controller and every running broker is
-        listed as live; returns the controller's id."""
+        """Waits until every running node agrees on the metadata leader (its /v1/cluster/raft)
+        and lists every running broker as live; returns the leader's id."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             try:
-                views = [self.metadata(i) for i in self.running()]
-                controllers = {v.controller_id for v in views}
-                brokers = [sorted(v.brokers) for v in views]
-                last = (controllers, brokers)
-                if len(controllers) == 1 and -1 not in controllers and all(
+                leaders = {self.raft(i)["leader"] for i in self.running()}
+                brokers = [sorted(self.metadata(i).brokers) for i in self.running()]
+                last = (leaders, brokers)
+                if len(leaders) == 1 and None not in leaders and all(
                     b == self.running() for b in brokers
                 ):
-                    return controllers.pop()
+                    leader = leaders.pop()
+                    if leader in self.running():
+                        return leader
             except Exception as err:  # noqa: BLE001 - a node still starting
                 last = err
             time.sleep(0.1)

@@ -5,8 +5,10 @@ failover, and refusal (not a hang) without a majority."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -121,8 +123,7 @@ def test_controller_failover_and_rejoin(cluster):
     survivor = next(i for i in cluster.running())
     started = time.monotonic()
     while True:
-        # A new client each time: librdkafka keeps sending admin requests to the controller
-        # it last saw, which is the node just killed, until its metadata says otherwise.
+        # A new client each time, as a user retrying would.
         try:
             create(cluster.bootstrap(survivor), "after-failover", 1, timeout=5)
             break
@@ -135,7 +136,7 @@ def test_controller_failover_and_rejoin(cluster):
         assert time.monotonic() - started < 30, f"no topic creation after failover: {last!r}"
         time.sleep(0.2)
     took = time.monotonic() - started
-    assert took < 15, f"topic creation through a survivor took {took:.1f}s after the kill"
+    assert took < 10, f"topic creation through a survivor took {took:.1f}s after the kill"
     cluster.brokers[controller].restart()
     deadline = time.monotonic() + 30
     while "after-failover" not in cluster.metadata(controller).topics:
@@ -151,12 +152,8 @@ def test_without_a_majority_changes_are_refused_and_own_partitions_still_serve(c
     produce(cluster.bootstrap(1), "lonely", [(p, b"before") for p in range(3)])
     for node in (2, 3):
         cluster.brokers[node].kill9()
-    # Metadata stops naming a dead controller once its heartbeats go unanswered (three
-    # intervals); clients then send admin requests to node 1 itself.
-    deadline = time.monotonic() + 10
-    while cluster.metadata(1).controller_id != 1:
-        assert time.monotonic() < deadline, "metadata still names a dead controller"
-        time.sleep(0.1)
+    # Clients are told of a live controller (the broker they ask, which forwards).
+    assert cluster.metadata(1).controller_id == 1
     started = time.monotonic()
     with pytest.raises(KafkaException) as refused:
         create(cluster.bootstrap(1), "never", 1, timeout=30)
@@ -177,3 +174,32 @@ def test_without_a_majority_changes_are_refused_and_own_partitions_still_serve(c
         assert msg.value() == b"before"
     finally:
         consumer.close()
+
+
+def test_weir_cli_describes_the_cluster_and_a_topics_replicas(cluster):
+    repo = Path(__file__).resolve().parents[2]
+    weir = Path(os.environ.get("WEIR_BIN", repo / "target" / "debug" / "weir"))
+    assert weir.is_file(), f"weir binary not found at {weir}: cargo build -p weir-cli"
+    create(cluster.bootstrap(1), "described", 3)
+    # A dead first address in the bootstrap list: any reachable one suffices.
+    bootstrap = f"127.0.0.1:1,{cluster.bootstrap(2)}"
+    out = subprocess.run([str(weir), "-b", bootstrap, "cluster", "describe"],
+                         capture_output=True, timeout=60, check=True).stdout.decode()
+    leader = cluster.wait_formed()
+    # The controller named is the metadata leader (DescribeCluster), and every broker leads
+    # one of the topic's three partitions.
+    assert f"controller id: {leader}" in out, out
+    rows = {int(f[0]): f for f in (line.split("\t") for line in out.splitlines()) if f[0].isdigit()}
+    assert sorted(rows) == [1, 2, 3], out
+    for node, fields in rows.items():
+        assert fields[2] == str(cluster.brokers[node].port), out
+        assert fields[4] == ("yes" if node == leader else "no"), out
+        assert fields[5] == "1", out
+    out = subprocess.run([str(weir), "-b", bootstrap, "topics", "describe", "described"],
+                         capture_output=True, timeout=60, check=True).stdout.decode()
+    placed = leaders(cluster, 1, "described")
+    lines = [line.split() for line in out.splitlines() if line.startswith("described")]
+    assert len(lines) == 3, out
+    for fields in lines:
+        partition, leader_id = int(fields[1]), int(fields[2])
+        assert leader_id == placed[partition], out

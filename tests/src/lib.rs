@@ -27,9 +27,9 @@
 
 pub mod campaign;
 pub mod cluster_procs;
+pub mod fake_cluster;
 pub mod fault_proxy;
 pub mod history;
-pub mod fake_cluster;
 pub mod process;
 pub mod tmpfs;
 

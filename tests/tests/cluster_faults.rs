@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weir_client::random::{JitterSource, SplitMix64};
+use weir_client::{Admin, ClientConfig, NewTopic};
 use weir_protocol::api::ApiKey;
 use weir_tests::cluster_procs::{ClusterOptions, ClusterProcs};
 use weir_tests::fault_proxy::{Direction, Fault};
@@ -47,7 +48,11 @@ fn wait_settled(cluster: &ClusterProcs, what: &str) -> u64 {
         if let Some(leader) = settled(cluster) {
             return leader;
         }
-        assert!(Instant::now() < deadline, "not settled after {what}\n{}", cluster.report());
+        assert!(
+            Instant::now() < deadline,
+            "not settled after {what}\n{}",
+            cluster.report()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -72,26 +77,34 @@ async fn topics(addr: SocketAddr) -> BTreeSet<String> {
         .collect()
 }
 
-/// CreateTopics through `addr`, bounded; true when acknowledged without error.
+/// CreateTopics through `addr` with weir-client's admin (its own timeouts, errors not
+/// panics), bounded; true when acknowledged without error.
 async fn try_create(addr: SocketAddr, name: &str) -> bool {
-    let attempt = async {
-        let mut client = Client::connect(addr).await;
-        let v = *versions(ApiKey::CreateTopics).end();
-        let answer = client.call(v, req::create_topic(name, 1)).await;
-        answer.topics[0].error_code == 0
-    };
-    tokio::time::timeout(Duration::from_secs(15), attempt)
-        .await
-        .unwrap_or(false)
+    let admin =
+        Admin::new(ClientConfig::new([addr.to_string()]).request_timeout(Duration::from_secs(10)));
+    let wanted = [NewTopic::new(name, 1)];
+    let attempt = admin.create_topics(&wanted);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(15), attempt).await,
+        Ok(Ok(()))
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_faults_never_diverge_nor_lose_an_acknowledged_change() {
     let seed = env_u64("WEIR_CLUSTER_SEED").unwrap_or_else(|| {
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
     });
     let faults = env_u64("WEIR_CLUSTER_FAULTS").unwrap_or(12);
-    eprintln!("cluster fault campaign: seed {seed}, {faults} faults (WEIR_CLUSTER_SEED={seed} replays it)");
+    eprintln!(
+        "cluster fault campaign: seed {seed}, {faults} faults (WEIR_CLUSTER_SEED={seed} replays it)"
+    );
     let root = tempfile::tempdir().unwrap();
     let options = ClusterOptions::new(3)
         .proxied(seed)
@@ -120,7 +133,9 @@ async fn cluster_faults_never_diverge_nor_lose_an_acknowledged_change() {
             2 => {
                 for from in 1..=NODES {
                     for to in (1..=NODES).filter(|t| *t != from) {
-                        cluster.proxy(from, to).set(Fault::Delay(Duration::from_millis(5)..=Duration::from_millis(80)));
+                        cluster.proxy(from, to).set(Fault::Delay(
+                            Duration::from_millis(5)..=Duration::from_millis(80),
+                        ));
                     }
                 }
             }
@@ -134,10 +149,15 @@ async fn cluster_faults_never_diverge_nor_lose_an_acknowledged_change() {
             }
             4 => cluster.pause(leader),
             5 => cluster.kill9(victim),
-            _ => cluster.proxy(victim, leader).set(Fault::Blackhole(Direction::ToUpstream)),
+            _ => cluster
+                .proxy(victim, leader)
+                .set(Fault::Blackhole(Direction::ToUpstream)),
         });
         // A metadata change while it lasts, through a node that is up.
-        let through = (1..=NODES).map(|i| 1 + (victim + i) % NODES).find(|id| cluster.is_up(*id)).unwrap();
+        let through = (1..=NODES)
+            .map(|i| 1 + (victim + i) % NODES)
+            .find(|id| cluster.is_up(*id))
+            .unwrap();
         let name = format!("fault-{n}");
         asked.insert(name.clone());
         if try_create(cluster.kafka_addr(through), &name).await {
@@ -160,20 +180,35 @@ async fn cluster_faults_never_diverge_nor_lose_an_acknowledged_change() {
                 _ => {}
             }
             wait_settled(&cluster, &format!("fault {n}"));
-            let report = cluster.check_history().unwrap_or_else(|e| panic!("{e}\n{}", cluster.report()));
-            assert!(report.is_consistent(), "fault {n} (seed {seed}): {report}\n{}", cluster.report());
+            let report = cluster
+                .check_history()
+                .unwrap_or_else(|e| panic!("{e}\n{}", cluster.report()));
+            assert!(
+                report.is_consistent(),
+                "fault {n} (seed {seed}): {report}\n{}",
+                cluster.report()
+            );
         });
     }
     // Every acknowledged creation is known everywhere; nothing unasked exists.
     for id in 1..=NODES {
         let listed = topics(cluster.kafka_addr(id)).await;
         for name in &acknowledged {
-            assert!(listed.contains(name), "node {id} lost acknowledged topic {name} (seed {seed})");
+            assert!(
+                listed.contains(name),
+                "node {id} lost acknowledged topic {name} (seed {seed})"
+            );
         }
         for name in &listed {
-            assert!(asked.contains(name), "node {id} has {name}, which nobody created (seed {seed})");
+            assert!(
+                asked.contains(name),
+                "node {id} has {name}, which nobody created (seed {seed})"
+            );
         }
     }
-    eprintln!("{} of {faults} creations acknowledged during faults; no divergence, none lost", acknowledged.len());
+    eprintln!(
+        "{} of {faults} creations acknowledged during faults; no divergence, none lost",
+        acknowledged.len()
+    );
     tokio::task::block_in_place(|| cluster.stop_all());
 }

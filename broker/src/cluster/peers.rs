@@ -140,8 +140,10 @@ pub struct ClusterArgs {
     pub broker_heartbeat_interval_ms: u64,
 
     /// The metadata quorum's election timeout (lowest), in ms; each election waits a random
-    /// time up to twice it (`controller.quorum.election.timeout.ms`).
-    #[arg(long, env = "WEIR_ELECTION_TIMEOUT_MS", default_value_t = 1_000)]
+    /// time up to twice it (`controller.quorum.election.timeout.ms`). A follower also refuses
+    /// to vote for twice this after it last heard from the leader (openraft's leader lease),
+    /// so a failover takes about two to four times this: 500 ms gives 1-2 s.
+    #[arg(long, env = "WEIR_ELECTION_TIMEOUT_MS", default_value_t = 500)]
     pub election_timeout_ms: u64,
 }
 

@@ -18,17 +18,36 @@ use tokio_util::sync::CancellationToken;
 use super::node::ClusterNode;
 use super::state::MetadataState;
 use super::types::NodeId;
+use crate::groups::offsets::OffsetStore;
 use crate::topics::{CatalogError, TopicCatalog};
 
-/// Follows the metadata until `stop`.
-pub async fn run(node: Arc<ClusterNode>, catalog: Arc<TopicCatalog>, stop: CancellationToken) {
+/// Follows the metadata until `stop`. The committed offsets of a topic deleted here are
+/// deleted from `offsets` too (this broker may coordinate groups that committed to it), so a
+/// topic created again later does not inherit them.
+pub async fn run(
+    node: Arc<ClusterNode>,
+    catalog: Arc<TopicCatalog>,
+    offsets: Arc<OffsetStore>,
+    stop: CancellationToken,
+) {
     let mut applied = node.watch_applied();
     loop {
         let state = node.state();
         let (catalog_now, me) = (Arc::clone(&catalog), node.id());
         let pass = tokio::task::spawn_blocking(move || reconcile(&catalog_now, &state, me)).await;
         let retry = match pass {
-            Ok(Ok(())) => false,
+            Ok(Ok(deleted)) => {
+                for topic in deleted {
+                    let forgotten = match offsets.delete_topic(&topic) {
+                        Ok(ticket) => offsets.wait_durable(ticket).await,
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = forgotten {
+                        tracing::error!(%topic, error = %err, "cannot delete a deleted topic's committed offsets");
+                    }
+                }
+                false
+            }
             Ok(Err(err)) => {
                 tracing::error!(error = %err, "cannot make the local topics follow the cluster metadata; retrying");
                 true
@@ -46,7 +65,8 @@ pub async fn run(node: Arc<ClusterNode>, catalog: Arc<TopicCatalog>, stop: Cance
     }
 }
 
-/// One pass: the catalog made to match `state` for broker `me`.
+/// One pass: the catalog made to match `state` for broker `me`. Returns the topics it
+/// deleted.
 ///
 /// # Errors
 /// The first catalog change that failed (the pass stops there; the next one retries).
@@ -54,7 +74,8 @@ pub fn reconcile(
     catalog: &TopicCatalog,
     state: &MetadataState,
     me: NodeId,
-) -> Result<(), CatalogError> {
+) -> Result<Vec<String>, CatalogError> {
+    let mut deleted = Vec::new();
     // Deleted in the cluster, or replaced by a topic of the same name with another id.
     for local in catalog.list() {
         let Some(id) = local.id() else { continue };
@@ -62,6 +83,7 @@ pub fn reconcile(
         if replaced || state.deleted.contains(&id) {
             tracing::info!(topic = local.name(), %id, "deleting a topic the cluster deleted");
             catalog.delete(local.name())?;
+            deleted.push(local.name().to_owned());
         }
     }
     for (name, topic) in &state.topics {
@@ -99,5 +121,5 @@ pub fn reconcile(
             }
         }
     }
-    Ok(())
+    Ok(deleted)
 }

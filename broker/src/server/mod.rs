@@ -42,7 +42,7 @@ use tokio_util::task::TaskTracker;
 use admission::Admission;
 
 use crate::metrics::connections::Refusal;
-pub(crate) use context::{Context, NODE_ID, Parts as ContextParts, advertised_host};
+pub(crate) use context::{Context, Parts as ContextParts, advertised_host};
 
 /// The tasks of every connection and request, and the token that cuts connections off once
 /// the shutdown grace period is over.

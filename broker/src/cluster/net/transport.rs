@@ -82,8 +82,15 @@ impl Conn {
         let (mut sink, mut stream) = Framed::new(stream, wire::codec()).split();
         let (outgoing, mut queue) = mpsc::channel::<Envelope>(256);
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>> = Arc::default();
+        let closed = CancellationToken::new();
+        let writer_stop = closed.clone();
         tokio::spawn(async move {
-            while let Some(envelope) = queue.recv().await {
+            loop {
+                let envelope = tokio::select! {
+                    () = writer_stop.cancelled() => break,
+                    envelope = queue.recv() => envelope,
+                };
+                let Some(envelope) = envelope else { break };
                 let Ok(bytes) = wire::encode(&envelope) else {
                     continue;
                 };
@@ -93,7 +100,6 @@ impl Conn {
             }
         });
         let waiters = Arc::clone(&pending);
-        let closed = CancellationToken::new();
         let stop = closed.clone();
         tokio::spawn(async move {
             loop {
@@ -115,11 +121,11 @@ impl Conn {
                     }
                 }
             }
-            // The connection is gone: every waiter fails now rather than at its deadline.
-            waiters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            // The connection is gone (the peer died, or closed it): mark it closed, so no call
+            // waits on it any more, and fail every waiter now rather than at its deadline.
+            let mut waiting = waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            stop.cancel();
+            waiting.clear();
         });
         Ok(Arc::new(Self {
             outgoing,
@@ -130,7 +136,7 @@ impl Conn {
     }
 
     fn is_closed(&self) -> bool {
-        self.outgoing.is_closed()
+        self.closed.is_cancelled() || self.outgoing.is_closed()
     }
 }
 
@@ -220,10 +226,21 @@ impl Transport for Arc<TcpTransport> {
             let conn = this.conn(target, timeout).await?;
             let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
-            conn.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(id, tx);
+            {
+                // Checked under the waiters' lock, which the reader holds while it marks the
+                // connection closed: a request is either answered or failed, never left to
+                // its deadline on a connection already gone.
+                let mut pending = conn.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if conn.is_closed() {
+                    drop(pending);
+                    this.forget(target, &conn);
+                    return Err(NetError::Unreachable {
+                        node: target,
+                        why: "connection closed before the request was sent".into(),
+                    });
+                }
+                pending.insert(id, tx);
+            }
             let envelope = Envelope {
                 version: VERSION,
                 id,
@@ -231,7 +248,10 @@ impl Transport for Arc<TcpTransport> {
             };
             if conn.outgoing.send(envelope).await.is_err() {
                 this.forget(target, &conn);
-                return Err(failed("connection closed".into()));
+                return Err(NetError::Unreachable {
+                    node: target,
+                    why: "connection closed before the request was sent".into(),
+                });
             }
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(response)) => Ok(response),

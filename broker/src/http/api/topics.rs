@@ -65,12 +65,13 @@ pub(crate) struct TopicDetail {
     configs: BTreeMap<&'static str, String>,
 }
 
-fn partition_info(index: i32, partition: &Partition) -> PartitionInfo {
+/// A partition held here: this broker leads it (one replica per partition).
+fn partition_info(leader: i32, index: i32, partition: &Partition) -> PartitionInfo {
     let log = partition.log();
     let counts = partition.traffic().counts();
     PartitionInfo {
         partition: index,
-        leader: crate::server::NODE_ID,
+        leader,
         log_start_offset: log.log_start_offset().0,
         log_end_offset: log.log_end_offset().0,
         high_watermark: log.high_watermark().0,
@@ -97,7 +98,8 @@ fn summary(topic: &Topic) -> TopicSummary {
         bytes_out_total: 0,
     };
     for (index, partition) in topic.local_partitions() {
-        let p = partition_info(index, partition);
+        // Only the sums are kept: the leader does not matter here.
+        let p = partition_info(0, index, partition);
         s.records += (p.high_watermark - p.log_start_offset).max(0);
         s.size_bytes += p.size_bytes;
         s.segments += p.segments;
@@ -193,7 +195,7 @@ pub(super) async fn one(
             let partitions = topic
                 .local_partitions()
                 .take(MAX_LISTED)
-                .map(|(index, p)| partition_info(index, p))
+                .map(|(index, p)| partition_info(ctx.node_id(), index, p))
                 .collect();
             // A topic with no partition here (in a cluster) has the settings its logs would get.
             let configs = match topic.local_partitions().next() {
