@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::types::NodeId;
+use super::node_id::NodeId;
 
 /// Last heartbeats and the session timeout.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod net;
 pub mod network;
 pub mod node;
+pub mod node_id;
 pub mod peers;
 pub mod reconcile;
 pub mod state;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::types::NodeId;
+use super::node_id::NodeId;
 
 /// Voters in a cluster: Raft needs an odd count to tolerate failures usefully, and more than
 /// 5 voters only slows commits down (every write waits for a majority).

@@ -7,8 +7,7 @@ use std::io::Cursor;
 
 use super::command::{Command, Reply};
 
-/// A node's id: `--node-id`, 1 and up (Kafka's broker id).
-pub type NodeId = u64;
+pub use super::node_id::NodeId;
 
 openraft::declare_raft_types!(
     /// The metadata quorum's types.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::command::{Command, Refusal, Reply};
-use super::types::NodeId;
+use super::node_id::NodeId;
 
 mod placement;
 

@@ -3,7 +3,7 @@
 //! spread evenly and two topics created one after the other do not both start on the same
 //! broker.
 
-use crate::cluster::types::NodeId;
+use crate::cluster::node_id::NodeId;
 
 /// Replicas (one each in part 1) of `count` partitions over `live` brokers (ascending ids),
 /// starting at `live[start % live.len()]`. Empty when no broker is live.
