@@ -71,6 +71,12 @@ impl QuorumCluster {
         &self.nodes[&id]
     }
 
+    /// Node `id`'s directory (`<data>/cluster` of a broker).
+    #[must_use]
+    pub fn dir(&self, id: NodeId) -> &std::path::Path {
+        &self.dirs[&id]
+    }
+
     /// The ids of the running nodes.
     #[must_use]
     pub fn running(&self) -> Vec<NodeId> {
@@ -104,6 +110,17 @@ impl QuorumCluster {
         if let Some(node) = self.nodes.remove(&id) {
             node.shutdown().await;
         }
+    }
+
+    /// Stops node `id`, empties its directory, and starts it again: an empty voter that must
+    /// catch up from the others (by snapshot when their logs were purged).
+    pub async fn wipe_and_restart(&mut self, id: NodeId) {
+        self.stop(id).await;
+        let dir = &self.dirs[&id];
+        if let Err(err) = std::fs::remove_dir_all(dir) {
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "wipe {}: {err}", dir.display());
+        }
+        self.restart(id).await;
     }
 
     /// Starts node `id` again on its directory.
