@@ -14,7 +14,7 @@ export WEIR_CLUSTER_FAULTS="$faults"
 if [ -n "${2:-}" ]; then
     export WEIR_CLUSTER_SEED="$2"
 fi
-command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-# A slow test is expected here: about 3 s per fault.
-cargo nextest run -p weir-tests --test cluster_faults --no-capture \
-    --slow-timeout "{ period = \"600s\" }" 2>&1 | grep -E "seed|fault|acknowledged|PASS|FAIL|panicked"
+# With cargo test rather than nextest, whose profile stops a test after 5 minutes: this one
+# takes about 2-4 s per fault.
+cargo test -p weir-tests --test cluster_faults -- --nocapture 2>&1 |
+    grep -E "seed|fault|acknowledged|test result|panicked|FAILED"
