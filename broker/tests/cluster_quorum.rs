@@ -174,24 +174,40 @@ async fn the_log_is_snapshotted_and_purged_and_a_wiped_node_catches_up_from_the_
     for _ in 0..entries {
         let reply = cluster
             .node(leader)
-            .propose(Command::AllocateProducerIds { node: leader, count: 1 })
+            .propose(Command::AllocateProducerIds {
+                node: leader,
+                count: 1,
+            })
             .await
             .unwrap();
         assert!(matches!(reply, Reply::ProducerIds { .. }), "{reply:?}");
     }
-    cluster.node(leader).propose(create("late", leader)).await.unwrap();
+    cluster
+        .node(leader)
+        .propose(create("late", leader))
+        .await
+        .unwrap();
     // The log on disk is bounded: the snapshot covers what was purged.
-    let follower = cluster.running().into_iter().find(|n| *n != leader).unwrap();
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let log_bytes = std::fs::metadata(cluster.dir(leader).join("raft-log")).map(|m| m.len()).unwrap_or(0);
+        let log_bytes = std::fs::metadata(cluster.dir(leader).join("raft-log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let snapshot = cluster.dir(leader).join("snapshot").exists();
         // 1,100 entries of about 50 bytes each (55 KB) without purging; a snapshot every
         // 1,000 and 100 kept behind it leave about 200 (10 KB).
         if snapshot && log_bytes < 20_000 {
             break;
         }
-        assert!(Instant::now() < deadline, "no snapshot and purge: log {log_bytes} bytes, snapshot {snapshot}");
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot and purge: log {log_bytes} bytes, snapshot {snapshot}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cluster.wipe_and_restart(follower).await;
@@ -199,7 +215,11 @@ async fn the_log_is_snapshotted_and_purged_and_a_wiped_node_catches_up_from_the_
     loop {
         let state = cluster.node(follower).state();
         if state.topics.contains_key("late") {
-            assert_eq!(state, cluster.node(leader).state(), "the caught-up state equals the leader's");
+            assert_eq!(
+                state,
+                cluster.node(leader).state(),
+                "the caught-up state equals the leader's"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the wiped node did not catch up");

@@ -78,7 +78,7 @@ impl Peers {
         Ok(Self { addresses })
     }
 
-    /// One voter, this node, reachable at `address` (tests and the in-process cluster).
+    /// Peers given directly, id to address (tests and the in-process cluster).
     #[must_use]
     pub fn from_map(addresses: BTreeMap<NodeId, String>) -> Self {
         Self { addresses }

@@ -118,7 +118,12 @@ impl QuorumCluster {
         self.stop(id).await;
         let dir = &self.dirs[&id];
         if let Err(err) = std::fs::remove_dir_all(dir) {
-            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "wipe {}: {err}", dir.display());
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::NotFound,
+                "wipe {}: {err}",
+                dir.display()
+            );
         }
         self.restart(id).await;
     }
