@@ -28,7 +28,8 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use serde::{Deserialize, Serialize};
 
-use super::records::{decode_all, encode};
+use super::records::{decode_all, encode, read_single};
+use super::storage_error as io_error;
 use crate::cluster::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::storage::Disk;
 use crate::storage::files::write_atomically;
@@ -58,15 +59,6 @@ pub struct LogStore {
     entries: Arc<RwLock<Entries>>,
     /// The append handle; replaced by a rewrite.
     file: Arc<Mutex<File>>,
-}
-
-fn io_error(
-    subject: ErrorSubject<NodeId>,
-    verb: ErrorVerb,
-    err: &dyn std::error::Error,
-) -> StorageError {
-    let err = std::io::Error::other(err.to_string());
-    openraft::StorageIOError::new(subject, verb, openraft::AnyError::new(&err)).into()
 }
 
 impl LogStore {
@@ -175,23 +167,7 @@ impl LogStore {
         name: &str,
         subject: ErrorSubject<NodeId>,
     ) -> Result<Option<T>, StorageError> {
-        match std::fs::read(self.dir.join(name)) {
-            Ok(bytes) => {
-                let (mut values, good) = decode_all::<T>(&bytes)
-                    .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, &e))?;
-                if good != bytes.len() || values.len() != 1 {
-                    // Written atomically: anything but one whole record is damage.
-                    return Err(io_error(
-                        subject,
-                        ErrorVerb::Read,
-                        &std::io::Error::other(format!("{name} is damaged")),
-                    ));
-                }
-                Ok(values.pop())
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io_error(subject, ErrorVerb::Read, &err)),
-        }
+        read_single(&self.dir.join(name)).map_err(|e| io_error(subject, ErrorVerb::Read, &e))
     }
 }
 

@@ -26,7 +26,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::records::{decode_all, encode};
+use super::records::{encode, read_single};
 use crate::cluster::command::Reply;
 use crate::cluster::state::MetadataState;
 use crate::cluster::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
@@ -75,12 +75,7 @@ pub struct MachineStore {
 }
 
 fn io_error(verb: ErrorVerb, err: &dyn std::error::Error) -> StorageError {
-    openraft::StorageIOError::new(
-        ErrorSubject::StateMachine,
-        verb,
-        openraft::AnyError::new(&std::io::Error::other(err.to_string())),
-    )
-    .into()
+    super::storage_error(ErrorSubject::StateMachine, verb, err)
 }
 
 impl MachineStore {
@@ -116,21 +111,7 @@ impl MachineStore {
     }
 
     fn read_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        match std::fs::read(self.dir.join(SNAPSHOT_FILE)) {
-            Ok(bytes) => {
-                let (mut values, good) = decode_all::<StoredSnapshot>(&bytes)
-                    .map_err(|e| io_error(ErrorVerb::Read, &e))?;
-                if good != bytes.len() || values.len() != 1 {
-                    return Err(io_error(
-                        ErrorVerb::Read,
-                        &std::io::Error::other("the metadata snapshot is damaged"),
-                    ));
-                }
-                Ok(values.pop())
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io_error(ErrorVerb::Read, &err)),
-        }
+        read_single(&self.dir.join(SNAPSHOT_FILE)).map_err(|e| io_error(ErrorVerb::Read, &e))
     }
 
     fn install(

@@ -84,6 +84,33 @@ fn decode_one<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), String> {
     Ok((value, 8 + len))
 }
 
+/// The one record of a file written whole and atomically (the vote, the snapshot), or
+/// `None` when the file does not exist. Anything but exactly one whole record is damage.
+pub(crate) fn read_single<T: DeserializeOwned>(
+    path: &std::path::Path,
+) -> std::io::Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let damaged = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is damaged: {why}", path.display()),
+        )
+    };
+    let (mut values, good) = decode_all::<T>(&bytes).map_err(|e| damaged(e.to_string()))?;
+    if good != bytes.len() || values.len() != 1 {
+        return Err(damaged(format!(
+            "{} records, {good} of {} bytes readable",
+            values.len(),
+            bytes.len()
+        )));
+    }
+    Ok(values.pop())
+}
+
 /// Whether a good record starts anywhere after `from` (scanning each byte position).
 fn later_record_is_good<T: DeserializeOwned>(bytes: &[u8], from: usize) -> bool {
     (from + 1..bytes.len()).any(|at| decode_one::<T>(&bytes[at..]).is_ok_and(|(_, n)| n > 8))

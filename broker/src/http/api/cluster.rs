@@ -110,9 +110,7 @@ pub(super) async fn cluster(State(state): State<ApiState>) -> Result<Json<Cluste
                 cluster_id: ctx.current_cluster_id(),
                 broker_id: ctx.node_id(),
                 controller_id: ctx.cluster.as_ref().map_or(ctx.node_id(), |node| {
-                    node.leader()
-                        .and_then(|id| i32::try_from(id).ok())
-                        .unwrap_or(-1)
+                    i32::try_from(node.controller()).unwrap_or(-1)
                 }),
                 advertised: this_broker(ctx),
                 version: env!("CARGO_PKG_VERSION"),
