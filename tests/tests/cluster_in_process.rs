@@ -93,6 +93,11 @@ async fn a_three_node_cluster_serves_kafkas_cluster_model() {
             refused.responses[0].partition_responses[0].error_code,
             NOT_LEADER
         );
+        let lv = *versions(ApiKey::ListOffsets).end();
+        let refused = wrong
+            .call(lv, req::list_offsets("spread", partition, -1))
+            .await;
+        assert_eq!(refused.topics[0].partitions[0].error_code, NOT_LEADER);
         let mut right = Client::connect(cluster.addr(leader).unwrap()).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -12,7 +12,6 @@ use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
-use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::BatchHeader;
 
 use super::Context;
@@ -40,7 +39,8 @@ pub(crate) fn describe_producers(
                         Some(partition) => {
                             response.with_active_producers(active_producers(partition))
                         }
-                        None => response.with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+                        None => response
+                            .with_error_code(ctx.missing_partition(&topic.name.0, index).0.code()),
                     }
                 })
                 .collect();
