@@ -430,6 +430,23 @@ async fn run(
     let upkeep = tokio::spawn(maintenance::run(Arc::clone(&ctx), stop.clone()));
     let compaction = tokio::spawn(cleaner::run(Arc::clone(&ctx), stop.clone()));
     let group_timers = tokio::spawn(Arc::clone(&ctx.groups).run_timers(stop.clone()));
+    if let Some(node) = &ctx.cluster {
+        // A replicated partition's records become readable when its group commits them:
+        // that wakes the fetches parked on it.
+        let woken = Arc::downgrade(&ctx);
+        node.replicas()
+            .set_commit_listener(Arc::new(move |topic: &str, partition: i32| {
+                if let Some(ctx) = woken.upgrade() {
+                    ctx.appended.appended(topic, partition);
+                }
+            }));
+    }
+    let reporter = ctx.cluster.as_ref().map(|node| {
+        tokio::spawn(crate::cluster::replica::report::run(
+            Arc::clone(node),
+            stop.clone(),
+        ))
+    });
     let reconciler = ctx.cluster.as_ref().map(|node| {
         tokio::spawn(crate::cluster::reconcile::run(
             Arc::clone(node),
@@ -442,6 +459,11 @@ async fn run(
     if let Some(reconciler) = reconciler {
         if let Err(join) = reconciler.await {
             tracing::error!(error = %join, "cluster reconciler failed");
+        }
+    }
+    if let Some(reporter) = reporter {
+        if let Err(join) = reporter.await {
+            tracing::error!(error = %join, "partition leadership reports failed");
         }
     }
     if let Some(node) = &ctx.cluster {

@@ -118,13 +118,18 @@ async fn a_three_node_cluster_serves_kafkas_cluster_model() {
         }
         assert_eq!(right.list_offset("spread", partition, -1).await, 2);
     }
-    // Replication factor 3 is refused until partitions are replicated.
+    // More replicas than live brokers (or than 5) cannot be placed.
     let ct = *versions(ApiKey::CreateTopics).end();
-    let rf3 = one.call(ct, req::create_topics(&[("rf3", 1, 3)])).await;
-    assert_eq!(
-        rf3.topics[0].error_code,
-        ErrorCode::InvalidReplicationFactor as i16
-    );
+    let too_many = one
+        .call(ct, req::create_topics(&[("rf4", 1, 4), ("rf6", 1, 6)]))
+        .await;
+    for topic in &too_many.topics {
+        assert_eq!(
+            topic.error_code,
+            ErrorCode::InvalidReplicationFactor as i16,
+            "{topic:?}"
+        );
+    }
     cluster.shutdown().await;
 }
 

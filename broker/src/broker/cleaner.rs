@@ -98,7 +98,9 @@ pub(crate) fn round(
                 .map(|(i, p)| (topic.name().to_owned(), i, Arc::clone(p.log())))
                 .collect::<Vec<_>>()
         })
-        .filter(|(_, _, log)| log.config().cleanup_policy.compact)
+        // A replica's batches are its Raft log's entries, one per index: compaction waits
+        // for the data groups' snapshots (docs/cluster.md).
+        .filter(|(_, _, log)| log.config().cleanup_policy.compact && !log.is_replicated())
         .collect();
     let queue = Mutex::new(logs);
     std::thread::scope(|scope| {

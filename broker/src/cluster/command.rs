@@ -75,6 +75,20 @@ pub enum Command {
         /// How many.
         count: u32,
     },
+    /// A replicated partition's data group elected `leader` in term `epoch`, or its leader
+    /// saw its in-sync replicas change (Kafka's AlterPartition).
+    SetPartitionLeader {
+        /// The topic's id.
+        topic: uuid::Uuid,
+        /// The partition.
+        partition: i32,
+        /// The leader.
+        leader: NodeId,
+        /// Its Raft term, which is the partition's leader epoch.
+        epoch: i32,
+        /// The replicas caught up with it, itself first.
+        isr: Vec<NodeId>,
+    },
 }
 
 impl Command {
@@ -90,6 +104,7 @@ impl Command {
             Self::CreatePartitions { .. } => "create-partitions",
             Self::SetTopicConfigs { .. } => "set-topic-configs",
             Self::AllocateProducerIds { .. } => "allocate-producer-ids",
+            Self::SetPartitionLeader { .. } => "set-partition-leader",
         }
     }
 }
@@ -136,4 +151,15 @@ pub enum Refusal {
     /// Producer ids ran out (2^63 of them).
     #[error("producer ids are exhausted")]
     ProducerIdsExhausted,
+    /// A command naming a partition that does not exist.
+    #[error("partition {1} of topic {0} does not exist")]
+    UnknownPartition(uuid::Uuid, i32),
+    /// A leader report older than the leader the metadata knows of.
+    #[error("leader epoch {epoch} is older than the current {current}")]
+    StaleLeaderEpoch {
+        /// The report's.
+        epoch: i32,
+        /// The metadata's.
+        current: i32,
+    },
 }

@@ -19,6 +19,7 @@ pub mod node;
 pub mod node_id;
 pub mod peers;
 pub mod reconcile;
+pub mod replica;
 pub mod state;
 pub mod store;
 pub mod testing;

@@ -25,6 +25,7 @@ use super::net::server::Handler;
 use super::net::wire::{ForwardError, Request, Response};
 use super::net::{NetError, Transport};
 use super::network::NetworkFactory;
+use super::replica::ReplicaManager;
 use super::state::MetadataState;
 use super::store::{Applied, LogStore, MachineStore, SNAPSHOT_EVERY};
 use super::types::{MetaRaft, NodeId};
@@ -98,6 +99,8 @@ pub struct ClusterNode {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// When the leader last answered this node's heartbeat.
     leader_heard: Mutex<Option<Instant>>,
+    /// The replicated partitions' Raft groups on this node.
+    replicas: Arc<ReplicaManager>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -165,7 +168,12 @@ impl ClusterNode {
         let raft = MetaRaft::new(options.id, config, network, log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        let replicas = Arc::new(
+            ReplicaManager::new(options.id, Arc::clone(&transport), options.election_timeout)
+                .map_err(StartError::Raft)?,
+        );
         let node = Arc::new(Self {
+            replicas,
             id: options.id,
             raft,
             transport,
@@ -419,6 +427,9 @@ impl ClusterNode {
             Request::BrokerHeartbeat { node, host, port } => {
                 Response::BrokerHeartbeat(self.heard_from(node, host, port))
             }
+            Request::Replica { group, rpc } => {
+                Response::Replica(self.replicas.answer(group, rpc).await)
+            }
         }
     }
 
@@ -552,6 +563,12 @@ impl ClusterNode {
         self.propose_here(command, PROPOSE_TIMEOUT).await.map(drop)
     }
 
+    /// The replicated partitions' Raft groups on this node.
+    #[must_use]
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
+        &self.replicas
+    }
+
     /// Cancelled when the node shuts down (its cluster port stops with it).
     #[must_use]
     pub fn stopping(&self) -> CancellationToken {
@@ -570,6 +587,7 @@ impl ClusterNode {
         for task in tasks {
             let _ended = task.await;
         }
+        self.replicas.shutdown().await;
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(error = %err, "metadata quorum did not stop cleanly");
         }

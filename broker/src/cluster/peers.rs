@@ -145,6 +145,12 @@ pub struct ClusterArgs {
     /// so a failover takes about two to four times this: 500 ms gives 1-2 s.
     #[arg(long, env = "WEIR_ELECTION_TIMEOUT_MS", default_value_t = 500)]
     pub election_timeout_ms: u64,
+
+    /// Replicas of each partition of a topic created without a replication factor
+    /// (auto-created, or CreateTopics with -1), 1 to 5; by default 3, or fewer when the
+    /// cluster has fewer brokers (Kafka's `default.replication.factor`).
+    #[arg(long, env = "WEIR_DEFAULT_REPLICATION_FACTOR", value_parser = clap::value_parser!(u16).range(1..=5))]
+    pub default_replication_factor: Option<u16>,
 }
 
 impl ClusterArgs {

@@ -34,9 +34,17 @@ pub async fn run(
     loop {
         let state = node.state();
         let (catalog_now, me) = (Arc::clone(&catalog), node.id());
-        let pass = tokio::task::spawn_blocking(move || reconcile(&catalog_now, &state, me)).await;
+        // Groups of topics the cluster deleted stop before their logs are deleted.
+        node.replicas().follow(&state, &catalog).await;
+        let pass = {
+            let state = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || reconcile(&catalog_now, &state, me)).await
+        };
         let retry = match pass {
             Ok(Ok(deleted)) => {
+                // The replicated partitions now held here get their Raft groups (and those
+                // of deleted topics stop).
+                node.replicas().follow(&state, &catalog).await;
                 for topic in deleted {
                     let forgotten = match offsets.delete_topic(&topic) {
                         Ok(ticket) => offsets.wait_durable(ticket).await,

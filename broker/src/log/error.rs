@@ -23,6 +23,19 @@ pub enum LogError {
         /// Largest batch a segment holds.
         max: usize,
     },
+    /// A replica was asked to cut its log below what is committed (a Raft invariant broken
+    /// by the caller); nothing was changed. Maps to KAFKA_STORAGE_ERROR.
+    #[error("refusing to cut the log at {offset}, below its high watermark {high_watermark}")]
+    TruncateBelowCommitted {
+        /// Where the cut was asked for.
+        offset: Offset,
+        /// The committed offset.
+        high_watermark: Offset,
+    },
+    /// A replica was asked to cut its log at an offset where no batch starts; nothing was
+    /// changed. Maps to KAFKA_STORAGE_ERROR.
+    #[error("no batch of the log starts at offset {0}")]
+    NotABatchStart(Offset),
     /// The requested offset is outside `[log start, log end]`. Maps to OFFSET_OUT_OF_RANGE.
     #[error("offset {requested} is out of range [{start}, {end}]")]
     OffsetOutOfRange {

@@ -23,6 +23,9 @@ use crate::storage::files::{
 pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 /// Name of the recovery checkpoint.
 pub(crate) const RECOVERY_POINT: &str = "recovery-point";
+/// Present (empty) in the directory of a replica of a replicated partition: its batches carry
+/// Raft terms as leader epochs and its reads stop at the commit point (`log/partition/replica.rs`).
+pub(crate) const REPLICATED: &str = "replicated";
 
 /// The three files of one segment.
 #[derive(Debug, Clone)]

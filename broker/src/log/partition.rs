@@ -21,13 +21,14 @@
 pub(crate) mod clean;
 pub(crate) use clean::CleanerView;
 mod read;
+mod replica;
 mod sync;
 mod trim;
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
@@ -203,6 +204,12 @@ pub struct PartitionLog {
     damage_reported: Mutex<HashSet<(i64, usize)>>,
     /// The cleaner's progress on this log; locked while a cleaning runs.
     cleaner: Mutex<clean::CleanerState>,
+    /// The highest partition leader epoch a stored batch may carry: [`LEADER_EPOCH`] for a
+    /// log with one replica, unbounded for a replicated one (its epochs are Raft terms).
+    max_epoch: AtomicI32,
+    /// For a replicated log, the high watermark (the Raft commit point, in offsets) that
+    /// bounds consumers' reads; -1 for a log with one replica, whose every append is readable.
+    replicated_hw: AtomicI64,
 }
 
 /// Damaged batches logged at `error` per log, each once; reads of one already reported (or
@@ -224,7 +231,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl PartitionLog {
     /// Opens the log in `dir`, creating it if needed and recovering it after a crash.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Arc<Self>, LogError> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_as(dir.as_ref(), options, false)
+    }
+
+    /// [`Self::open`] for a log with one replica (`replicated` false) or for a replica of a
+    /// replicated partition, whose batches carry Raft terms as epochs and whose reads stop at
+    /// the high watermark set by [`Self::set_high_watermark`].
+    fn open_as(dir: &Path, options: LogOptions, replicated: bool) -> Result<Arc<Self>, LogError> {
+        let dir = dir.to_path_buf();
+        let replicated = replicated || dir.join(files::REPLICATED).exists();
+        let max_epoch = if replicated { i32::MAX } else { LEADER_EPOCH };
         let LogOptions {
             config,
             flusher,
@@ -232,7 +248,7 @@ impl PartitionLog {
             clock,
         } = options;
         let config = clamp(config);
-        let recovered = recovery::recover(&dir, &config, LEADER_EPOCH, disk.as_ref())?;
+        let recovered = recovery::recover(&dir, &config, max_epoch, disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let active = Arc::clone(
             segments
@@ -278,6 +294,9 @@ impl PartitionLog {
             damage_reported: Mutex::new(HashSet::new()),
             cleaner: Mutex::new(clean::CleanerState::default()),
             config: RwLock::new(Arc::new(config)),
+            max_epoch: AtomicI32::new(max_epoch),
+            // Nothing is committed until the replica's Raft group says so.
+            replicated_hw: AtomicI64::new(if replicated { 0 } else { -1 }),
         });
         if let FlushPolicy::Interval(every) = log.flush {
             let swept = Arc::downgrade(&log);
@@ -294,7 +313,7 @@ impl PartitionLog {
     /// [`ProducedBatch`] through [`Self::append_produced`].
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, LogError> {
         let header = validate_batch(batch)?;
-        self.append_verified(batch, &header)
+        self.append_verified(batch, &header, LEADER_EPOCH)
     }
 
     /// [`Self::append`] for a batch whose shape and header a [`ProducedBatch`] already holds:
@@ -302,11 +321,16 @@ impl PartitionLog {
     /// verified here as for raw bytes, so nothing unverified is stored.
     pub fn append_produced(&self, batch: &ProducedBatch<'_>) -> Result<AppendInfo, LogError> {
         verify_batch(batch.bytes(), batch.header())?;
-        self.append_verified(batch.bytes(), batch.header())
+        self.append_verified(batch.bytes(), batch.header(), LEADER_EPOCH)
     }
 
     /// The append once `header` is `batch`'s, parsed and verified up to its records.
-    fn append_verified(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo, LogError> {
+    fn append_verified(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
         check_records(batch, header)?;
         let config = self.config();
         let capacity = Capacity::new(&config);
@@ -339,7 +363,7 @@ impl PartitionLog {
         let mut head = [0u8; PATCHED_HEAD_BYTES];
         head.copy_from_slice(&batch[..PATCHED_HEAD_BYTES]);
         set_base_offset(&mut head, base);
-        set_partition_leader_epoch(&mut head, LEADER_EPOCH);
+        set_partition_leader_epoch(&mut head, epoch);
         let position = match w.active.append(
             &head,
             &batch[PATCHED_HEAD_BYTES..],
@@ -488,6 +512,12 @@ impl PartitionLog {
     pub fn apply_retention(&self) -> Result<usize, LogError> {
         // Segments left wholly below a start that DeleteRecords moved (a crash between its
         // checkpoint and the deletion) go first, whatever the policy.
+        if self.is_replicated() {
+            // A replica's segments are its Raft log, which openraft may still read to catch a
+            // follower up: retention of replicated partitions waits for snapshots of the data
+            // groups (docs/cluster.md, "What part 2 does not do yet").
+            return Ok(0);
+        }
         let below_start = self.delete_segments_below_start()?;
         let now = self.clock.now_ms();
         let config = self.config();
@@ -582,9 +612,14 @@ impl PartitionLog {
 
     /// Offset up to which consumers may read. With a single replica every appended batch is
     /// readable, so this equals the log end offset (as in Kafka with one in-sync replica);
-    /// producers that need durability wait with [`Self::wait_durable`].
+    /// producers that need durability wait with [`Self::wait_durable`]. A replicated log's is
+    /// its Raft commit point ([`Self::set_high_watermark`]), never above the log end.
     pub fn high_watermark(&self) -> Offset {
-        self.log_end_offset()
+        let end = self.log_end_offset();
+        match self.replicated_hw.load(Ordering::Acquire) {
+            hw if hw < 0 => end,
+            hw => Offset(hw).min(end),
+        }
     }
 
     /// Bytes appended and not yet covered by a completed sync (0 when everything appended

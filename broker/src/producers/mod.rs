@@ -11,6 +11,7 @@
 //! offset, and a snapshot taken under the lock is consistent with the log.
 
 pub mod ids;
+mod replica;
 pub mod snapshot;
 pub mod state;
 
@@ -19,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use weir_protocol::record_batch::{BatchHeader, ProducedBatch};
 
 pub use ids::{ProducerIdError, ProducerIds};
+pub use replica::{ReplicaAppend, ReplicaVerdict, sequence_error_code};
 pub use state::{BatchMeta, ProducerBatch, ProducerStates, SequenceError, Verdict};
 
 use crate::log::{AppendInfo, LogError, Offset, PartitionLog};

@@ -9,6 +9,7 @@ use weir_protocol::error_code::ErrorCode;
 
 use super::context::{Context, NODE_ID};
 use crate::cluster::MetadataState;
+use crate::cluster::replica::Group;
 
 impl Context {
     /// This broker's node id (Kafka's broker id).
@@ -53,6 +54,36 @@ impl Context {
                 format!("{topic}-{index} does not exist"),
             )
         }
+    }
+
+    /// For a partition with more than one replica: its data group when this broker leads
+    /// it, else NOT_LEADER_OR_FOLLOWER (clients refresh their metadata and go to the leader).
+    /// `None` for a partition with one replica (or no cluster), served from its local log.
+    pub(crate) fn replicated(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Option<Result<Group, (ErrorCode, String)>> {
+        let node = self.cluster.as_ref()?;
+        let state = node.state();
+        let record = state.topics.get(topic)?;
+        let partition = record.partitions.get(usize::try_from(index).ok()?)?;
+        if partition.replicas.len() < 2 {
+            return None;
+        }
+        Some(match node.replicas().group(record.id, index) {
+            Some(group) if group.is_leader() => Ok(group),
+            _ => Err((
+                ErrorCode::NotLeaderOrFollower,
+                format!("broker {} does not lead {topic}-{index}", self.node_id()),
+            )),
+        })
+    }
+
+    /// Whether this broker serves reads of partition `index` of `topic` from its local log:
+    /// always for a partition with one replica, only on the leader for a replicated one.
+    pub(crate) fn serves(&self, topic: &str, index: i32) -> bool {
+        !matches!(self.replicated(topic, index), Some(Err(_)))
     }
 
     /// NOT_COORDINATOR when another broker of the cluster coordinates `group` (clients then

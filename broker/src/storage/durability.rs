@@ -70,6 +70,14 @@ impl<P: Copy + Ord + Debug + Send + Sync> Durability<P> {
             .send_modify(|w| w.durable = w.durable.max(to));
     }
 
+    /// The store dropped everything at or after `to` (a replica's log truncated its
+    /// uncommitted tail): what is appended there next is not durable until synced again.
+    /// Callers hold the store's sync lock, so no sync computed before the cut lands after it.
+    pub(crate) fn rewind(&self, to: P) {
+        self.watermark
+            .send_modify(|w| w.durable = w.durable.min(to));
+    }
+
     /// Stops the store (fail-stop): keeps the first error, wakes every waiter. Returns the
     /// error that stopped the store (the first one, if it had failed already).
     pub(crate) fn fail(&self, err: io::Error) -> Arc<io::Error> {

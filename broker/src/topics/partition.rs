@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use weir_protocol::record_batch::ProducedBatch;
 
 use crate::log::{LogError, LogOptions, PartitionLog};
-use crate::producers::{AppendError, Appended, PartitionProducers, ProducerStates};
+use crate::producers::{
+    AppendError, Appended, PartitionProducers, ProducerStates, ReplicaAppend, ReplicaVerdict,
+};
 
 /// One partition: its log and the producer table that guards appends to it.
 #[derive(Debug)]
@@ -119,6 +121,38 @@ impl Partition {
             self.traffic.count_in(records, batch.bytes().len() as u64);
         }
         Ok(appended)
+    }
+
+    /// Appends one Raft entry of a replicated partition (see
+    /// [`PartitionProducers::append_replica`]): the replica's Raft log store is the only
+    /// caller, in index order, so every replica's table follows the same log.
+    ///
+    /// # Errors
+    /// The log's (nothing appended).
+    pub fn append_replica(
+        &self,
+        batch: &[u8],
+        epoch: i32,
+        check: bool,
+        marker: impl FnOnce(&ReplicaVerdict) -> bytes::Bytes,
+    ) -> Result<ReplicaAppend, LogError> {
+        let appended = self
+            .producers
+            .append_replica(&self.log, batch, epoch, check, marker)?;
+        if matches!(appended.verdict, ReplicaVerdict::Stored) {
+            let records = appended.info.last_offset.0 - appended.info.base_offset.0 + 1;
+            self.traffic
+                .count_in(u64::try_from(records).unwrap_or(0), batch.len() as u64);
+        }
+        Ok(appended)
+    }
+
+    /// Rebuilds the producer table from the log, after a replica cut an uncommitted tail.
+    ///
+    /// # Errors
+    /// When the log cannot be read.
+    pub fn reload_producers(&self) -> Result<(), LogError> {
+        self.producers.reload(&self.log)
     }
 
     /// Writes the producer-state snapshot (if it changed); a failure is logged, since a missing

@@ -37,6 +37,9 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     partition_leader_epoch: i32,
+    /// Only the control bit is ever set: the records are encoded uncompressed, with create
+    /// times.
+    attributes: i16,
 }
 
 impl Default for BatchBuilder {
@@ -59,6 +62,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             partition_leader_epoch: -1,
+            attributes: 0,
         }
     }
 
@@ -73,6 +77,15 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as a control batch (attributes bit 5): records that consumers skip,
+    /// which only a broker writes (transaction markers, a replicated log's leader and
+    /// membership entries).
+    #[must_use]
+    pub fn control(mut self) -> Self {
+        self.attributes |= 0x20;
         self
     }
 
@@ -169,7 +182,11 @@ impl BatchBuilder {
             &self.partition_leader_epoch.to_be_bytes(),
         );
         put_at(&mut header, field::MAGIC, &MAGIC_V2.to_be_bytes());
-        put_at(&mut header, field::ATTRIBUTES, &0i16.to_be_bytes());
+        put_at(
+            &mut header,
+            field::ATTRIBUTES,
+            &self.attributes.to_be_bytes(),
+        );
         put_at(
             &mut header,
             field::LAST_OFFSET_DELTA,

@@ -14,6 +14,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::command::{Command, Reply};
+use crate::cluster::replica::types::{DataConfig, GroupId};
 use crate::cluster::types::{NodeId, TypeConfig};
 
 /// The cluster protocol version this build speaks.
@@ -62,6 +63,34 @@ pub enum Request {
         /// Its advertised Kafka port.
         port: u16,
     },
+    /// A Raft RPC of a replicated partition's group (a data group).
+    Replica {
+        /// Which group.
+        group: GroupId,
+        /// The RPC.
+        rpc: ReplicaRpc,
+    },
+}
+
+/// The Raft RPCs of a data group (data groups use no snapshots).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ReplicaRpc {
+    /// Log replication and heartbeats.
+    AppendEntries(AppendEntriesRequest<DataConfig>),
+    /// Election.
+    Vote(VoteRequest<NodeId>),
+}
+
+/// The answers to [`ReplicaRpc`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ReplicaAnswer {
+    /// To [`ReplicaRpc::AppendEntries`].
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// To [`ReplicaRpc::Vote`].
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// The receiver has no replica of the group (yet: it creates it once its metadata shows
+    /// the partition, or no more: the topic was deleted).
+    NoSuchGroup,
 }
 
 /// Why a forwarded proposal or heartbeat was not accepted.
@@ -95,6 +124,8 @@ pub enum Response {
         /// The receiver's version.
         version: u16,
     },
+    /// To [`Request::Replica`].
+    Replica(ReplicaAnswer),
 }
 
 /// Encodes an envelope (without its length prefix, which the codec adds).

@@ -39,9 +39,36 @@ pub struct BrokerRecord {
 pub struct PartitionRecord {
     /// Its replicas, the preferred leader first.
     pub replicas: Vec<NodeId>,
-    /// Kafka's leader epoch. With one replica per partition (part 1) leadership never moves
-    /// to another broker, so it stays 0.
+    /// Kafka's leader epoch: 0 for a partition with one replica (its leadership never
+    /// moves); for a replicated one, the Raft term of the leader its data group last
+    /// reported ([`Command::SetPartitionLeader`]).
     pub leader_epoch: i32,
+    /// The leader a replicated partition's data group last reported (`None` until its
+    /// first election); a partition with one replica is led by it.
+    pub leader: Option<NodeId>,
+    /// The replicas caught up with that leader, as it last reported (the leader first).
+    pub isr: Vec<NodeId>,
+}
+
+impl PartitionRecord {
+    /// The broker that leads the partition, as far as the metadata knows.
+    #[must_use]
+    pub fn current_leader(&self) -> Option<NodeId> {
+        match self.replicas.as_slice() {
+            [only] => Some(*only),
+            _ => self.leader,
+        }
+    }
+
+    /// The in-sync replicas to show clients: all of them for one replica.
+    #[must_use]
+    pub fn in_sync(&self) -> Vec<NodeId> {
+        if self.replicas.len() == 1 {
+            self.replicas.clone()
+        } else {
+            self.isr.clone()
+        }
+    }
 }
 
 /// One topic.
@@ -107,16 +134,7 @@ impl MetadataState {
                 assignment,
                 configs,
             } => self.create_topic(name, *id, assignment, configs)?,
-            Command::DeleteTopic { name } => {
-                let topic = self
-                    .topics
-                    .remove(name)
-                    .ok_or_else(|| Refusal::UnknownTopic(name.clone()))?;
-                self.deleted.push_back(topic.id);
-                while self.deleted.len() > DELETED_REMEMBERED {
-                    self.deleted.pop_front();
-                }
-            }
+            Command::DeleteTopic { name } => self.delete_topic(name)?,
             Command::CreatePartitions { name, assignment } => {
                 self.check_assignment(assignment)?;
                 let topic = self
@@ -139,6 +157,13 @@ impl MetadataState {
                     .ok_or_else(|| Refusal::UnknownTopic(name.clone()))?;
                 topic.configs = configs.clone();
             }
+            Command::SetPartitionLeader {
+                topic,
+                partition,
+                leader,
+                epoch,
+                isr,
+            } => self.set_leader(*topic, *partition, *leader, *epoch, isr)?,
             Command::AllocateProducerIds { node, count } => {
                 if !self.brokers.contains_key(node) {
                     return Err(Refusal::UnknownBroker(*node));
@@ -154,6 +179,51 @@ impl MetadataState {
             }
         }
         Ok(Reply::Done)
+    }
+
+    fn delete_topic(&mut self, name: &str) -> Result<(), Refusal> {
+        let topic = self
+            .topics
+            .remove(name)
+            .ok_or_else(|| Refusal::UnknownTopic(name.to_owned()))?;
+        self.deleted.push_back(topic.id);
+        while self.deleted.len() > DELETED_REMEMBERED {
+            self.deleted.pop_front();
+        }
+        Ok(())
+    }
+
+    fn set_leader(
+        &mut self,
+        topic: Uuid,
+        partition: i32,
+        leader: NodeId,
+        epoch: i32,
+        isr: &[NodeId],
+    ) -> Result<(), Refusal> {
+        let record = self
+            .topics
+            .values_mut()
+            .find(|t| t.id == topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+            .ok_or(Refusal::UnknownPartition(topic, partition))?;
+        if !record.replicas.contains(&leader) {
+            return Err(Refusal::UnknownBroker(leader));
+        }
+        // A report from an older term than the one known lost the race to a newer leader's;
+        // the same term may update the in-sync set.
+        if epoch < record.leader_epoch
+            || (epoch == record.leader_epoch && record.leader.is_some_and(|l| l != leader))
+        {
+            return Err(Refusal::StaleLeaderEpoch {
+                epoch,
+                current: record.leader_epoch,
+            });
+        }
+        record.leader = Some(leader);
+        record.leader_epoch = epoch;
+        record.isr = isr.to_vec();
+        Ok(())
     }
 
     fn create_topic(
@@ -205,11 +275,11 @@ impl MetadataState {
     /// The leader of a partition: its first replica, when that broker is live.
     #[must_use]
     pub fn leader(&self, partition: &PartitionRecord) -> Option<NodeId> {
-        let first = *partition.replicas.first()?;
+        let leader = partition.current_leader()?;
         self.brokers
-            .get(&first)
+            .get(&leader)
             .filter(|b| !b.fenced)
-            .map(|_| first)
+            .map(|_| leader)
     }
 
     /// The broker coordinating consumer group `group`: the group id hashed onto every
@@ -238,6 +308,8 @@ fn partitions(assignment: &[Vec<NodeId>]) -> Vec<PartitionRecord> {
         .map(|replicas| PartitionRecord {
             replicas: replicas.clone(),
             leader_epoch: 0,
+            leader: None,
+            isr: Vec::new(),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 pub mod log;
 pub mod machine;
-mod records;
+pub(crate) mod records;
 
 pub use log::LogStore;
 pub use machine::{Applied, MachineStore};

@@ -2,9 +2,11 @@
 //! snapshot (never a batch at or past the high watermark the read reports), damage refused
 //! and reported once, and lookups by timestamp. Readers take no lock.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 
-use super::{EndSnapshot, LEADER_EPOCH, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
+use super::{EndSnapshot, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
 use crate::log::Offset;
 use crate::log::error::LogError;
 use crate::log::scan::{Limits, Located};
@@ -22,7 +24,18 @@ impl PartitionLog {
     /// with one fails with [`LogError::Corrupt`] (and the damage is logged once), a read that
     /// reaches one stops before it; its intact neighbours stay readable.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
-        self.read_inner(offset, max_bytes, true)
+        self.read_inner(offset, max_bytes, true, false)
+    }
+
+    /// [`Self::read`] up to the log end rather than the high watermark: a replicated log's
+    /// leader reads its uncommitted batches this way to send them to followers. Consumers
+    /// never read this way.
+    pub(crate) fn read_to_end(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadResult, LogError> {
+        self.read_inner(offset, max_bytes, true, true)
     }
 
     /// [`Self::read`] without the CRC check, for callers that only look at batch headers and
@@ -33,7 +46,8 @@ impl PartitionLog {
         offset: Offset,
         max_bytes: usize,
     ) -> Result<ReadResult, LogError> {
-        self.read_inner(offset, max_bytes, false)
+        // The producer table describes every appended batch, committed or not.
+        self.read_inner(offset, max_bytes, false, true)
     }
 
     /// The end snapshot one read is bounded by, taken before the segment list (a segment
@@ -41,12 +55,18 @@ impl PartitionLog {
     /// segment's published length moves before the log end does (and a roll puts the new
     /// segment in the list first), so the bytes a read can see may run ahead of the log end:
     /// every read is cut at [`EndSnapshot::high_watermark`], never at what the bytes hold.
-    fn end_snapshot(&self) -> EndSnapshot {
+    fn end_snapshot(&self, to_end: bool) -> EndSnapshot {
         let log_end = self.log_end_offset();
-        // One replica: everything appended is committed.
+        // One replica: everything appended is committed. A replicated log's commit point is
+        // loaded after the end, and clamped to it.
+        let high_watermark = if to_end {
+            log_end
+        } else {
+            self.high_watermark().min(log_end)
+        };
         EndSnapshot {
             log_end,
-            high_watermark: log_end,
+            high_watermark,
         }
     }
 
@@ -55,11 +75,12 @@ impl PartitionLog {
         offset: Offset,
         max_bytes: usize,
         verify: bool,
+        to_end: bool,
     ) -> Result<ReadResult, LogError> {
         let EndSnapshot {
             log_end: end,
             high_watermark: visible,
-        } = self.end_snapshot();
+        } = self.end_snapshot(to_end);
         // The start comes from the same snapshot of segments, so retention racing this read
         // cannot make a missing segment look like damage.
         let segments = self.snapshot();
@@ -70,7 +91,7 @@ impl PartitionLog {
         // segment may remain; the header-only replay of producer state still reads them. The
         // start is loaded after the segment list: it is stored before segments go, so a list
         // without a segment comes with a start past it.
-        let start = if verify {
+        let start = if verify && !to_end {
             oldest.max(self.log_start_offset())
         } else {
             oldest
@@ -100,7 +121,7 @@ impl PartitionLog {
                     segment_end: segments
                         .get(i + 1)
                         .map_or(visible.0, |next| next.base_offset().min(visible.0)),
-                    max_epoch: LEADER_EPOCH,
+                    max_epoch: self.max_epoch.load(Ordering::Acquire),
                 },
             };
             let read = if verify {

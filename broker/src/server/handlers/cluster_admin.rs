@@ -27,7 +27,10 @@ fn refusal(refusal: &Refusal) -> Refused {
         Refusal::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
         Refusal::BadPartitionCount { .. } => ErrorCode::InvalidPartitions,
         Refusal::UnknownBroker(_) => ErrorCode::InvalidReplicaAssignment,
-        Refusal::ProducerIdsExhausted => ErrorCode::UnknownServerError,
+        Refusal::ProducerIdsExhausted | Refusal::StaleLeaderEpoch { .. } => {
+            ErrorCode::UnknownServerError
+        }
+        Refusal::UnknownPartition(..) => ErrorCode::UnknownTopicOrPartition,
     };
     (code, refusal.to_string())
 }
@@ -46,31 +49,63 @@ fn random_start() -> usize {
     usize::try_from(uuid::Uuid::new_v4().as_u128() % 1_000_003).unwrap_or(0)
 }
 
+/// The most replicas a partition may have.
+pub(crate) const MAX_REPLICATION_FACTOR: usize = 5;
+
+/// The replication factor a topic gets when its creator leaves it to the broker: the flag,
+/// else 3, never more than the registered brokers.
+pub(crate) fn default_replication_factor(ctx: &super::Context, node: &ClusterNode) -> usize {
+    let brokers = node.state().brokers.len().max(1);
+    ctx.config
+        .cluster
+        .default_replication_factor
+        .map_or(3, usize::from)
+        .min(brokers)
+}
+
 /// Replicas for `count` new partitions: the manual assignment when given (each partition on
-/// one registered broker), else round robin over the live brokers.
+/// 1 to 5 distinct registered brokers, all partitions alike), else `replicas` each, round
+/// robin over the live brokers.
 fn placement(
     node: &ClusterNode,
     count: u32,
+    replicas: usize,
     manual: Option<Vec<Vec<i32>>>,
 ) -> Result<Vec<Vec<NodeId>>, Refused> {
     let state = node.state();
     if let Some(manual) = manual {
+        let width = manual.first().map_or(0, Vec::len);
         return manual
             .into_iter()
             .enumerate()
-            .map(|(i, ids)| match ids.as_slice() {
-                [id] if u64::try_from(*id).is_ok_and(|id| state.brokers.contains_key(&id)) => {
-                    Ok(vec![u64::try_from(*id).unwrap_or(0)])
+            .map(|(i, ids)| {
+                let nodes: Vec<NodeId> = ids
+                    .iter()
+                    .filter_map(|id| u64::try_from(*id).ok())
+                    .collect();
+                let distinct = nodes
+                    .iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                let known = nodes.iter().all(|id| state.brokers.contains_key(id));
+                if (1..=MAX_REPLICATION_FACTOR).contains(&ids.len())
+                    && ids.len() == width
+                    && nodes.len() == ids.len()
+                    && distinct == ids.len()
+                    && known
+                {
+                    Ok(nodes)
+                } else {
+                    Err((
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!(
+                            "partition {i} is assigned to brokers {ids:?}; each partition needs \
+                             1 to {MAX_REPLICATION_FACTOR} distinct registered brokers, as many \
+                             as the others; brokers: {:?}",
+                            state.brokers.keys().collect::<Vec<_>>()
+                        ),
+                    ))
                 }
-                _ => Err((
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "partition {i} is assigned to brokers {ids:?}; each partition needs \
-                         exactly one registered broker (replication factor 1 until \
-                         replicated partitions land); brokers: {:?}",
-                        state.brokers.keys().collect::<Vec<_>>()
-                    ),
-                )),
             })
             .collect();
     }
@@ -81,7 +116,25 @@ fn placement(
             "no live broker to place partitions on".into(),
         ));
     }
-    Ok(place(&live, count as usize, random_start()))
+    if replicas > live.len() {
+        return Err((
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "replication factor {replicas} is larger than the {} live brokers",
+                live.len()
+            ),
+        ));
+    }
+    Ok(place(&live, count as usize, replicas, random_start()))
+}
+
+/// How a new topic's partitions are spread: `replicas` each, or as assigned by hand.
+#[derive(Debug)]
+pub(crate) struct Spread {
+    /// Replicas per partition (ignored with a manual assignment).
+    pub(crate) replicas: usize,
+    /// The request's assignment, per partition its brokers.
+    pub(crate) manual: Option<Vec<Vec<i32>>>,
 }
 
 /// CreateTopics for one topic in a cluster.
@@ -90,10 +143,11 @@ pub(crate) async fn create_topic(
     node: &Arc<ClusterNode>,
     name: &str,
     partitions: i64,
+    spread: Spread,
     configs: &[(String, Option<String>)],
-    manual: Option<Vec<Vec<i32>>>,
     validate_only: bool,
 ) -> Result<(), Refused> {
+    let Spread { replicas, manual } = spread;
     if node.state().topics.contains_key(name) {
         return Err((
             ErrorCode::TopicAlreadyExists,
@@ -104,7 +158,7 @@ pub(crate) async fn create_topic(
         .catalog
         .check_create_with(name, partitions, configs)
         .map_err(|e| (catalog_error_code(&e), e.to_string()))?;
-    let assignment = placement(node, count, manual)?;
+    let assignment = placement(node, count, replicas, manual)?;
     if validate_only {
         return Ok(());
     }
@@ -145,7 +199,14 @@ pub(crate) async fn add_partitions(
             .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
             .collect()
     });
-    let assignment = placement(node, added, manual)?;
+    // New partitions get as many replicas as the topic's first one has.
+    let replicas = node
+        .state()
+        .topics
+        .get(name)
+        .and_then(|t| t.partitions.first())
+        .map_or(1, |p| p.replicas.len());
+    let assignment = placement(node, added, replicas, manual)?;
     if validate_only {
         return Ok(());
     }

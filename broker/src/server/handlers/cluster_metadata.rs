@@ -48,13 +48,17 @@ pub(crate) async fn handle(
                     continue;
                 }
                 let partitions = i64::from(ctx.config.default_partitions);
+                let replicas = super::cluster_admin::default_replication_factor(ctx, node);
                 let created = super::cluster_admin::create_topic(
                     ctx,
                     node,
                     &name,
                     partitions,
+                    super::cluster_admin::Spread {
+                        replicas,
+                        manual: None,
+                    },
                     &[],
-                    None,
                     false,
                 )
                 .await;
@@ -99,8 +103,10 @@ fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataR
         .map(|(index, p)| {
             let leader = state.leader(p);
             let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| broker_id(*r)).collect();
+            // One replica: in sync while its broker is not fenced. Replicated: the set its
+            // leader last reported, of brokers not fenced.
             let isr: Vec<BrokerId> = p
-                .replicas
+                .in_sync()
                 .iter()
                 .filter(|r| state.brokers.get(r).is_some_and(|b| !b.fenced))
                 .map(|r| broker_id(*r))

@@ -213,7 +213,11 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                         .with_partition_index(p.partition)
                         .with_records(Some(Bytes::new()))
                         .with_preferred_read_replica(BrokerId(-1));
-                    let Some(log) = found.as_ref().and_then(|t| t.log(p.partition)) else {
+                    let Some(log) = found
+                        .as_ref()
+                        .and_then(|t| t.log(p.partition))
+                        .filter(|_| ctx.serves(&topic.topic.0, p.partition))
+                    else {
                         errors = true;
                         return response
                             .with_error_code(

@@ -25,7 +25,11 @@ pub(crate) fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOff
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(log) = found.as_ref().and_then(|t| t.log(p.partition_index)) else {
+                    let Some(log) = found
+                        .as_ref()
+                        .and_then(|t| t.log(p.partition_index))
+                        .filter(|_| ctx.serves(&topic.name.0, p.partition_index))
+                    else {
                         return response.with_error_code(
                             ctx.missing_partition(&topic.name.0, p.partition_index)
                                 .0

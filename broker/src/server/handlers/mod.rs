@@ -22,6 +22,7 @@ mod metadata;
 mod offset_delete;
 mod offsets;
 mod produce;
+mod produce_replicated;
 mod produce_rules;
 mod producers;
 mod records;
@@ -142,9 +143,11 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
         LogError::InvalidBatch(_) | LogError::Corrupt { .. } => ErrorCode::CorruptMessage,
         LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-        LogError::DiskFull { .. } | LogError::Failed { .. } | LogError::Io { .. } => {
-            ErrorCode::KafkaStorageError
-        }
+        LogError::DiskFull { .. }
+        | LogError::Failed { .. }
+        | LogError::Io { .. }
+        | LogError::TruncateBelowCommitted { .. }
+        | LogError::NotABatchStart(_) => ErrorCode::KafkaStorageError,
         LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
         LogError::DeleteForbidden(_) => ErrorCode::PolicyViolation,
     }

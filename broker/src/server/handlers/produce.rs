@@ -16,15 +16,17 @@
 //! inconsistent records) is CORRUPT_MESSAGE, which they do.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_protocol::error_code::ErrorCode;
-use weir_protocol::record_batch::{ProducedBatch, ProducedBatchError};
+use weir_protocol::record_batch::ProducedBatch;
 
-use super::produce_rules::{self, Admitted};
+use super::produce_replicated::{self, Proposed};
+use super::produce_rules::{self, Ready, ready, shape};
 use super::{Context, NO_TRANSACTIONS, log_error_code, wire_str};
 use crate::log::{LogError, Offset, PartitionLog};
 use crate::producers::{AppendError, Appended, SequenceError};
@@ -40,7 +42,11 @@ pub(crate) async fn handle(
     turn: &mut Turn,
 ) -> Result<Option<ProduceResponse>, String> {
     let acks = request.acks;
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).max(100));
     let refuse_all = whole_request_refusal(acks, request.transactional_id.is_some());
+    // Batches proposed to replicated partitions' groups: (topic index, partition index,
+    // the proposal, the log start offset).
+    let mut proposed: Vec<(usize, usize, Proposed, i64)> = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index, log, offset to wait for)
     let mut durable_waits: Vec<DurableWait> = Vec::new();
@@ -54,27 +60,21 @@ pub(crate) async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1);
             let partition = found.as_ref().and_then(|t| t.partition(data.index));
-            let outcome = match (&refuse_all, partition) {
-                (Some(refusal), _) => Err(refusal.clone()),
-                (None, None) => Err(ctx.missing_partition(&topic.name.0, data.index)),
-                (None, Some(partition)) => append(partition, &data.records, acks, ctx)
-                    .map(|(a, stamped_at)| (partition.log(), a, stamped_at)),
-            };
+            let outcome = land(ctx, &refuse_all, partition, &topic.name.0, &data, acks).await;
             match outcome {
-                Ok((log, info, stamped_at)) => {
+                Ok(Landed::Proposed(proposal, start)) => {
+                    proposed.push((ti, pi, proposal, start));
+                    partitions.push(response);
+                }
+                Ok(Landed::Here(log, info, stamped_at)) => {
                     if !info.duplicate {
                         // Wakes only the fetches parked on this partition.
                         ctx.appended.appended(&topic.name.0, data.index);
                     }
                     if acks == -1 || log.sync_before_ack() {
                         log.request_sync();
-                        durable_waits.push((
-                            ti,
-                            pi,
-                            Arc::clone(log),
-                            info.next_offset,
-                            Instant::now(),
-                        ));
+                        let waited = (Arc::clone(log), info.next_offset, Instant::now());
+                        durable_waits.push((ti, pi, waited.0, waited.1, waited.2));
                     }
                     partitions.push(
                         response
@@ -104,6 +104,7 @@ pub(crate) async fn handle(
     // Appends are done: later requests on this connection may act while we wait for syncs.
     turn.release();
     wait_for_durability(ctx, &mut topics, durable_waits, &mut first_failure).await;
+    wait_for_replicas(&mut topics, proposed, timeout, &mut first_failure).await;
     if acks != 0 {
         return Ok(Some(ProduceResponse::default().with_responses(topics)));
     }
@@ -112,6 +113,38 @@ pub(crate) async fn handle(
         Some(failure) => Err(format!("acks=0 produce failed: {failure}")),
         None => Ok(None),
     }
+}
+
+/// Sends one partition's batch where it goes: refused with the whole request, to its data
+/// group when the partition is replicated, else to the local log.
+async fn land<'a>(
+    ctx: &Context,
+    refuse_all: &Option<Refusal>,
+    partition: Option<&'a Arc<Partition>>,
+    topic: &str,
+    data: &PartitionProduceData,
+    acks: i16,
+) -> Result<Landed<'a>, Refusal> {
+    if let Some(refusal) = refuse_all {
+        return Err(refusal.clone());
+    }
+    if let Some(replicated) = ctx.replicated(topic, data.index) {
+        let at = (topic, data.index);
+        return produce_replicated::offer(ctx, replicated, partition, at, &data.records, acks)
+            .await
+            .map(|(proposal, start)| Landed::Proposed(proposal, start));
+    }
+    let partition = partition.ok_or_else(|| ctx.missing_partition(topic, data.index))?;
+    append(partition, &data.records, acks, ctx)
+        .map(|(a, stamped_at)| Landed::Here(partition.log(), a, stamped_at))
+}
+
+/// Where one partition's batch went.
+enum Landed<'a> {
+    /// Appended to this broker's log (one replica).
+    Here(&'a Arc<PartitionLog>, Appended, Option<i64>),
+    /// Proposed to the partition's data group, with the log start offset.
+    Proposed(Proposed, i64),
 }
 
 /// (topic index, partition index, log, offset to wait for, when it was appended)
@@ -139,6 +172,38 @@ async fn wait_for_durability(
     }
 }
 
+/// Waits for the answers of the batches proposed to data groups (all at once).
+async fn wait_for_replicas(
+    topics: &mut [TopicProduceResponse],
+    proposed: Vec<(usize, usize, Proposed, i64)>,
+    timeout: Duration,
+    first_failure: &mut Option<String>,
+) {
+    let answers = futures_util::future::join_all(proposed.into_iter().map(
+        |(ti, pi, proposal, start)| async move {
+            let stamped_at = proposal.stamped_at;
+            let answer = produce_replicated::answer(proposal, timeout).await;
+            (ti, pi, start, stamped_at, answer)
+        },
+    ))
+    .await;
+    for (ti, pi, start, stamped_at, answer) in answers {
+        let p = &mut topics[ti].partition_responses[pi];
+        match answer {
+            Ok(base_offset) => {
+                p.base_offset = base_offset;
+                p.log_append_time_ms = stamped_at.unwrap_or(-1);
+                p.log_start_offset = start;
+            }
+            Err((code, message)) => {
+                p.error_code = code.code();
+                first_failure.get_or_insert_with(|| message.clone());
+                p.error_message = Some(wire_str(message));
+            }
+        }
+    }
+}
+
 /// A refusal that applies to every partition of the request: impossible acks, or a
 /// transactional produce (no transactions yet).
 fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
@@ -157,34 +222,20 @@ fn whole_request_refusal(acks: i16, transactional: bool) -> Option<Refusal> {
     }
 }
 
-/// Appends the request's record set through the partition's door: its shape is checked
-/// first (Kafka's rule for Produce v3+, [`ProducedBatch::check`]), then that a compacted
-/// topic's records have keys, then the topic's message
-/// rules ([`produce_rules::admit`], which may stamp it with the broker's time), then the
-/// producer's sequence, then the log verifies the contents (CRC, records) and stores it.
-/// Returns the append and, for a stamped batch, the time stamped into it.
+/// Appends the request's record set through the partition's door once [`ready`]: then the
+/// producer's sequence is checked and the log verifies the contents (CRC, records) and
+/// stores it. Returns the append and, for a stamped batch, the time stamped into it.
 fn append(
     partition: &Partition,
     records: &Option<Bytes>,
     acks: i16,
     ctx: &Context,
 ) -> Result<(Appended, Option<i64>), Refusal> {
-    let shape = |err: ProducedBatchError| (shape_error_code(&err), err.to_string());
-    let batch = ProducedBatch::check(records.as_deref().unwrap_or_default()).map_err(shape)?;
-    // One read of the log's live settings serves both checks.
-    let config = partition.log().config();
-    super::compacted_keys::require_keys(&batch, config.cleanup_policy.compact)
-        .map_err(|err| (err.code(), err.to_string()))?;
-    let now_ms = ctx.clock.now_ms();
-    let rules = config.rules;
-    match produce_rules::admit(&rules, acks, &batch, now_ms)? {
-        Admitted::AsSent => append_checked(partition, &batch).map(|a| (a, None)),
-        Admitted::Stamped {
-            bytes,
-            append_time_ms,
-        } => {
+    match ready(partition, records, acks, ctx, 1)? {
+        Ready::AsSent(batch) => append_checked(partition, &batch).map(|a| (a, None)),
+        Ready::Stamped { bytes, at } => {
             let stamped = ProducedBatch::check(&bytes).map_err(shape)?;
-            append_checked(partition, &stamped).map(|a| (a, Some(append_time_ms)))
+            append_checked(partition, &stamped).map(|a| (a, Some(at)))
         }
     }
 }
@@ -208,23 +259,4 @@ fn append_checked(partition: &Partition, batch: &ProducedBatch<'_>) -> Result<Ap
         };
         (code, err.to_string())
     })
-}
-
-/// Kafka's codes for a record set that is not one batch a producer may send: INVALID_RECORD
-/// (not retried) when the client sent the wrong thing, CORRUPT_MESSAGE (retried) when the
-/// bytes look damaged on the way.
-fn shape_error_code(err: &ProducedBatchError) -> ErrorCode {
-    match err {
-        ProducedBatchError::UnknownMagic(_)
-        | ProducedBatchError::ShorterThanHeader { .. }
-        | ProducedBatchError::Header(_) => ErrorCode::CorruptMessage,
-        ProducedBatchError::NoCompleteBatch { .. }
-        | ProducedBatchError::LegacyMagic(_)
-        | ProducedBatchError::NegativeLength { .. }
-        | ProducedBatchError::Truncated { .. }
-        | ProducedBatchError::MoreThanOneBatch
-        | ProducedBatchError::ControlBatch => ErrorCode::InvalidRecord,
-        // A refusal added later: the client sent something this broker does not take.
-        _ => ErrorCode::InvalidRecord,
-    }
 }

@@ -11,14 +11,18 @@
 //! verified, because stamping recomputes the CRC: a batch damaged on the way must be refused,
 //! not given a fresh checksum over the damage.
 
+use bytes::Bytes;
 use weir_protocol::compression;
 use weir_protocol::error_code::ErrorCode;
 use weir_protocol::record_batch::{
-    Compression, HEADER_LEN, ProducedBatch, Records, stamp_log_append_time, verify_batch,
+    Compression, HEADER_LEN, ProducedBatch, ProducedBatchError, Records, stamp_log_append_time,
+    verify_batch,
 };
 
 use crate::log::cleaner::DECOMPRESSED_BATCH_MAX_BYTES;
 use crate::log::{MessageRules, TimestampType};
+use crate::server::handlers::Context;
+use crate::topics::Partition;
 
 /// A refused batch: the code and the message the client is told.
 pub(crate) type Refusal = (ErrorCode, String);
@@ -40,21 +44,21 @@ pub(crate) enum Admitted {
     },
 }
 
-/// Applies `rules` to `batch`, produced with `acks`, at broker time `now_ms`.
+/// Applies `rules` to `batch`, produced with `acks`, at broker time `now_ms`, while
+/// `in_sync` replicas of the partition are in sync (1 for a partition with one replica).
 pub(crate) fn admit(
     rules: &MessageRules,
     acks: i16,
     batch: &ProducedBatch<'_>,
     now_ms: i64,
+    in_sync: u32,
 ) -> Result<Admitted, Refusal> {
-    // One replica (this broker) is in sync; Kafka refuses acks=all below min.insync.replicas
-    // before appending anything.
-    const IN_SYNC_REPLICAS: u32 = 1;
-    if acks == -1 && rules.min_insync_replicas > IN_SYNC_REPLICAS {
+    // Kafka refuses acks=all below min.insync.replicas before appending anything.
+    if acks == -1 && rules.min_insync_replicas > in_sync {
         return Err((
             ErrorCode::NotEnoughReplicas,
             format!(
-                "{IN_SYNC_REPLICAS} replica is in sync but min.insync.replicas is {}: acks=all \
+                "{in_sync} replica(s) in sync but min.insync.replicas is {}: acks=all \
                  cannot be satisfied",
                 rules.min_insync_replicas
             ),
@@ -143,6 +147,72 @@ fn check_timestamps(
     Ok(())
 }
 
+/// A record set that passed every check before the producer table's.
+pub(crate) enum Ready<'a> {
+    /// The batch as the producer sent it.
+    AsSent(ProducedBatch<'a>),
+    /// A copy stamped with the broker's time (`LogAppendTime` topics).
+    Stamped {
+        /// The stamped batch.
+        bytes: Vec<u8>,
+        /// The time stamped into it.
+        at: i64,
+    },
+}
+
+/// Checks the request's record set: its shape first (Kafka's rule for Produce v3+,
+/// [`ProducedBatch::check`]), then that a compacted topic's records have keys, then the
+/// topic's message rules ([`produce_rules::admit`], which may stamp it with the broker's
+/// time) with `in_sync` replicas in sync.
+pub(crate) fn ready<'a>(
+    partition: &Partition,
+    records: &'a Option<Bytes>,
+    acks: i16,
+    ctx: &Context,
+    in_sync: u32,
+) -> Result<Ready<'a>, Refusal> {
+    let batch = ProducedBatch::check(records.as_deref().unwrap_or_default()).map_err(shape)?;
+    // One read of the log's live settings serves both checks.
+    let config = partition.log().config();
+    super::compacted_keys::require_keys(&batch, config.cleanup_policy.compact)
+        .map_err(|err| (err.code(), err.to_string()))?;
+    let now_ms = ctx.clock.now_ms();
+    let rules = config.rules;
+    match admit(&rules, acks, &batch, now_ms, in_sync)? {
+        Admitted::AsSent => Ok(Ready::AsSent(batch)),
+        Admitted::Stamped {
+            bytes,
+            append_time_ms,
+        } => Ok(Ready::Stamped {
+            bytes,
+            at: append_time_ms,
+        }),
+    }
+}
+
+pub(crate) fn shape(err: ProducedBatchError) -> Refusal {
+    (shape_error_code(&err), err.to_string())
+}
+
+/// Kafka's codes for a record set that is not one batch a producer may send: INVALID_RECORD
+/// (not retried) when the client sent the wrong thing, CORRUPT_MESSAGE (retried) when the
+/// bytes look damaged on the way.
+fn shape_error_code(err: &ProducedBatchError) -> ErrorCode {
+    match err {
+        ProducedBatchError::UnknownMagic(_)
+        | ProducedBatchError::ShorterThanHeader { .. }
+        | ProducedBatchError::Header(_) => ErrorCode::CorruptMessage,
+        ProducedBatchError::NoCompleteBatch { .. }
+        | ProducedBatchError::LegacyMagic(_)
+        | ProducedBatchError::NegativeLength { .. }
+        | ProducedBatchError::Truncated { .. }
+        | ProducedBatchError::MoreThanOneBatch
+        | ProducedBatchError::ControlBatch => ErrorCode::InvalidRecord,
+        // A refusal added later: the client sent something this broker does not take.
+        _ => ErrorCode::InvalidRecord,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -169,7 +239,7 @@ mod tests {
         bytes: &[u8],
         now: i64,
     ) -> Result<Admitted, Refusal> {
-        admit(rules, acks, &ProducedBatch::check(bytes).unwrap(), now)
+        admit(rules, acks, &ProducedBatch::check(bytes).unwrap(), now, 1)
     }
 
     #[test]

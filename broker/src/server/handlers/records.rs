@@ -16,6 +16,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use weir_protocol::error_code::ErrorCode;
+
 use super::{Context, log_error_code};
 use crate::log::{LogError, Offset};
 
@@ -40,6 +42,12 @@ pub(crate) async fn delete_records(
                 partitions.push(result.with_error_code(code.code()));
                 continue;
             };
+            if ctx.replicated(&topic.name.0, p.partition_index).is_some() {
+                // Moving the log start is not replicated yet: on the leader alone it would
+                // come back after a failover.
+                partitions.push(result.with_error_code(ErrorCode::PolicyViolation.code()));
+                continue;
+            }
             // A sync and a file write: off the runtime's threads.
             let moved =
                 tokio::task::spawn_blocking(move || log.delete_records_before(Offset(p.offset)))

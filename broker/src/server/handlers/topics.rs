@@ -62,12 +62,20 @@ pub(crate) async fn create(
             }
         };
         // One broker: a replication factor other than 1 (or -1, "broker default") cannot be
-        // met; a cluster does not replicate partitions yet (issue 17).
-        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        // met. A cluster takes 1 to 5 (its default for -1), up to its live brokers (checked
+        // when the partitions are placed).
+        let max = if ctx.cluster.is_some() {
+            super::cluster_admin::MAX_REPLICATION_FACTOR
+        } else {
+            1
+        };
+        let valid = topic.replication_factor == -1
+            || usize::try_from(topic.replication_factor).is_ok_and(|rf| (1..=max).contains(&rf));
+        if !valid {
             let why = if ctx.cluster.is_some() {
-                "this cluster does not replicate partitions yet: the replication factor must be 1"
+                format!("it must be between 1 and {max}")
             } else {
-                "it is larger than the 1 available broker"
+                "it is larger than the 1 available broker".to_owned()
             };
             results.push(
                 result
@@ -116,13 +124,15 @@ pub(crate) async fn create(
                     .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
+            let replicas = usize::try_from(topic.replication_factor)
+                .unwrap_or_else(|_| super::cluster_admin::default_replication_factor(ctx, node));
             super::cluster_admin::create_topic(
                 ctx,
                 node,
                 &name,
                 partitions,
+                super::cluster_admin::Spread { replicas, manual },
                 &configs,
-                manual,
                 request.validate_only,
             )
             .await

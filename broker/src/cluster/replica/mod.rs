@@ -1,0 +1,24 @@
+//! Replicated partitions (clusters, part 2): each partition whose replication factor is
+//! above 1 is a Raft group of its replicas (a *data group*) on openraft, like the metadata
+//! quorum, over the same cluster connections. The partition's segment log is the group's
+//! Raft log: a batch is written once per replica, the Raft term is the batch's leader epoch,
+//! and the commit point is the partition's high watermark (`docs/cluster.md`, "Replicated
+//! partitions").
+//!
+//! Owns: how entries are stored as batches ([`entry`]), the log store ([`store`]), the state
+//! machine that moves the high watermark ([`machine`]), the network adapter ([`network`]),
+//! one running group and its produce path ([`group`]), the groups of a broker
+//! ([`manager`]), and their leaders reported to the metadata quorum ([`report`]). Nothing here elects, counts votes or decides commits.
+
+pub mod entry;
+pub mod group;
+pub mod machine;
+pub mod manager;
+pub mod network;
+pub mod report;
+pub mod store;
+pub mod types;
+
+pub use group::{Group, ReplicaGroup, ReplicaProduceError};
+pub use manager::ReplicaManager;
+pub use types::{GroupId, Outcome};

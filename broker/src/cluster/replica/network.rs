@@ -1,0 +1,164 @@
+//! openraft's network for a data group: each RPC is a [`Request::Replica`] naming the group,
+//! on the same cluster connections as the metadata quorum's (one per pair of nodes, shared
+//! by every group: `docs/cluster.md`, "Sharing connections between groups").
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use openraft::EmptyNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+
+use super::types::{DataConfig, GroupId, NodeId};
+use crate::cluster::net::wire::{ReplicaAnswer, ReplicaRpc, Request, Response};
+use crate::cluster::net::{NetError, Transport};
+
+/// When each peer last answered one of the group's AppendEntries (on the leader): a
+/// follower not heard from for a while is not in sync however far its log got.
+#[derive(Debug, Default)]
+pub struct Contacts(Mutex<HashMap<NodeId, Instant>>);
+
+impl Contacts {
+    fn heard(&self, peer: NodeId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer, Instant::now());
+    }
+
+    /// Whether `peer` answered within `within`.
+    pub fn recent(&self, peer: NodeId, within: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .is_some_and(|at| at.elapsed() <= within)
+    }
+}
+
+/// Makes one [`ReplicaPeer`] per target, for one group.
+#[derive(Debug, Clone)]
+pub struct ReplicaNetwork {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) group: GroupId,
+    pub(crate) contacts: Arc<Contacts>,
+}
+
+/// One group's RPCs to one peer.
+#[derive(Debug)]
+pub struct ReplicaPeer {
+    target: NodeId,
+    group: GroupId,
+    transport: Arc<dyn Transport>,
+    contacts: Arc<Contacts>,
+}
+
+impl RaftNetworkFactory<DataConfig> for ReplicaNetwork {
+    type Network = ReplicaPeer;
+
+    async fn new_client(&mut self, target: NodeId, _node: &EmptyNode) -> Self::Network {
+        ReplicaPeer {
+            target,
+            group: self.group,
+            transport: Arc::clone(&self.transport),
+            contacts: Arc::clone(&self.contacts),
+        }
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>>;
+
+fn unreachable<E: std::error::Error, W: std::error::Error + 'static>(
+    why: &W,
+) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
+    RPCError::Unreachable(Unreachable::new(why))
+}
+
+fn net_error<E: std::error::Error>(
+    err: &NetError,
+) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
+    match err {
+        NetError::Unreachable { .. } => unreachable(err),
+        NetError::Failed { .. } => RPCError::Network(NetworkError::new(err)),
+    }
+}
+
+fn unexpected<E: std::error::Error>(
+    response: &Response,
+) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
+    let why = std::io::Error::other(format!("unexpected answer {response:?}"));
+    RPCError::Network(NetworkError::new(&why))
+}
+
+fn no_group<E: std::error::Error>(
+    group: GroupId,
+) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
+    // Backed off like a down node: the peer creates the group once its metadata has it.
+    let why = std::io::Error::other(format!("the peer has no replica of {group} yet"));
+    unreachable(&why)
+}
+
+impl ReplicaPeer {
+    async fn call(&self, rpc: ReplicaRpc, option: &RPCOption) -> Result<Response, NetError> {
+        let timeout = option.hard_ttl().max(Duration::from_millis(50));
+        let request = Request::Replica {
+            group: self.group,
+            rpc,
+        };
+        self.transport.call(self.target, request, timeout).await
+    }
+}
+
+impl RaftNetwork<DataConfig> for ReplicaPeer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<DataConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        match self.call(ReplicaRpc::AppendEntries(rpc), &option).await {
+            Ok(Response::Replica(ReplicaAnswer::AppendEntries(Ok(answer)))) => {
+                self.contacts.heard(self.target);
+                Ok(answer)
+            }
+            Ok(Response::Replica(ReplicaAnswer::AppendEntries(Err(err)))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
+            Ok(Response::Replica(ReplicaAnswer::NoSuchGroup)) => Err(no_group(self.group)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(err) => Err(net_error(&err)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<DataConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        let why = std::io::Error::other("data groups do not send snapshots");
+        Err(unreachable(&why))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        match self.call(ReplicaRpc::Vote(rpc), &option).await {
+            Ok(Response::Replica(ReplicaAnswer::Vote(Ok(answer)))) => Ok(answer),
+            Ok(Response::Replica(ReplicaAnswer::Vote(Err(err)))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
+            Ok(Response::Replica(ReplicaAnswer::NoSuchGroup)) => Err(no_group(self.group)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(err) => Err(net_error(&err)),
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! A data group's Raft log: openraft's `RaftLogStorage` over the partition's own segment log,
+//! so each batch is written to disk once per replica (`entry.rs` says how entries are
+//! stored).
+//!
+//! Owns the map from Raft index to stored batch: `first` (the index of the log's first
+//! batch, persisted in `raft-anchor` beside the segments) and, per entry in order, its base
+//! offset and term, rebuilt from the batch headers when the replica opens. Also the vote
+//! (`raft-vote`, written atomically and synced before openraft acts on it).
+//!
+//! Invariants: the map holds exactly one element per batch of the log from `first` on, in
+//! order; an append returns once its batches are readable and calls openraft back once they
+//! are on disk (the shared flusher's group commit); a truncation only ever cuts entries
+//! above the commit point ([`crate::log::PartitionLog::truncate_from`] refuses otherwise).
+
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's StorageError is what its storage traits take and return"
+)]
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    CommittedLeaderId, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use weir_protocol::record_batch::BatchHeader;
+
+use super::entry::{self, BadEntry};
+use super::types::{DataConfig, Entry, LogId, NodeId, Outcome, StorageError};
+use crate::cluster::store::records::{encode, read_single};
+use crate::cluster::store::storage_error as io_error;
+use crate::log::{LogError, Offset};
+use crate::producers::ReplicaVerdict;
+use crate::storage::files::write_atomically;
+use crate::topics::Partition;
+
+const VOTE_FILE: &str = "raft-vote";
+const ANCHOR_FILE: &str = "raft-anchor";
+/// Bytes read per step when rebuilding the map or reading entries.
+const READ_STEP: usize = 1 << 20;
+
+/// Where the log's first batch sits in the Raft log.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Anchor {
+    /// Raft index of the batch at `offset`.
+    first_index: u64,
+    /// Offset of the log's first batch.
+    offset: i64,
+    /// The last entry before it that openraft purged, as `(term, index)`.
+    purged: Option<(u64, u64)>,
+}
+
+/// Raft index to stored batch, for the entries of the log from `first` on.
+#[derive(Debug, Default)]
+pub(crate) struct IndexMap {
+    first: u64,
+    /// Per entry: its batch's base offset and term.
+    entries: VecDeque<(i64, u64)>,
+    /// Offset after the last entry's batch.
+    end_offset: i64,
+    purged: Option<LogId>,
+}
+
+impl IndexMap {
+    fn last(&self) -> Option<LogId> {
+        let (_, term) = self.entries.back()?;
+        let index = self.first + self.entries.len() as u64 - 1;
+        Some(LogId::new(CommittedLeaderId::new(*term, 0), index))
+    }
+
+    fn position(&self, index: u64) -> Option<usize> {
+        let pos = usize::try_from(index.checked_sub(self.first)?).ok()?;
+        (pos < self.entries.len()).then_some(pos)
+    }
+
+    /// The offset just after entry `index`'s batch (where the high watermark goes once it is
+    /// committed).
+    pub(crate) fn offset_after(&self, index: u64) -> Option<i64> {
+        let pos = self.position(index)?;
+        Some(
+            self.entries
+                .get(pos + 1)
+                .map_or(self.end_offset, |(offset, _)| *offset),
+        )
+    }
+}
+
+/// Waiters told when a batch proposed here is stored locally (`acks=1`), by token.
+type LocalWaiters = Mutex<HashMap<u64, oneshot::Sender<Outcome>>>;
+
+struct Inner {
+    partition: Arc<Partition>,
+    dir: PathBuf,
+    map: RwLock<IndexMap>,
+    local: LocalWaiters,
+}
+
+impl Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A data group's log store (cheap to clone: openraft takes it by value, the state machine
+/// and the leader's produce path share it).
+#[derive(Debug, Clone)]
+pub struct ReplicaStore {
+    inner: Arc<Inner>,
+}
+
+fn log_error(verb: ErrorVerb, err: &dyn std::error::Error) -> StorageError {
+    io_error(ErrorSubject::Logs, verb, err)
+}
+
+impl ReplicaStore {
+    /// Opens the store of `partition`'s replica (its log already opened replicated), reading
+    /// the map from the batch headers.
+    ///
+    /// # Errors
+    /// When the log cannot be read or holds a batch no data group writes.
+    pub fn open(partition: Arc<Partition>) -> Result<Self, StorageError> {
+        let log = Arc::clone(partition.log());
+        let dir = log.dir().to_path_buf();
+        let anchor: Anchor = read_single(&dir.join(ANCHOR_FILE))
+            .map_err(|e| log_error(ErrorVerb::Read, &e))?
+            .unwrap_or_default();
+        let mut map = IndexMap {
+            first: anchor.first_index,
+            entries: VecDeque::new(),
+            end_offset: anchor.offset,
+            purged: anchor
+                .purged
+                .map(|(term, index)| LogId::new(CommittedLeaderId::new(term, 0), index)),
+        };
+        let end = log.log_end_offset().0;
+        let mut offset = anchor.offset.max(log.log_start_offset().0);
+        map.end_offset = offset;
+        while offset < end {
+            let read = log
+                .read_to_end(Offset(offset), READ_STEP)
+                .map_err(|e| log_error(ErrorVerb::Read, &e))?;
+            let mut rest = &read.records[..];
+            if rest.is_empty() {
+                break;
+            }
+            while !rest.is_empty() {
+                let header =
+                    BatchHeader::parse(rest).map_err(|e| log_error(ErrorVerb::Read, &e))?;
+                let len = header
+                    .total_len()
+                    .map_err(|e| log_error(ErrorVerb::Read, &e))?;
+                if header.base_offset >= offset {
+                    let term = u64::try_from(header.partition_leader_epoch).unwrap_or(0);
+                    map.entries.push_back((header.base_offset, term));
+                    offset = header.next_offset();
+                    map.end_offset = offset;
+                }
+                rest = rest.get(len..).unwrap_or_default();
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                partition,
+                dir,
+                map: RwLock::new(map),
+                local: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub(crate) fn map(&self) -> std::sync::RwLockReadGuard<'_, IndexMap> {
+        self.inner
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, IndexMap> {
+        self.inner
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The replica's partition.
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.inner.partition
+    }
+
+    /// Registers a waiter told when the batch proposed with `token` is stored here.
+    pub fn on_local_append(&self, token: u64) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, tx);
+        rx
+    }
+
+    /// Forgets the waiter of `token` (its produce gave up).
+    pub fn forget_local(&self, token: u64) {
+        self.inner
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
+    }
+
+    fn write_anchor(&self, anchor: &Anchor) -> Result<(), StorageError> {
+        let bytes = encode(anchor).map_err(|e| log_error(ErrorVerb::Write, &e))?;
+        let log = self.inner.partition.log();
+        write_atomically(&self.inner.dir, ANCHOR_FILE, &bytes, log.disk())
+            .map_err(|e| log_error(ErrorVerb::Write, &e))
+    }
+
+    /// Stores `entries` (on a blocking thread); returns the offset after the last one.
+    fn append_blocking(&self, entries: Vec<Entry>) -> Result<i64, StorageError> {
+        let partition = &self.inner.partition;
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let mut end = self.map().end_offset;
+        for entry in entries {
+            let term = entry.log_id.leader_id.term;
+            let epoch = i32::try_from(term).map_err(|e| log_error(ErrorVerb::Write, &e))?;
+            let (bytes, token) = match &entry.payload {
+                EntryPayload::Normal(batch) => (batch.bytes.clone(), batch.token),
+                _ => (entry::control_batch(&entry, now).unwrap_or_default(), 0),
+            };
+            let marker = |verdict: &ReplicaVerdict| {
+                let outcome = match verdict {
+                    ReplicaVerdict::Duplicate(original) => Outcome::Duplicate {
+                        base_offset: original.base_offset,
+                        last_offset: original.last_offset,
+                    },
+                    ReplicaVerdict::Refused(refusal) => Outcome::Refused {
+                        code: crate::producers::sequence_error_code(refusal).code(),
+                        message: refusal.to_string(),
+                    },
+                    ReplicaVerdict::Stored => Outcome::Control,
+                };
+                entry::marker(&outcome, now)
+            };
+            let appended = partition
+                .append_replica(&bytes, epoch, token != 0, marker)
+                .map_err(|e| log_error(ErrorVerb::Write, &e))?;
+            {
+                let mut map = self.map_mut();
+                let expected = map.first + map.entries.len() as u64;
+                if entry.log_id.index != expected {
+                    let why = std::io::Error::other(format!(
+                        "entry {} appended where {expected} was due",
+                        entry.log_id.index
+                    ));
+                    return Err(log_error(ErrorVerb::Write, &why));
+                }
+                map.entries.push_back((appended.info.base_offset.0, term));
+                map.end_offset = appended.info.last_offset.0 + 1;
+                end = map.end_offset;
+            }
+            if token != 0 {
+                let waiter = self
+                    .inner
+                    .local
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&token);
+                if let Some(waiter) = waiter {
+                    let outcome = match appended.verdict {
+                        ReplicaVerdict::Stored => Outcome::Stored {
+                            base_offset: appended.info.base_offset.0,
+                            last_offset: appended.info.last_offset.0,
+                        },
+                        ReplicaVerdict::Duplicate(original) => Outcome::Duplicate {
+                            base_offset: original.base_offset,
+                            last_offset: original.last_offset,
+                        },
+                        ReplicaVerdict::Refused(refusal) => Outcome::Refused {
+                            code: crate::producers::sequence_error_code(&refusal).code(),
+                            message: refusal.to_string(),
+                        },
+                    };
+                    let _gone = waiter.send(outcome);
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// Reads the entries of `[from, to)` from the log.
+    fn read_entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StorageError> {
+        let mut out = Vec::new();
+        let (mut index, mut offset) = {
+            let map = self.map();
+            let from = from.max(map.first);
+            let Some(pos) = map.position(from) else {
+                return Ok(out);
+            };
+            (from, map.entries[pos].0)
+        };
+        let log = self.inner.partition.log();
+        while index < to {
+            let read = log
+                .read_to_end(Offset(offset), READ_STEP)
+                .map_err(|e| log_error(ErrorVerb::Read, &e))?;
+            let mut rest = read.records.clone();
+            if rest.is_empty() {
+                break;
+            }
+            while !rest.is_empty() && index < to {
+                let header =
+                    BatchHeader::parse(&rest).map_err(|e| log_error(ErrorVerb::Read, &e))?;
+                let len = header
+                    .total_len()
+                    .map_err(|e| log_error(ErrorVerb::Read, &e))?;
+                let bytes: Bytes = rest.split_to(len.min(rest.len()));
+                if header.base_offset < offset {
+                    continue;
+                }
+                let entry = entry::decode(bytes, &header, index)
+                    .map_err(|e: BadEntry| log_error(ErrorVerb::Read, &e))?;
+                out.push(entry);
+                index += 1;
+                offset = header.next_offset();
+            }
+        }
+        Ok(out)
+    }
+
+    fn truncate_blocking(&self, index: u64) -> Result<(), StorageError> {
+        let cut = {
+            let map = self.map();
+            map.position(index).map(|pos| (pos, map.entries[pos].0))
+        };
+        let Some((pos, offset)) = cut else {
+            return Ok(());
+        };
+        let partition = &self.inner.partition;
+        partition
+            .log()
+            .truncate_from(Offset(offset))
+            .and_then(|()| partition.reload_producers())
+            .map_err(|e: LogError| log_error(ErrorVerb::Delete, &e))?;
+        let mut map = self.map_mut();
+        map.entries.truncate(pos);
+        map.end_offset = offset;
+        Ok(())
+    }
+}
+
+fn range_of<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(i) => i.saturating_add(1),
+        Bound::Excluded(i) => *i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
+}
+
+impl RaftLogReader<DataConfig> for ReplicaStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (from, to) = range_of(&range);
+        let this = self.clone();
+        blocking(move || this.read_entries(from, to)).await
+    }
+}
+
+impl RaftLogStorage<DataConfig> for ReplicaStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<DataConfig>, StorageError> {
+        let map = self.map();
+        Ok(LogState {
+            last_purged_log_id: map.purged,
+            last_log_id: map.last().or(map.purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let this = self.clone();
+        let vote = *vote;
+        blocking(move || {
+            let bytes =
+                encode(&vote).map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Write, &e))?;
+            let log = this.inner.partition.log();
+            write_atomically(&this.inner.dir, VOTE_FILE, &bytes, log.disk())
+                .map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Write, &e))
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        read_single(&self.inner.dir.join(VOTE_FILE))
+            .map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Read, &e))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<DataConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let this = self.clone();
+        let end = blocking(move || this.append_blocking(entries)).await?;
+        // Readable now; openraft hears of durability from the flusher's shared sync (a
+        // follower's acknowledgement and the leader's own vote in the commit count on it).
+        let log = Arc::clone(self.inner.partition.log());
+        tokio::spawn(async move {
+            let synced = log.wait_durable(Offset(end)).await;
+            callback.log_io_completed(synced.map_err(std::io::Error::other));
+        });
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let this = self.clone();
+        blocking(move || this.truncate_blocking(log_id.index)).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // The batches stay (retention removes segments on its own terms); the map forgets
+        // the entries and openraft never asks for them again.
+        let anchor = {
+            let mut map = self.map_mut();
+            while map.first <= log_id.index && !map.entries.is_empty() {
+                map.entries.pop_front();
+                map.first += 1;
+            }
+            if map.entries.is_empty() {
+                map.first = log_id.index + 1;
+            }
+            map.purged = Some(log_id);
+            Anchor {
+                first_index: map.first,
+                offset: map.entries.front().map_or(map.end_offset, |(o, _)| *o),
+                purged: Some((log_id.leader_id.term, log_id.index)),
+            }
+        };
+        let this = self.clone();
+        blocking(move || this.write_anchor(&anchor)).await
+    }
+}
+
+/// Runs file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| Err(log_error(ErrorVerb::Write, &join)))
+}
