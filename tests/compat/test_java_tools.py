@@ -199,6 +199,15 @@ def test_kafka_consumer_groups(kafka, broker):
             consumer.poll(0.2)
         state = table(kafka("consumer-groups", "--describe", "--group", group, "--state").ok().stdout)
         assert state[0]["STATE"] == "Stable" and state[0]["#MEMBERS"] == "1", state
+        # Listing filtered by state (ListGroups v4) and type (v5), on the broker.
+        r = kafka("consumer-groups", "--list", "--state", "Stable").ok()
+        assert {"GROUP": group, "STATE": "Stable"} in table(r.stdout), r
+        r = kafka("consumer-groups", "--list", "--state", "Empty").ok()
+        assert group not in r.stdout.split(), r
+        r = kafka("consumer-groups", "--list", "--type", "classic").ok()
+        assert {"GROUP": group, "TYPE": "Classic"} in table(r.stdout), r
+        r = kafka("consumer-groups", "--list", "--type", "consumer").ok()
+        assert group not in r.stdout.split(), r
         members = table(kafka("consumer-groups", "--describe", "--group", group, "--members").ok().stdout)
         assert len(members) == 1 and members[0]["#PARTITIONS"] == "2", members
         busy = kafka("consumer-groups", "--reset-offsets", "--group", group, "--all-topics", "--to-earliest", "--execute")

@@ -266,8 +266,9 @@ public final class StreamsChecks {
                 synchronized (errors) {
                     if (!errors.isEmpty()) {
                         String msg = Check.describe(errors.get(0));
-                        // Streams 4.4 stops at its first read-committed offset fetch (require_stable
-                        // needs OffsetFetch v7, above the served range), before any transaction.
+                        // With OffsetFetch v7 served (require_stable), Streams gets as far as its
+                        // transactional producer, whose InitProducerId the broker refuses; against
+                        // a broker without v7 it stops earlier, at its first stable offset fetch.
                         expect(msg.contains("RequireStable") || msg.contains("TransactionalIdAuthorizationException"),
                                 "the app failed, but not for want of transactions: " + msg);
                         return "refused after " + (System.currentTimeMillis() - start) + " ms: " + msg;
