@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import DEFAULT_SEGMENT_BYTES, WeirBroker, broker_binary
+from conftest import start_module_broker
 from helpers import api_versions, stored_codecs
 from java import CLIENT_VERSIONS, JavaRun, parse_checks, run_java
 
@@ -71,14 +71,7 @@ def client_runs(java_builds, tmp_path_factory):
 
     def run_one(version: str, classpath: str) -> ClientRun:
         tmp = tmp_path_factory.mktemp(f"java-client-{version}")
-        broker = WeirBroker(
-            broker_binary(),
-            tmp / "data",
-            tmp / "weir-broker.log",
-            ["--group-initial-rebalance-delay-ms", "0"],
-            DEFAULT_SEGMENT_BYTES,
-        )
-        broker.start()
+        broker = start_module_broker(tmp, ["--group-initial-rebalance-delay-ms", "0"])
         try:
             apis = api_versions(broker.bootstrap)
             run = run_java(classpath, "dev.weir.compat.ClientChecks", [broker.bootstrap], timeout=150)
@@ -88,7 +81,7 @@ def client_runs(java_builds, tmp_path_factory):
         stored = {}
         for codec in CODECS:
             try:
-                stored[codec] = stored_codecs(broker.data_dir, f"java-codec-{codec}", 3)
+                stored[codec] = stored_codecs(broker.log_dir, f"java-codec-{codec}", 3)
             except AssertionError as err:
                 stored[codec] = {"error": str(err)}
         return ClientRun(run, parse_checks(run.stdout), apis, stored, broker.log_text())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DEFAULT_SEGMENT_BYTES, WeirBroker, broker_binary
+from conftest import start_module_broker
 from java import TOOLS_VERSION, parse_checks, run_java
 
 
@@ -25,14 +25,7 @@ from java import TOOLS_VERSION, parse_checks, run_java
 def streams_run(java_builds, tmp_path_factory):
     classpath = java_builds.classpath(TOOLS_VERSION)
     tmp = tmp_path_factory.mktemp("java-streams")
-    broker = WeirBroker(
-        broker_binary(),
-        tmp / "data",
-        tmp / "weir-broker.log",
-        ["--group-initial-rebalance-delay-ms", "0"],
-        DEFAULT_SEGMENT_BYTES,
-    )
-    broker.start()
+    broker = start_module_broker(tmp, ["--group-initial-rebalance-delay-ms", "0"])
     try:
         run = run_java(
             classpath,
