@@ -267,6 +267,9 @@ KAFKA_SETTINGS = {
     "--group-initial-rebalance-delay-ms": "group.initial.rebalance.delay.ms",
     "--log-cleanup-policy": "log.cleanup.policy",
     "--log-cleaner-threads": "log.cleaner.threads",
+    "--log-cleaner-backoff-ms": "log.cleaner.backoff.ms",
+    "--log-cleaner-min-cleanable-ratio": "log.cleaner.min.cleanable.ratio",
+    "--segment-ms": "log.roll.ms",
 }
 # Kafka refuses a smaller log.segment.bytes.
 KAFKA_MIN_SEGMENT_BYTES = 1 << 20
