@@ -10,9 +10,9 @@
 //! Invariants: [`SUPPORTED_APIS`] lists each key once, with `min <= max`; every range stays
 //! below the API's first flexible version except ApiVersions v3 (see
 //! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
-//! DescribeCluster and DescribeProducers (flexible from v0). Header versions are right for
-//! any version, not only the supported ones, because they come from Kafka's first flexible
-//! version per API.
+//! DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6, ListGroups
+//! v3-5 and OffsetFetch v6-7. Header versions are right for any version, not only the
+//! supported ones, because they come from Kafka's first flexible version per API.
 
 use std::fmt;
 
@@ -247,14 +247,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, range(1, 3)),
     (ApiKey::Metadata, range(0, 6)),
     (ApiKey::OffsetCommit, range(2, 7)),
-    (ApiKey::OffsetFetch, range(1, 5)),
+    // v6+ is flexible; v7's require_stable has nothing to wait for (no transactional
+    // offsets). v8 batches groups (a different request shape), not served yet.
+    (ApiKey::OffsetFetch, range(1, 7)),
     (ApiKey::FindCoordinator, range(0, 2)),
     (ApiKey::JoinGroup, range(0, 5)),
     (ApiKey::Heartbeat, range(0, 3)),
     (ApiKey::LeaveGroup, range(0, 3)),
     (ApiKey::SyncGroup, range(0, 3)),
     (ApiKey::DescribeGroups, range(0, 4)),
-    (ApiKey::ListGroups, range(0, 2)),
+    // v3+ is flexible, v4 filters by state, v5 by type (every group is `classic`).
+    (ApiKey::ListGroups, range(0, 5)),
     (ApiKey::ApiVersions, range(0, 3)),
     // v5+ (flexible) answers with the new topic's configs; v7 adds topic ids, which Weir
     // does not have yet.
@@ -380,6 +383,10 @@ mod tests {
         (ApiKey::DescribeProducers, &[0]),
         // v5+ carries the new topic's configs in the answer.
         (ApiKey::CreateTopics, &[5, 6]),
+        // The Java admin and kafka-consumer-groups filter by state (v4) and type (v5).
+        (ApiKey::ListGroups, &[3, 4, 5]),
+        // v7's require_stable comes from read_committed consumers.
+        (ApiKey::OffsetFetch, &[6, 7]),
     ];
 
     #[test]

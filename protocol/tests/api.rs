@@ -26,14 +26,14 @@ fn ranges_match_the_design_exactly() {
         (2, "ListOffsets", 1, 3),
         (3, "Metadata", 0, 6),
         (8, "OffsetCommit", 2, 7),
-        (9, "OffsetFetch", 1, 5),
+        (9, "OffsetFetch", 1, 7),
         (10, "FindCoordinator", 0, 2),
         (11, "JoinGroup", 0, 5),
         (12, "Heartbeat", 0, 3),
         (13, "LeaveGroup", 0, 3),
         (14, "SyncGroup", 0, 3),
         (15, "DescribeGroups", 0, 4),
-        (16, "ListGroups", 0, 2),
+        (16, "ListGroups", 0, 5),
         (18, "ApiVersions", 0, 3),
         (19, "CreateTopics", 2, 6),
         (20, "DeleteTopics", 1, 3),
@@ -151,10 +151,13 @@ fn header_versions_follow_first_flexible_version() {
 fn only_api_versions_v3_and_the_flexible_admin_apis_use_flexible_headers_in_range() {
     // Admin APIs served in flexible versions: DescribeLogDirs v2-4 (v4 has the disk figures),
     // DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6 (the new
-    // topic's configs in the answer).
+    // topic's configs in the answer); and the group APIs ListGroups v3-5 (state and type
+    // filters) and OffsetFetch v6-7 (require_stable).
     let flexible_admin = |key: ApiKey, version: i16| match key {
         ApiKey::DescribeLogDirs => version >= 2,
         ApiKey::CreateTopics => version >= 5,
+        ApiKey::ListGroups => version >= 3,
+        ApiKey::OffsetFetch => version >= 6,
         ApiKey::DescribeCluster | ApiKey::DescribeProducers => true,
         _ => false,
     };

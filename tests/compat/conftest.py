@@ -10,8 +10,9 @@ The binary is `$WEIR_BROKER_BIN` if set, else `$CARGO_TARGET_DIR/debug/weir-brok
 `<repo>/target/debug/weir-broker`; `scripts/test.sh` builds it first.
 
 With `WEIR_COMPAT_BROKER=kafka` the same fixtures start Apache Kafka instead (a single-node
-KRaft broker from bench/peers/kafka.sh, see kafka_peer.py); a test that needs what only Weir has
-(its flags, data files, restart or SIGKILL) is skipped in that mode, and only in that mode.
+KRaft broker from bench/peers/kafka.sh, see kafka_peer.py); Weir's flags that Kafka has too
+become its settings (KAFKA_SETTINGS), and a test that needs what only Weir has (its other
+flags, data files, restart or SIGKILL) is skipped in that mode, and only in that mode.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ class WeirBroker:
     def bootstrap(self) -> str:
         assert self.port is not None, "broker was never started"
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the partition directories (`<topic>-<partition>/*.log`) are: the data directory."""
+        return self.data_dir
 
     def log_text(self) -> str:
         try:
@@ -255,17 +261,61 @@ def broker_factory(request, tmp_path):
         pytest.fail("; ".join(failures), pytrace=False)
 
 
+# Weir's flags that have a Kafka broker setting of the same meaning: in Kafka mode they become
+# lines of its server.properties instead of skipping the test.
+KAFKA_SETTINGS = {
+    "--group-initial-rebalance-delay-ms": "group.initial.rebalance.delay.ms",
+    "--log-cleanup-policy": "log.cleanup.policy",
+    "--log-cleaner-threads": "log.cleaner.threads",
+    "--log-cleaner-backoff-ms": "log.cleaner.backoff.ms",
+    "--log-cleaner-min-cleanable-ratio": "log.cleaner.min.cleanable.ratio",
+    "--segment-ms": "log.roll.ms",
+}
+# Kafka refuses a smaller log.segment.bytes.
+KAFKA_MIN_SEGMENT_BYTES = 1 << 20
+
+
+def kafka_settings(extra_args, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> list[str]:
+    """Kafka's server.properties lines for weir-broker flags (see KAFKA_SETTINGS) and a segment
+    size; skips the test (`weir_only`) for a flag without a Kafka equivalent. Weir's default
+    segment size here is a test convenience with no Kafka meaning, so it is not passed on."""
+    settings = []
+    args = list(extra_args)
+    while args:
+        flag = args.pop(0)
+        if flag not in KAFKA_SETTINGS or not args:
+            weir_only(f"weir-broker flags {' '.join(extra_args)}")
+        settings.append(f"{KAFKA_SETTINGS[flag]}={args.pop(0)}")
+    if segment_bytes != DEFAULT_SEGMENT_BYTES:
+        if segment_bytes < KAFKA_MIN_SEGMENT_BYTES:
+            weir_only(f"Weir's --segment-bytes {segment_bytes} (below Kafka's minimum)")
+        settings.append(f"log.segment.bytes={segment_bytes}")
+    return settings
+
+
+def start_module_broker(directory: Path, extra_args: list[str]):
+    """A started broker for a module-scoped fixture (the Java tests share one per module):
+    weir-broker with `extra_args` in `directory`, or in Kafka mode Apache Kafka with their
+    equivalent settings. Stop it with `stop()`, which returns the exit status (0 for Kafka)."""
+    if kafka_mode():
+        b = KafkaBroker(directory / "kafka", kafka_settings(extra_args))
+    else:
+        b = WeirBroker(
+            broker_binary(), directory / "data", directory / "weir-broker.log", extra_args, DEFAULT_SEGMENT_BYTES
+        )
+    b.start()
+    return b
+
+
 def _kafka_factory(request, tmp_path):
-    """`broker_factory` in Kafka mode: Weir's flags and segment size have no Kafka meaning."""
+    """`broker_factory` in Kafka mode: Weir's flags become Kafka settings where Kafka has the
+    same one (KAFKA_SETTINGS); a test with any other flag is skipped."""
     brokers: list[KafkaBroker] = []
     request.node.weir_brokers = brokers
 
     def make(*extra_args: str, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> KafkaBroker:
-        if extra_args:
-            weir_only(f"weir-broker flags {' '.join(extra_args)}")
-        if segment_bytes != DEFAULT_SEGMENT_BYTES:
-            weir_only(f"Weir's --segment-bytes {segment_bytes}")
-        b = KafkaBroker(tmp_path / f"kafka-{len(brokers)}")
+        settings = kafka_settings(extra_args, segment_bytes)
+        b = KafkaBroker(tmp_path / f"kafka-{len(brokers)}", settings)
         brokers.append(b)
         b.start()
         return b

@@ -168,3 +168,25 @@ def kcat_librdkafka_version(kcat: str) -> tuple[int, ...]:
     found = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", out)
     assert found, f"no librdkafka version in kcat -V: {out}"
     return tuple(int(x) for x in found.groups())
+
+
+def wait_for_group_coordinator(bootstrap: str, group: str, timeout: float = 30.0) -> None:
+    """Returns once the group's coordinator answers for `group` (its committed offsets are
+    listed without an error). Apache Kafka creates its __consumer_offsets topic on the first
+    FindCoordinator and answers COORDINATOR_NOT_AVAILABLE, then COORDINATOR_LOAD_IN_PROGRESS
+    (and OffsetDelete GROUP_ID_NOT_FOUND) until it has loaded it, which kafka-python's admin
+    client does not retry; Weir answers at once. Call it before a kafka-python group call on a
+    fresh broker."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            listed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
+            listed[group].result(timeout=15)
+            return
+        except KafkaException as err:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no coordinator for group {group} within {timeout} s: {err}") from err
+            time.sleep(0.3)

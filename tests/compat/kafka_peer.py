@@ -37,8 +37,10 @@ def weir_only(what: str) -> None:
 class KafkaBroker:
     """One Apache Kafka process (KRaft, broker and controller in one) in its own directory."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, settings: list[str] | None = None):
         self.directory = directory
+        # KEY=VALUE lines added to its server.properties (kafka.sh start DIR KEY=VALUE...).
+        self.settings = list(settings or [])
         self.log_path = directory / "kafka.log"
         self.port: int | None = None
         self.pid: int | None = None
@@ -56,7 +58,7 @@ class KafkaBroker:
 
     def start(self) -> None:
         run = subprocess.run(
-            [str(KAFKA_SH), "start", str(self.directory)],
+            [str(KAFKA_SH), "start", str(self.directory), *self.settings],
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT_S,
@@ -99,6 +101,12 @@ class KafkaBroker:
 
     def stop_clean(self) -> None:
         self.stop()
+
+    @property
+    def log_dir(self) -> Path:
+        """Kafka's log.dirs: partition directories of `.log` segments holding the record
+        batches as sent, in the same format as Weir's (so the stored codecs can be read)."""
+        return self.directory / "data"
 
     # What only Weir has.
 

@@ -25,7 +25,7 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from helpers import create_topic, read_partitions
+from helpers import create_topic, read_partitions, wait_for_group_coordinator
 
 
 def _produce(bootstrap: str, topic: str, partition: int, count: int) -> None:
@@ -119,6 +119,7 @@ def test_confluent_group_offsets_after_offset_delete(broker):
         ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 4)])
     ])
     altered[group].result(timeout=15)
+    wait_for_group_coordinator(broker.bootstrap, group)
 
     kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
     try:
@@ -226,6 +227,7 @@ def test_kafka_python_delete_group_offsets(broker):
     topic = "kp-offsets"
     group = "kp-offsets-group"
     create_topic(broker.bootstrap, topic, 2)
+    wait_for_group_coordinator(broker.bootstrap, group)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
     try:
         from kafka.structs import OffsetAndMetadata

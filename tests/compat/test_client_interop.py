@@ -259,7 +259,7 @@ def test_weir_client_reads_confluent_records_with_headers(broker, interop, codec
     assert errors == [], f"{len(errors)} delivery failures, first: {errors[:3]}"
     assert sorted(reports) == list(range(n))
     # librdkafka sends a batch uncompressed when the codec would not make it smaller.
-    codecs = stored_codecs(broker.data_dir, topic, PARTITIONS)
+    codecs = stored_codecs(broker.log_dir, topic, PARTITIONS)
     assert codec in codecs and set(codecs) <= {codec, "none"}, f"stored batches by codec: {codecs}"
 
     expected = []

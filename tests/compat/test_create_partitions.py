@@ -4,6 +4,8 @@ topic, refuse a shrink, and the new partition takes records that read back."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewPartitions
@@ -83,9 +85,14 @@ def test_kafka_python_create_partitions(broker):
     try:
         response = admin.create_partitions({topic: NewPartitions(total_count=5)})
         _assert_no_errors(response)
-        assert sorted(
+        # Kafka's broker serves the new partitions a moment after the answer (when it applies
+        # the metadata record); Weir's before it.
+        deadline = time.monotonic() + 10
+        while (got := sorted(
             p["partition_index"] for p in admin.describe_topics([topic])[0]["partitions"]
-        ) == [0, 1, 2, 3, 4]
+        )) != [0, 1, 2, 3, 4] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert got == [0, 1, 2, 3, 4]
         with pytest.raises(InvalidPartitionsError):
             _assert_no_errors(admin.create_partitions({topic: NewPartitions(total_count=4)}))
     finally:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType
 from confluent_kafka.admin import AdminClient
 
-from helpers import api_versions, create_topic
+from helpers import create_topic
 
 HERE = Path(__file__).resolve().parent
 MEMBER_SCRIPT = HERE / "group_member.py"
@@ -879,6 +879,17 @@ def test_admin_consumer_group_apis(broker_factory, members):
     assert group in listed, sorted(listed)
     listed_states["while members run"] = (listed[group].state, ConsumerGroupState.STABLE)
     assert listed[group].is_simple_consumer_group is False
+    # Filtered on the broker: ListGroups v4's states and v5's types (every Weir group is a
+    # classic group: no KIP-848 `consumer` groups).
+    def listed_with(**filters) -> set:
+        result = admin.list_consumer_groups(request_timeout=15, **filters).result(timeout=20)
+        assert result.errors == [], result.errors
+        return {g.group_id for g in result.valid}
+
+    assert group in listed_with(states={ConsumerGroupState.STABLE})
+    assert group not in listed_with(states={ConsumerGroupState.EMPTY})
+    assert group in listed_with(types={ConsumerGroupType.CLASSIC})
+    assert group not in listed_with(types={ConsumerGroupType.CONSUMER})
 
     desc = admin.describe_consumer_groups([group], request_timeout=15)[group].result(timeout=20)
     assert desc.group_id == group
@@ -946,11 +957,8 @@ def test_admin_consumer_group_apis(broker_factory, members):
         future.result(timeout=20)
     assert failed.value.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND, failed.value
 
-    # ListGroups carries the group state only from v4; Weir serves v0-2 (docs/protocol-support.md),
-    # so librdkafka cannot know the state from a listing and reports UNKNOWN. DescribeGroups
-    # (checked above) gives the state. If a later range includes v4, the real states must show.
-    listed_groups_v4 = api_versions(broker.bootstrap).get(16, (0, 0))[1] >= 4
-    wrong = {when: f"{got.name}, expected {want.name if listed_groups_v4 else 'UNKNOWN'}"
-             for when, (got, want) in listed_states.items()
-             if got != (want if listed_groups_v4 else ConsumerGroupState.UNKNOWN)}
+    # ListGroups carries the group state from v4 (librdkafka reports UNKNOWN from older
+    # versions); Weir serves v0-5.
+    wrong = {when: f"{got.name}, expected {want.name}"
+             for when, (got, want) in listed_states.items() if got != want}
     assert wrong == {}, f"list_consumer_groups reported the wrong group state: {wrong}"

@@ -55,7 +55,7 @@ def test_produce_gzip_then_assign_and_seek(broker, idempotence):
     producer.flush(timeout=60)
     metas = [f.get(timeout=30) for f in futures]
     producer.close(timeout=10)
-    codecs = stored_codecs(broker.data_dir, topic, 2)
+    codecs = stored_codecs(broker.log_dir, topic, 2)
     assert set(codecs) == {"gzip"}, f"stored batches by codec: {codecs}"
     per_partition: dict[int, list[int]] = {0: [], 1: []}
     for i, m in enumerate(metas):
@@ -150,7 +150,7 @@ def test_lz4_batches_are_stored_as_sent_and_read_by_kcat(broker, kcat):
     offsets = [f.get(timeout=30).offset for f in futures]
     producer.close(timeout=10)
     assert offsets == list(range(N))
-    assert set(stored_codecs(broker.data_dir, topic, 1)) == {"lz4"}
+    assert set(stored_codecs(broker.log_dir, topic, 1)) == {"lz4"}
     out = subprocess.run(
         [kcat, "-b", broker.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
          "-f", "%o %k %s\n"],

@@ -132,7 +132,7 @@ def test_produce_consume_every_codec(broker, kcat, tmp_path, codec):
     # codec_on_the_wire: old librdkafka sends gzip, snappy and lz4 uncompressed to any broker
     # without Produce v0, Kafka 4.0 included).
     expected = codec_on_the_wire(codec, kcat_librdkafka_version(kcat), api_versions(broker.bootstrap))
-    codecs = stored_codecs(broker.data_dir, topic, partitions)
+    codecs = stored_codecs(broker.log_dir, topic, partitions)
     assert codec_mix_ok(codecs, expected), (
         f"kcat -z {codec}: stored batches by codec {codecs}, expected {expected}; the broker "
         f"advertises {_codec_relevant_versions(broker.bootstrap)}"
@@ -167,7 +167,7 @@ def test_consume_batches_compressed_by_confluent_kafka(broker, kcat, codec):
     assert out == expected, "kcat read back something else than was produced"
     librdkafka = tuple(int(x) for x in confluent_kafka.libversion()[0].split(".")[:3])
     expected = codec_on_the_wire(codec, librdkafka, api_versions(broker.bootstrap))
-    codecs = stored_codecs(broker.data_dir, topic, 1)
+    codecs = stored_codecs(broker.log_dir, topic, 1)
     assert codec_mix_ok(codecs, expected), (
         f"confluent-kafka compression.type={codec}: stored batches by codec {codecs}, expected "
         f"{expected}; the broker advertises {_codec_relevant_versions(broker.bootstrap)}"

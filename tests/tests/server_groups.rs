@@ -1,8 +1,9 @@
 //! The group APIs over the wire, at every version in their ranges: FindCoordinator, a whole
 //! membership cycle (JoinGroup with the KIP-394 round trip from v4, SyncGroup, Heartbeat,
 //! LeaveGroup), OffsetCommit/OffsetFetch round trips (durable across restarts),
-//! DescribeGroups, ListGroups, DeleteGroups. The state machine's every transition is
-//! unit-tested in `broker/src/groups/coordinator.rs`; these check the wire translation.
+//! DescribeGroups, ListGroups (with its v4 state and v5 type filters), DeleteGroups. The
+//! state machine's every transition is unit-tested in `broker/src/groups/coordinator.rs`;
+//! these check the wire translation.
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -580,5 +581,102 @@ async fn deleting_a_topic_deletes_its_committed_offsets() {
     client.create_topic("doomed", 1).await;
     let fetched = client.call(1, fetch_request("g", "doomed", &[0])).await;
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, -1);
+    broker.shutdown().await;
+}
+
+/// ListGroups v4 filters by state and v5 by type (the Java admin's `listConsumerGroups` with
+/// states, `kafka-consumer-groups --list --state`), ignoring case as Kafka does; every Weir
+/// group is a classic group.
+#[tokio::test]
+async fn list_groups_filters_by_state_and_type() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    client.create_topic("t", 1).await;
+    let (member, generation) = join_alone(&mut client, 5, "active").await;
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("active"))
+        .with_generation_id(generation)
+        .with_member_id(s(&member));
+    client.call(3, sync).await;
+    client
+        .call(2, commit_request("offsets-only", "t", 0, 3, ""))
+        .await;
+    let list = |states: &[&str], types: &[&str]| {
+        ListGroupsRequest::default()
+            .with_states_filter(states.iter().map(|v| s(v)).collect())
+            .with_types_filter(types.iter().map(|v| s(v)).collect())
+    };
+    let names = |listed: &kafka_protocol::messages::ListGroupsResponse| {
+        listed
+            .groups
+            .iter()
+            .map(|g| format!("{}:{}", g.group_id.as_str(), g.group_state.as_str()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        versions(ApiKey::ListGroups).contains(&5),
+        "ListGroups v4-5 served"
+    );
+    let (active, idle) = ("active:Stable", "offsets-only:Empty");
+    for v in 4..=*versions(ApiKey::ListGroups).end() {
+        let all = client.call(v, list(&[], &[])).await;
+        assert_eq!(all.error_code, 0, "v{v}");
+        assert_eq!(names(&all), [active, idle], "v{v}");
+        let stable = client.call(v, list(&["stable"], &[])).await;
+        assert_eq!(names(&stable), [active], "v{v}");
+        let empty = client.call(v, list(&[" Empty", "Dead"], &[])).await;
+        assert_eq!(names(&empty), [idle], "v{v}");
+        let rebalancing = client.call(v, list(&["PreparingRebalance"], &[])).await;
+        assert!(names(&rebalancing).is_empty(), "v{v}");
+    }
+    for v in 5..=*versions(ApiKey::ListGroups).end() {
+        let classic = client.call(v, list(&[], &["Classic"])).await;
+        assert_eq!(names(&classic), [active, idle], "v{v}");
+        assert!(
+            classic
+                .groups
+                .iter()
+                .all(|g| g.group_type.as_str() == "classic"),
+            "v{v}"
+        );
+        let consumer = client.call(v, list(&[], &["consumer"])).await;
+        assert!(names(&consumer).is_empty(), "v{v}: no KIP-848 groups");
+        let both = client
+            .call(v, list(&["empty"], &["consumer", "classic"]))
+            .await;
+        assert_eq!(names(&both), [idle], "v{v}: both filters apply");
+    }
+    broker.shutdown().await;
+}
+
+/// OffsetFetch v7 with `require_stable` (what a read_committed Java consumer sends) answers
+/// the committed offsets: without transactions no offset is ever pending.
+#[tokio::test]
+async fn offset_fetch_with_require_stable_answers_the_committed_offsets() {
+    let broker = broker().await;
+    let mut client = broker.client().await;
+    assert!(
+        versions(ApiKey::OffsetFetch).contains(&7),
+        "OffsetFetch v7 served"
+    );
+    client.create_topic("stable", 1).await;
+    client
+        .call(7, commit_request("rc", "stable", 0, 17, "m"))
+        .await;
+    for v in 7..=*versions(ApiKey::OffsetFetch).end() {
+        let fetched = client
+            .call(
+                v,
+                fetch_request("rc", "stable", &[0]).with_require_stable(true),
+            )
+            .await;
+        assert_eq!(fetched.error_code, 0, "v{v}");
+        let p = &fetched.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.committed_offset, p.metadata.as_deref()),
+            (0, 17, Some("m")),
+            "v{v}"
+        );
+    }
     broker.shutdown().await;
 }

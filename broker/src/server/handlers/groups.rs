@@ -1,7 +1,11 @@
 //! Group membership APIs: FindCoordinator 0-2, JoinGroup 0-5, SyncGroup 0-3, Heartbeat 0-3,
-//! LeaveGroup 0-3, DescribeGroups 0-4, ListGroups 0-2. Each translates between the wire
+//! LeaveGroup 0-3, DescribeGroups 0-4, ListGroups 0-5. Each translates between the wire
 //! messages and the coordinator's domain types; the rules live in
 //! [`crate::groups::coordinator`].
+//!
+//! Every group here is a classic group (Kafka's `GroupType.CLASSIC`): the KIP-848 `consumer`
+//! protocol is not served, so ListGroups v5 reports `classic` as each group's type and a types
+//! filter without `classic` matches nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use kafka_protocol::messages::{
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
     ListGroupsResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
@@ -257,7 +262,10 @@ pub(crate) fn describe(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub(crate) fn list(ctx: &Arc<Context>, _request: &ListGroupsRequest) -> ListGroupsResponse {
+/// The type ListGroups v5 reports for every group (Kafka's `Group.GroupType.CLASSIC`).
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
+pub(crate) fn list(ctx: &Arc<Context>, request: &ListGroupsRequest) -> ListGroupsResponse {
     let mut groups: Vec<(String, GroupState, String)> = ctx.groups.list();
     // Groups known only by their committed offsets (simple commits) are listed too.
     for id in ctx.offsets.groups() {
@@ -268,12 +276,22 @@ pub(crate) fn list(ctx: &Arc<Context>, _request: &ListGroupsRequest) -> ListGrou
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     let listed = groups
         .into_iter()
+        .filter(|(_, state, _)| matches_filter(&request.states_filter, state.name()))
+        .filter(|_| matches_filter(&request.types_filter, CLASSIC_GROUP_TYPE))
         .map(|(id, state, protocol_type)| {
             ListedGroup::default()
                 .with_group_id(GroupId(wire_str(id)))
                 .with_protocol_type(wire_str(protocol_type))
                 .with_group_state(wire_str(state.name()))
+                .with_group_type(wire_str(CLASSIC_GROUP_TYPE))
         })
         .collect();
     ListGroupsResponse::default().with_groups(listed)
+}
+
+/// ListGroups' states (v4+) and types (v5+) filters: an empty filter matches every group;
+/// otherwise one entry must name `value`, ignoring case and surrounding blanks as Kafka's
+/// `GroupMetadataManager.listGroups` does (the Java admin sends `Stable`, the CLI `stable`).
+fn matches_filter(filter: &[StrBytes], value: &str) -> bool {
+    filter.is_empty() || filter.iter().any(|f| f.trim().eq_ignore_ascii_case(value))
 }

@@ -1,9 +1,13 @@
-//! Committed offsets: OffsetCommit 2-7, OffsetFetch 1-5, DeleteGroups 0-1.
+//! Committed offsets: OffsetCommit 2-7, OffsetFetch 1-7, DeleteGroups 0-1.
 //!
 //! A commit is checked by the coordinator (member, generation; "simple" commits from
 //! `assign()` consumers and kcat on groups without members), written to the offsets store as
 //! one record, and answered only after that record is synced (commits from every group share
 //! syncs). Unknown topics and partitions are refused per partition, as Kafka does.
+//!
+//! OffsetFetch v7's `require_stable` (sent by read_committed consumers) asks the broker to
+//! answer UNSTABLE_OFFSET_COMMIT while a transaction's offsets are pending; Weir has no
+//! transactions, so no offset is ever pending and the flag changes nothing.
 
 use std::sync::Arc;
 

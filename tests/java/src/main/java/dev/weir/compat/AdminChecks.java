@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.stream.Collectors;
@@ -18,6 +19,7 @@ import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.ListConsumerGroupsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -31,6 +33,8 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.ConsumerGroupState;
+import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
@@ -184,6 +188,7 @@ final class AdminChecks extends Clients {
                 expectEq(Set.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1)),
                         m.assignment().topicPartitions(), "member assignment");
                 expect(d.coordinator() != null && d.coordinator().id() == 0, "coordinator " + d.coordinator());
+                listGroupsByStateAndType(admin, group);
             }
             Map<TopicPartition, OffsetAndMetadata> offsets =
                     admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
@@ -203,6 +208,33 @@ final class AdminChecks extends Clients {
             expect(gone.values().stream().allMatch(v -> v == null), "offsets after delete: " + gone);
             return null;
         }
+    }
+
+    /**
+     * ListGroups v4's states filter and v5's types filter, with {@code group} Stable (one
+     * member): the ListConsumerGroupsOptions calls both 3.9 and 4.x have (4.x deprecates them
+     * for listGroups, which sends the same request).
+     */
+    @SuppressWarnings("deprecation")
+    private static void listGroupsByStateAndType(Admin admin, String group) throws Exception {
+        Map<String, ConsumerGroupListing> stable = admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .inStates(Set.of(ConsumerGroupState.STABLE))).all().get().stream()
+                .collect(Collectors.toMap(ConsumerGroupListing::groupId, l -> l));
+        expect(stable.containsKey(group), "listConsumerGroups in STABLE: " + stable.keySet());
+        expectEq(Optional.of(ConsumerGroupState.STABLE), stable.get(group).state(), "listed state");
+        Set<String> empty = admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .inStates(Set.of(ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD))).all().get().stream()
+                .map(ConsumerGroupListing::groupId).collect(Collectors.toSet());
+        expect(!empty.contains(group), "a Stable group listed in EMPTY or DEAD: " + empty);
+        Map<String, ConsumerGroupListing> classic = admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .withTypes(Set.of(GroupType.CLASSIC))).all().get().stream()
+                .collect(Collectors.toMap(ConsumerGroupListing::groupId, l -> l));
+        expect(classic.containsKey(group), "listConsumerGroups of type CLASSIC: " + classic.keySet());
+        expectEq(Optional.of(GroupType.CLASSIC), classic.get(group).type(), "listed type");
+        Set<String> consumer = admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .withTypes(Set.of(GroupType.CONSUMER))).all().get().stream()
+                .map(ConsumerGroupListing::groupId).collect(Collectors.toSet());
+        expect(!consumer.contains(group), "a classic group listed as a KIP-848 consumer group: " + consumer);
     }
 
     String adminListOffsets() throws Exception {

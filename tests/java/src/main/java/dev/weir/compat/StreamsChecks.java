@@ -178,7 +178,7 @@ public final class StreamsChecks {
         sp.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         if (brokerDefaults) {
             sp.put(StreamsConfig.topicPrefix("cleanup.policy"), "delete");
-            sp.put(StreamsConfig.topicPrefix("retention.ms"), brokerConfig.get("log.retention.ms"));
+            sp.put(StreamsConfig.topicPrefix("retention.ms"), retentionMs(brokerConfig));
             sp.put(StreamsConfig.topicPrefix("segment.bytes"), brokerConfig.get("log.segment.bytes"));
         }
 
@@ -249,7 +249,7 @@ public final class StreamsChecks {
         sp.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         sp.put(StreamsConfig.STATE_DIR_CONFIG, stateDirOf(app));
         sp.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
-        sp.put(StreamsConfig.topicPrefix("retention.ms"), brokerConfig.get("log.retention.ms"));
+        sp.put(StreamsConfig.topicPrefix("retention.ms"), retentionMs(brokerConfig));
         sp.put(StreamsConfig.topicPrefix("segment.bytes"), brokerConfig.get("log.segment.bytes"));
         List<Throwable> errors = new ArrayList<>();
         long start = System.currentTimeMillis();
@@ -266,8 +266,9 @@ public final class StreamsChecks {
                 synchronized (errors) {
                     if (!errors.isEmpty()) {
                         String msg = Check.describe(errors.get(0));
-                        // Streams 4.4 stops at its first read-committed offset fetch (require_stable
-                        // needs OffsetFetch v7, above the served range), before any transaction.
+                        // With OffsetFetch v7 served (require_stable), Streams gets as far as its
+                        // transactional producer, whose InitProducerId the broker refuses; against
+                        // a broker without v7 it stops earlier, at its first stable offset fetch.
                         expect(msg.contains("RequireStable") || msg.contains("TransactionalIdAuthorizationException"),
                                 "the app failed, but not for want of transactions: " + msg);
                         return "refused after " + (System.currentTimeMillis() - start) + " ms: " + msg;
@@ -279,6 +280,21 @@ public final class StreamsChecks {
         } finally {
             streams.close(Duration.ofSeconds(20));
         }
+    }
+
+    /**
+     * The broker's retention in milliseconds, as Kafka derives it: `log.retention.ms`, else
+     * `log.retention.minutes`, else `log.retention.hours` (Kafka's broker leaves the first two
+     * unset, null in DescribeConfigs, and sets the hours; Weir reports the milliseconds).
+     */
+    static String retentionMs(Map<String, String> brokerConfig) {
+        if (brokerConfig.get("log.retention.ms") != null) {
+            return brokerConfig.get("log.retention.ms");
+        }
+        if (brokerConfig.get("log.retention.minutes") != null) {
+            return String.valueOf(Long.parseLong(brokerConfig.get("log.retention.minutes")) * 60_000L);
+        }
+        return String.valueOf(Long.parseLong(brokerConfig.get("log.retention.hours")) * 3_600_000L);
     }
 
     /** Reads the output until every word reached its expected count (then a little longer). */
