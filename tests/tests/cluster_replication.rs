@@ -163,3 +163,172 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_across_a_leader_
     .await;
     cluster.shutdown().await;
 }
+
+/// Error code of one produce of `records` to `topic`-0 on `node` with `acks`.
+async fn produce_code(cluster: &BrokerCluster, node: u64, records: Bytes, acks: i16) -> (i16, i64) {
+    let mut client = Client::connect(cluster.addr(node).unwrap()).await;
+    let v = *versions(ApiKey::Produce).end();
+    let mut request = req::produce("r", 0, records, acks);
+    request.timeout_ms = 1_500;
+    let response = client.call(v, request).await;
+    let p = &response.responses[0].partition_responses[0];
+    if p.error_code != 0 {
+        eprintln!("produce to {node}: {p:?}");
+    }
+    (p.error_code, p.base_offset)
+}
+
+async fn leader_seen_by(cluster: &BrokerCluster, node: u64, not: i32) -> i32 {
+    wait_until("a leader other than the isolated one", || async {
+        let (l, _, _, _) = partition0(cluster, node, "r").await;
+        (l > 0 && l != not).then_some(l)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_acknowledges_nothing_and_its_unacknowledged_tail_is_dropped() {
+    let mut cluster = BrokerCluster::builder().nodes(3).start().await;
+    let mut one = Client::connect(cluster.addr(1).unwrap()).await;
+    wait_until("the cluster forms", || async {
+        let md = metadata(&cluster, 1, "none-yet").await;
+        (md.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let v = *versions(ApiKey::CreateTopics).end();
+    let created = one.call(v, req::create_topics(&[("r", 1, 3)])).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let old = wait_until("a leader with 3 in sync", || async {
+        let (leader, _, _, isr) = partition0(&cluster, 1, "r").await;
+        (leader > 0 && isr == 3).then_some(leader)
+    })
+    .await;
+    for i in 0..5 {
+        let (code, _) = produce_code(&cluster, old as u64, values(&format!("a{i}"), 2), -1).await;
+        assert_eq!(code, 0);
+    }
+
+    // Cut off from the others, the old leader still takes appends but can commit none:
+    // acks=all is never answered with success (Kafka would fence it the same way).
+    cluster.network().isolate(old as u64, &[1, 2, 3]);
+    for i in 0..3 {
+        let (code, _) =
+            produce_code(&cluster, old as u64, values(&format!("lost{i}"), 1), -1).await;
+        assert!(
+            code == ErrorCode::RequestTimedOut as i16
+                || code == ErrorCode::NotLeaderOrFollower as i16,
+            "an isolated leader answered acks=all with {code}"
+        );
+    }
+    let other = (1..=3).find(|n| *n != old as u64).unwrap();
+    let new = leader_seen_by(&cluster, other, old).await;
+    for i in 0..5 {
+        let (code, _) = produce_code(&cluster, new as u64, values(&format!("b{i}"), 2), -1).await;
+        assert_eq!(code, 0);
+    }
+    cluster.network().heal();
+    wait_until("all three in sync after the heal", || async {
+        let (l, _, _, isr) = partition0(&cluster, other, "r").await;
+        (l == new && isr == 3).then_some(())
+    })
+    .await;
+    // Make the old leader's replica lead: it must hold exactly the committed records.
+    cluster.stop(new as u64).await;
+    let third = (1..=3)
+        .find(|n| *n != old as u64 && *n != new as u64)
+        .unwrap();
+    let next = leader_seen_by(&cluster, third, new).await;
+    let read: Vec<String> = read_all(&cluster, next as u64, "r")
+        .await
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..5)
+        .flat_map(|i| (0..2).map(move |j| format!("a{i}-{j}")))
+        .chain((0..5).flat_map(|i| (0..2).map(move |j| format!("b{i}-{j}"))))
+        .collect();
+    assert_eq!(
+        read, expected,
+        "no unacknowledged record survives, every acknowledged one does"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sent_to_the_new_leader_is_recognised_as_a_duplicate() {
+    let mut cluster = BrokerCluster::builder().nodes(3).start().await;
+    let mut one = Client::connect(cluster.addr(1).unwrap()).await;
+    wait_until("the cluster forms", || async {
+        let md = metadata(&cluster, 1, "none-yet").await;
+        (md.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let v = *versions(ApiKey::CreateTopics).end();
+    let created = one.call(v, req::create_topics(&[("r", 1, 3)])).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let leader = wait_until("a leader with 3 in sync", || async {
+        let (leader, _, _, isr) = partition0(&cluster, 1, "r").await;
+        (leader > 0 && isr == 3).then_some(leader)
+    })
+    .await;
+    let iv = *versions(ApiKey::InitProducerId).end();
+    let init = one
+        .call(
+            iv,
+            kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    let idempotent = |first_seq: i32, tag: &str| {
+        let mut builder = weir_protocol::record_batch::BatchBuilder::new().with_producer(
+            pid,
+            init.producer_epoch,
+            first_seq,
+        );
+        for i in 0..3 {
+            let value = format!("{tag}-{i}");
+            builder.push(weir_protocol::record_batch::RecordInput {
+                value: Some(value.as_bytes()),
+                timestamp: 1_700_000_000_000,
+                ..Default::default()
+            });
+        }
+        builder.build().unwrap()
+    };
+    let (code, first) = produce_code(&cluster, leader as u64, idempotent(0, "x"), -1).await;
+    assert_eq!(code, 0);
+    let (code, second) = produce_code(&cluster, leader as u64, idempotent(3, "y"), -1).await;
+    assert_eq!(code, 0);
+    cluster.stop(leader as u64).await;
+    let other = (1..=3).find(|n| *n != leader as u64).unwrap();
+    let new = leader_seen_by(&cluster, other, leader).await;
+    // The producer did not hear the second answer and retries it at the new leader.
+    let (code, again) = produce_code(&cluster, new as u64, idempotent(3, "y"), -1).await;
+    assert_eq!(
+        (code, again),
+        (0, second),
+        "answered with the original offsets"
+    );
+    let (code, third) = produce_code(&cluster, new as u64, idempotent(6, "z"), -1).await;
+    assert_eq!(code, 0);
+    assert!(third > second && second > first);
+    let (code, _) = produce_code(&cluster, new as u64, idempotent(42, "gap"), -1).await;
+    assert_eq!(code, ErrorCode::OutOfOrderSequenceNumber as i16);
+    let read: Vec<String> = read_all(&cluster, new as u64, "r")
+        .await
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v).unwrap())
+        .collect();
+    assert_eq!(
+        read,
+        [
+            "x-0", "x-1", "x-2", "y-0", "y-1", "y-2", "z-0", "z-1", "z-2"
+        ]
+    );
+    cluster.shutdown().await;
+}
