@@ -81,6 +81,16 @@ class Node:
         return f"127.0.0.1:{self.kafka}"
 
 
+def three_nodes(name, election_ms):
+    """A fresh directory under TMP and three (not yet started) nodes with their ports."""
+    root = TMP / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    ports = {i: (free_port(), free_port(), free_port()) for i in (1, 2, 3)}
+    peers = ",".join(f"{i}@127.0.0.1:{p[1]}" for i, p in ports.items())
+    return root, [Node(root, i, ports[i], peers, election_ms) for i in (1, 2, 3)]
+
+
 def admin(node):
     return AdminClient({"bootstrap.servers": node.bootstrap})
 
@@ -146,12 +156,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--election-ms", type=int, default=500)
     args = parser.parse_args()
-    root = TMP / "cluster"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    ports = {i: (free_port(), free_port(), free_port()) for i in (1, 2, 3)}
-    peers = ",".join(f"{i}@127.0.0.1:{p[1]}" for i, p in ports.items())
-    nodes = [Node(root, i, ports[i], peers, args.election_ms) for i in (1, 2, 3)]
+    root, nodes = three_nodes("cluster", args.election_ms)
     try:
         for n in nodes:
             n.start()
