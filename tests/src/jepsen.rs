@@ -16,7 +16,9 @@
 //! - A send's outcome is Jepsen's: `ok` (acknowledged, at `offset`), `fail` (definitely not
 //!   written: the client never accepted it, or the broker refused it before any attempt could
 //!   have been written) or `info` (indeterminate: it may or may not have been written).
-//! - Reads and commits are in observation order per reader and per group.
+//! - Reads are in the order they were returned per reader. Commits are in the order they
+//!   were acknowledged or read back; a read-back names the commits it overlapped
+//!   ([`Commit::overlaps`]), which it is not compared with.
 //!
 //! # Invariants of [`check`]
 //!
@@ -76,6 +78,18 @@ pub struct Commit {
     pub group: String,
     pub partition: i32,
     pub offset: i64,
+    /// Who saw it (a member whose commit was acknowledged, an OffsetFetch), for the report.
+    #[serde(default)]
+    pub by: String,
+    /// How many of the commits recorded just before this one were acknowledged while this
+    /// observation's request was under way: they may have landed after it, so it is not
+    /// compared with them (0 for an observation made by the member that commits).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overlaps: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One line of a history.
@@ -200,6 +214,8 @@ mod tests {
                 group: "g".into(),
                 partition: 2,
                 offset: 8,
+                by: "fetch".into(),
+                overlaps: 0,
             }),
         ];
         let text: String = ops.iter().map(to_line).collect::<String>() + "\n";

@@ -14,7 +14,9 @@
 //!   fails or times out: `info` (an attempt may have been written). An acknowledgement: `ok`
 //!   at its offset.
 //! - Reads are recorded as returned; a commit once acknowledged, and every committed offset
-//!   read back ([`observe_commits`]).
+//!   read back ([`observe_commits`]) once answered, with the commits acknowledged while it
+//!   was under way ([`Commit::overlaps`]): those may have landed after the read, and a
+//!   correct broker would otherwise seem to go backwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -68,6 +70,21 @@ impl Recorder {
     /// A copy of everything recorded so far.
     pub fn history(&self) -> History {
         self.lock().clone()
+    }
+
+    /// How many commits are recorded so far.
+    fn commits_len(&self) -> usize {
+        self.lock().commits.len()
+    }
+
+    /// Records committed offsets read back by a request sent when [`Self::commits_len`] was
+    /// `sent_at`, each marked with the commits recorded since ([`Commit::overlaps`]).
+    fn push_read_back(&self, sent_at: usize, commits: Vec<Commit>) {
+        let mut history = self.lock();
+        for mut commit in commits {
+            commit.overlaps = history.commits.len().saturating_sub(sent_at);
+            history.commits.push(commit);
+        }
     }
 
     /// How many sends were acknowledged so far.
@@ -195,6 +212,23 @@ pub struct Troubles {
     pub fatal: Vec<String>,
     /// Retriable errors (a broker down, a leader moving), counted.
     pub retriable: u64,
+    /// A group member's commit or heartbeat refused because its generation is gone
+    /// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS): it rejoins and reads
+    /// again from the last commit. A coordinator restart does this, since Weir keeps group
+    /// membership in memory only.
+    pub rebalances: u64,
+}
+
+/// The errors that only mean "rejoin the group".
+fn is_rebalance(err: &weir_client::Error) -> bool {
+    matches!(
+        err.code(),
+        Some(
+            ErrorCode::IllegalGeneration
+                | ErrorCode::UnknownMemberId
+                | ErrorCode::RebalanceInProgress
+        )
+    )
 }
 
 /// Sends `<name>-<seq>` to partition `seq % partitions` until `stop`, about `rate` a
@@ -291,6 +325,8 @@ pub async fn consume_group(w: Workload, rec: Recorder, stop: Arc<AtomicBool>) ->
     let note = |troubles: &mut Troubles, what: &str, err: weir_client::Error| {
         if err.is_retriable() {
             troubles.retriable += 1;
+        } else if is_rebalance(&err) {
+            troubles.rebalances += 1;
         } else if troubles.fatal.len() < 20 {
             troubles.fatal.push(format!("{what}: {err}"));
         }
@@ -329,6 +365,8 @@ pub async fn consume_group(w: Workload, rec: Recorder, stop: Arc<AtomicBool>) ->
                         group: w.group.clone(),
                         partition,
                         offset,
+                        by: "member".into(),
+                        overlaps: 0,
                     }));
                 }
             }
@@ -346,19 +384,24 @@ pub async fn consume_group(w: Workload, rec: Recorder, stop: Arc<AtomicBool>) ->
 pub async fn observe_commits(w: &Workload, rec: &Recorder) -> bool {
     let reader = Consumer::new(ConsumerConfig::new(w.client_config()).group_id(w.group.as_str()));
     let tps = w.partitions();
+    let sent_at = rec.commits_len();
     let asked = reader.committed(&tps);
     let Ok(Ok(map)) = tokio::time::timeout(Duration::from_secs(5), asked).await else {
         return false;
     };
     let mut committed: Vec<(i32, i64)> = map.into_iter().map(|(tp, o)| (tp.partition, o)).collect();
     committed.sort_unstable();
-    for (partition, offset) in committed {
-        rec.push(Op::Commit(Commit {
+    let commits = committed
+        .into_iter()
+        .map(|(partition, offset)| Commit {
             group: w.group.clone(),
             partition,
             offset,
-        }));
-    }
+            by: "fetch".into(),
+            overlaps: 0,
+        })
+        .collect();
+    rec.push_read_back(sent_at, commits);
     true
 }
 

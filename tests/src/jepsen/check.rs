@@ -75,7 +75,11 @@ pub struct CommitBackwards {
     pub group: String,
     pub partition: i32,
     pub from: i64,
+    /// Who saw `from`.
+    pub from_by: String,
     pub to: i64,
+    /// Who saw `to`.
+    pub to_by: String,
     /// Where in that group and partition's observations the drop came (the second is 1).
     pub observation: usize,
 }
@@ -198,8 +202,8 @@ impl fmt::Display for Report {
         })?;
         list(f, "commits backwards", &self.commits_backwards, |c| {
             format!(
-                "group {} partition {}: {} after {} (observation {})",
-                c.group, c.partition, c.to, c.from, c.observation
+                "group {} partition {}: {} (by {}) after {} (by {}), observation {}",
+                c.group, c.partition, c.to, c.to_by, c.from, c.from_by, c.observation
             )
         })
     }
@@ -352,24 +356,32 @@ fn reordered(history: &History) -> Vec<Reorder> {
 }
 
 fn commits_backwards(history: &History) -> Vec<CommitBackwards> {
-    // (group, partition) -> (highest so far, observations so far).
-    let mut seen: BTreeMap<(&str, i32), (i64, usize)> = BTreeMap::new();
+    // (group, partition) -> its observations so far: (index in the history's commits,
+    // highest offset up to and including this one, who saw that highest).
+    let mut seen: BTreeMap<(&str, i32), Vec<(usize, i64, &str)>> = BTreeMap::new();
     let mut out = Vec::new();
-    for commit in &history.commits {
-        let entry = seen
-            .entry((&commit.group, commit.partition))
-            .or_insert((commit.offset, 0));
-        if commit.offset < entry.0 {
+    for (index, commit) in history.commits.iter().enumerate() {
+        let earlier = seen.entry((&commit.group, commit.partition)).or_default();
+        // Only what was recorded before this observation's request went out.
+        let bound = index.saturating_sub(commit.overlaps);
+        let before = earlier.partition_point(|&(at, _, _)| at < bound);
+        let highest = before.checked_sub(1).map(|k| earlier[k]);
+        if let Some((_, from, from_by)) = highest.filter(|&(_, from, _)| commit.offset < from) {
             out.push(CommitBackwards {
                 group: commit.group.clone(),
                 partition: commit.partition,
-                from: entry.0,
+                from,
+                from_by: from_by.to_owned(),
                 to: commit.offset,
-                observation: entry.1,
+                to_by: commit.by.clone(),
+                observation: earlier.len(),
             });
         }
-        entry.0 = entry.0.max(commit.offset);
-        entry.1 += 1;
+        let running = match earlier.last() {
+            Some(&(_, high, by)) if high >= commit.offset => (index, high, by),
+            _ => (index, commit.offset, commit.by.as_str()),
+        };
+        earlier.push(running);
     }
     out
 }
@@ -404,6 +416,8 @@ mod tests {
             group: group.into(),
             partition,
             offset,
+            by: "member".into(),
+            overlaps: 0,
         })
     }
 
@@ -612,15 +626,60 @@ mod tests {
                 group: "g".into(),
                 partition: 0,
                 from: 4,
+                from_by: "member".into(),
                 to: 3,
+                to_by: "member".into(),
                 observation: 3,
             }]
         );
         assert!(
             report
                 .to_string()
-                .contains("group g partition 0: 3 after 4")
+                .contains("group g partition 0: 3 (by member) after 4 (by member)")
         );
+    }
+
+    #[test]
+    fn jepsen_a_read_back_is_not_compared_with_the_commits_it_overlapped() {
+        let fetch = |offset, overlaps| {
+            Op::Commit(Commit {
+                group: "g".into(),
+                partition: 0,
+                offset,
+                by: "fetch".into(),
+                overlaps,
+            })
+        };
+        // Sent after 5 was acknowledged, answered after 7 and 9 were: it may have read 7.
+        let ops = vec![
+            commit("g", 0, 5),
+            commit("g", 0, 7),
+            commit("g", 1, 1),
+            commit("g", 0, 9),
+            fetch(7, 3),
+            commit("g", 0, 11),
+        ];
+        assert!(check(&history(ops.clone())).is_valid());
+        // Below what was acknowledged before it was sent: backwards.
+        let mut lower = ops.clone();
+        lower[4] = fetch(4, 3);
+        let report = check(&history(lower));
+        assert_eq!(report.commits_backwards.len(), 1, "{report}");
+        assert_eq!(
+            (
+                report.commits_backwards[0].from,
+                report.commits_backwards[0].to
+            ),
+            (5, 4)
+        );
+        // Claiming no overlap, it went back from 9.
+        let mut strict = ops;
+        strict[4] = fetch(7, 0);
+        let report = check(&history(strict));
+        assert_eq!(report.commits_backwards[0].from, 9, "{report}");
+        // A later commit below what the read-back saw: backwards.
+        let ops = vec![commit("g", 0, 5), fetch(8, 0), commit("g", 0, 6)];
+        assert_eq!(check(&history(ops)).commits_backwards.len(), 1);
     }
 
     #[test]
