@@ -16,7 +16,9 @@
 //! - A send's outcome is Jepsen's: `ok` (acknowledged, at `offset`), `fail` (definitely not
 //!   written: the client never accepted it, or the broker refused it before any attempt could
 //!   have been written) or `info` (indeterminate: it may or may not have been written).
-//! - Reads are in the order they were returned per reader. Commits are in the order they
+//! - Reads are in the order they were returned per reader. The final reads (after healing)
+//!   are marked `final`; when a history has any, an acknowledged value is lost unless one of
+//!   them returned it; without any, unless any read did. Commits are in the order they
 //!   were acknowledged or read back; a read-back names the commits it overlapped
 //!   ([`Commit::overlaps`]), which it is not compared with.
 //!
@@ -69,6 +71,14 @@ pub struct Read {
     pub partition: i32,
     pub offset: i64,
     pub value: String,
+    /// Part of the final reads, made after every fault was healed: an acknowledged value
+    /// missing from them is lost even if another reader saw it earlier.
+    #[serde(default, rename = "final", skip_serializing_if = "is_false")]
+    pub final_read: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A group's committed offset for a partition, as observed (an acknowledged OffsetCommit or
@@ -209,6 +219,7 @@ mod tests {
                 partition: 2,
                 offset: 7,
                 value: "p1-0".into(),
+                final_read: true,
             }),
             Op::Commit(Commit {
                 group: "g".into(),

@@ -13,7 +13,8 @@
 //! - `send` refusing a record (it is handed back, never sent): `fail`. A delivery that
 //!   fails or times out: `info` (an attempt may have been written). An acknowledgement: `ok`
 //!   at its offset.
-//! - Reads are recorded as returned; a commit once acknowledged, and every committed offset
+//! - Reads are recorded as returned, the final ones ([`read_each_broker`],
+//!   [`read_assigned`]) marked final; a commit once acknowledged, and every committed offset
 //!   read back ([`observe_commits`]) once answered, with the commits acknowledged while it
 //!   was under way ([`Commit::overlaps`]): those may have landed after the read, and a
 //!   correct broker would otherwise seem to go backwards.
@@ -166,6 +167,16 @@ pub async fn leaders(w: &Workload) -> Option<BTreeMap<i32, i32>> {
             .map(|p| (p.partition, p.leader))
             .collect(),
     )
+}
+
+/// The group's coordinator now, or `None` if no broker answered.
+pub async fn coordinator(w: &Workload) -> Option<i32> {
+    let admin = Admin::new(w.client_config());
+    let asked = admin.coordinator(&w.group);
+    tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// The brokers Metadata lists as live now (an empty list if none answered).
@@ -347,6 +358,7 @@ pub async fn consume_group(w: Workload, rec: Recorder, stop: Arc<AtomicBool>) ->
                 partition: r.partition,
                 offset: r.offset,
                 value: value_text(r.value.as_deref()),
+                final_read: false,
             }));
             let e = next.entry(r.partition).or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
@@ -523,6 +535,7 @@ pub async fn read_each_broker(
                         partition,
                         offset,
                         value,
+                        final_read: true,
                     }));
                 }
             }
@@ -575,6 +588,7 @@ pub async fn read_assigned(
                 partition: r.partition,
                 offset: r.offset,
                 value: value_text(r.value.as_deref()),
+                final_read: true,
             }));
         }
     }

@@ -14,7 +14,7 @@
 //! then fail or be indeterminate, which the checker allows; an acknowledged record must
 //! still never be lost, no offset may hold two values, no value appear twice.
 //!
-//! `WEIR_PARTITION_FAULTS` (default 12), `WEIR_PARTITION_SEED` (default: the time; printed),
+//! `WEIR_PARTITION_FAULTS` (default 40), `WEIR_PARTITION_SEED` (default: the time; printed),
 //! `WEIR_PARTITION_HISTORY` (a file to write the history to, as JSON lines),
 //! `WEIR_PARTITION_BROKER_ARGS` (further broker flags, whitespace-separated).
 
@@ -29,8 +29,8 @@ use weir_tests::cluster_procs::{ClusterOptions, ClusterProcs};
 use weir_tests::fault_proxy::Fault;
 use weir_tests::jepsen::{self, History, Op, Outcome, Report};
 use weir_tests::workload::{
-    Recorder, Troubles, Workload, campaign_rf, consume_group, create_topic, leaders, live_brokers,
-    observe_commits, produce, read_assigned, read_each_broker, wait_led,
+    Recorder, Troubles, Workload, campaign_rf, consume_group, coordinator, create_topic, leaders,
+    live_brokers, observe_commits, produce, read_assigned, read_each_broker, wait_led,
 };
 
 const NODES: u64 = 3;
@@ -289,7 +289,7 @@ async fn fault(
     let leader = node_of(current.as_ref(), partition, random);
     let other = 1 + (leader + rng.next_u64() % (NODES - 1)) % NODES;
     let hold = Duration::from_millis(300 + rng.next_u64() % 1200);
-    let what = match kind {
+    match kind {
         Kind::KillAny | Kind::KillLeader => {
             let victim = if kind == Kind::KillAny {
                 random
@@ -328,11 +328,17 @@ async fn fault(
             format!("{kind:?} node {leader} (leads {partition}), other {other}, for {hold:?}")
         }
         Kind::Wipe => {
-            let victim = other;
+            // Neither the partition's leader nor the group's coordinator: committed offsets
+            // live on the coordinator only, so wiping it loses them by design (cluster.md).
+            let coordinator = coordinator(w).await.and_then(|c| u64::try_from(c).ok());
+            let victim = (1..=NODES)
+                .map(|i| 1 + (other + i) % NODES)
+                .find(|&id| id != leader && Some(id) != coordinator)
+                .unwrap_or(other);
             tokio::task::block_in_place(|| cluster.kill9(victim));
             tokio::time::sleep(hold).await;
             tokio::task::block_in_place(|| cluster.wipe_and_restart(victim));
-            format!("wipe node {victim} (not the leader of {partition}) after {hold:?}")
+            format!("wipe node {victim} (leader of {partition}: {leader}) after {hold:?}")
         }
         Kind::KillAll => {
             tokio::task::block_in_place(|| {
@@ -344,14 +350,13 @@ async fn fault(
             tokio::task::block_in_place(|| cluster.restart_stopped());
             format!("kill -9 every node for {hold:?}")
         }
-    };
-    what
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_faults_lose_no_acknowledged_record() {
     let seed = seed();
-    let faults = env_u64("WEIR_PARTITION_FAULTS").unwrap_or(12);
+    let faults = env_u64("WEIR_PARTITION_FAULTS").unwrap_or(40);
     let rf = campaign_rf();
     eprintln!(
         "partition fault campaign: seed {seed}, {faults} faults, replication factor {rf} \
@@ -522,4 +527,54 @@ async fn rolling_restart_loses_nothing_and_fails_no_send() {
         tokio::task::block_in_place(|| cluster.stop_all()),
         "a node did not stop cleanly"
     );
+}
+
+/// The pipeline catches a real loss: with one replica a wiped node's partitions are gone by
+/// definition, and the campaign's reads and checker must report the acknowledged records
+/// that were there as lost (and nothing lost elsewhere). Always at replication factor 1,
+/// whatever `WEIR_CAMPAIGN_RF` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_faults_report_the_records_of_a_wiped_single_replica_as_lost() {
+    let seed = seed();
+    let root = tempfile::tempdir().expect("temporary directory");
+    let mut cluster =
+        tokio::task::block_in_place(|| ClusterProcs::start(root.path(), options(None)));
+    let w = Workload {
+        bootstrap: cluster.bootstrap(),
+        topic: "wiped".into(),
+        partitions: PARTITIONS,
+        group: "wiped-group".into(),
+        delivery_timeout: Duration::from_secs(20),
+    };
+    wait_until_formed(&cluster, &w, seed).await;
+    create_topic(&w, 1, SETTLE)
+        .await
+        .unwrap_or_else(|err| panic!("create the topic: {err}"));
+    wait_whole(&cluster, &w, seed, "creating the topic").await;
+    let rec = Recorder::default();
+    let clients = start_clients(&w, &rec);
+    let deadline = Instant::now() + SETTLE;
+    while rec.acknowledged() < 300 {
+        assert!(Instant::now() < deadline, "nothing acknowledged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let placed = leaders(&w).await.expect("leaders");
+    let victim = node_of(Some(&placed), 0, 1);
+    tokio::task::block_in_place(|| cluster.wipe_and_restart(victim));
+    wait_whole(&cluster, &w, seed, "the wipe").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_produced, _consumed) = stop_clients(clients, &w).await;
+    let report = read_back_and_check(&cluster, &w, &rec, seed).await;
+    eprintln!("node {victim} wiped, leading {placed:?}\n{report}");
+    assert!(!report.lost.is_empty(), "the wipe lost nothing?\n{report}");
+    let victims: BTreeSet<i32> = placed
+        .iter()
+        .filter(|&(_, &l)| u64::try_from(l).ok() == Some(victim))
+        .map(|(&p, _)| p)
+        .collect();
+    assert!(
+        report.lost.iter().all(|l| victims.contains(&l.partition)),
+        "records lost outside node {victim}'s partitions {victims:?}:\n{report}"
+    );
+    assert!(tokio::task::block_in_place(|| cluster.stop_all()));
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::{History, Outcome, Send};
 
-/// An acknowledged value that no read returned.
+/// An acknowledged value that no final read returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
     pub producer: String,
@@ -17,6 +17,8 @@ pub struct Lost {
     pub partition: i32,
     pub offset: i64,
     pub value: String,
+    /// Readers that returned it before the final reads (it was there, then went away).
+    pub seen_by: Vec<String>,
 }
 
 /// One offset seen holding more than one value.
@@ -159,8 +161,16 @@ impl fmt::Display for Report {
             }
         )?;
         list(f, "lost", &self.lost, |l| {
+            let read = if l.seen_by.is_empty() {
+                "never read".to_owned()
+            } else {
+                format!(
+                    "read by {}, then missing from the final reads",
+                    l.seen_by.join(", ")
+                )
+            };
             format!(
-                "{} (producer {} seq {}) acknowledged at {}/{}, never read",
+                "{} (producer {} seq {}) acknowledged at {}/{}, {read}",
                 l.value, l.producer, l.seq, l.partition, l.offset
             )
         })?;
@@ -244,7 +254,19 @@ pub fn check(history: &History) -> Report {
         }
     }
     let mut read_values: BTreeSet<&str> = BTreeSet::new();
+    // value -> readers, for the reads before the final ones; and the final reads' values.
+    let mut read_early: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    let mut read_finally: BTreeSet<&str> = BTreeSet::new();
+    let any_final = history.reads.iter().any(|r| r.final_read);
     for read in &history.reads {
+        if read.final_read || !any_final {
+            read_finally.insert(&read.value);
+        } else {
+            read_early
+                .entry(&read.value)
+                .or_default()
+                .insert(&read.reader);
+        }
         let key = (read.partition, read.offset);
         at.entry(key)
             .or_default()
@@ -297,7 +319,7 @@ pub fn check(history: &History) -> Report {
             });
         }
     }
-    report.lost = lost(history, &read_values);
+    report.lost = lost(history, &read_finally, &read_early);
     report.reordered = reordered(history);
     report.commits_backwards = commits_backwards(history);
     report
@@ -309,26 +331,44 @@ pub fn check(history: &History) -> Report {
     report
 }
 
-fn lost(history: &History, read_values: &BTreeSet<&str>) -> Vec<Lost> {
+fn lost(
+    history: &History,
+    read_finally: &BTreeSet<&str>,
+    read_early: &HashMap<&str, BTreeSet<&str>>,
+) -> Vec<Lost> {
     let mut lost: Vec<Lost> = history
         .sends
         .iter()
-        .filter(|s| s.outcome == Outcome::Ok && !read_values.contains(s.value.as_str()))
+        .filter(|s| s.outcome == Outcome::Ok && !read_finally.contains(s.value.as_str()))
         .map(|s| Lost {
             producer: s.producer.clone(),
             seq: s.seq,
             partition: s.partition,
             offset: s.offset.unwrap_or(-1),
             value: s.value.clone(),
+            seen_by: read_early
+                .get(s.value.as_str())
+                .map(|readers| readers.iter().map(|r| (*r).to_owned()).collect())
+                .unwrap_or_default(),
         })
         .collect();
     lost.sort_by(|a, b| (a.partition, a.offset, &a.value).cmp(&(b.partition, b.offset, &b.value)));
     lost
 }
 
+/// A producer's sends to one partition: `(producer, partition)`.
+type Stream<'a> = (&'a str, i32);
+
+/// An acknowledged send: `(seq, offset, value)`.
+type AckedSend<'a> = (u64, i64, &'a str);
+
+/// A commit observation: `(index in the history's commits, highest offset so far, who saw
+/// that highest)`.
+type Observed<'a> = (usize, i64, &'a str);
+
 fn reordered(history: &History) -> Vec<Reorder> {
     // (producer, partition) -> (seq, offset, value) of its acknowledged sends.
-    let mut acked: BTreeMap<(&str, i32), Vec<(u64, i64, &str)>> = BTreeMap::new();
+    let mut acked: BTreeMap<Stream<'_>, Vec<AckedSend<'_>>> = BTreeMap::new();
     for send in &history.sends {
         if let (Outcome::Ok, Some(offset)) = (send.outcome, send.offset) {
             acked
@@ -356,9 +396,8 @@ fn reordered(history: &History) -> Vec<Reorder> {
 }
 
 fn commits_backwards(history: &History) -> Vec<CommitBackwards> {
-    // (group, partition) -> its observations so far: (index in the history's commits,
-    // highest offset up to and including this one, who saw that highest).
-    let mut seen: BTreeMap<(&str, i32), Vec<(usize, i64, &str)>> = BTreeMap::new();
+    // (group, partition) -> its observations so far.
+    let mut seen: BTreeMap<(&str, i32), Vec<Observed<'_>>> = BTreeMap::new();
     let mut out = Vec::new();
     for (index, commit) in history.commits.iter().enumerate() {
         let earlier = seen.entry((&commit.group, commit.partition)).or_default();
@@ -402,12 +441,14 @@ mod tests {
         })
     }
 
+    /// A read; those of `node-*` and `assign` are final, as in the campaign.
     fn read(reader: &str, partition: i32, offset: i64, value: &str) -> Op {
         Op::Read(Read {
             reader: reader.into(),
             partition,
             offset,
             value: value.into(),
+            final_read: reader.starts_with("node-") || reader == "assign",
         })
     }
 
@@ -488,14 +529,40 @@ mod tests {
                 seq: 2,
                 partition: 0,
                 offset: 3,
-                value: "a-2".into()
+                value: "a-2".into(),
+                seen_by: Vec::new(),
             }]
         );
         assert!(!report.is_valid());
         assert!(report.to_string().contains("lost: 1"), "{report}");
-        // Read by only one reader is enough.
+        // Read by only one final reader is enough.
         let mut ops = clean();
         ops.retain(|op| !matches!(op, Op::Read(r) if r.value == "a-2" && r.reader == "assign"));
+        assert!(check(&history(ops)).is_valid());
+        // Read by the group during the run, then gone from the final reads: lost too.
+        let mut ops = clean();
+        ops.retain(|op| !matches!(op, Op::Read(r) if r.value == "a-2" && r.final_read));
+        ops.push(read("group", 0, 3, "a-2"));
+        let report = check(&history(ops));
+        assert_eq!(report.lost.len(), 1, "{report}");
+        assert_eq!(report.lost[0].seen_by, vec!["group".to_owned()]);
+        assert!(
+            report
+                .to_string()
+                .contains("read by group, then missing from the final reads"),
+            "{report}"
+        );
+        // A history without final reads: any read counts.
+        let ops: Vec<Op> = clean()
+            .into_iter()
+            .map(|op| match op {
+                Op::Read(mut r) => {
+                    r.final_read = false;
+                    Op::Read(r)
+                }
+                other => other,
+            })
+            .collect();
         assert!(check(&history(ops)).is_valid());
     }
 
