@@ -436,7 +436,8 @@ pub enum ReadError {
 }
 
 /// Every record of `partition` that broker `addr` serves, from offset 0 to its high
-/// watermark: `Ok(None)` when it answers NOT_LEADER_OR_FOLLOWER (it does not serve it).
+/// watermark: `Ok(None)` when it does not serve it (NOT_LEADER_OR_FOLLOWER, or
+/// REPLICA_NOT_AVAILABLE from a replica that cannot answer yet).
 ///
 /// # Errors
 /// The connection, an error code or a damaged batch.
@@ -447,7 +448,21 @@ pub async fn read_broker_partition(
 ) -> Result<Option<Vec<(i64, String)>>, ReadError> {
     let connection = Connection::connect(addr, "jepsen-reader", Duration::from_secs(5)).await?;
     let mut out = Vec::new();
-    let mut offset = 0;
+    Ok(read_from(&connection, topic, partition, 0, &mut out)
+        .await?
+        .map(|_| out))
+}
+
+/// Appends the records of `partition` from `from` up to the high watermark to `out`; the
+/// offset reached, or `None` when the broker does not serve the partition.
+async fn read_from(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    out: &mut Vec<(i64, String)>,
+) -> Result<Option<i64>, ReadError> {
+    let mut offset = from;
     loop {
         let response = connection
             .call(crate::req::fetch(topic, partition, offset, 0, 0))
@@ -459,7 +474,9 @@ pub async fn read_broker_partition(
         else {
             return Err(ReadError::Code { offset, code: -1 });
         };
-        if p.error_code == ErrorCode::NotLeaderOrFollower.code() {
+        if p.error_code == ErrorCode::NotLeaderOrFollower.code()
+            || p.error_code == ErrorCode::ReplicaNotAvailable.code()
+        {
             return Ok(None);
         }
         if p.error_code != 0 {
@@ -469,7 +486,7 @@ pub async fn read_broker_partition(
             });
         }
         if offset >= p.high_watermark {
-            return Ok(Some(out));
+            return Ok(Some(offset));
         }
         let bytes = p.records.clone().unwrap_or_default();
         if bytes.is_empty() {
@@ -478,8 +495,64 @@ pub async fn read_broker_partition(
                 high_watermark: p.high_watermark,
             });
         }
-        offset = decode(&bytes, offset, &mut out)?;
+        offset = decode(&bytes, offset, out)?;
     }
+}
+
+/// Reads every partition from broker `id` at `addr` over and over until `stop`, each from
+/// where the last read of it ended, recording the records as read by `live-node-<id>` (not
+/// final): what a broker served during the faults, so that a deposed leader's records count
+/// among the observations of their offsets. Errors (the node is down, paused, cut off, or
+/// truncated below the position: OFFSET_OUT_OF_RANGE) are skipped, the position kept.
+/// Returns how many records it read.
+pub async fn poll_broker(
+    w: Workload,
+    id: u64,
+    addr: SocketAddr,
+    rec: Recorder,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let reader = format!("live-node-{id}");
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut count = 0;
+    let mut connection: Option<Connection> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if connection.as_ref().is_none_or(Connection::is_dead) {
+            let connecting = Connection::connect(addr, "jepsen-poller", Duration::from_secs(1));
+            connection = connecting.await.ok();
+        }
+        if let Some(conn) = &connection {
+            for partition in 0..w.partitions {
+                let from = next.get(&partition).copied().unwrap_or(0);
+                let mut out = Vec::new();
+                let reading = read_from(conn, &w.topic, partition, from, &mut out);
+                let reached = match tokio::time::timeout(Duration::from_secs(2), reading).await {
+                    Ok(Ok(reached)) => reached,
+                    // A paused node: start afresh on a new connection next round.
+                    Err(_) => {
+                        connection = None;
+                        break;
+                    }
+                    Ok(Err(_)) => None,
+                };
+                for (offset, value) in out {
+                    count += 1;
+                    rec.push(Op::Read(Read {
+                        reader: reader.clone(),
+                        partition,
+                        offset,
+                        value,
+                        final_read: false,
+                    }));
+                }
+                if let Some(reached) = reached {
+                    next.insert(partition, reached);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    count
 }
 
 /// Appends the records at or after `from` in `bytes` (whole batches) to `out`; returns the

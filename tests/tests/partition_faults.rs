@@ -30,7 +30,7 @@ use weir_tests::fault_proxy::Fault;
 use weir_tests::jepsen::{self, History, Op, Outcome, Report};
 use weir_tests::workload::{
     Recorder, Troubles, Workload, campaign_rf, consume_group, coordinator, create_topic, leaders,
-    live_brokers, observe_commits, produce, read_assigned, read_each_broker, wait_led,
+    live_brokers, observe_commits, poll_broker, produce, read_assigned, read_each_broker, wait_led,
 };
 
 const NODES: u64 = 3;
@@ -161,11 +161,13 @@ const KINDS: [Kind; 8] = [
 struct Clients {
     producers: Vec<JoinHandle<Troubles>>,
     consumer: JoinHandle<Troubles>,
+    /// Each broker read directly all along.
+    pollers: Vec<JoinHandle<u64>>,
     stop_producing: Arc<AtomicBool>,
     stop_consuming: Arc<AtomicBool>,
 }
 
-fn start_clients(w: &Workload, rec: &Recorder) -> Clients {
+fn start_clients(w: &Workload, rec: &Recorder, cluster: &ClusterProcs) -> Clients {
     let stop_producing = Arc::new(AtomicBool::new(false));
     let stop_consuming = Arc::new(AtomicBool::new(false));
     let producers = ["p1", "p2"]
@@ -185,9 +187,21 @@ fn start_clients(w: &Workload, rec: &Recorder) -> Clients {
         rec.clone(),
         Arc::clone(&stop_consuming),
     ));
+    let pollers = (1..=NODES)
+        .map(|id| {
+            tokio::spawn(poll_broker(
+                w.clone(),
+                id,
+                cluster.kafka_addr(id),
+                rec.clone(),
+                Arc::clone(&stop_consuming),
+            ))
+        })
+        .collect();
     Clients {
         producers,
         consumer,
+        pollers,
         stop_producing,
         stop_consuming,
     }
@@ -213,6 +227,14 @@ async fn stop_clients(clients: Clients, w: &Workload) -> (Troubles, Troubles) {
         .await
         .expect("the consumer finishes")
         .expect("consumer task");
+    let mut polled = 0;
+    for poller in clients.pollers {
+        polled += tokio::time::timeout(SETTLE, poller)
+            .await
+            .expect("the pollers finish")
+            .expect("poller task");
+    }
+    eprintln!("{polled} records read from the brokers directly while the clients ran");
     (produced, consumed)
 }
 
@@ -378,7 +400,7 @@ async fn partition_faults_lose_no_acknowledged_record() {
         .unwrap_or_else(|err| panic!("create the topic with replication factor {rf}: {err}"));
     wait_whole(&cluster, &w, seed, "creating the topic").await;
     let rec = Recorder::default();
-    let clients = start_clients(&w, &rec);
+    let clients = start_clients(&w, &rec, &cluster);
     let mut rng = SplitMix64::new(seed);
     let kinds: Vec<Kind> = KINDS
         .into_iter()
@@ -465,7 +487,7 @@ async fn rolling_restart_loses_nothing_and_fails_no_send() {
         .unwrap_or_else(|err| panic!("create the topic with replication factor {rf}: {err}"));
     wait_whole(&cluster, &w, seed, "creating the topic").await;
     let rec = Recorder::default();
-    let clients = start_clients(&w, &rec);
+    let clients = start_clients(&w, &rec, &cluster);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     for id in 1..=NODES {
@@ -552,7 +574,7 @@ async fn partition_faults_report_the_records_of_a_wiped_single_replica_as_lost()
         .unwrap_or_else(|err| panic!("create the topic: {err}"));
     wait_whole(&cluster, &w, seed, "creating the topic").await;
     let rec = Recorder::default();
-    let clients = start_clients(&w, &rec);
+    let clients = start_clients(&w, &rec, &cluster);
     let deadline = Instant::now() + SETTLE;
     while rec.acknowledged() < 300 {
         assert!(Instant::now() < deadline, "nothing acknowledged");
