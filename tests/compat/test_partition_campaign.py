@@ -92,6 +92,14 @@ class History:
         with self.lock:
             return sum(1 for op in self.ops if op.get("outcome") == "ok")
 
+    def group_caught_up(self) -> bool:
+        """Whether the group consumer has read every acknowledged value (and one at least)."""
+        with self.lock:
+            acked = {op["value"] for op in self.ops if op.get("outcome") == "ok"}
+            read = {op["value"] for op in self.ops
+                    if op["op"] == "read" and op["reader"] == "group"}
+        return bool(read) and acked <= read
+
     def write(self, path: Path) -> None:
         with self.lock, open(path, "w") as f:
             for op in self.ops:
@@ -289,7 +297,10 @@ def test_confluent_partition_campaign_history_is_valid(cluster, tmp_path):
     producer.start()
     consumer.start()
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while not (history.acknowledged() > 0 and history.group_caught_up()):
+            assert time.monotonic() < deadline, "the producer or the group consumer never started"
+            time.sleep(0.1)
         started = time.monotonic()
         for n in range(faults):
             what = fault(cluster, rng)
@@ -301,11 +312,15 @@ def test_confluent_partition_campaign_history_is_valid(cluster, tmp_path):
     finally:
         stop_producing.set()
         producer.join(90)
-        time.sleep(1)
+        # The group reads what was acknowledged before it stops (bounded: it may not).
+        deadline = time.monotonic() + 60
+        while not history.group_caught_up() and time.monotonic() < deadline:
+            time.sleep(0.2)
         stop_consuming.set()
         consumer.join(60)
     assert not producer.is_alive() and not consumer.is_alive(), "a client did not stop"
     assert not fatal, f"the idempotent producer hit a fatal error: {fatal}"
+    assert history.group_caught_up(), "the group consumer did not read every acknowledged value"
     read = read_assigned(bootstrap, history)
     read_committed(bootstrap, history)
     path = tmp_path / "history.jsonl"
