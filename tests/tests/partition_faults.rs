@@ -16,7 +16,9 @@
 //!
 //! `WEIR_PARTITION_FAULTS` (default 40), `WEIR_PARTITION_SEED` (default: the time; printed),
 //! `WEIR_PARTITION_HISTORY` (a file to write the history to, as JSON lines),
-//! `WEIR_PARTITION_BROKER_ARGS` (further broker flags, whitespace-separated).
+//! `WEIR_PARTITION_BROKER_ARGS` (further broker flags, whitespace-separated),
+//! `WEIR_PARTITION_DELIVERY_TIMEOUT_MS` (the producers' delivery timeout, default 6,000: a
+//! shorter one turns sends into indeterminate ones while a node is away).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -138,6 +140,9 @@ async fn wait_whole(cluster: &ClusterProcs, w: &Workload, seed: u64, what: &str)
 enum Kind {
     KillAny,
     KillLeader,
+    /// The leader down past the broker session timeout: fenced, its partitions without a
+    /// leader (one replica) or led by another replica.
+    KillLeaderLong,
     PauseLeader,
     IsolateLeader,
     OneWayFromLeader,
@@ -146,9 +151,10 @@ enum Kind {
     KillAll,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 9] = [
     Kind::KillAny,
     Kind::KillLeader,
+    Kind::KillLeaderLong,
     Kind::PauseLeader,
     Kind::IsolateLeader,
     Kind::OneWayFromLeader,
@@ -323,6 +329,13 @@ async fn fault(
             tokio::task::block_in_place(|| cluster.restart(victim));
             format!("kill -9 node {victim} for {hold:?}")
         }
+        Kind::KillLeaderLong => {
+            let down = Duration::from_millis(3500 + rng.next_u64() % 3000);
+            tokio::task::block_in_place(|| cluster.kill9(leader));
+            tokio::time::sleep(down).await;
+            tokio::task::block_in_place(|| cluster.restart(leader));
+            format!("kill -9 node {leader} (leads {partition}) for {down:?}, past its session")
+        }
         Kind::PauseLeader => {
             // Past the election timeout (500 ms), below the broker session (3 s) or past it.
             let pause = Duration::from_millis(800 + rng.next_u64() % 3000);
@@ -392,7 +405,9 @@ async fn partition_faults_lose_no_acknowledged_record() {
         topic: "jepsen".into(),
         partitions: PARTITIONS,
         group: "jepsen-group".into(),
-        delivery_timeout: Duration::from_secs(20),
+        delivery_timeout: Duration::from_millis(
+            env_u64("WEIR_PARTITION_DELIVERY_TIMEOUT_MS").unwrap_or(6_000),
+        ),
     };
     wait_until_formed(&cluster, &w, seed).await;
     create_topic(&w, rf, SETTLE)
