@@ -2,9 +2,10 @@
 //!
 //! Owns the history's operations ([`Op`]: a send and its outcome, a read of one record at one
 //! offset, an observed committed offset), its JSON-lines form (one [`Op`] per line, what the
-//! Python workload writes and [`read_history`] parses, bounded), and [`check`], which turns a
-//! history into a [`Report`] of anomalies (in [`check`]). It does not run clients, inject
-//! faults or decide which broker to read: the workloads record, this module judges.
+//! Python workload writes and [`read_history`] parses, bounded), and [`check`] (in
+//! `check.rs`), which turns a history into a [`Report`] of anomalies. It does not run
+//! clients, inject faults or decide which broker to read: the workloads record, this module
+//! judges.
 //!
 //! # The history's rules
 //!
@@ -24,8 +25,10 @@
 //!
 //! # Invariants of [`check`]
 //!
-//! Pure and deterministic: the same history gives the same report, anomalies sorted by
-//! partition, offset and value. An `info` send is never a loss, whether it was read or not.
+//! Pure and deterministic: the same history gives the same report, anomalies sorted (lost
+//! and phantoms by partition, offset and value; inconsistent offsets by offset; duplicates
+//! by value; reorders by producer and partition; commits in history order). An `info` send
+//! is never a loss, whether it was read or not.
 
 mod check;
 
@@ -34,7 +37,8 @@ use std::io::{self, BufRead};
 use serde::{Deserialize, Serialize};
 
 pub use check::{
-    CommitBackwards, Duplicate, InconsistentOffset, Lost, Phantom, Reorder, Report, check,
+    CommitBackwards, Duplicate, InconsistentOffset, Lost, Phantom, PhantomKind, Reorder, Report,
+    check,
 };
 
 /// A send's outcome.
