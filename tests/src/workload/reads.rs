@@ -268,3 +268,33 @@ pub async fn read_assigned(
     let _closed = consumer.close().await;
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_takes_the_records_from_the_position_on_and_refuses_damage() {
+        let first = crate::stored(&crate::batch(3), 10);
+        let second = crate::stored(&crate::batch(2), 13);
+        let both = [first.as_slice(), second.as_slice()].concat();
+        let mut out = Vec::new();
+        // From the middle of the first batch: its earlier records are left out.
+        let next = decode(&both, 11, &mut out).unwrap();
+        assert_eq!(next, 15);
+        let offsets: Vec<i64> = out.iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, [11, 12, 13, 14]);
+        assert_eq!(out[0].1, "v1");
+        assert_eq!(out[2].1, "v0");
+        // A batch cut short, and a flipped bit under the CRC.
+        let mut out = Vec::new();
+        assert!(matches!(
+            decode(&both[..both.len() - 1], 10, &mut out),
+            Err(ReadError::Batch { offset: 10, .. })
+        ));
+        let mut damaged = first.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(decode(&damaged, 10, &mut Vec::new()).is_err());
+    }
+}
