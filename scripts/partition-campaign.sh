@@ -20,7 +20,7 @@ if [ -n "${2:-}" ]; then
     export WEIR_PARTITION_SEED="$2"
 fi
 # With cargo test rather than nextest, whose profile stops a test after 5 minutes: this one
-# takes about 1.6-2.1 s per fault at replication factor 1 (debug build, 2 cores): 30-35 min
+# takes about 1.6-2.3 s per fault at replication factor 1 (debug build, 2 cores): 39 min
 # for 1,000.
 cargo test -p weir-tests --test partition_faults partition_faults_lose_no_acknowledged_record \
     -- --nocapture 2>&1 |
