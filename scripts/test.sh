@@ -111,6 +111,7 @@ step "Python clients for the compatibility tests (pip install -r tests/compat/re
 step "cargo build -p weir-broker"
 cargo build -p weir-broker --locked
 cargo build -p weir-cli --locked   # the `weir` binary for tests/compat/test_cli.py
+cargo build -p weir-tests --bin weir-jepsen-check --locked   # test_partition_campaign.py's checker
 # weir-client's interop example (client/examples/interop.rs) is built by the `interop` fixture
 # of tests/compat/test_client_interop.py, so running pytest alone never uses a stale one.
 

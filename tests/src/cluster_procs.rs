@@ -279,9 +279,31 @@ impl ClusterProcs {
         self.node(id).is_running() && !self.paused[index(id)]
     }
 
+    /// Stops node `id` with `SIGTERM` (resuming it first if paused); whether it exited with
+    /// status 0. A node already down is left alone (and counts as a clean stop).
+    pub fn stop(&mut self, id: u64) -> bool {
+        let clean = self.node_mut(id).stop();
+        self.paused[index(id)] = false;
+        clean
+    }
+
     /// Starts node `id` again, same directory, ports and flags (after a kill or a stop).
     pub fn restart(&mut self, id: u64) {
         self.node_mut(id).restart();
+    }
+
+    /// Starts every node that is not running, all at once: a node may wait for its peers
+    /// before it listens, so after a whole-cluster crash one start after another could wait
+    /// for a quorum that never comes.
+    ///
+    /// # Panics
+    /// If a node does not start (its log is in the message).
+    pub fn restart_stopped(&mut self) {
+        std::thread::scope(|scope| {
+            for node in self.nodes.iter_mut().filter(|n| !n.is_running()) {
+                scope.spawn(move || node.restart());
+            }
+        });
     }
 
     /// Kills node `id` if it runs, empties its data directory and starts it again: a node

@@ -30,8 +30,10 @@ pub mod cluster_procs;
 pub mod fake_cluster;
 pub mod fault_proxy;
 pub mod history;
+pub mod jepsen;
 pub mod process;
 pub mod tmpfs;
+pub mod workload;
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
