@@ -3,7 +3,7 @@ checker as the Rust campaign (`weir_tests::jepsen`, through its `weir-jepsen-che
 
 On a 3-node cluster, an idempotent producer (`enable.idempotence`, `acks=all`) writes unique
 values `py-<seq>` to partition `seq % 4` of a topic of `WEIR_CAMPAIGN_RF` replicas (default
-1) and a group consumer reads and commits as it goes, while the seeded faults run: kill -9 of
+3) and a group consumer reads and commits as it goes, while the seeded faults run: kill -9 of
 a partition's leader or of any node, SIGSTOP of a leader past the election timeout, every
 node killed at once. After healing, a consumer in assign mode reads everything from offset
 0, the group's committed offsets are read back, and the history (JSON lines, one operation a
@@ -280,7 +280,7 @@ def test_confluent_partition_campaign_history_is_valid(cluster, tmp_path):
     checker = checker_binary()
     seed = int(os.environ.get("WEIR_PARTITION_SEED", time.time_ns() // 1_000_000))
     faults = int(os.environ.get("WEIR_PY_PARTITION_FAULTS", "5"))
-    rf = int(os.environ.get("WEIR_CAMPAIGN_RF", "1"))
+    rf = int(os.environ.get("WEIR_CAMPAIGN_RF", "3"))
     print(f"confluent-kafka partition campaign: seed {seed}, {faults} faults, "
           f"replication factor {rf} (WEIR_PARTITION_SEED={seed} replays it)")
     rng = random.Random(seed)

@@ -38,8 +38,8 @@ mod reads;
 
 pub use reads::{ReadError, poll_broker, read_assigned, read_broker_partition, read_each_broker};
 
-/// The replication factor of the campaign's topics: `$WEIR_CAMPAIGN_RF`, else 1 (what a
-/// cluster accepts before partitions are replicated).
+/// The replication factor of the campaign's topics: `$WEIR_CAMPAIGN_RF`, else 3 (replicated
+/// partitions; 1 runs the same campaign on unreplicated ones).
 ///
 /// # Panics
 /// If the variable is set and not a small positive number.
@@ -51,7 +51,8 @@ pub fn campaign_rf() -> i16 {
             .ok()
             .filter(|rf| *rf >= 1)
             .unwrap_or_else(|| panic!("WEIR_CAMPAIGN_RF must be 1, 3, ..., got {text:?}")),
-        Err(_) => 1,
+        // Replicated partitions are what the campaign is for (issue 17).
+        Err(_) => 3,
     }
 }
 

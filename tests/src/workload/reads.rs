@@ -171,6 +171,14 @@ fn decode(bytes: &[u8], from: i64, out: &mut Vec<(i64, String)>) -> Result<i64, 
             .get(at..at + len)
             .ok_or_else(|| bad("cut short".into()))?;
         validate_batch(whole).map_err(|e| bad(e.to_string()))?;
+        // Control batches (a replicated partition's leader and membership entries, and the
+        // markers standing for refused or retried produces) hold no records for consumers:
+        // Kafka clients skip them, and so does this reader.
+        if header.attributes.is_control() {
+            at += len;
+            next = header.next_offset();
+            continue;
+        }
         for record in Records::new(whole).map_err(|e| bad(e.to_string()))? {
             let record = record.map_err(|e| bad(e.to_string()))?;
             let o = record.offset(header.base_offset);
