@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{EndSnapshot, LEADER_EPOCH, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
+use super::{EndSnapshot, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
 use crate::log::Offset;
 use crate::log::error::LogError;
 use crate::log::scan::{Limits, Located};
@@ -100,7 +100,7 @@ impl PartitionLog {
                     segment_end: segments
                         .get(i + 1)
                         .map_or(visible.0, |next| next.base_offset().min(visible.0)),
-                    max_epoch: LEADER_EPOCH,
+                    max_epoch: self.epochs.max_epoch(),
                 },
             };
             let read = if verify {

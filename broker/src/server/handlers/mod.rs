@@ -147,6 +147,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
         }
         LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
         LogError::DeleteForbidden(_) => ErrorCode::PolicyViolation,
+        LogError::Epoch(_) => ErrorCode::FencedLeaderEpoch,
     }
 }
 
