@@ -10,7 +10,8 @@
 //! Invariants: [`SUPPORTED_APIS`] lists each key once, with `min <= max`; every range stays
 //! below the API's first flexible version except ApiVersions v3 (see
 //! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
-//! DescribeCluster and DescribeProducers (flexible from v0). Header versions are right for
+//! DescribeCluster and DescribeProducers (flexible from v0), and, for leader epochs (KIP-320),
+//! Metadata v9-12, ListOffsets v6-7 and OffsetForLeaderEpoch v4. Header versions are right for
 //! any version, not only the supported ones, because they come from Kafka's first flexible
 //! version per API.
 
@@ -56,6 +57,8 @@ pub enum ApiKey {
     DeleteRecords = 21,
     /// InitProducerId (22).
     InitProducerId = 22,
+    /// OffsetForLeaderEpoch (23).
+    OffsetForLeaderEpoch = 23,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
     /// AlterConfigs (33).
@@ -83,7 +86,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 27] = [
+    pub const ALL: [ApiKey; 28] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -102,6 +105,7 @@ impl ApiKey {
         Self::DeleteTopics,
         Self::DeleteRecords,
         Self::InitProducerId,
+        Self::OffsetForLeaderEpoch,
         Self::DescribeConfigs,
         Self::AlterConfigs,
         Self::DescribeLogDirs,
@@ -141,6 +145,7 @@ impl ApiKey {
             Self::DeleteTopics => "DeleteTopics",
             Self::DeleteRecords => "DeleteRecords",
             Self::InitProducerId => "InitProducerId",
+            Self::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
             Self::DescribeConfigs => "DescribeConfigs",
             Self::AlterConfigs => "AlterConfigs",
             Self::CreatePartitions => "CreatePartitions",
@@ -177,6 +182,7 @@ impl TryFrom<i16> for ApiKey {
             20 => Self::DeleteTopics,
             21 => Self::DeleteRecords,
             22 => Self::InitProducerId,
+            23 => Self::OffsetForLeaderEpoch,
             32 => Self::DescribeConfigs,
             33 => Self::AlterConfigs,
             37 => Self::CreatePartitions,
@@ -244,8 +250,10 @@ const fn range(min: i16, max: i16) -> VersionRange {
 pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Produce, range(3, 7)),
     (ApiKey::Fetch, range(4, 11)),
-    (ApiKey::ListOffsets, range(1, 3)),
-    (ApiKey::Metadata, range(0, 6)),
+    // v4+ checks and answers leader epochs, v6+ is flexible, v7 knows MAX_TIMESTAMP (-3).
+    (ApiKey::ListOffsets, range(1, 7)),
+    // v7+ carries leader epochs, v9+ is flexible, v10+ topic ids, v12 topics by id.
+    (ApiKey::Metadata, range(0, 12)),
     (ApiKey::OffsetCommit, range(2, 7)),
     (ApiKey::OffsetFetch, range(1, 5)),
     (ApiKey::FindCoordinator, range(0, 2)),
@@ -263,6 +271,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     // librdkafka sends v0-1; v2 is flexible.
     (ApiKey::DeleteRecords, range(0, 1)),
     (ApiKey::InitProducerId, range(0, 1)),
+    // Answered from the leader's leader-epoch history. v0-1 have no codec (Kafka 4 dropped
+    // them); librdkafka sends v2, the Java client v4 (flexible).
+    (ApiKey::OffsetForLeaderEpoch, range(2, 4)),
     // v3 adds config types and documentation; v4+ is flexible.
     (ApiKey::DescribeConfigs, range(1, 3)),
     // kafka-python and librdkafka send v0-1; v2+ is flexible.
@@ -319,6 +330,7 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::CreateTopics => 5,
         ApiKey::DeleteTopics => 4,
         ApiKey::InitProducerId => 2,
+        ApiKey::OffsetForLeaderEpoch => 4,
         ApiKey::DescribeConfigs => 4,
         ApiKey::AlterConfigs => 2,
         ApiKey::CreatePartitions => 2,
@@ -378,6 +390,12 @@ mod tests {
         (ApiKey::DescribeLogDirs, &[2, 3, 4]),
         (ApiKey::DescribeCluster, &[0, 1, 2]),
         (ApiKey::DescribeProducers, &[0]),
+        // The Java client sends v4 (flexible).
+        (ApiKey::OffsetForLeaderEpoch, &[4]),
+        // librdkafka and the Java client send v7 (flexible).
+        (ApiKey::ListOffsets, &[6, 7]),
+        // librdkafka and the Java client send v12 (flexible).
+        (ApiKey::Metadata, &[9, 10, 11, 12]),
         // v5+ carries the new topic's configs in the answer.
         (ApiKey::CreateTopics, &[5, 6]),
     ];

@@ -301,6 +301,13 @@ impl EpochHistory {
         self.highest.load(Ordering::Acquire)
     }
 
+    /// The epoch of the entry starting at or below `offset`: the epoch that wrote it.
+    pub(crate) fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        let entries = lock(&self.entries);
+        let after = entries.partition_point(|e| e.start_offset <= offset);
+        after.checked_sub(1).map(|i| entries[i].epoch)
+    }
+
     /// A copy of the entries, oldest first.
     pub(crate) fn entries(&self) -> Vec<EpochEntry> {
         lock(&self.entries).clone()
@@ -435,6 +442,10 @@ mod tests {
         let (_dir, h) = history(vec![e(1, 0), e(2, 10), e(4, 20)]);
         assert!(h.truncate_before(10, &OsDisk).expect("start moved"));
         assert_eq!(h.entries(), vec![e(2, 10), e(4, 20)]);
+        assert_eq!(h.epoch_for_offset(9), None);
+        assert_eq!(h.epoch_for_offset(10), Some(2));
+        assert_eq!(h.epoch_for_offset(19), Some(2));
+        assert_eq!(h.epoch_for_offset(20), Some(4));
         assert!(h.truncate_before(25, &OsDisk).expect("start moved"));
         assert_eq!(h.entries(), vec![e(4, 25)]);
     }

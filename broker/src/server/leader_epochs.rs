@@ -37,6 +37,21 @@ impl Context {
         }
     }
 
+    /// Whether this broker leads partition `index` of `topic`: always for a single broker;
+    /// in a cluster, when the metadata names it the leader.
+    pub(crate) fn leads(&self, topic: &str, index: i32) -> bool {
+        let Some(state) = self.metadata() else {
+            return true;
+        };
+        state
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            .and_then(|p| state.leader(p))
+            .and_then(|id| i32::try_from(id).ok())
+            == Some(self.node_id())
+    }
+
     /// The error for a request that names `current` as the leader epoch it knows for the
     /// partition (-1: it names none, nothing is checked): FENCED_LEADER_EPOCH when the
     /// client's epoch is older than the leader's (its metadata is stale), UNKNOWN_LEADER_EPOCH

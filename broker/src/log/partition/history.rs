@@ -119,6 +119,12 @@ impl PartitionLog {
         self.epochs.max_epoch()
     }
 
+    /// The epoch of the leader that wrote `offset` (the entry starting at or below it; Kafka's
+    /// `epochForOffset`), if the history places it.
+    pub fn epoch_for_offset(&self, offset: Offset) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset.0)
+    }
+
     /// The leader-epoch history, oldest first.
     pub fn epoch_history(&self) -> Vec<EpochEntry> {
         self.epochs.entries()

@@ -182,4 +182,15 @@ impl PartitionLog {
             // still readable (as Kafka searches from the log start offset).
             .map(|(offset, timestamp)| (Offset(offset).max(start), timestamp))
     }
+
+    /// The first record with the largest timestamp in the log, and that timestamp
+    /// (ListOffsets' MAX_TIMESTAMP, KIP-734); `None` for a log without records.
+    pub fn max_timestamp_offset(&self) -> Option<(Offset, i64)> {
+        let max = self.snapshot().iter().map(|s| s.max_timestamp()).max()?;
+        // Every segment's max is -1 until it holds a record with a timestamp.
+        if max < 0 {
+            return None;
+        }
+        self.lookup_timestamp(max)
+    }
 }

@@ -14,6 +14,10 @@
 //! middle of a batch returns the whole batch; `last_stable_offset` is the high watermark (no
 //! transactions); `session_id` is 0 (no incremental fetch sessions); an empty record set is
 //! empty bytes, not null.
+//!
+//! v9+: a partition whose `current_leader_epoch` (other than -1) is older than the leader's
+//! is answered FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, without records
+//! (`crate::server::leader_epochs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -223,6 +227,18 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                             .with_last_stable_offset(-1)
                             .with_log_start_offset(-1);
                     };
+                    // v9+: a client whose leader epoch is not the leader's gets no records
+                    // (KIP-320); it refreshes its metadata (fenced) or retries (unknown).
+                    if let Some(code) =
+                        ctx.check_leader_epoch(&topic.topic.0, p.partition, p.current_leader_epoch)
+                    {
+                        errors = true;
+                        return response
+                            .with_error_code(code.code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1);
+                    }
                     let partition_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
                     let limit = partition_max.min(budget);
                     // The read still happens when nothing fits, so that an offset out of range
