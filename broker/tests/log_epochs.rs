@@ -24,7 +24,7 @@ fn entry(epoch: i32, start_offset: i64) -> EpochEntry {
 /// The checkpoint's bytes, written here independently of the broker's encoder (the format of
 /// `broker/src/log/epochs.rs`).
 fn checkpoint_bytes(entries: &[(i32, i64)]) -> Vec<u8> {
-    let mut out = (entries.len() as u32).to_be_bytes().to_vec();
+    let mut out = u32::try_from(entries.len()).unwrap().to_be_bytes().to_vec();
     for (epoch, offset) in entries {
         out.extend_from_slice(&epoch.to_be_bytes());
         out.extend_from_slice(&offset.to_be_bytes());
