@@ -176,3 +176,19 @@ fn moving_the_log_start_trims_the_history() {
     let log = open(dir.path(), small_config(1 << 20));
     assert_eq!(log.epoch_history(), vec![entry(0, 5)]);
 }
+
+#[test]
+fn a_log_without_batches_writes_no_history_until_its_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(1 << 20));
+    assert!(!dir.path().join(CHECKPOINT).exists());
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), small_config(1 << 20));
+    assert!(!dir.path().join(CHECKPOINT).exists());
+    log.append(&batch("f", 1, 0)).unwrap();
+    assert_eq!(
+        fs::read(dir.path().join(CHECKPOINT)).unwrap(),
+        checkpoint_bytes(&[(0, 0)])
+    );
+}

@@ -49,6 +49,7 @@ impl Loaded {
         end: i64,
         disk: &dyn Disk,
     ) -> Result<EpochHistory, LogError> {
+        let damaged = self.stored == Stored::Damaged;
         let (entries, rebuilt) = match self.stored {
             Stored::Valid(entries) => (entries, false),
             stored => {
@@ -75,7 +76,10 @@ impl Loaded {
         };
         let cut_end = history.truncate_from(end, disk).map_err(io)?;
         let cut_start = history.truncate_before(start, disk).map_err(io)?;
-        if rebuilt && !cut_end && !cut_start {
+        // A new (or never written) log without a file stays without one until its first
+        // append: creating thousands of partitions must not cost a synced write each.
+        let worth_saving = damaged || history.latest_epoch().is_some();
+        if rebuilt && !cut_end && !cut_start && worth_saving {
             history.save(disk).map_err(io)?;
         }
         Ok(history)
