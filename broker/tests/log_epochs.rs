@@ -49,7 +49,7 @@ fn set_epochs_from(dir: &Path, lens: &[usize], from_batch: usize, epoch: i32) {
 }
 
 #[test]
-fn the_history_is_written_with_the_first_append_and_survives_a_crash() {
+fn the_history_survives_a_crash_and_is_written_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(1 << 20));
     assert_eq!(log.epoch_history(), vec![]);
@@ -59,15 +59,18 @@ fn the_history_is_written_with_the_first_append_and_survives_a_crash() {
     }
     assert_eq!(log.epoch_history(), vec![entry(0, 0)]);
     assert_eq!(log.latest_epoch(), Some(0));
-    assert_eq!(
-        fs::read(dir.path().join(CHECKPOINT)).unwrap(),
-        checkpoint_bytes(&[(0, 0)])
-    );
+    // A new log gets no file from its appends (a crash rebuilds the history from them)...
+    assert!(!dir.path().join(CHECKPOINT).exists());
     log.sync().unwrap();
     drop(log); // no close: a crash
     let log = open(dir.path(), small_config(1 << 20));
     assert!(!log.recovery_report().clean);
     assert_eq!(log.epoch_history(), vec![entry(0, 0)]);
+    // ... and from then on it has one, which follows every new epoch.
+    assert_eq!(
+        fs::read(dir.path().join(CHECKPOINT)).unwrap(),
+        checkpoint_bytes(&[(0, 0)])
+    );
     assert_eq!(log.end_offset_for_epoch(0), (0, Offset(10)));
     assert_eq!(log.end_offset_for_epoch(1), (-1, Offset(-1)));
     assert_eq!(log.end_offset_for_epoch(-1), (-1, Offset(-1)));
@@ -115,9 +118,16 @@ fn a_missing_history_is_rebuilt_from_the_batches_epochs() {
 #[test]
 fn a_batch_epoch_above_the_history_is_damage_that_recovery_cuts() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), small_config(1 << 20));
+    let mut log = open(dir.path(), small_config(1 << 20));
     let mut lens = Vec::new();
     for i in 0..4 {
+        if i == 3 {
+            // Closed and reopened: the log now has its history file.
+            log.close().unwrap();
+            drop(log);
+            log = open(dir.path(), small_config(1 << 20));
+            assert!(dir.path().join(CHECKPOINT).exists());
+        }
         let b = batch(&format!("c{i}"), 1, i);
         lens.push(b.len());
         log.append(&b).unwrap();
@@ -178,7 +188,7 @@ fn moving_the_log_start_trims_the_history() {
 }
 
 #[test]
-fn a_log_without_batches_writes_no_history_until_its_first_append() {
+fn a_new_log_writes_its_history_at_close_not_on_append() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(1 << 20));
     assert!(!dir.path().join(CHECKPOINT).exists());
@@ -187,6 +197,8 @@ fn a_log_without_batches_writes_no_history_until_its_first_append() {
     let log = open(dir.path(), small_config(1 << 20));
     assert!(!dir.path().join(CHECKPOINT).exists());
     log.append(&batch("f", 1, 0)).unwrap();
+    assert!(!dir.path().join(CHECKPOINT).exists());
+    log.close().unwrap();
     assert_eq!(
         fs::read(dir.path().join(CHECKPOINT)).unwrap(),
         checkpoint_bytes(&[(0, 0)])

@@ -10,14 +10,18 @@
 //! Invariants:
 //! - entries are strictly increasing in epoch and non-decreasing in start offset, every epoch
 //!   is at least 0;
-//! - the file always names every epoch that a batch on disk carries: [`EpochHistory::observe`]
-//!   writes a new epoch to the file (atomically and synced) *before* the batch carrying it is
-//!   written, so after any crash the file's latest epoch is at least every stored batch's.
+//! - a file, once there is one, always names every epoch that a batch on disk carries:
+//!   [`EpochHistory::observe`] writes a new epoch to it (atomically and synced) *before* the
+//!   batch carrying it is written, so after any crash the file's latest epoch is at least
+//!   every stored batch's. A log without a file (new, or written before the file existed)
+//!   gets one at close or at the next open, and is rebuilt from its batches after a crash.
 //!   Recovery may leave entries at or past the recovered log end (the batch never made it);
 //!   [`EpochHistory::truncate_from`] at open drops them. A suffix truncation must cut the log
 //!   before the history for the same reason;
 //! - a missing or damaged file is rebuilt from the batches' partition-leader-epoch fields
-//!   (the first batch of each growing epoch), as Kafka does.
+//!   (the first batch of each growing epoch). So while there is no valid file, a failed
+//!   write of it refuses nothing (a full disk does not stop appends); once there is one, every
+//!   change must reach it.
 //!
 //! ```text
 //! <dir>/leader-epoch-checkpoint   count u32, then count × (epoch i32, start offset i64),
@@ -27,7 +31,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::storage::Disk;
@@ -104,6 +108,11 @@ pub(crate) struct EpochHistory {
     /// against. Unlike the latest entry it never goes down, so a reader racing a suffix
     /// truncation does not call the batches being cut damage.
     highest: AtomicI32,
+    /// Whether the file holds the entries (written since open, or read valid at open).
+    /// Without a file, a crash rebuilds the history from the batches, so a write that fails
+    /// then (a full disk) refuses nothing; once there is a file, it must follow every change.
+    /// Changed only under the `entries` lock.
+    on_disk: AtomicBool,
 }
 
 fn lock(m: &Mutex<Vec<EpochEntry>>) -> MutexGuard<'_, Vec<EpochEntry>> {
@@ -187,29 +196,52 @@ pub(crate) fn rebuild(batches: impl IntoIterator<Item = (i32, i64)>) -> Vec<Epoc
 }
 
 impl EpochHistory {
-    /// A history over `entries` (well formed) whose file lives in `dir`.
-    pub(crate) fn new(dir: &Path, entries: Vec<EpochEntry>) -> Self {
+    /// A history over `entries` (well formed) whose file lives in `dir`; `on_disk` when that
+    /// file holds them.
+    pub(crate) fn new(dir: &Path, entries: Vec<EpochEntry>, on_disk: bool) -> Self {
         debug_assert!(well_formed(&entries));
         let highest = entries.last().map_or(UNDEFINED_EPOCH, |e| e.epoch);
         Self {
             dir: dir.to_path_buf(),
             entries: Mutex::new(entries),
             highest: AtomicI32::new(highest),
+            on_disk: AtomicBool::new(on_disk),
         }
     }
 
+    /// Writes `entries` to the file (caller holds the `entries` lock). A failure is an error
+    /// only when the file exists: without one, the log still rebuilds the history from its
+    /// batches after a crash, so the change stands in memory and the file waits for a later
+    /// write (logged at `warn`).
     fn persist(&self, entries: &[EpochEntry], disk: &dyn Disk) -> Result<(), EpochError> {
-        write_atomically(&self.dir, LEADER_EPOCH_CHECKPOINT, &encode(entries), disk).map_err(
-            |source| EpochError::Io {
-                path: self.dir.join(LEADER_EPOCH_CHECKPOINT),
-                source,
-            },
-        )
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT);
+        match write_atomically(&self.dir, LEADER_EPOCH_CHECKPOINT, &encode(entries), disk) {
+            Ok(()) => {
+                self.on_disk.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(source) if !self.on_disk.load(Ordering::Acquire) => {
+                tracing::warn!(path = %path.display(), error = %source,
+                    "cannot write the leader-epoch history yet; a crash rebuilds it from the batches");
+                Ok(())
+            }
+            Err(source) => Err(EpochError::Io { path, source }),
+        }
     }
 
     /// Writes the current entries to the file (after a rebuild or an edit made at open).
     pub(crate) fn save(&self, disk: &dyn Disk) -> Result<(), EpochError> {
         let entries = lock(&self.entries);
+        self.persist(&entries, disk)
+    }
+
+    /// Creates the file when there is none and the log holds epochs (at close): the next open
+    /// then reads it instead of rebuilding. Best effort, as every write without a file.
+    pub(crate) fn save_if_missing(&self, disk: &dyn Disk) -> Result<(), EpochError> {
+        let entries = lock(&self.entries);
+        if self.on_disk.load(Ordering::Acquire) || entries.is_empty() {
+            return Ok(());
+        }
         self.persist(&entries, disk)
     }
 
@@ -251,7 +283,12 @@ impl EpochHistory {
             epoch,
             start_offset: base_offset,
         });
-        self.persist(&next, disk)?;
+        // Without a file the history is rebuilt from the batches after a crash: an append does
+        // not create it (a synced write on the first append of every partition, taking space
+        // a full disk may not have); close and open do.
+        if self.on_disk.load(Ordering::Acquire) {
+            self.persist(&next, disk)?;
+        }
         *entries = next;
         self.highest.fetch_max(epoch, Ordering::AcqRel);
         Ok(())
@@ -361,7 +398,7 @@ mod tests {
 
     fn history(entries: Vec<EpochEntry>) -> (tempfile::TempDir, EpochHistory) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let h = EpochHistory::new(dir.path(), entries);
+        let h = EpochHistory::new(dir.path(), entries, false);
         (dir, h)
     }
 
@@ -388,6 +425,7 @@ mod tests {
     #[test]
     fn observe_records_only_growing_epochs_and_refuses_older_ones() {
         let (dir, h) = history(Vec::new());
+        h.save(&OsDisk).expect("the file exists from here");
         let disk = OsDisk;
         h.observe(0, 0, &disk).expect("first");
         h.observe(0, 5, &disk).expect("same epoch");
@@ -415,6 +453,28 @@ mod tests {
             read(dir.path()).expect("read"),
             Stored::Valid(vec![e(0, 0), e(3, 9)])
         );
+    }
+
+    #[test]
+    fn a_failed_write_refuses_only_once_there_is_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gone = dir.path().join("not-created");
+        // No file yet: the change stands in memory (a crash would rebuild from the batches),
+        // and creating the file is best effort.
+        let h = EpochHistory::new(&gone, Vec::new(), false);
+        h.observe(0, 0, &OsDisk).expect("no file, nothing refused");
+        assert_eq!(h.entries(), vec![e(0, 0)]);
+        h.save_if_missing(&OsDisk).expect("best effort");
+        assert!(!gone.exists());
+        // A file that must follow every change: the change is refused and nothing moves.
+        let h = EpochHistory::new(&gone, vec![e(0, 0)], true);
+        assert!(matches!(
+            h.observe(2, 5, &OsDisk),
+            Err(EpochError::Io { .. })
+        ));
+        assert_eq!(h.entries(), vec![e(0, 0)]);
+        assert!(h.truncate_from(0, &OsDisk).is_err());
+        assert_eq!(h.entries(), vec![e(0, 0)]);
     }
 
     #[test]

@@ -575,6 +575,7 @@ impl PartitionLog {
             self.disk.as_ref(),
         )
         .and_then(|()| write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
+        .and_then(|()| self.epochs_closed())
         .map_err(|e| self.fail(e))?;
         Ok(())
     }

@@ -65,7 +65,7 @@ impl Loaded {
                 (epochs::rebuild(headers), true)
             }
         };
-        let history = EpochHistory::new(dir, entries);
+        let history = EpochHistory::new(dir, entries, !rebuilt);
         let io = |err: EpochError| match err {
             EpochError::Io { path, source } => LogError::Io {
                 op: "write leader-epoch history",
@@ -99,6 +99,16 @@ impl PartitionLog {
             Err(EpochError::Io { source, .. }) => Err(self.fail(source)),
             Err(err) => Err(LogError::Epoch(err)),
         }
+    }
+
+    /// At close: the history file is created if the log has none (best effort; see
+    /// [`EpochHistory::save_if_missing`]). Never fails the close.
+    pub(super) fn epochs_closed(&self) -> std::io::Result<()> {
+        if let Err(err) = self.epochs.save_if_missing(self.disk.as_ref()) {
+            tracing::warn!(dir = %self.dir.display(), error = %err,
+                "could not write the leader-epoch history at close; the next open rebuilds it");
+        }
+        Ok(())
     }
 
     /// The log start moved to `start`: epochs wholly below it leave the history. A failure is
