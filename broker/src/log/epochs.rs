@@ -14,7 +14,9 @@
 //!   [`EpochHistory::observe`] writes a new epoch to it (atomically and synced) *before* the
 //!   batch carrying it is written, so after any crash the file's latest epoch is at least
 //!   every stored batch's. A log without a file (new, or written before the file existed)
-//!   gets one at close or at the next open, and is rebuilt from its batches after a crash.
+//!   holds no epoch above [`FILELESS_EPOCH`]: the first batch of a later epoch creates the
+//!   file first; otherwise the file is created at close or at the next open, and the history
+//!   is rebuilt from the batches after a crash.
 //!   Recovery may leave entries at or past the recovered log end (the batch never made it);
 //!   [`EpochHistory::truncate_from`] at open drops them. A suffix truncation must cut the log
 //!   before the history for the same reason;
@@ -39,6 +41,11 @@ use crate::storage::files::write_atomically;
 
 /// Name of the history file in a partition directory (Kafka's name).
 pub(crate) const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// The only epoch a log's batches may carry while it has no history file: the one a single
+/// broker writes. A log gets its file before its first batch of a later epoch, so recovery
+/// bounds the epochs of a log without a file by this one (a garbled epoch is damage).
+pub(crate) const FILELESS_EPOCH: i32 = 0;
 
 /// Kafka's UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET, answered for an epoch the log cannot
 /// place.
@@ -210,17 +217,23 @@ impl EpochHistory {
     }
 
     /// Writes `entries` to the file (caller holds the `entries` lock). A failure is an error
-    /// only when the file exists: without one, the log still rebuilds the history from its
-    /// batches after a crash, so the change stands in memory and the file waits for a later
-    /// write (logged at `warn`).
-    fn persist(&self, entries: &[EpochEntry], disk: &dyn Disk) -> Result<(), EpochError> {
+    /// only when the write is `required` (the file exists, or a new epoch above
+    /// [`FILELESS_EPOCH`] must reach it before its batch): otherwise the log still rebuilds
+    /// the history from its batches after a crash, so the change stands in memory and the
+    /// file waits for a later write (logged at `warn`).
+    fn persist(
+        &self,
+        entries: &[EpochEntry],
+        disk: &dyn Disk,
+        required: bool,
+    ) -> Result<(), EpochError> {
         let path = self.dir.join(LEADER_EPOCH_CHECKPOINT);
         match write_atomically(&self.dir, LEADER_EPOCH_CHECKPOINT, &encode(entries), disk) {
             Ok(()) => {
                 self.on_disk.store(true, Ordering::Release);
                 Ok(())
             }
-            Err(source) if !self.on_disk.load(Ordering::Acquire) => {
+            Err(source) if !required => {
                 tracing::warn!(path = %path.display(), error = %source,
                     "cannot write the leader-epoch history yet; a crash rebuilds it from the batches");
                 Ok(())
@@ -232,7 +245,7 @@ impl EpochHistory {
     /// Writes the current entries to the file (after a rebuild or an edit made at open).
     pub(crate) fn save(&self, disk: &dyn Disk) -> Result<(), EpochError> {
         let entries = lock(&self.entries);
-        self.persist(&entries, disk)
+        self.persist(&entries, disk, false)
     }
 
     /// Creates the file when there is none and the log holds epochs (at close): the next open
@@ -242,7 +255,7 @@ impl EpochHistory {
         if self.on_disk.load(Ordering::Acquire) || entries.is_empty() {
             return Ok(());
         }
-        self.persist(&entries, disk)
+        self.persist(&entries, disk, false)
     }
 
     /// Notes that a batch of `epoch` is about to be written at `base_offset`. A new, larger
@@ -283,11 +296,12 @@ impl EpochHistory {
             epoch,
             start_offset: base_offset,
         });
-        // Without a file the history is rebuilt from the batches after a crash: an append does
-        // not create it (a synced write on the first append of every partition, taking space
-        // a full disk may not have); close and open do.
-        if self.on_disk.load(Ordering::Acquire) {
-            self.persist(&next, disk)?;
+        // Without a file the history is rebuilt from the batches after a crash, and recovery
+        // bounds their epochs by FILELESS_EPOCH: an append of that epoch does not create the
+        // file (a synced write on the first append of every partition, taking space a full
+        // disk may not have; close and open do), an append of a later one must.
+        if self.on_disk.load(Ordering::Acquire) || epoch > FILELESS_EPOCH {
+            self.persist(&next, disk, true)?;
         }
         *entries = next;
         self.highest.fetch_max(epoch, Ordering::AcqRel);
@@ -303,7 +317,7 @@ impl EpochHistory {
             return Ok(false);
         }
         let next = entries[..keep].to_vec();
-        self.persist(&next, disk)?;
+        self.persist(&next, disk, self.on_disk.load(Ordering::Acquire))?;
         *entries = next;
         Ok(true)
     }
@@ -322,7 +336,7 @@ impl EpochHistory {
             start_offset: offset,
         });
         next.extend_from_slice(&entries[below..]);
-        self.persist(&next, disk)?;
+        self.persist(&next, disk, self.on_disk.load(Ordering::Acquire))?;
         *entries = next;
         Ok(true)
     }

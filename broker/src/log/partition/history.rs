@@ -4,15 +4,16 @@
 //!
 //! Order at open: the file is read *before* recovery, because its latest epoch bounds the
 //! epochs recovery accepts in a batch (the field lies outside the CRC: a value this log never
-//! wrote is damage). Without a usable file nothing bounds them but the field's range; the
-//! history is then rebuilt from the recovered batches. After recovery, entries at or past the
+//! wrote is damage). Without a file the bound is the epoch a log may hold without one; with a
+//! damaged file nothing bounds them but the field's range. Either way the history is then
+//! rebuilt from the recovered batches. After recovery, entries at or past the
 //! recovered end (their batch never reached the disk) and below the log start are dropped.
 
 use std::path::Path;
 
 use super::PartitionLog;
 use crate::log::Offset;
-use crate::log::epochs::{self, EpochEntry, EpochError, EpochHistory, Stored, UNDEFINED_EPOCH};
+use crate::log::epochs::{self, EpochEntry, EpochError, EpochHistory, FILELESS_EPOCH, Stored};
 use crate::log::error::LogError;
 use crate::log::segment::Segment;
 use crate::storage::{Disk, is_disk_full};
@@ -30,12 +31,16 @@ impl Loaded {
         Ok(Self { stored })
     }
 
-    /// The largest epoch recovery accepts in a batch: the file's latest, or any epoch when
-    /// there is no usable file.
+    /// The largest epoch recovery accepts in a batch: the file's latest; without a file,
+    /// [`FILELESS_EPOCH`] (a later epoch creates the file before its first batch); any epoch
+    /// when the file is damaged.
     pub(super) fn max_epoch(&self) -> i32 {
         match &self.stored {
-            Stored::Valid(entries) => entries.last().map_or(UNDEFINED_EPOCH, |e| e.epoch),
-            Stored::Missing | Stored::Damaged => i32::MAX,
+            Stored::Valid(entries) => entries
+                .last()
+                .map_or(FILELESS_EPOCH, |e| e.epoch.max(FILELESS_EPOCH)),
+            Stored::Missing => FILELESS_EPOCH,
+            Stored::Damaged => i32::MAX,
         }
     }
 
