@@ -40,7 +40,7 @@ fn a_topic_is_trimmed_and_grown() {
     );
     assert_eq!(
         env.ok(&["topics", "describe", "orders"], b""),
-        "orders\t0\t0\t-\t0\t0\t10\t10\norders\t1\t0\t-\t0\t0\t4\t4\n"
+        "orders\t0\t0\t0\t0\t0\t10\t10\norders\t1\t0\t0\t0\t0\t4\t4\n"
     );
     // Past the end: the broker's refusal, exit code 1, the table still printed.
     let out = env.run(

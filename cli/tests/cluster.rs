@@ -71,10 +71,10 @@ fn the_cluster_and_its_leaders_are_described_before_and_after_a_broker_stops() {
 
     assert_eq!(
         ok(&bootstrap, &["topics", "describe", "orders"]),
-        "orders\t0\t1\t-\t1,2,3\t1,2,3\t0\t0\n\
-         orders\t1\t2\t-\t2,1,3\t2,1,3\t0\t0\n\
-         orders\t2\t2\t-\t2,1,3\t2,1,3\t0\t0\n\
-         orders\t3\t3\t-\t3,1,2\t3,1,2\t0\t0\n"
+        "orders\t0\t1\t0\t1,2,3\t1,2,3\t0\t0\n\
+         orders\t1\t2\t0\t2,1,3\t2,1,3\t0\t0\n\
+         orders\t2\t2\t0\t2,1,3\t2,1,3\t0\t0\n\
+         orders\t3\t3\t0\t3,1,2\t3,1,2\t0\t0\n"
     );
 
     // Broker 1 (the controller) stops: the controller moves, its partition has no leader,
@@ -93,10 +93,10 @@ fn the_cluster_and_its_leaders_are_described_before_and_after_a_broker_stops() {
     );
     assert_eq!(
         ok(&bootstrap, &["topics", "describe", "orders"]),
-        "orders\t0\t-\t-\t1,2,3\t2,3\t-\t-\n\
-         orders\t1\t2\t-\t2,1,3\t2,3\t0\t0\n\
-         orders\t2\t2\t-\t2,1,3\t2,3\t0\t0\n\
-         orders\t3\t3\t-\t3,1,2\t3,2\t0\t0\n"
+        "orders\t0\t-\t0\t1,2,3\t2,3\t-\t-\n\
+         orders\t1\t2\t0\t2,1,3\t2,3\t0\t0\n\
+         orders\t2\t2\t0\t2,1,3\t2,3\t0\t0\n\
+         orders\t3\t3\t0\t3,1,2\t3,2\t0\t0\n"
     );
     drop(fake);
 }
@@ -116,9 +116,9 @@ fn a_topic_created_is_described_once_the_cluster_knows_it() {
     // Spread over the three brokers.
     assert_eq!(
         ok(&fake.bootstrap(), &["topics", "describe", "fresh"]),
-        "fresh\t0\t1\t-\t1\t1\t0\t0\n\
-         fresh\t1\t2\t-\t2\t2\t0\t0\n\
-         fresh\t2\t3\t-\t3\t3\t0\t0\n"
+        "fresh\t0\t1\t0\t1\t1\t0\t0\n\
+         fresh\t1\t2\t0\t2\t2\t0\t0\n\
+         fresh\t2\t3\t0\t3\t3\t0\t0\n"
     );
     drop(fake);
 }
@@ -166,7 +166,7 @@ fn a_bootstrap_list_reaches_the_real_broker_past_a_dead_address() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         ok(&bootstrap, &["topics", "describe", "listed"]),
-        "listed\t0\t0\t-\t0\t0\t0\t0\nlisted\t1\t0\t-\t0\t0\t0\t2\n"
+        "listed\t0\t0\t0\t0\t0\t0\t0\nlisted\t1\t0\t0\t0\t0\t0\t2\n"
     );
     let described = ok(&bootstrap, &["cluster", "describe"]);
     let port = broker.addr().port();

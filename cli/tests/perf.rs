@@ -44,7 +44,7 @@ fn perf_produce_consume_and_e2e_report_what_they_moved() {
     // The records are really there: 1000 per partition.
     assert_eq!(
         env.ok(&["topics", "describe", "bench"], b""),
-        "bench\t0\t0\t-\t0\t0\t0\t1000\nbench\t1\t0\t-\t0\t0\t0\t1000\nbench\t2\t0\t-\t0\t0\t0\t1000\n"
+        "bench\t0\t0\t0\t0\t0\t0\t1000\nbench\t1\t0\t0\t0\t0\t0\t1000\nbench\t2\t0\t0\t0\t0\t0\t1000\n"
     );
 
     let consumed = json(&env.ok(&["perf", "consume", "-t", "bench", "--json"], b""));

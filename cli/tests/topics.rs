@@ -89,7 +89,7 @@ fn topics_are_created_listed_described_and_deleted() {
     env.ok(&["produce", "-t", "orders", "-p", "2"], b"a\nb\n");
     assert_eq!(
         env.ok(&["topics", "describe", "orders"], b""),
-        "orders\t0\t0\t-\t0\t0\t0\t0\norders\t1\t0\t-\t0\t0\t0\t0\norders\t2\t0\t-\t0\t0\t0\t2\n"
+        "orders\t0\t0\t0\t0\t0\t0\t0\norders\t1\t0\t0\t0\t0\t0\t0\norders\t2\t0\t0\t0\t0\t0\t2\n"
     );
 
     let out = env.run(&["topics", "create", "orders"], b"");

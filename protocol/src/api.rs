@@ -11,7 +11,8 @@
 //! below the API's first flexible version except ApiVersions v3 (see
 //! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
 //! DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6, ListGroups
-//! v3-5 and OffsetFetch v6-7. Header versions are right for any version, not only the
+//! v3-5 and OffsetFetch v6-7, and, for leader epochs (KIP-320), ListOffsets v6-7 and
+//! OffsetForLeaderEpoch v4. Header versions are right for any version, not only the
 //! supported ones, because they come from Kafka's first flexible version per API.
 
 use std::fmt;
@@ -56,6 +57,8 @@ pub enum ApiKey {
     DeleteRecords = 21,
     /// InitProducerId (22).
     InitProducerId = 22,
+    /// OffsetForLeaderEpoch (23).
+    OffsetForLeaderEpoch = 23,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
     /// AlterConfigs (33).
@@ -83,7 +86,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 27] = [
+    pub const ALL: [ApiKey; 28] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -102,6 +105,7 @@ impl ApiKey {
         Self::DeleteTopics,
         Self::DeleteRecords,
         Self::InitProducerId,
+        Self::OffsetForLeaderEpoch,
         Self::DescribeConfigs,
         Self::AlterConfigs,
         Self::DescribeLogDirs,
@@ -141,6 +145,7 @@ impl ApiKey {
             Self::DeleteTopics => "DeleteTopics",
             Self::DeleteRecords => "DeleteRecords",
             Self::InitProducerId => "InitProducerId",
+            Self::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
             Self::DescribeConfigs => "DescribeConfigs",
             Self::AlterConfigs => "AlterConfigs",
             Self::CreatePartitions => "CreatePartitions",
@@ -177,6 +182,7 @@ impl TryFrom<i16> for ApiKey {
             20 => Self::DeleteTopics,
             21 => Self::DeleteRecords,
             22 => Self::InitProducerId,
+            23 => Self::OffsetForLeaderEpoch,
             32 => Self::DescribeConfigs,
             33 => Self::AlterConfigs,
             37 => Self::CreatePartitions,
@@ -244,8 +250,12 @@ const fn range(min: i16, max: i16) -> VersionRange {
 pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Produce, range(3, 7)),
     (ApiKey::Fetch, range(4, 11)),
-    (ApiKey::ListOffsets, range(1, 3)),
-    (ApiKey::Metadata, range(0, 6)),
+    // v4+ checks and answers leader epochs, v6+ is flexible, v7 knows MAX_TIMESTAMP (-3).
+    (ApiKey::ListOffsets, range(1, 7)),
+    // v7+ carries leader epochs; v8 asks for authorized operations. v9+ (flexible; topic ids
+    // from v10) is not advertised: librdkafka 2.16 sends an all-topics Metadata v9+ request
+    // with 3 bytes after its body (Kafka ignores trailing bytes; Weir refuses them).
+    (ApiKey::Metadata, range(0, 8)),
     (ApiKey::OffsetCommit, range(2, 7)),
     // v6+ is flexible; v7's require_stable has nothing to wait for (no transactional
     // offsets). v8 batches groups (a different request shape), not served yet.
@@ -266,6 +276,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     // librdkafka sends v0-1; v2 is flexible.
     (ApiKey::DeleteRecords, range(0, 1)),
     (ApiKey::InitProducerId, range(0, 1)),
+    // Answered from the leader's leader-epoch history. v0-1 have no codec (Kafka 4 dropped
+    // them); librdkafka sends v2, the Java client v4 (flexible).
+    (ApiKey::OffsetForLeaderEpoch, range(2, 4)),
     // v3 adds config types and documentation; v4+ is flexible.
     (ApiKey::DescribeConfigs, range(1, 3)),
     // kafka-python and librdkafka send v0-1; v2+ is flexible.
@@ -322,6 +335,7 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::CreateTopics => 5,
         ApiKey::DeleteTopics => 4,
         ApiKey::InitProducerId => 2,
+        ApiKey::OffsetForLeaderEpoch => 4,
         ApiKey::DescribeConfigs => 4,
         ApiKey::AlterConfigs => 2,
         ApiKey::CreatePartitions => 2,
@@ -381,6 +395,10 @@ mod tests {
         (ApiKey::DescribeLogDirs, &[2, 3, 4]),
         (ApiKey::DescribeCluster, &[0, 1, 2]),
         (ApiKey::DescribeProducers, &[0]),
+        // The Java client sends v4 (flexible).
+        (ApiKey::OffsetForLeaderEpoch, &[4]),
+        // librdkafka and the Java client send v7 (flexible).
+        (ApiKey::ListOffsets, &[6, 7]),
         // v5+ carries the new topic's configs in the answer.
         (ApiKey::CreateTopics, &[5, 6]),
         // The Java admin and kafka-consumer-groups filter by state (v4) and type (v5).

@@ -13,7 +13,7 @@ fn table_round_trips_through_try_from() {
     for key in ApiKey::ALL {
         assert_eq!(ApiKey::try_from(key.code()), Ok(key));
     }
-    for unknown in [-1, 4, 17, 23, 36, 43, 62, i16::MAX, i16::MIN] {
+    for unknown in [-1, 4, 17, 24, 36, 43, 62, i16::MAX, i16::MIN] {
         assert_eq!(ApiKey::try_from(unknown), Err(UnknownApiKey(unknown)));
     }
 }
@@ -23,8 +23,8 @@ fn ranges_match_the_design_exactly() {
     let expected: &[(i16, &str, i16, i16)] = &[
         (0, "Produce", 3, 7),
         (1, "Fetch", 4, 11),
-        (2, "ListOffsets", 1, 3),
-        (3, "Metadata", 0, 6),
+        (2, "ListOffsets", 1, 7),
+        (3, "Metadata", 0, 8),
         (8, "OffsetCommit", 2, 7),
         (9, "OffsetFetch", 1, 7),
         (10, "FindCoordinator", 0, 2),
@@ -39,6 +39,7 @@ fn ranges_match_the_design_exactly() {
         (20, "DeleteTopics", 1, 3),
         (21, "DeleteRecords", 0, 1),
         (22, "InitProducerId", 0, 1),
+        (23, "OffsetForLeaderEpoch", 2, 4),
         (32, "DescribeConfigs", 1, 3),
         (33, "AlterConfigs", 0, 1),
         (35, "DescribeLogDirs", 1, 4),
@@ -151,10 +152,13 @@ fn header_versions_follow_first_flexible_version() {
 fn only_api_versions_v3_and_the_flexible_admin_apis_use_flexible_headers_in_range() {
     // Admin APIs served in flexible versions: DescribeLogDirs v2-4 (v4 has the disk figures),
     // DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6 (the new
-    // topic's configs in the answer); and the group APIs ListGroups v3-5 (state and type
-    // filters) and OffsetFetch v6-7 (require_stable).
+    // topic's configs in the answer); the group APIs ListGroups v3-5 (state and type
+    // filters) and OffsetFetch v6-7 (require_stable); for leader epochs, ListOffsets v6-7 and
+    // OffsetForLeaderEpoch v4 (what librdkafka and the Java client send).
     let flexible_admin = |key: ApiKey, version: i16| match key {
         ApiKey::DescribeLogDirs => version >= 2,
+        ApiKey::ListOffsets => version >= 6,
+        ApiKey::OffsetForLeaderEpoch => version >= 4,
         ApiKey::CreateTopics => version >= 5,
         ApiKey::ListGroups => version >= 3,
         ApiKey::OffsetFetch => version >= 6,

@@ -65,6 +65,7 @@ use kafka_protocol::messages::{
     DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeProducersRequest,
     DescribeProducersResponse, OffsetDeleteRequest, OffsetDeleteResponse,
 };
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_broker::clock::Clock;
@@ -293,6 +294,7 @@ apis! {
     DescribeLogDirsRequest => DescribeLogDirs(DescribeLogDirsResponse);
     DescribeClusterRequest => DescribeCluster(DescribeClusterResponse);
     DescribeProducersRequest => DescribeProducers(DescribeProducersResponse);
+    OffsetForLeaderEpochRequest => OffsetForLeaderEpoch(OffsetForLeaderEpochResponse);
 }
 
 /// A request that was sent and whose response is still to be read with [`Client::recv`].

@@ -6,9 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, GroupId, InitProducerIdRequest, JoinGroupRequest,
-    MetadataResponse,
+    MetadataResponse, OffsetForLeaderEpochRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_broker::testing::BrokerCluster;
@@ -17,6 +20,30 @@ use weir_protocol::error_code::ErrorCode;
 use weir_tests::{Client, batch, req, versions};
 
 const NOT_LEADER: i16 = ErrorCode::NotLeaderOrFollower as i16;
+
+/// OffsetForLeaderEpoch for one partition of `topic`: `(error, epoch, end offset)`.
+async fn epoch_end(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    current: i32,
+    epoch: i32,
+) -> (i16, i32, i64) {
+    let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+        OffsetForLeaderTopic::default()
+            .with_topic(req::topic(topic))
+            .with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch),
+            ]),
+    ]);
+    let v = *versions(ApiKey::OffsetForLeaderEpoch).end();
+    let answer = client.call(v, request).await;
+    let p = &answer.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
 
 async fn metadata(cluster: &BrokerCluster, node: u64, topics: Option<&[&str]>) -> MetadataResponse {
     let mut client = Client::connect(cluster.addr(node).expect("node runs")).await;
@@ -98,6 +125,10 @@ async fn a_three_node_cluster_serves_kafkas_cluster_model() {
             .call(lv, req::list_offsets("spread", partition, -1))
             .await;
         assert_eq!(refused.topics[0].partitions[0].error_code, NOT_LEADER);
+        assert_eq!(
+            epoch_end(&mut wrong, "spread", partition, -1, 0).await,
+            (NOT_LEADER, -1, -1)
+        );
         let mut right = Client::connect(cluster.addr(leader).unwrap()).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -117,7 +148,20 @@ async fn a_three_node_cluster_serves_kafkas_cluster_model() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(right.list_offset("spread", partition, -1).await, 2);
+        // The leader answers from its log's epoch history, checking the metadata's epoch.
+        assert_eq!(
+            epoch_end(&mut right, "spread", partition, 0, 0).await,
+            (0, 0, 2)
+        );
+        assert_eq!(
+            epoch_end(&mut right, "spread", partition, 1, 0).await.0,
+            ErrorCode::UnknownLeaderEpoch as i16
+        );
     }
+    // Metadata v7+ carries each partition's leader epoch from the replicated metadata (0 for
+    // a partition with one replica: its leadership never moves).
+    let md = metadata(&cluster, 2, Some(&["spread"])).await;
+    assert!(md.topics[0].partitions.iter().all(|p| p.leader_epoch == 0));
     // More replicas than live brokers (or than 5) cannot be placed.
     let ct = *versions(ApiKey::CreateTopics).end();
     let too_many = one

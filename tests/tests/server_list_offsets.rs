@@ -161,3 +161,32 @@ async fn unknown_topic_or_partition() {
     }
     broker.shutdown().await;
 }
+
+/// v7+: MAX_TIMESTAMP (-3, KIP-734) answers the first record with the largest timestamp and
+/// that timestamp; before v7 -3 is an ordinary timestamp (the first record at or after it).
+#[tokio::test]
+async fn max_timestamp_from_v7() {
+    const MAX_TIMESTAMP: i64 = -3;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.create_topic("mt", 1).await;
+    for v in versions(ApiKey::ListOffsets) {
+        let (timestamp, offset) = lookup(&mut client, v, "mt", MAX_TIMESTAMP).await;
+        assert_eq!((timestamp, offset), (-1, -1), "empty log, v{v}");
+    }
+    client
+        .produce_ok("mt", 0, batch_at(&[100, 500, 300], 4))
+        .await;
+    client
+        .produce_ok("mt", 0, batch_at(&[200, 500, 400], 4))
+        .await;
+    for v in versions(ApiKey::ListOffsets) {
+        let expected = if v >= 7 { (500, 1) } else { (100, 0) };
+        assert_eq!(
+            lookup(&mut client, v, "mt", MAX_TIMESTAMP).await,
+            expected,
+            "v{v}"
+        );
+    }
+    broker.shutdown().await;
+}

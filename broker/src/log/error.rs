@@ -91,6 +91,10 @@ pub enum LogError {
     /// POLICY_VIOLATION: a compacted log keeps its records by key, not by offset).
     #[error("records of {0} cannot be deleted: its cleanup policy does not include delete")]
     DeleteForbidden(PathBuf),
+    /// The leader-epoch history refused an append: its epoch is older than the log's latest
+    /// (a deposed leader's write). Nothing was written. Maps to FENCED_LEADER_EPOCH.
+    #[error(transparent)]
+    Epoch(#[from] super::epochs::EpochError),
     /// An I/O error while opening, recovering or rolling.
     #[error("{op} {path}: {source}")]
     Io {

@@ -35,6 +35,7 @@
 
 pub mod cleaner;
 mod config;
+pub mod epochs;
 mod error;
 pub(crate) mod files;
 mod index;
@@ -50,6 +51,7 @@ pub(crate) mod swap;
 pub use config::{
     CleanupPolicy, CompactionConfig, FlushPolicy, LogConfig, MessageRules, TimestampType, WritePath,
 };
+pub use epochs::{EpochEntry, EpochError};
 pub use error::LogError;
 // The disk seam and the sync threads moved to `crate::storage`; re-exported where they used to
 // be so that callers of `weir_broker::log::{Disk, Flusher, ...}` keep compiling.

@@ -20,6 +20,7 @@
 
 pub(crate) mod clean;
 pub(crate) use clean::CleanerView;
+mod history;
 mod read;
 mod replica;
 mod sync;
@@ -28,7 +29,7 @@ mod trim;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
@@ -40,6 +41,7 @@ use weir_protocol::record_batch::{
 
 use super::Offset;
 use super::config::{FlushPolicy, LogConfig};
+use super::epochs::EpochHistory;
 use super::error::LogError;
 use super::files::{self, CLEAN_SHUTDOWN, RECOVERY_POINT};
 use super::index::{FilePosition, IndexCursor, RelativeOffset};
@@ -55,10 +57,8 @@ use crate::storage::{Disk, Durability, Flusher, OsDisk, is_disk_full};
 const PATCHED_HEAD_BYTES: usize = weir_protocol::record_batch::field::MAGIC;
 
 /// The partition leader epoch this log writes into every batch: a single broker is leader
-/// forever, at epoch 0. It is also the highest epoch the log has written, which is what reads
-/// and recovery check stored epochs against (the field lies outside the CRC, so a value this
-/// log never wrote is damage). A replicated log would raise it at each leader change and
-/// persist the history (Kafka's `leader-epoch-checkpoint`), and the check would hold as is.
+/// forever, at epoch 0. Reads and recovery check stored epochs against the log's leader-epoch
+/// history ([`super::epochs`]), which every append feeds with the epoch it writes.
 pub(crate) const LEADER_EPOCH: i32 = 0;
 
 /// Everything a log needs from its surroundings.
@@ -204,12 +204,12 @@ pub struct PartitionLog {
     damage_reported: Mutex<HashSet<(i64, usize)>>,
     /// The cleaner's progress on this log; locked while a cleaning runs.
     cleaner: Mutex<clean::CleanerState>,
-    /// The highest partition leader epoch a stored batch may carry: [`LEADER_EPOCH`] for a
-    /// log with one replica, unbounded for a replicated one (its epochs are Raft terms).
-    max_epoch: AtomicI32,
     /// For a replicated log, the high watermark (the Raft commit point, in offsets) that
     /// bounds consumers' reads; -1 for a log with one replica, whose every append is readable.
     replicated_hw: AtomicI64,
+    /// The leader-epoch history: each epoch's first offset, persisted beside the segments
+    /// (see `history.rs`). Its highest epoch bounds the epochs a read accepts in a batch.
+    epochs: EpochHistory,
 }
 
 /// Damaged batches logged at `error` per log, each once; reads of one already reported (or
@@ -240,7 +240,6 @@ impl PartitionLog {
     fn open_as(dir: &Path, options: LogOptions, replicated: bool) -> Result<Arc<Self>, LogError> {
         let dir = dir.to_path_buf();
         let replicated = replicated || dir.join(files::REPLICATED).exists();
-        let max_epoch = if replicated { i32::MAX } else { LEADER_EPOCH };
         let LogOptions {
             config,
             flusher,
@@ -248,7 +247,8 @@ impl PartitionLog {
             clock,
         } = options;
         let config = clamp(config);
-        let recovered = recovery::recover(&dir, &config, max_epoch, disk.as_ref())?;
+        let history = history::Loaded::read(&dir)?;
+        let recovered = recovery::recover(&dir, &config, history.max_epoch(), disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let active = Arc::clone(
             segments
@@ -257,6 +257,7 @@ impl PartitionLog {
         );
         let next = recovered.next_offset;
         let start = Self::recover_start(&dir, segments[0].base_offset(), next, disk.as_ref())?;
+        let epochs = history.finish(&dir, &segments, start, next, disk.as_ref())?;
         let report = recovered.report;
         if !report.clean && (report.segments_scanned > 0 || !report.truncated.is_empty()) {
             tracing::info!(dir = %dir.display(), scanned = report.segments_scanned, cut = report.truncated.len(),
@@ -293,8 +294,8 @@ impl PartitionLog {
             recovery: report,
             damage_reported: Mutex::new(HashSet::new()),
             cleaner: Mutex::new(clean::CleanerState::default()),
+            epochs,
             config: RwLock::new(Arc::new(config)),
-            max_epoch: AtomicI32::new(max_epoch),
             // Nothing is committed until the replica's Raft group says so.
             replicated_hw: AtomicI64::new(if replicated { 0 } else { -1 }),
         });
@@ -364,6 +365,8 @@ impl PartitionLog {
         head.copy_from_slice(&batch[..PATCHED_HEAD_BYTES]);
         set_base_offset(&mut head, base);
         set_partition_leader_epoch(&mut head, epoch);
+        // The history learns a new epoch (durably) before any batch carrying it is written.
+        self.observe_epoch(epoch, base)?;
         let position = match w.active.append(
             &head,
             &batch[PATCHED_HEAD_BYTES..],
@@ -555,6 +558,7 @@ impl PartitionLog {
                 .fetch_max(segments[n].base_offset(), Ordering::AcqRel);
             deleted
         };
+        self.epochs_start_moved(self.log_start_offset().0);
         for segment in &deleted {
             segment
                 .delete_files()
@@ -596,6 +600,7 @@ impl PartitionLog {
             self.disk.as_ref(),
         )
         .and_then(|()| write_atomically(&self.dir, CLEAN_SHUTDOWN, b"", self.disk.as_ref()))
+        .and_then(|()| self.epochs_closed())
         .map_err(|e| self.fail(e))?;
         Ok(())
     }

@@ -20,6 +20,8 @@
 //! - `dispatch`: header decoding, version checks, routing, response encoding.
 //! - `context`: the state every connection shares.
 //! - `handlers/`: one module per API.
+//! - `leader_epochs`: a partition's leader epoch as every API answers it, and the check of a
+//!   client's `current_leader_epoch` (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 //!
 //! Invariant: `serve` returns only once every connection is closed and every request task
 //! has finished (or the grace period is over), so the stores may be closed after it.
@@ -31,6 +33,7 @@ mod connection;
 mod context;
 mod dispatch;
 mod handlers;
+mod leader_epochs;
 mod turn;
 
 use std::sync::Arc;

@@ -320,7 +320,7 @@ impl Job<'_> {
             cleaned.as_slice(),
             base,
             interval,
-            LEADER_EPOCH,
+            self.log.max_stored_epoch().max(LEADER_EPOCH),
             OnDamage::Stop,
         );
         if scan.stop.is_some() || scan.next_offset != end {

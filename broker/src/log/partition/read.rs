@@ -1,9 +1,6 @@
 //! Reading a partition log: whole, verified batches from an offset, bounded by one end
 //! snapshot (never a batch at or past the high watermark the read reports), damage refused
 //! and reported once, and lookups by timestamp. Readers take no lock.
-
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 
 use super::{EndSnapshot, MAX_DAMAGE_REPORTS, PartitionLog, ReadResult, lock};
@@ -121,7 +118,7 @@ impl PartitionLog {
                     segment_end: segments
                         .get(i + 1)
                         .map_or(visible.0, |next| next.base_offset().min(visible.0)),
-                    max_epoch: self.max_epoch.load(Ordering::Acquire),
+                    max_epoch: self.epochs.max_epoch(),
                 },
             };
             let read = if verify {
@@ -202,5 +199,16 @@ impl PartitionLog {
             // A record below the log start offset is gone: the answer is the first offset
             // still readable (as Kafka searches from the log start offset).
             .map(|(offset, timestamp)| (Offset(offset).max(start), timestamp))
+    }
+
+    /// The first record with the largest timestamp in the log, and that timestamp
+    /// (ListOffsets' MAX_TIMESTAMP, KIP-734); `None` for a log without records.
+    pub fn max_timestamp_offset(&self) -> Option<(Offset, i64)> {
+        let max = self.snapshot().iter().map(|s| s.max_timestamp()).max()?;
+        // Every segment's max is -1 until it holds a record with a timestamp.
+        if max < 0 {
+            return None;
+        }
+        self.lookup_timestamp(max)
     }
 }

@@ -44,7 +44,6 @@ impl PartitionLog {
         }
         write_atomically(&self.dir, files::REPLICATED, b"", self.disk.as_ref())
             .map_err(LogError::io("mark the log replicated", &self.dir))?;
-        self.max_epoch.store(i32::MAX, Ordering::Release);
         let _was_replicated =
             self.replicated_hw
                 .compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
@@ -129,8 +128,12 @@ impl PartitionLog {
         )
         .map_err(LogError::io("write recovery point", &self.dir))?;
         let config = self.config();
-        let max_epoch = self.max_epoch.load(Ordering::Acquire);
-        let recovered = recovery::recover(&self.dir, &config, max_epoch, self.disk.as_ref())?;
+        let recovered = recovery::recover(
+            &self.dir,
+            &config,
+            self.max_stored_epoch(),
+            self.disk.as_ref(),
+        )?;
         if recovered.next_offset != offset.0 {
             return Err(LogError::NotABatchStart(offset));
         }
@@ -146,6 +149,8 @@ impl PartitionLog {
         w.rolled_since_sync = true;
         self.end_offset.store(offset.0, Ordering::Release);
         self.durable.rewind(offset.0);
+        // The log first, then its epoch history (entries past the cut go).
+        self.truncate_epochs_from(offset)?;
         tracing::info!(dir = %self.dir.display(), from = offset.0, dropped_to = end, "replica log cut an uncommitted tail");
         Ok(())
     }

@@ -110,6 +110,7 @@ impl PartitionLog {
             }
         })?;
         self.start_offset.fetch_max(target.0, Ordering::AcqRel);
+        self.epochs_start_moved(self.log_start_offset().0);
         let deleted = self.delete_segments_below_start()?;
         tracing::info!(dir = %self.dir.display(), log_start_offset = target.0, segments_deleted = deleted,
             "log start offset moved by DeleteRecords");

@@ -2,7 +2,9 @@
 //! send admin requests to (it forwards them to the metadata leader, as KRaft brokers do), and
 //! each partition's leader, replicas and in-sync replicas from the replicated metadata,
 //! answered the same by every broker. A partition whose broker is fenced has no leader
-//! (LEADER_NOT_AVAILABLE, leader -1) while the rest keep theirs.
+//! (LEADER_NOT_AVAILABLE, leader -1) while the rest keep theirs; its replicas on fenced
+//! brokers are listed offline (v5+). Leader epochs (v7+) and topic ids (v10+) come from the
+//! replicated metadata.
 
 use std::sync::Arc;
 
@@ -111,11 +113,20 @@ fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataR
                 .filter(|r| state.brokers.get(r).is_some_and(|b| !b.fenced))
                 .map(|r| broker_id(*r))
                 .collect();
+            // As KRaft brokers answer: a replica on a fenced (or unregistered) broker is
+            // offline (Metadata v5+).
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| state.brokers.get(r).is_none_or(|b| b.fenced))
+                .map(|r| broker_id(*r))
+                .collect();
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(replicas)
-                .with_isr_nodes(isr);
+                .with_isr_nodes(isr)
+                .with_offline_replicas(offline);
             match leader {
                 Some(id) => partition.with_leader_id(broker_id(id)),
                 None => partition
@@ -126,6 +137,7 @@ fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataR
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(wire_str(name))))
+        .with_topic_id(topic.id)
         .with_partitions(partitions)
 }
 

@@ -14,18 +14,25 @@
 //! middle of a batch returns the whole batch; `last_stable_offset` is the high watermark (no
 //! transactions); `session_id` is 0 (no incremental fetch sessions); an empty record set is
 //! empty bytes, not null.
+//!
+//! v9+: a partition whose `current_leader_epoch` (other than -1) is older than the leader's
+//! is answered FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, without records
+//! (`crate::server::leader_epochs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio_util::sync::CancellationToken;
+use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, log_error_code};
-use crate::log::Offset;
+use crate::log::{Offset, PartitionLog};
+use crate::topics::Topic;
 
 pub(crate) async fn handle(
     ctx: &Arc<Context>,
@@ -186,6 +193,25 @@ fn appended_bytes(
 
 /// One pass over the requested partitions: the response, its record bytes, and whether any
 /// partition had an error (which ends the long poll, as in Kafka).
+/// The log a fetch of `p` reads: off the leader NOT_LEADER_OR_FOLLOWER (or unknown); v9+, a
+/// client whose leader epoch is not the leader's gets no records (KIP-320) and refreshes its
+/// metadata (fenced) or retries (unknown).
+fn served_log<'a>(
+    ctx: &Context,
+    found: Option<&'a Arc<Topic>>,
+    topic: &str,
+    p: &FetchPartition,
+) -> Result<&'a Arc<PartitionLog>, ErrorCode> {
+    let log = found
+        .and_then(|t| t.log(p.partition))
+        .filter(|_| ctx.serves(topic, p.partition))
+        .ok_or_else(|| ctx.missing_partition(topic, p.partition).0)?;
+    match ctx.check_leader_epoch(topic, p.partition, p.current_leader_epoch) {
+        Some(code) => Err(code),
+        None => Ok(log),
+    }
+}
+
 fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
     // The client's limit, never above the broker's (Kafka's `fetch.max.bytes`): a response is
     // built in memory, and one small request asking for i32::MAX bytes across many partitions
@@ -213,19 +239,17 @@ fn read(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bool) {
                         .with_partition_index(p.partition)
                         .with_records(Some(Bytes::new()))
                         .with_preferred_read_replica(BrokerId(-1));
-                    let Some(log) = found
-                        .as_ref()
-                        .and_then(|t| t.log(p.partition))
-                        .filter(|_| ctx.serves(&topic.topic.0, p.partition))
-                    else {
-                        errors = true;
-                        return response
-                            .with_error_code(
-                                ctx.missing_partition(&topic.topic.0, p.partition).0.code(),
-                            )
-                            .with_high_watermark(-1)
-                            .with_last_stable_offset(-1)
-                            .with_log_start_offset(-1);
+                    let served = served_log(ctx, found.as_ref(), &topic.topic.0, p);
+                    let log = match served {
+                        Ok(log) => log,
+                        Err(code) => {
+                            errors = true;
+                            return response
+                                .with_error_code(code.code())
+                                .with_high_watermark(-1)
+                                .with_last_stable_offset(-1)
+                                .with_log_start_offset(-1);
+                        }
                     };
                     let partition_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
                     let limit = partition_max.min(budget);

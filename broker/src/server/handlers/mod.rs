@@ -1,5 +1,5 @@
 //! One module per API or family (cluster: DescribeCluster and DescribeLogDirs; records:
-//! DeleteRecords; offset_delete; producers: DescribeProducers). Each turns a decoded request
+//! DeleteRecords; offset_delete; producers: DescribeProducers; offset_for_leader_epoch). Each turns a decoded request
 //! into a response using the topic catalog and the logs; errors become Kafka error codes in
 //! the response.
 //!
@@ -20,6 +20,7 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_delete;
+mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 mod produce_replicated;
@@ -102,7 +103,9 @@ pub(crate) async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, r).await)
         }
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version))
+        }
         RequestKind::Fetch(r) => {
             // Reading has no effect for later requests to wait for.
             turn.release();
@@ -127,6 +130,9 @@ pub(crate) async fn handle(
         RequestKind::DescribeProducers(r) => {
             ResponseKind::DescribeProducers(producers::describe_producers(ctx, &r))
         }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, &r))
+        }
         other => return Err(format!("no handler for {other:?}")),
     }))
 }
@@ -150,6 +156,7 @@ pub(crate) fn log_error_code(err: &LogError) -> ErrorCode {
         | LogError::NotABatchStart(_) => ErrorCode::KafkaStorageError,
         LogError::Closed(_) => ErrorCode::NotLeaderOrFollower,
         LogError::DeleteForbidden(_) => ErrorCode::PolicyViolation,
+        LogError::Epoch(_) => ErrorCode::FencedLeaderEpoch,
     }
 }
 
