@@ -332,3 +332,56 @@ async fn a_retry_sent_to_the_new_leader_is_recognised_as_a_duplicate() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_large_to_replicate_is_refused_whatever_the_topic_allows() {
+    use kafka_protocol::messages::CreateTopicsRequest;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let cluster = BrokerCluster::builder().nodes(3).start().await;
+    let mut one = Client::connect(cluster.addr(1).unwrap()).await;
+    wait_until("the cluster forms", || async {
+        let md = metadata(&cluster, 1, "none-yet").await;
+        (md.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let v = *versions(ApiKey::CreateTopics).end();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(req::topic("r"))
+                .with_num_partitions(1)
+                .with_replication_factor(3)
+                .with_configs(vec![
+                    CreatableTopicConfig::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "max.message.bytes",
+                        ))
+                        .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "16777216",
+                        ))),
+                ]),
+        ]);
+    let created = one.call(v, request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let leader = wait_until("a leader with 3 in sync", || async {
+        let (leader, _, _, isr) = partition0(&cluster, 1, "r").await;
+        (leader > 0 && isr == 3).then_some(leader)
+    })
+    .await;
+    let sized = |bytes: usize| {
+        let mut builder = weir_protocol::record_batch::BatchBuilder::new();
+        let value = vec![b'x'; bytes];
+        builder.push(weir_protocol::record_batch::RecordInput {
+            value: Some(&value),
+            timestamp: 1_700_000_000_000,
+            ..Default::default()
+        });
+        builder.build().unwrap()
+    };
+    let (code, _) = produce_code(&cluster, leader as u64, sized(3 << 20), -1).await;
+    assert_eq!(code, ErrorCode::MessageTooLarge as i16);
+    let (code, _) = produce_code(&cluster, leader as u64, sized(1 << 20), -1).await;
+    assert_eq!(code, 0, "a batch of 1 MiB replicates");
+    cluster.shutdown().await;
+}

@@ -121,14 +121,20 @@ impl ReplicaGroup {
         }
         let token = TOKENS.fetch_add(1, Ordering::Relaxed);
         let stored_here = (acks != -1).then(|| self.store.on_local_append(token));
-        let committed = self
+        let committed = match self
             .raft
             .client_write_ff(Batch {
                 bytes: batch,
                 token,
             })
             .await
-            .map_err(|fatal| self.stopped(&fatal))?;
+        {
+            Ok(committed) => committed,
+            Err(fatal) => {
+                self.store.forget_local(token);
+                return Err(self.stopped(&fatal));
+            }
+        };
         Ok(Submitted {
             token,
             stored_here,

@@ -24,9 +24,16 @@ use crate::cluster::net::wire::{ReplicaAnswer, ReplicaRpc};
 use crate::cluster::state::MetadataState;
 use crate::topics::TopicCatalog;
 
-/// Entries per AppendEntries request: with batches of at most `message.max.bytes` (1 MiB by
-/// default) a request stays well under the cluster port's frame limit.
-const MAX_PAYLOAD_ENTRIES: u64 = 32;
+/// Entries per AppendEntries request: with batches of at most [`MAX_REPLICATED_BATCH`]
+/// bytes a request stays under the cluster port's frame limit.
+const MAX_PAYLOAD_ENTRIES: usize = 8;
+
+/// The largest batch a replicated partition takes: what keeps an AppendEntries request of
+/// [`MAX_PAYLOAD_ENTRIES`] batches (and its envelope) within
+/// [`crate::cluster::net::wire::MAX_FRAME`]. Kafka's default `max.message.bytes` (1 MiB) is
+/// below it.
+pub const MAX_REPLICATED_BATCH: usize =
+    crate::cluster::net::wire::MAX_FRAME / (MAX_PAYLOAD_ENTRIES + 1);
 
 /// A follower within this many entries of the leader's log counts as in sync.
 pub const IN_SYNC_LAG: u64 = 100;
@@ -76,7 +83,7 @@ impl ReplicaManager {
             // lagging replica always catches up from the leader's log.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
-            max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES as u64,
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);

@@ -12,7 +12,7 @@ use weir_protocol::error_code::ErrorCode;
 use super::Context;
 use super::produce_rules::{Ready, Refusal, ready};
 use crate::cluster::replica::group::Submitted;
-use crate::cluster::replica::manager::IN_SYNC_LAG;
+use crate::cluster::replica::manager::{IN_SYNC_LAG, MAX_REPLICATED_BATCH};
 use crate::cluster::replica::{Group, Outcome, ReplicaProduceError};
 use crate::topics::Partition;
 
@@ -58,6 +58,15 @@ pub(super) async fn propose(
         Ready::AsSent(_) => (records.clone().unwrap_or_default(), None),
         Ready::Stamped { bytes, at } => (Bytes::from(bytes), Some(at)),
     };
+    if bytes.len() > MAX_REPLICATED_BATCH {
+        return Err((
+            ErrorCode::MessageTooLarge,
+            format!(
+                "the record batch is {} bytes; a replicated partition takes at most {MAX_REPLICATED_BATCH}",
+                bytes.len()
+            ),
+        ));
+    }
     let submitted = group
         .submit(bytes, acks)
         .await
