@@ -76,6 +76,28 @@ async fn read_all(cluster: &BrokerCluster, node: u64, topic: &str) -> Vec<(i64, 
     }
 }
 
+/// Waits until node 1 lists all three brokers.
+async fn formed(cluster: &BrokerCluster) {
+    wait_until("the cluster forms", || async {
+        let md = metadata(cluster, 1, "none-yet").await;
+        (md.brokers.len() == 3).then_some(())
+    })
+    .await;
+}
+
+/// Creates topic `r`, one partition of 3 replicas, through `client`; returns its leader once
+/// all three are in sync.
+async fn replicated_topic(cluster: &BrokerCluster, client: &mut Client) -> i32 {
+    let v = *versions(ApiKey::CreateTopics).end();
+    let created = client.call(v, req::create_topics(&[("r", 1, 3)])).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    wait_until("a leader with 3 in sync", || async {
+        let (leader, _, _, isr) = partition0(cluster, 1, "r").await;
+        (leader > 0 && isr == 3).then_some(leader)
+    })
+    .await
+}
+
 fn values(prefix: &str, n: usize) -> Bytes {
     let mut builder = weir_protocol::record_batch::BatchBuilder::new();
     for i in 0..n {
@@ -93,11 +115,7 @@ fn values(prefix: &str, n: usize) -> Bytes {
 async fn a_replicated_partition_keeps_every_acknowledged_record_across_a_leader_loss() {
     let mut cluster = BrokerCluster::builder().nodes(3).start().await;
     let mut one = Client::connect(cluster.addr(1).unwrap()).await;
-    wait_until("the cluster forms", || async {
-        let md = metadata(&cluster, 1, "none-yet").await;
-        (md.brokers.len() == 3).then_some(())
-    })
-    .await;
+    formed(&cluster).await;
     let v = *versions(ApiKey::CreateTopics).end();
     let created = one.call(v, req::create_topics(&[("r", 1, 3)])).await;
     assert_eq!(created.topics[0].error_code, 0, "{created:?}");
@@ -190,19 +208,8 @@ async fn leader_seen_by(cluster: &BrokerCluster, node: u64, not: i32) -> i32 {
 async fn an_isolated_leader_acknowledges_nothing_and_its_unacknowledged_tail_is_dropped() {
     let mut cluster = BrokerCluster::builder().nodes(3).start().await;
     let mut one = Client::connect(cluster.addr(1).unwrap()).await;
-    wait_until("the cluster forms", || async {
-        let md = metadata(&cluster, 1, "none-yet").await;
-        (md.brokers.len() == 3).then_some(())
-    })
-    .await;
-    let v = *versions(ApiKey::CreateTopics).end();
-    let created = one.call(v, req::create_topics(&[("r", 1, 3)])).await;
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
-    let old = wait_until("a leader with 3 in sync", || async {
-        let (leader, _, _, isr) = partition0(&cluster, 1, "r").await;
-        (leader > 0 && isr == 3).then_some(leader)
-    })
-    .await;
+    formed(&cluster).await;
+    let old = replicated_topic(&cluster, &mut one).await;
     for i in 0..5 {
         let (code, _) = produce_code(&cluster, old as u64, values(&format!("a{i}"), 2), -1).await;
         assert_eq!(code, 0);
@@ -258,19 +265,8 @@ async fn an_isolated_leader_acknowledges_nothing_and_its_unacknowledged_tail_is_
 async fn a_retry_sent_to_the_new_leader_is_recognised_as_a_duplicate() {
     let mut cluster = BrokerCluster::builder().nodes(3).start().await;
     let mut one = Client::connect(cluster.addr(1).unwrap()).await;
-    wait_until("the cluster forms", || async {
-        let md = metadata(&cluster, 1, "none-yet").await;
-        (md.brokers.len() == 3).then_some(())
-    })
-    .await;
-    let v = *versions(ApiKey::CreateTopics).end();
-    let created = one.call(v, req::create_topics(&[("r", 1, 3)])).await;
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
-    let leader = wait_until("a leader with 3 in sync", || async {
-        let (leader, _, _, isr) = partition0(&cluster, 1, "r").await;
-        (leader > 0 && isr == 3).then_some(leader)
-    })
-    .await;
+    formed(&cluster).await;
+    let leader = replicated_topic(&cluster, &mut one).await;
     let iv = *versions(ApiKey::InitProducerId).end();
     let init = one
         .call(
@@ -339,11 +335,7 @@ async fn a_batch_too_large_to_replicate_is_refused_whatever_the_topic_allows() {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
     let cluster = BrokerCluster::builder().nodes(3).start().await;
     let mut one = Client::connect(cluster.addr(1).unwrap()).await;
-    wait_until("the cluster forms", || async {
-        let md = metadata(&cluster, 1, "none-yet").await;
-        (md.brokers.len() == 3).then_some(())
-    })
-    .await;
+    formed(&cluster).await;
     let v = *versions(ApiKey::CreateTopics).end();
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(5_000)

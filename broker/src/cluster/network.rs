@@ -44,7 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>>;
 
-fn net_error<E: std::error::Error>(
+pub(crate) fn net_error<E: std::error::Error>(
     err: &NetError,
 ) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
     match err {
@@ -54,7 +54,7 @@ fn net_error<E: std::error::Error>(
     }
 }
 
-fn unexpected<E: std::error::Error>(
+pub(crate) fn unexpected<E: std::error::Error>(
     response: &Response,
 ) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
     let why = std::io::Error::other(format!("unexpected answer {response:?}"));

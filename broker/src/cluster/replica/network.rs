@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use openraft::EmptyNode;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -19,6 +17,7 @@ use openraft::raft::{
 use super::types::{DataConfig, GroupId, NodeId};
 use crate::cluster::net::wire::{ReplicaAnswer, ReplicaRpc, Request, Response};
 use crate::cluster::net::{NetError, Transport};
+use crate::cluster::network::{net_error, unexpected};
 
 /// When each peer last answered one of the group's AppendEntries (on the leader): a
 /// follower not heard from for a while is not in sync however far its log got.
@@ -80,22 +79,6 @@ fn unreachable<E: std::error::Error, W: std::error::Error + 'static>(
     why: &W,
 ) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
     RPCError::Unreachable(Unreachable::new(why))
-}
-
-fn net_error<E: std::error::Error>(
-    err: &NetError,
-) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
-    match err {
-        NetError::Unreachable { .. } => unreachable(err),
-        NetError::Failed { .. } => RPCError::Network(NetworkError::new(err)),
-    }
-}
-
-fn unexpected<E: std::error::Error>(
-    response: &Response,
-) -> RPCError<NodeId, EmptyNode, RaftError<NodeId, E>> {
-    let why = std::io::Error::other(format!("unexpected answer {response:?}"));
-    RPCError::Network(NetworkError::new(&why))
 }
 
 fn no_group<E: std::error::Error>(
