@@ -76,13 +76,48 @@ def wait_leader(nodes, topic, isr=3, avoid=None, timeout=60):
     raise SystemExit(f"no leader for {topic}")
 
 
+def agreed_leader(nodes, topic):
+    """The leader every running node names with all replicas in sync, or None."""
+    seen = set()
+    for n in nodes:
+        if n.proc.poll() is not None:
+            continue
+        try:
+            leader, in_sync = leader_of(AdminClient({"bootstrap.servers": n.bootstrap}), topic)
+        except Exception:  # noqa: BLE001 - a node starting
+            return None
+        if leader <= 0 or in_sync < 3:
+            return None
+        seen.add(leader)
+    return seen.pop() if len(seen) == 1 else None
+
+
+def wait_settled(nodes, topic, settle=3.0, timeout=120):
+    """The partition's leader once every node has named the same one, all replicas in sync,
+    for `settle` seconds: a failover measured against a leader that was already changing
+    (a node that just restarted, an election under way) would time nothing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = agreed_leader(nodes, topic)
+        if first is not None:
+            time.sleep(settle)
+            if agreed_leader(nodes, topic) == first:
+                return first
+        time.sleep(0.1)
+    raise SystemExit(f"{topic} did not settle on a leader")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--failovers", type=int, default=20)
     parser.add_argument("--election-ms", type=int, default=500)
+    parser.add_argument("--failover-only", action="store_true",
+                        help="measure only the failovers (no throughput or latency runs)")
     args = parser.parse_args()
+    if args.failover_only:
+        args.runs = 0
     root, nodes = three_nodes("replication", args.election_ms)
     single_mbs, cluster_mbs = [], []
     try:
@@ -110,16 +145,21 @@ def main():
                     n.stop()
                 for i in (1, 2, 3):
                     shutil.rmtree(root / f"node-{i}", ignore_errors=True)
-        half = int(statistics.median(cluster_mbs) * 1e6 / 1024 / 2)
-        create(nodes[0], "half")
-        wait_leader(nodes, "half")
-        e2e = perf(nodes[0].bootstrap, "e2e", "-t", "half", "-n", str(max(half * 10, 1000)),
-                   "-s", "1024", "--acks", "all", "--throughput", str(half))
+        if args.failover_only:
+            for n in nodes:
+                n.start()
+            wait_formed(nodes)
+        else:
+            half = int(statistics.median(cluster_mbs) * 1e6 / 1024 / 2)
+            create(nodes[0], "half")
+            wait_leader(nodes, "half")
+            e2e = perf(nodes[0].bootstrap, "e2e", "-t", "half", "-n", str(max(half * 10, 1000)),
+                       "-s", "1024", "--acks", "all", "--throughput", str(half))
         create(nodes[0], "failover")
         failovers = []
         bootstrap = ",".join(n.bootstrap for n in nodes)
         for run in range(args.failovers):
-            leader = wait_leader(nodes, "failover")
+            leader = wait_settled(nodes, "failover")
             producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                                  "enable.idempotence": True, "linger.ms": 0})
             producer.produce("failover", value=b"warm", partition=0)
@@ -137,11 +177,12 @@ def main():
             print(f"failover {run}: {failovers[-1]:.0f} ms", flush=True)
             victim.start()
         print(f"machine: 4 KiB write + fdatasync median {fsync_ms:.2f} ms")
-        print(f"produce acks=all 1 KiB, 1 partition: single broker median {statistics.median(single_mbs):.1f} MB/s {sorted(single_mbs)}, "
-              f"RF=3 median {statistics.median(cluster_mbs):.1f} MB/s {sorted(cluster_mbs)}, "
-              f"ratio {statistics.median(cluster_mbs) / statistics.median(single_mbs):.2f}")
-        lat = e2e.get("latency_ms", {})
-        print(f"RF=3 acks=all at {half} records/s (half load): {json.dumps(lat)}")
+        if not args.failover_only:
+            print(f"produce acks=all 1 KiB, 1 partition: single broker median {statistics.median(single_mbs):.1f} MB/s {sorted(single_mbs)}, "
+                  f"RF=3 median {statistics.median(cluster_mbs):.1f} MB/s {sorted(cluster_mbs)}, "
+                  f"ratio {statistics.median(cluster_mbs) / statistics.median(single_mbs):.2f}")
+            lat = e2e.get("latency_ms", {})
+            print(f"RF=3 acks=all at {half} records/s (half load): {json.dumps(lat)}")
         print(f"leader kill -9 -> next acknowledged produce: median {statistics.median(failovers):.0f} ms, "
               f"worst {max(failovers):.0f} ms (n={len(failovers)}, election timeout {args.election_ms} ms)")
     finally:

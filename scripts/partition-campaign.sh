@@ -8,7 +8,7 @@
 # committed offset going back.
 #
 # Usage: scripts/partition-campaign.sh [FAULTS (default 1000)] [SEED (default: the time)]
-# WEIR_CAMPAIGN_RF=3 runs it on topics of 3 replicas (once partitions are replicated).
+# Topics have 3 replicas (WEIR_CAMPAIGN_RF=1 runs it on unreplicated ones).
 # WEIR_PARTITION_HISTORY=<file> keeps the history (JSON lines) for
 # `cargo run -p weir-tests --bin weir-jepsen-check -- <file>`.
 # Replay a failure with the seed it printed.
@@ -20,7 +20,7 @@ if [ -n "${2:-}" ]; then
     export WEIR_PARTITION_SEED="$2"
 fi
 # With cargo test rather than nextest, whose profile stops a test after 5 minutes: this one
-# takes about 1.6-2.3 s per fault at replication factor 1 (debug build, 2 cores): 39 min
+# takes about 2.3 s per fault at replication factor 3 (debug build, 2 cores): about 40 min
 # for 1,000.
 cargo test -p weir-tests --test partition_faults partition_faults_lose_no_acknowledged_record \
     -- --nocapture 2>&1 |

@@ -1,6 +1,6 @@
 //! The partition fault campaign: a seeded, replayable run of faults on a real 3-node cluster
 //! (every cluster link through its own fault proxy) while idempotent `acks=all` producers
-//! write unique values to a topic of `WEIR_CAMPAIGN_RF` replicas (default 1) and a group
+//! write unique values to a topic of `WEIR_CAMPAIGN_RF` replicas (default 3) and a group
 //! consumer reads and commits. Faults: kill -9 of a random node and of a partition's leader,
 //! SIGSTOP of a leader past the election timeout then SIGCONT, the leader isolated, one-way
 //! loss from it, a flapping link, a node wiped and restarted (only with 3 or more replicas:
@@ -14,7 +14,7 @@
 //! then fail or be indeterminate, which the checker allows; an acknowledged record must
 //! still never be lost, no offset may hold two values, no value appear twice.
 //!
-//! `WEIR_PARTITION_FAULTS` (default 40), `WEIR_PARTITION_SEED` (default: the time; printed),
+//! `WEIR_PARTITION_FAULTS` (default 100), `WEIR_PARTITION_SEED` (default: the time; printed),
 //! `WEIR_PARTITION_HISTORY` (a file to write the history to, as JSON lines),
 //! `WEIR_PARTITION_BROKER_ARGS` (further broker flags, whitespace-separated),
 //! `WEIR_PARTITION_DELIVERY_TIMEOUT_MS` (the producers' delivery timeout, default 6,000: a
@@ -391,7 +391,7 @@ async fn fault(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_faults_lose_no_acknowledged_record() {
     let seed = seed();
-    let faults = env_u64("WEIR_PARTITION_FAULTS").unwrap_or(40);
+    let faults = env_u64("WEIR_PARTITION_FAULTS").unwrap_or(100);
     let rf = campaign_rf();
     eprintln!(
         "partition fault campaign: seed {seed}, {faults} faults, replication factor {rf} \

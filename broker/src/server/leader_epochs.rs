@@ -4,11 +4,13 @@
 //! One source for every API (Metadata, Fetch, ListOffsets, OffsetForLeaderEpoch), so a client
 //! never sees one epoch in Metadata and is fenced with another: a single broker answers its
 //! log's latest epoch (0, the epoch it writes, for a log with no batch yet); a cluster answers
-//! the partition's `leader_epoch` from the replicated metadata.
+//! the partition's `leader_epoch` from the replicated metadata, or the newer term its own
+//! replica of a replicated partition knows (`ReplicaManager::leadership`).
 
 use weir_protocol::error_code::ErrorCode;
 
 use super::context::Context;
+use crate::cluster::{ClusterNode, NodeId};
 use crate::log::PartitionLog;
 use crate::log::epochs::UNDEFINED_EPOCH;
 
@@ -23,12 +25,10 @@ pub(crate) fn log_leader_epoch(log: &PartitionLog) -> i32 {
 impl Context {
     /// The leader epoch of partition `index` of `topic`; -1 when the partition is unknown.
     pub(crate) fn leader_epoch(&self, topic: &str, index: i32) -> i32 {
-        match self.metadata() {
-            Some(state) => state
-                .topics
-                .get(topic)
-                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
-                .map_or(UNDEFINED_EPOCH, |p| p.leader_epoch),
+        match self.cluster.as_ref() {
+            Some(node) => self
+                .leadership(node, topic, index)
+                .map_or(UNDEFINED_EPOCH, |(_, epoch)| epoch),
             None => self
                 .catalog
                 .get(topic)
@@ -38,18 +38,29 @@ impl Context {
     }
 
     /// Whether this broker leads partition `index` of `topic`: always for a single broker;
-    /// in a cluster, when the metadata names it the leader.
+    /// in a cluster, when it is the leader clients are told of.
     pub(crate) fn leads(&self, topic: &str, index: i32) -> bool {
-        let Some(state) = self.metadata() else {
+        let Some(node) = self.cluster.as_ref() else {
             return true;
         };
-        state
-            .topics
-            .get(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
-            .and_then(|p| state.leader(p))
+        self.leadership(node, topic, index)
+            .and_then(|(leader, _)| leader)
             .and_then(|id| i32::try_from(id).ok())
             == Some(self.node_id())
+    }
+
+    /// The leader and leader epoch of a partition of the cluster, as every API answers them
+    /// (`ReplicaManager::leadership`); `None` for an unknown partition.
+    fn leadership(
+        &self,
+        node: &ClusterNode,
+        topic: &str,
+        index: i32,
+    ) -> Option<(Option<NodeId>, i32)> {
+        let state = node.state();
+        let record = state.topics.get(topic)?;
+        let partition = record.partitions.get(usize::try_from(index).ok()?)?;
+        Some(node.replicas().leadership(&state, record, index, partition))
     }
 
     /// The error for a request that names `current` as the leader epoch it knows for the

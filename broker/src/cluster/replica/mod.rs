@@ -8,7 +8,8 @@
 //! Owns: how entries are stored as batches ([`entry`]), the log store ([`store`]), the state
 //! machine that moves the high watermark ([`machine`]), the network adapter ([`network`]),
 //! one running group and its produce path ([`group`]), the groups of a broker
-//! ([`manager`]), and their leaders reported to the metadata quorum ([`report`]). Nothing here elects, counts votes or decides commits.
+//! ([`manager`]), and their leaders reported to the metadata quorum ([`report`]) and answered to clients
+//! (`view`). Nothing here elects, counts votes or decides commits.
 
 pub mod entry;
 pub mod group;
@@ -18,6 +19,7 @@ pub mod network;
 pub mod report;
 pub mod store;
 pub mod types;
+mod view;
 
 pub use group::{Group, ReplicaGroup, ReplicaProduceError};
 pub use manager::ReplicaManager;

@@ -4,6 +4,11 @@
 //! what the group says. Metadata answers on every broker then name the leader. A report of
 //! an older term than the metadata's is refused by the state machine, so a deposed leader's
 //! late report cannot undo a newer one.
+//!
+//! Brokers holding a replica do not wait for this report: their answers take a newer term
+//! from their own replica of the group (`crate::server::cluster_view`), so a failover is
+//! visible to clients as soon as the new leader's first heartbeat arrives, even while the
+//! metadata quorum is itself electing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +30,7 @@ pub async fn run(node: Arc<ClusterNode>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let state = node.state();
+        let mut reports = Vec::new();
         for (name, group) in node.replicas().all() {
             if !group.is_leader() {
                 continue;
@@ -49,9 +55,15 @@ pub async fn run(node: Arc<ClusterNode>, stop: CancellationToken) {
                 epoch,
                 isr,
             };
-            if let Err(err) = node.propose(command).await {
-                tracing::debug!(group = %group.id, error = %err, "cannot report partition leadership yet");
-            }
+            let node = Arc::clone(&node);
+            reports.push(async move {
+                if let Err(err) = node.propose(command).await {
+                    tracing::debug!(group = %group.id, error = %err, "cannot report partition leadership yet");
+                }
+            });
         }
+        // All at once: one report waiting for a metadata election must not hold back the
+        // others (each waits at most the proposal timeout).
+        futures_util::future::join_all(reports).await;
     }
 }

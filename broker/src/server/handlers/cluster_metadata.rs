@@ -34,7 +34,7 @@ pub(crate) async fn handle(
             state
                 .topics
                 .iter()
-                .map(|(name, t)| describe(&state, name, t))
+                .map(|(name, t)| describe(node, &state, name, t))
                 .collect()
         }
         Some(names) => {
@@ -42,7 +42,7 @@ pub(crate) async fn handle(
             for name in names {
                 let state = node.state();
                 if let Some(topic) = state.topics.get(&name) {
-                    out.push(describe(&state, &name, topic));
+                    out.push(describe(node, &state, &name, topic));
                     continue;
                 }
                 if !may_create {
@@ -67,7 +67,7 @@ pub(crate) async fn handle(
                 let state = node.state();
                 out.push(match (created, state.topics.get(&name)) {
                     // Created now, or by another request first.
-                    (_, Some(topic)) => describe(&state, &name, topic),
+                    (_, Some(topic)) => describe(node, &state, &name, topic),
                     (Err((code, _)), None) => error_topic(&name, code),
                     (Ok(()), None) => error_topic(&name, ErrorCode::LeaderNotAvailable),
                 });
@@ -97,13 +97,19 @@ pub(crate) async fn handle(
         .with_topics(topics)
 }
 
-fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataResponseTopic {
+fn describe(
+    node: &ClusterNode,
+    state: &MetadataState,
+    name: &str,
+    topic: &TopicRecord,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let leader = state.leader(p);
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            let (leader, epoch) = node.replicas().leadership(state, topic, index, p);
             let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| broker_id(*r)).collect();
             // One replica: in sync while its broker is not fenced. Replicated: the set its
             // leader last reported, of brokers not fenced.
@@ -122,8 +128,8 @@ fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataR
                 .map(|r| broker_id(*r))
                 .collect();
             let partition = MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
-                .with_leader_epoch(p.leader_epoch)
+                .with_partition_index(index)
+                .with_leader_epoch(epoch)
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(isr)
                 .with_offline_replicas(offline);
