@@ -377,3 +377,35 @@ async fn a_batch_too_large_to_replicate_is_refused_whatever_the_topic_allows() {
     assert_eq!(code, 0, "a batch of 1 MiB replicates");
     cluster.shutdown().await;
 }
+
+/// A leader cut off from the other replicas stops taking writes within an election timeout,
+/// even `acks=1` ones that need nobody else: once no majority has accepted its leadership
+/// lately it cannot know it still leads (another replica may have been elected), and an
+/// `acks=1` record it took would be cut when it learns of the new term. Without the lease
+/// (`ReplicaGroup::is_leader`) it answered them with success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_others_stops_taking_acks_1_writes() {
+    let cluster = BrokerCluster::builder().nodes(3).start().await;
+    let mut one = Client::connect(cluster.addr(1).unwrap()).await;
+    formed(&cluster).await;
+    let old = replicated_topic(&cluster, &mut one).await;
+    let (code, _) = produce_code(&cluster, old as u64, values("before", 2), 1).await;
+    assert_eq!(code, 0);
+    cluster.network().isolate(old as u64, &[1, 2, 3]);
+    // Twice the test cluster's 300 ms election timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (code, _) = produce_code(&cluster, old as u64, values("cut-off", 1), 1).await;
+    assert_eq!(
+        code,
+        ErrorCode::NotLeaderOrFollower as i16,
+        "a leader cut off for two election timeouts took an acks=1 write"
+    );
+    cluster.network().heal();
+    let other = (1..=3).find(|n| *n != old as u64).unwrap();
+    wait_until("a leader with all three in sync after the heal", || async {
+        let (l, _, _, isr) = partition0(&cluster, other, "r").await;
+        (l > 0 && isr == 3).then_some(())
+    })
+    .await;
+    cluster.shutdown().await;
+}

@@ -73,11 +73,56 @@ impl std::fmt::Debug for ReplicaGroup {
 }
 
 impl ReplicaGroup {
-    /// Whether this broker is the group's leader now.
+    /// Whether openraft says this broker is the group's leader now (serving reads and
+    /// reports); a produce also needs [`Self::confirm_lease`].
     pub fn is_leader(&self) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.me)
+    }
+
+    /// Whether a majority of the voters (this broker included) accepted its leadership in
+    /// the current term, of AppendEntries sent within the last election timeout: the
+    /// leader's lease.
+    ///
+    /// A follower that accepted an AppendEntries refuses to vote for anyone else for the
+    /// leader lease (openraft's is twice the election timeout) from when it received it,
+    /// after it was sent; so while a majority accepted requests sent within one election
+    /// timeout, no other leader can have been elected, with an election timeout to spare for
+    /// clocks. Without it, a leader that was paused (SIGSTOP, a long stall) or cut off, and
+    /// one that openraft restores as leader at start-up from its own persisted vote, took
+    /// `acks=1` writes (cut when it learns of the newer term) until a follower's answer told
+    /// it otherwise.
+    fn holds_lease(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let lease = Duration::from_millis(self.raft.config().election_timeout_min);
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let accepted = voters
+            .iter()
+            .filter(|id| **id == self.me || self.contacts.recent_in(**id, m.current_term, lease))
+            .count();
+        accepted * 2 > voters.len()
+    }
+
+    /// Whether this broker leads and holds its lease ([`Self::holds_lease`]), waiting at
+    /// most an election timeout for it: a leader just elected holds it after its first round
+    /// of AppendEntries (milliseconds); one cut off or paused does not get it back.
+    pub async fn confirm_lease(&self) -> bool {
+        let lease = Duration::from_millis(self.raft.config().election_timeout_min);
+        let deadline = tokio::time::Instant::now() + lease;
+        loop {
+            if !self.is_leader() {
+                return false;
+            }
+            if self.holds_lease() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The leader this replica knows of, and the current term.
@@ -116,7 +161,7 @@ impl ReplicaGroup {
     /// # Errors
     /// [`ReplicaProduceError`]: not the leader, or the group stopped.
     pub async fn submit(&self, batch: Bytes, acks: i16) -> Result<Submitted, ReplicaProduceError> {
-        if !self.is_leader() {
+        if !self.confirm_lease().await {
             return Err(self.not_leader());
         }
         let token = TOKENS.fetch_add(1, Ordering::Relaxed);

@@ -19,26 +19,43 @@ use crate::cluster::net::wire::{ReplicaAnswer, ReplicaRpc, Request, Response};
 use crate::cluster::net::{NetError, Transport};
 use crate::cluster::network::{net_error, unexpected};
 
-/// When each peer last answered one of the group's AppendEntries (on the leader): a
-/// follower not heard from for a while is not in sync however far its log got.
+/// When this broker sent the last AppendEntries that each peer accepted from it as its
+/// leader, and in which term (on the leader): the send time, not the answer's, because the
+/// follower's own lease started when it received the request, after it was sent, so a slow
+/// answer shortens nothing. a follower not heard from for a while is not in
+/// sync however far its log got, and a leader that a majority has not accepted lately does
+/// not serve (see `ReplicaGroup::is_leader`). An answer naming a higher term is no
+/// acceptance and is not recorded.
 #[derive(Debug, Default)]
-pub struct Contacts(Mutex<HashMap<NodeId, Instant>>);
+pub struct Contacts(Mutex<HashMap<NodeId, (Instant, u64)>>);
 
 impl Contacts {
-    fn heard(&self, peer: NodeId) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(peer, Instant::now());
+    fn heard(&self, peer: NodeId, term: u64, sent: Instant) {
+        let mut heard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Answers may arrive out of order: keep the latest send.
+        let entry = heard.entry(peer).or_insert((sent, term));
+        if (term, sent) >= (entry.1, entry.0) {
+            *entry = (sent, term);
+        }
     }
 
-    /// Whether `peer` answered within `within`.
+    /// Whether `peer` accepted this broker's leadership of a request sent within `within`.
     pub fn recent(&self, peer: NodeId, within: Duration) -> bool {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&peer)
-            .is_some_and(|at| at.elapsed() <= within)
+            .is_some_and(|(at, _)| at.elapsed() <= within)
+    }
+
+    /// Whether `peer` accepted this broker's leadership in `term`, of a request sent within
+    /// `within`.
+    pub fn recent_in(&self, peer: NodeId, term: u64, within: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .is_some_and(|(at, heard)| *heard == term && at.elapsed() <= within)
     }
 }
 
@@ -106,9 +123,12 @@ impl RaftNetwork<DataConfig> for ReplicaPeer {
         rpc: AppendEntriesRequest<DataConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let (term, sent) = (rpc.vote.leader_id().term, Instant::now());
         match self.call(ReplicaRpc::AppendEntries(rpc), &option).await {
             Ok(Response::Replica(ReplicaAnswer::AppendEntries(Ok(answer)))) => {
-                self.contacts.heard(self.target);
+                if !matches!(answer, AppendEntriesResponse::HigherVote(_)) {
+                    self.contacts.heard(self.target, term, sent);
+                }
                 Ok(answer)
             }
             Ok(Response::Replica(ReplicaAnswer::AppendEntries(Err(err)))) => {
