@@ -153,7 +153,11 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
                 tokio::task::spawn_blocking(move || store.apply_pending_start())
                     .await
                     .unwrap_or_else(|join| {
-                        Err(io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &join))
+                        Err(io_error(
+                            ErrorSubject::StateMachine,
+                            ErrorVerb::Write,
+                            &join,
+                        ))
                     })?;
                 (self.on_commit)();
             }
@@ -179,7 +183,11 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
         tokio::task::spawn_blocking(move || store.install_blocking(&owned, snapshot.get_ref()))
             .await
             .unwrap_or_else(|join| {
-                Err(io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &join))
+                Err(io_error(
+                    ErrorSubject::Snapshot(None),
+                    ErrorVerb::Write,
+                    &join,
+                ))
             })?;
         {
             let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,9 +202,11 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<DataConfig>>, StorageError> {
         let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || store.current_snapshot())
-            .await
-            .ok()
-            .flatten())
+        Ok(
+            tokio::task::spawn_blocking(move || store.current_snapshot())
+                .await
+                .ok()
+                .flatten(),
+        )
     }
 }

@@ -86,12 +86,10 @@ impl ReplicaGroup {
             return Ok(start);
         }
         let bytes = entry::delete_records(target.0, SystemClock.now_ms());
-        let written = tokio::time::timeout(
-            timeout,
-            self.raft.client_write(Batch { bytes, token: 0 }),
-        )
-        .await
-        .map_err(|_elapsed| ReplicaProduceError::TimedOut(timeout, self.id))?;
+        let written =
+            tokio::time::timeout(timeout, self.raft.client_write(Batch { bytes, token: 0 }))
+                .await
+                .map_err(|_elapsed| ReplicaProduceError::TimedOut(timeout, self.id))?;
         match written {
             Ok(answer) => match answer.data {
                 Outcome::LogStart { offset } => Ok(Offset(offset)),

@@ -171,10 +171,7 @@ impl ReplicaStore {
         let meta = SnapshotMeta {
             last_log_id: Some(point),
             last_membership: membership,
-            snapshot_id: format!(
-                "{}-{}-{}",
-                point.leader_id.term, point.index, next_offset
-            ),
+            snapshot_id: format!("{}-{}-{}", point.leader_id.term, point.index, next_offset),
         };
         Some(Snapshot {
             meta,

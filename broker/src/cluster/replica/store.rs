@@ -79,7 +79,10 @@ impl Anchor {
     fn base_membership(&self) -> Option<Membership> {
         let (term, index, bytes) = self.membership.as_ref()?;
         let membership = entry::decode_membership(bytes)?;
-        Some(StoredMembership::new(Some(log_id(*term, *index)), membership))
+        Some(StoredMembership::new(
+            Some(log_id(*term, *index)),
+            membership,
+        ))
     }
 }
 
@@ -167,7 +170,10 @@ impl IndexMap {
     /// The entry whose batch starts at `offset`: its base offset and term.
     pub(crate) fn entry_at_offset(&self, offset: i64) -> Option<(i64, u64)> {
         let pos = self.entries.partition_point(|(base, _)| *base < offset);
-        self.entries.get(pos).copied().filter(|(base, _)| *base == offset)
+        self.entries
+            .get(pos)
+            .copied()
+            .filter(|(base, _)| *base == offset)
     }
 
     /// Where a snapshot is built now: the wanted purge point, else the purged one.

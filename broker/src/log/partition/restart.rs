@@ -179,8 +179,13 @@ fn redo(
         })
         .into_iter()
         .collect();
-    write_atomically(dir, LEADER_EPOCH_CHECKPOINT, &epochs::encode(&history), disk)
-        .map_err(LogError::io("write leader-epoch history", dir))?;
+    write_atomically(
+        dir,
+        LEADER_EPOCH_CHECKPOINT,
+        &epochs::encode(&history),
+        disk,
+    )
+    .map_err(LogError::io("write leader-epoch history", dir))?;
     for (name, data) in &restart.files {
         write_atomically(dir, name, data, disk).map_err(LogError::io("write", dir.join(name)))?;
     }
@@ -252,8 +257,13 @@ impl PartitionLog {
         let _no_sync = lock(&self.sync_lock);
         let mut w = lock(&self.writer);
         self.check_writable(&w)?;
-        write_atomically(&self.dir, LOG_RESTART, &restart.encode(), self.disk.as_ref())
-            .map_err(LogError::io("write restart marker", &self.dir))?;
+        write_atomically(
+            &self.dir,
+            LOG_RESTART,
+            &restart.encode(),
+            self.disk.as_ref(),
+        )
+        .map_err(LogError::io("write restart marker", &self.dir))?;
         let config = self.config();
         let segment = redo(&self.dir, restart, &config, self.disk.as_ref())
             .map_err(|err| self.fail(io::Error::other(err)))?;
@@ -319,7 +329,14 @@ mod tests {
     fn only_plain_foreign_names_are_carried() {
         assert!(safe_name("raft-anchor"));
         assert!(safe_name("producer-state.snapshot"));
-        for bad in ["", "..", "a/b", LOG_RESTART, "log-start-offset", "00000000000000000000.log"] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            LOG_RESTART,
+            "log-start-offset",
+            "00000000000000000000.log",
+        ] {
             assert!(!safe_name(bad), "{bad}");
         }
     }

@@ -56,7 +56,9 @@ pub(crate) async fn delete_records(
                 // replica (`cluster/replica/retain.rs`).
                 Some(Ok(group)) => {
                     let timeout = Duration::from_millis(
-                        u64::try_from(request.timeout_ms).unwrap_or(0).clamp(1_000, 60_000),
+                        u64::try_from(request.timeout_ms)
+                            .unwrap_or(0)
+                            .clamp(1_000, 60_000),
                     );
                     partitions.push(match group.delete_records(p.offset, timeout).await {
                         Ok(start) => result.with_low_watermark(start.0),
