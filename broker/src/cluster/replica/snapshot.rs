@@ -195,14 +195,18 @@ impl ReplicaStore {
         let _one = self.reshape_lock();
         let partition = std::sync::Arc::clone(self.partition());
         let log = partition.log();
+        // Held: the log has the snapshot's entry itself (not only as its purge point).
         let held = {
             let map = self.map();
-            map.log_id_at(point.index) == Some(point)
+            map.position(point.index).is_some() && map.log_id_at(point.index) == Some(point)
+                || map.purged == Some(point)
         };
         if held {
             if let Some(after) = self.map().offset_after_any(point.index) {
                 log.set_high_watermark(Offset(after));
             }
+            tracing::info!(dir = %log.dir().display(), snapshot = %meta.snapshot_id,
+                "replica holds its leader's snapshot point; keeps its log");
         } else {
             let fresh = IndexMap::restarted(point, data.next_offset, meta.last_membership.clone());
             let anchor = Self::encode_anchor(&anchor_of(&fresh))?;

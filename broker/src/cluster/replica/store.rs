@@ -97,7 +97,7 @@ pub(crate) struct IndexMap {
     entries: VecDeque<(i64, u64)>,
     /// Offset after the last entry's batch.
     end_offset: i64,
-    purged: Option<LogId>,
+    pub(super) purged: Option<LogId>,
     /// The membership entries of the log from `first` on, oldest first.
     memberships: Vec<Membership>,
     /// The membership in force at `purged` (its entry purged or never held here).
@@ -187,7 +187,7 @@ impl IndexMap {
         Some(LogId::new(CommittedLeaderId::new(*term, 0), index))
     }
 
-    fn position(&self, index: u64) -> Option<usize> {
+    pub(crate) fn position(&self, index: u64) -> Option<usize> {
         let pos = usize::try_from(index.checked_sub(self.first)?).ok()?;
         (pos < self.entries.len()).then_some(pos)
     }
@@ -531,6 +531,15 @@ impl ReplicaStore {
         let anchor = {
             let mut map = self.map_mut();
             if Some(log_id) <= map.purged {
+                return Ok(());
+            }
+            if log_id.index >= map.first + map.entries.len() as u64 {
+                // Past the log's last entry: a snapshot being installed covers it (openraft
+                // purges while the state machine installs); the install sets the anchor.
+                tracing::debug!(
+                    index = log_id.index,
+                    "purge past the log end left to the snapshot install"
+                );
                 return Ok(());
             }
             map.base_membership = map.membership_at(log_id.index);
