@@ -235,7 +235,7 @@ async fn replicated_retention_a_returning_follower_catches_up_from_a_snapshot_wh
         || async {
             partition0(leader_addr, "r")
                 .await
-                .filter(|(l, isr, _)| *l == leader as i32 && *isr == 3)
+                .filter(|(l, isr, _)| i64::from(*l) == leader as i64 && *isr == 3)
         },
     )
     .await;
@@ -338,7 +338,7 @@ async fn replicated_retention_delete_records_moves_the_low_watermark_on_every_re
         partition0(cluster.kafka_addr(survivor), "d")
             .await
             .map(|(l, _, _)| l)
-            .filter(|l| *l > 0 && *l != leader as i32)
+            .filter(|l| *l > 0 && i64::from(*l) != leader as i64)
     })
     .await;
     let new_addr = cluster.kafka_addr(u64::try_from(new_leader).unwrap());

@@ -119,15 +119,13 @@ pub(crate) fn producers_as_of(states: &ProducerStates, offset: i64) -> ProducerS
                 .filter(|b| b.last_offset < offset)
                 .copied()
                 .collect();
-            (!batches.is_empty()).then(|| {
-                (
-                    *id,
-                    ProducerEntry {
-                        epoch: entry.epoch,
-                        batches,
-                    },
-                )
-            })
+            (!batches.is_empty()).then_some((
+                *id,
+                ProducerEntry {
+                    epoch: entry.epoch,
+                    batches,
+                },
+            ))
         })
         .collect();
     ProducerStates::from_entries(entries)
