@@ -149,16 +149,20 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
                     .partition()
                     .log()
                     .set_high_watermark(Offset(after));
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.apply_pending_start())
-                    .await
-                    .unwrap_or_else(|join| {
-                        Err(io_error(
-                            ErrorSubject::StateMachine,
-                            ErrorVerb::Write,
-                            &join,
-                        ))
-                    })?;
+                // Only after a snapshot install that cut a batch (rare): no blocking hop on
+                // the produce path otherwise.
+                if self.store.map().pending_start.is_some() {
+                    let store = self.store.clone();
+                    tokio::task::spawn_blocking(move || store.apply_pending_start())
+                        .await
+                        .unwrap_or_else(|join| {
+                            Err(io_error(
+                                ErrorSubject::StateMachine,
+                                ErrorVerb::Write,
+                                &join,
+                            ))
+                        })?;
+                }
                 (self.on_commit)();
             }
         }
