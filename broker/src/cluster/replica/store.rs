@@ -689,3 +689,60 @@ async fn blocking<T: Send + 'static>(
         .await
         .unwrap_or_else(|join| Err(log_error(ErrorVerb::Write, &join)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries 10.. at offsets 100, 105, 110 (term 2) and 120 (term 3), ending at 130; 9
+    /// purged.
+    fn map() -> IndexMap {
+        IndexMap {
+            first: 10,
+            entries: VecDeque::from([(100, 2), (105, 2), (110, 2), (120, 3)]),
+            end_offset: 130,
+            purged: Some(log_id(2, 9)),
+            memberships: Vec::new(),
+            base_membership: Membership::default(),
+            wanted: None,
+            pending_start: None,
+        }
+    }
+
+    #[test]
+    fn a_purge_point_covers_only_entries_wholly_below_the_offset() {
+        let map = map();
+        // Nothing wholly below the first entry's end.
+        assert_eq!(map.purge_point(100), None);
+        assert_eq!(map.purge_point(104), None);
+        // A batch start: the entries before it.
+        assert_eq!(map.purge_point(105), Some(log_id(2, 10)));
+        assert_eq!(map.purge_point(120), Some(log_id(2, 12)));
+        // Inside a batch (DeleteRecords): the entries before that batch.
+        assert_eq!(map.purge_point(112), Some(log_id(2, 11)));
+        // The log end: every entry.
+        assert_eq!(map.purge_point(130), Some(log_id(3, 13)));
+    }
+
+    #[test]
+    fn offsets_after_an_entry_include_the_purge_point() {
+        let map = map();
+        assert_eq!(map.offset_after_any(9), Some(100), "after the purged entry");
+        assert_eq!(map.offset_after_any(11), Some(110));
+        assert_eq!(map.offset_after_any(13), Some(130));
+        assert_eq!(map.offset_after_any(14), None);
+        assert_eq!(map.entry_at_offset(110), Some((110, 2)));
+        assert_eq!(map.entry_at_offset(111), None);
+        assert_eq!(map.log_id_at(9), Some(log_id(2, 9)));
+        assert_eq!(map.log_id_at(13), Some(log_id(3, 13)));
+    }
+
+    #[test]
+    fn the_anchor_names_the_first_entry_and_the_purge_point() {
+        let anchor = anchor_of(&map());
+        assert_eq!(anchor.first_index, 10);
+        assert_eq!(anchor.offset, 100);
+        assert_eq!(anchor.purged, Some((2, 9)));
+        assert_eq!(anchor.membership, None);
+    }
+}
