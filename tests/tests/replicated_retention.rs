@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use weir_broker::log::{Flusher, LogConfig, LogOptions, Offset, PartitionLog};
 use weir_protocol::api::ApiKey;
 use weir_protocol::error_code::ErrorCode;
-use weir_protocol::record_batch::{BatchHeader, Records};
+use weir_protocol::record_batch::{BatchBuilder, BatchHeader, RecordInput, Records};
 use weir_tests::cluster_procs::{ClusterOptions, ClusterProcs};
 use weir_tests::{BASE_TIMESTAMP, Client, batch_at, req, versions};
 
@@ -181,6 +181,33 @@ async fn replicated_retention_a_returning_follower_catches_up_from_a_snapshot_wh
     let leader_addr = cluster.kafka_addr(leader);
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let mut client = Client::connect(leader_addr).await;
+    // An idempotent producer writes two batches, then goes quiet: its state reaches the
+    // returning follower only through the snapshot's producer table.
+    let iv = *versions(ApiKey::InitProducerId).end();
+    let init = client
+        .call(
+            iv,
+            kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    let mut idempotent_bases = Vec::new();
+    for first_seq in [0, 3] {
+        let mut builder = BatchBuilder::new().with_producer(pid, init.producer_epoch, first_seq);
+        for i in 0..3 {
+            builder.push(RecordInput {
+                value: Some(format!("idempotent-{}", first_seq + i).as_bytes()),
+                timestamp: BASE_TIMESTAMP,
+                ..RecordInput::default()
+            });
+        }
+        idempotent_bases.push(client.produce_ok("r", 0, builder.build().unwrap()).await);
+    }
     for i in 0..10 {
         client.produce_ok("r", 0, records(i)).await;
     }
@@ -274,6 +301,32 @@ async fn replicated_retention_a_returning_follower_catches_up_from_a_snapshot_wh
         follower_records[..],
         leader_records[..follower_records.len()],
         "every record from the follower's log start is the leader's"
+    );
+    // The producer's batches lie below the follower's log start: it knows them from the
+    // leader's snapshot, at their original offsets (a retry would be answered with them).
+    let dir = cluster.data_dir(follower).join("r-0");
+    let options = LogOptions::new(
+        LogConfig {
+            segment_bytes: SEGMENT_BYTES,
+            ..LogConfig::default()
+        },
+        Flusher::new(1),
+    );
+    let partition = weir_broker::topics::Partition::open(&dir, &options).unwrap();
+    let states = partition.producer_states();
+    let entry = states
+        .entries()
+        .get(&pid)
+        .expect("the producer is in the follower's table");
+    let batches: Vec<(i32, i64)> = entry
+        .batches
+        .iter()
+        .map(|b| (b.first_seq, b.base_offset))
+        .collect();
+    assert_eq!(
+        batches,
+        vec![(0, idempotent_bases[0]), (3, idempotent_bases[1])],
+        "the producer's batches, as the leader recorded them"
     );
     cluster.stop_all();
 }
