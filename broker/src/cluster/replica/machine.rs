@@ -73,12 +73,23 @@ impl ReplicaMachine {
 
     /// Applies a DeleteRecords entry at `index` asking for `offset`: the high watermark
     /// first passes the entry (it is committed), then the log start moves.
-    fn delete_records(&self, index: u64, offset: i64) -> Outcome {
-        let log = self.store.partition().log();
+    async fn delete_records(&self, index: u64, offset: i64) -> Outcome {
+        let log = Arc::clone(self.store.partition().log());
         if let Some(after) = self.store.map().offset_after(index) {
             log.set_high_watermark(Offset(after));
         }
-        match log.advance_start(Offset(offset)) {
+        // A sync and a file write: off the runtime's threads.
+        let moving = Arc::clone(&log);
+        let moved = tokio::task::spawn_blocking(move || moving.advance_start(Offset(offset)))
+            .await
+            .unwrap_or_else(|join| {
+                Err(crate::log::LogError::Io {
+                    op: "move the log start of",
+                    path: log.dir().to_path_buf(),
+                    source: std::io::Error::other(join),
+                })
+            });
+        match moved {
             Ok(start) => Outcome::LogStart { offset: start.0 },
             Err(err) => {
                 tracing::warn!(dir = %log.dir().display(), error = %err, "applying DeleteRecords failed");
@@ -119,28 +130,30 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
     {
         let mut outcomes = Vec::new();
         let mut last = None;
-        {
-            let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
-            for entry in entries {
-                let outcome = match &entry.payload {
-                    EntryPayload::Normal(batch) => match BatchHeader::parse(&batch.bytes) {
-                        Ok(header) => match entry::delete_records_offset(&batch.bytes, &header) {
-                            Some(offset) => self.delete_records(entry.log_id.index, offset),
-                            None => entry::outcome(&batch.bytes, &header),
-                        },
-                        Err(_) => Outcome::Control,
+        for entry in entries {
+            let outcome = match &entry.payload {
+                EntryPayload::Normal(batch) => match BatchHeader::parse(&batch.bytes) {
+                    Ok(header) => match entry::delete_records_offset(&batch.bytes, &header) {
+                        Some(offset) => self.delete_records(entry.log_id.index, offset).await,
+                        None => entry::outcome(&batch.bytes, &header),
                     },
-                    EntryPayload::Membership(membership) => {
-                        applied.membership =
-                            StoredMembership::new(Some(entry.log_id), membership.clone());
-                        Outcome::Control
-                    }
-                    EntryPayload::Blank => Outcome::Control,
-                };
-                applied.last = Some(entry.log_id);
-                last = Some(entry.log_id.index);
-                outcomes.push(outcome);
-            }
+                    Err(_) => Outcome::Control,
+                },
+                EntryPayload::Membership(membership) => {
+                    self.applied
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    Outcome::Control
+                }
+                EntryPayload::Blank => Outcome::Control,
+            };
+            self.applied
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last = Some(entry.log_id);
+            last = Some(entry.log_id.index);
+            outcomes.push(outcome);
         }
         if let Some(index) = last {
             let after = self.store.map().offset_after(index);
