@@ -426,3 +426,52 @@ async fn replicated_retention_delete_records_moves_the_low_watermark_on_every_re
 fn records_tail() -> bytes::Bytes {
     records(999)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_retention_a_start_inside_a_batch_reaches_a_follower_through_a_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut cluster, leader) = three_nodes(root.path(), "m").await;
+    let leader_addr = cluster.kafka_addr(leader);
+    let mut client = Client::connect(leader_addr).await;
+    for i in 0..4 {
+        client.produce_ok("m", 0, records(i)).await;
+    }
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.stop(follower);
+    let end_before = client.list_offset("m", 0, -1).await;
+    let mut bases = Vec::new();
+    for i in 4..12 {
+        bases.push(client.produce_ok("m", 0, records(i)).await);
+    }
+    // Two batches after the follower's end, three records into the third: the leader purges
+    // the entries wholly below it at its next retention pass.
+    let target = bases[2] + 3;
+    assert_eq!(delete_at(leader_addr, "m", target).await, (0, target));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.restart(follower);
+    wait_until(
+        "the returning follower is in sync",
+        Duration::from_secs(120),
+        || async {
+            partition0(leader_addr, "m")
+                .await
+                .filter(|(l, isr, _)| i64::from(*l) == leader as i64 && *isr == 3)
+        },
+    )
+    .await;
+    // One more batch, committed on all three, so the follower's high watermark passes the start.
+    client.produce_ok("m", 0, records(99)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = cluster.node(follower).log_text();
+    assert!(
+        log.contains("replica restarted from its leader's snapshot"),
+        "the follower (end {end_before}) did not install a snapshot:\n{log}"
+    );
+    cluster.stop_all();
+    let (start, records) = replica_on_disk(&cluster, follower, "m");
+    assert_eq!(
+        start, target,
+        "the follower's log start is the leader's, inside a batch"
+    );
+    assert_eq!(records.first().map(|r| r.0), Some(target));
+}
