@@ -384,6 +384,12 @@ async fn replicated_retention_delete_records_moves_the_low_watermark_on_every_re
         "below the start changes nothing"
     );
 
+    // The leader's retention pass purges the entries below the start (its anchor moves).
+    let anchor = cluster.data_dir(leader).join("d-0").join("raft-anchor");
+    wait_until("the leader purged", Duration::from_secs(30), || async {
+        anchor.exists().then_some(())
+    })
+    .await;
     // The leader goes: the new one reports the same low watermark and serves from it.
     cluster.stop(leader);
     let survivor = (1..=3).find(|id| *id != leader).unwrap();
@@ -413,9 +419,20 @@ async fn replicated_retention_delete_records_moves_the_low_watermark_on_every_re
     assert_eq!(records.first().map(|r| r.0), Some(target));
     to_new.produce_ok("d", 0, records_tail()).await;
 
-    // Every replica's start is on its disk.
+    // The old leader reopens from its purge point (its state machine starts there) and
+    // catches up: all three in sync again.
     cluster.restart(leader);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until(
+        "the old leader is in sync again",
+        Duration::from_secs(60),
+        || async {
+            partition0(new_addr, "d")
+                .await
+                .filter(|(l, isr, _)| *l == new_leader && *isr == 3)
+        },
+    )
+    .await;
+    // Every replica's start is on its disk.
     cluster.stop_all();
     for id in 1..=3 {
         let (start, _) = replica_on_disk(&cluster, id, "d");
