@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use weir_broker::log::{Flusher, LogError, LogOptions, Offset, PartitionLog};
+use weir_broker::log::{Flusher, LogError, LogOptions, Offset, PartitionLog, Restart};
 use weir_protocol::record_batch::{BatchHeader, Records};
 
 fn open_replica(dir: &std::path::Path, segment_bytes: u32) -> Arc<PartitionLog> {
@@ -139,4 +139,148 @@ fn an_uncommitted_tail_is_cut_across_segments_and_appends_resume_there() {
         Some((bases[5], 2)),
         "the new leader's epoch"
     );
+}
+
+/// A replica log of 12 two-record batches at epoch 1 over several segments, durable, none
+/// committed yet: (its directory, the log).
+fn filled_replica(disk: Arc<dyn weir_broker::log::Disk>) -> (tempfile::TempDir, Arc<PartitionLog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = common::options(
+        small_config(600),
+        disk,
+        Arc::new(weir_broker::clock::SystemClock),
+    );
+    let log = PartitionLog::open_replicated(dir.path(), options).unwrap();
+    for i in 0..12 {
+        log.append_at_epoch(&batch_sized(&format!("old{i}"), 2, i, 60), 1)
+            .unwrap();
+    }
+    log.sync().unwrap();
+    assert!(log.segment_count() > 3);
+    (dir, log)
+}
+
+fn restart_at(next: i64) -> Restart {
+    Restart {
+        next_offset: Offset(next),
+        epoch: Some(3),
+        files: vec![(
+            "raft-anchor".to_owned(),
+            b"anchor of the new state".to_vec(),
+        )],
+    }
+}
+
+/// What a reopened log holds, as (log start, log end, epoch history, values).
+fn state_after_reopen(dir: &std::path::Path) -> (Offset, Offset, Vec<(i32, i64)>, Vec<String>) {
+    let log = open_replica(dir, 600);
+    log.set_high_watermark(log.log_end_offset());
+    let history = log
+        .epoch_history()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect();
+    (
+        log.log_start_offset(),
+        log.log_end_offset(),
+        history,
+        values(&log),
+    )
+}
+
+#[test]
+fn a_restart_from_a_snapshot_leaves_an_empty_log_at_the_new_offset_that_survives_a_crash() {
+    let (dir, log) = filled_replica(Arc::new(weir_broker::log::OsDisk));
+    log.restart_at(&restart_at(100)).unwrap();
+    assert_eq!(log.log_start_offset(), Offset(100));
+    assert_eq!(log.log_end_offset(), Offset(100));
+    assert_eq!(log.high_watermark(), Offset(100));
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.latest_epoch(), Some(3));
+    let next = log.append_at_epoch(&batch("new", 2, 1), 3).unwrap();
+    assert_eq!(next.base_offset, Offset(100));
+    log.sync().unwrap();
+    // A crash (no close): the new state, its epoch, the caller's file and the new batch.
+    drop(log);
+    let (start, end, history, values) = state_after_reopen(dir.path());
+    assert_eq!((start, end), (Offset(100), Offset(102)));
+    assert_eq!(history, vec![(3, 100)]);
+    assert_eq!(values, vec!["new-0", "new-1"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("raft-anchor")).unwrap(),
+        b"anchor of the new state"
+    );
+    assert!(!dir.path().join("log-restart").exists());
+}
+
+#[test]
+fn a_restart_interrupted_after_its_marker_is_finished_at_the_next_open() {
+    // Room for the marker and small files but not for the new segment: the restart stops
+    // after its commit point, with the old segments already gone.
+    let disk = Arc::new(weir_broker::log::FaultyDisk::new(i64::MAX / 2));
+    let (dir, log) = filled_replica(Arc::clone(&disk) as Arc<dyn weir_broker::log::Disk>);
+    disk.add_space(-(i64::MAX / 2) + 100);
+    let err = log.restart_at(&restart_at(100)).unwrap_err();
+    assert!(
+        log.is_failed(),
+        "a restart failing after its commit point stops the log: {err}"
+    );
+    assert!(dir.path().join("log-restart").exists());
+    drop(log);
+    let (start, end, history, values) = state_after_reopen(dir.path());
+    assert_eq!((start, end), (Offset(100), Offset(100)), "the new state");
+    // An epoch without a batch is not kept across an open (the history's rule); the next
+    // append at it records it again.
+    assert!(history.is_empty());
+    assert!(values.is_empty());
+    assert!(!dir.path().join("log-restart").exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("raft-anchor")).unwrap(),
+        b"anchor of the new state"
+    );
+    let log = open_replica(dir.path(), 600);
+    let next = log.append_at_epoch(&batch("new", 1, 1), 3).unwrap();
+    assert_eq!(next.base_offset, Offset(100));
+}
+
+#[test]
+fn a_restart_refused_before_its_marker_leaves_the_old_log() {
+    let disk = Arc::new(weir_broker::log::FaultyDisk::new(i64::MAX / 2));
+    let (dir, log) = filled_replica(Arc::clone(&disk) as Arc<dyn weir_broker::log::Disk>);
+    let end = log.log_end_offset();
+    disk.set_fail_sync(true);
+    log.restart_at(&restart_at(100)).unwrap_err();
+    assert_eq!(log.log_end_offset(), end, "nothing changed");
+    drop(log);
+    let (start, reopened_end, history, values) = state_after_reopen(dir.path());
+    assert_eq!((start, reopened_end), (Offset(0), end), "the old state");
+    assert_eq!(history, vec![(1, 0)]);
+    assert_eq!(values.len(), 24);
+    assert!(values.iter().all(|v| v.starts_with("old")));
+}
+
+#[test]
+fn a_replica_start_moves_only_below_the_high_watermark_and_segments_go_only_when_purged() {
+    let (_dir, log) = filled_replica(Arc::new(weir_broker::log::OsDisk));
+    let segments = log.segment_count();
+    log.set_high_watermark(Offset(10));
+    // Clamped to the high watermark: uncommitted records never leave.
+    assert_eq!(log.advance_start(Offset(20)).unwrap(), Offset(10));
+    assert_eq!(
+        log.segment_count(),
+        segments,
+        "moving the start deletes nothing"
+    );
+    assert!(
+        log.read(Offset(10), 1 << 20).is_ok(),
+        "the start is in range"
+    );
+    assert!(
+        log.read(Offset(8), 1 << 20).is_err(),
+        "below the start is out of range"
+    );
+    let deleted = log.delete_segments_below(Offset(10)).unwrap();
+    assert!(deleted >= 1);
+    assert_eq!(log.segment_count(), segments - deleted);
+    assert_eq!(log.log_start_offset(), Offset(10));
 }

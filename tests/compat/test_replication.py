@@ -143,3 +143,63 @@ def test_an_idempotent_producer_loses_nothing_when_the_leader_is_killed(cluster)
     final = wait_leader(cluster, third, "replicated", not_=new_leader)
     again = read_everything(cluster.bootstrap(final), "replicated", len(delivered))
     assert sorted(again) == sorted(read), "another replica holds a different log"
+
+
+def earliest(bootstrap: str, topic: str) -> int:
+    """The partition's low watermark, as confluent-kafka's ListOffsets(earliest) gets it."""
+    from confluent_kafka.admin import OffsetSpec
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition(topic, 0)
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return admin.list_offsets({tp: OffsetSpec.earliest()}, request_timeout=10)[tp].result(15).offset
+        except Exception as err:  # noqa: BLE001 - a leader still being elected
+            last = err
+            time.sleep(0.2)
+    raise AssertionError(f"no earliest offset for {topic}: {last}")
+
+
+def test_delete_records_moves_the_low_watermark_on_every_replica(cluster):
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap(1)})
+    admin.create_topics([NewTopic("trimmed", 1, 3)], operation_timeout=10)["trimmed"].result(15)
+    leader = wait_leader(cluster, 1, "trimmed", isr=3)
+    bootstrap = ",".join(cluster.bootstrap(i) for i in (1, 2, 3))
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(40):
+        producer.produce("trimmed", value=f"v{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    before = read_everything(cluster.bootstrap(leader), "trimmed", 40)
+    kept = [(o, v) for o, v in before if o >= 17]
+
+    # DeleteRecords through the admin client, answered with the new low watermark.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition("trimmed", 0, 17)
+    deleted = admin.delete_records([tp], operation_timeout=10)[tp].result(20)
+    assert deleted.low_watermark == 17
+    assert earliest(bootstrap, "trimmed") == 17
+
+    # Leaders change: each new one reports the same low watermark and serves from it.
+    seen = {leader}
+    current = leader
+    for _ in range(3):
+        cluster.brokers[current].kill9()
+        other = next(i for i in (1, 2, 3) if i != current)
+        new = wait_leader(cluster, other, "trimmed", not_=current)
+        seen.add(new)
+        assert earliest(bootstrap, "trimmed") == 17, f"after broker {current} died, {new} leads"
+        read = read_everything(cluster.bootstrap(new), "trimmed", len(kept))
+        assert read == kept, f"broker {new} serves another log from the low watermark"
+        cluster.brokers[current].restart()
+        wait_leader(cluster, other, "trimmed", isr=3, timeout=60)
+        current = new
+    assert len(seen) >= 2
+    # And every replica, led or not, holds it durably (`log-start-offset`: i64 big-endian,
+    # then its CRC).
+    for broker in cluster.brokers.values():
+        broker.stop()
+    for node, broker in cluster.brokers.items():
+        checkpoint = (broker.data_dir / "trimmed-0" / "log-start-offset").read_bytes()
+        assert int.from_bytes(checkpoint[:8], "big", signed=True) == 17, f"broker {node}"

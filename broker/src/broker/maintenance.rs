@@ -3,7 +3,8 @@
 //! Every `--retention-check-ms` (Kafka's `log.retention.check.interval.ms`) one pass, on a
 //! blocking thread since it deletes files and syncs: delete sealed segments past the
 //! retention limits, then snapshot producer state that changed (so a restart after a crash
-//! replays only what came after), then compact the committed-offsets log if it has grown.
+//! replays only what came after), then compact the committed-offsets log if it has grown;
+//! then the retention step of every replicated partition's replica here.
 //!
 //! Started and awaited by the broker's assembly beside the server. Does not decide what is
 //! past retention (the log's policy does, on the injected clock) and does not roll segments
@@ -43,6 +44,20 @@ pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         if let Err(join) = tokio::task::spawn_blocking(work).await {
             tracing::error!(error = %join, "maintenance pass panicked");
         }
+        retain_replicas(&ctx).await;
+    }
+}
+
+/// Retention of the replicated partitions this broker holds a replica of: each replica
+/// applies its topic's retention to its own committed segments, through its data group
+/// (`cluster/replica/retain.rs`: a snapshot, then openraft's purge deletes the segments).
+/// DeleteRecords moved starts are purged here too.
+async fn retain_replicas(ctx: &Context) {
+    let Some(node) = ctx.cluster.as_ref() else {
+        return;
+    };
+    for (_, group) in node.replicas().all() {
+        group.retain().await;
     }
 }
 

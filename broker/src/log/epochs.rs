@@ -341,6 +341,19 @@ impl EpochHistory {
         Ok(true)
     }
 
+    /// Replaces the entries by `entries` (well formed), already written to the file by the
+    /// caller (a replica's log restarted empty from a snapshot). The highest epoch recorded
+    /// since open never goes down.
+    pub(crate) fn reset(&self, entries: Vec<EpochEntry>) {
+        debug_assert!(well_formed(&entries));
+        let mut current = lock(&self.entries);
+        if let Some(last) = entries.last() {
+            self.highest.fetch_max(last.epoch, Ordering::AcqRel);
+        }
+        *current = entries;
+        self.on_disk.store(true, Ordering::Release);
+    }
+
     /// The latest epoch, if the log holds any batch written with one.
     pub(crate) fn latest_epoch(&self) -> Option<i32> {
         lock(&self.entries).last().map(|e| e.epoch)

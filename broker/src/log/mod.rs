@@ -57,7 +57,7 @@ pub use error::LogError;
 // be so that callers of `weir_broker::log::{Disk, Flusher, ...}` keep compiling.
 pub use crate::storage::disk;
 pub use crate::storage::{Disk, FaultyDisk, Flusher, OsDisk};
-pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, LogOptions, PartitionLog, ReadResult, Restart};
 pub use recovery::{DamagedRange, RecoveryReport, TruncatedTail};
 
 use std::fmt;

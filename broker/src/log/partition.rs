@@ -20,9 +20,11 @@
 
 pub(crate) mod clean;
 pub(crate) use clean::CleanerView;
+pub use restart::Restart;
 mod history;
 mod read;
 mod replica;
+mod restart;
 mod sync;
 mod trim;
 
@@ -247,6 +249,9 @@ impl PartitionLog {
             clock,
         } = options;
         let config = clamp(config);
+        // A replica's restart from a snapshot that a crash interrupted is finished before
+        // anything reads the directory (`restart.rs`).
+        restart::finish_interrupted(&dir, &config, disk.as_ref())?;
         let history = history::Loaded::read(&dir)?;
         let recovered = recovery::recover(&dir, &config, history.max_epoch(), disk.as_ref())?;
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
@@ -517,8 +522,9 @@ impl PartitionLog {
         // checkpoint and the deletion) go first, whatever the policy.
         if self.is_replicated() {
             // A replica's segments are its Raft log, which openraft may still read to catch a
-            // follower up: retention of replicated partitions waits for snapshots of the data
-            // groups (docs/cluster.md, "What part 2 does not do yet").
+            // follower up: its data group decides when they go
+            // ([`Self::replicated_retention_floor`], then the group's snapshot and purge,
+            // `cluster/replica/store.rs`).
             return Ok(0);
         }
         let below_start = self.delete_segments_below_start()?;

@@ -72,13 +72,16 @@ pub enum Request {
     },
 }
 
-/// The Raft RPCs of a data group (data groups use no snapshots).
+/// The Raft RPCs of a data group.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ReplicaRpc {
     /// Log replication and heartbeats.
     AppendEntries(AppendEntriesRequest<DataConfig>),
     /// Election.
     Vote(VoteRequest<NodeId>),
+    /// A snapshot for a follower whose entries the leader purged (no records in it:
+    /// `cluster/replica/snapshot.rs`).
+    InstallSnapshot(InstallSnapshotRequest<DataConfig>),
 }
 
 /// The answers to [`ReplicaRpc`].
@@ -91,6 +94,10 @@ pub enum ReplicaAnswer {
     /// The receiver has no replica of the group (yet: it creates it once its metadata shows
     /// the partition, or no more: the topic was deleted).
     NoSuchGroup,
+    /// To [`ReplicaRpc::InstallSnapshot`].
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
 }
 
 /// Why a forwarded proposal or heartbeat was not accepted.

@@ -9,6 +9,7 @@
 //! | 6 (`VOTERS`, as KRaft) | a membership change | Weir's encoding below |
 //! | 1001 | a produce the leader's producer table found to be a retry | original base, last offset |
 //! | 1002 | a produce the producer table refused | Kafka error code, message |
+//! | 1003 | DeleteRecords: move the log start offset | the new start, `i64` |
 //!
 //! The Raft term is the batch's partition leader epoch. The Raft index is not stored: a
 //! replica knows the index of its log's first batch (`store.rs`) and counts from there.
@@ -29,6 +30,7 @@ const LEADER_CHANGE: i16 = 2;
 const VOTERS: i16 = 6;
 const DUPLICATE: i16 = 1001;
 const REFUSED: i16 = 1002;
+const DELETE_RECORDS: i16 = 1003;
 
 /// A stored batch that cannot be one of a data group's entries.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +86,13 @@ pub fn marker(outcome: &Outcome, timestamp: i64) -> Bytes {
             value.extend_from_slice(message.as_bytes());
             control(REFUSED, Some(&value), timestamp)
         }
-        Outcome::Control | Outcome::Stored { .. } => control(LEADER_CHANGE, None, timestamp),
+        Outcome::Control | Outcome::Stored { .. } | Outcome::LogStart { .. } => {
+            control(LEADER_CHANGE, None, timestamp)
+        }
     }
 }
 
-fn encode_membership(membership: &Membership<NodeId, openraft::EmptyNode>) -> Vec<u8> {
+pub(crate) fn encode_membership(membership: &Membership<NodeId, openraft::EmptyNode>) -> Vec<u8> {
     let mut out = Vec::new();
     let joint = membership.get_joint_config();
     put_u32(&mut out, joint.len());
@@ -139,7 +143,7 @@ impl Reader<'_> {
     }
 }
 
-fn decode_membership(value: &[u8]) -> Option<Membership<NodeId, openraft::EmptyNode>> {
+pub(crate) fn decode_membership(value: &[u8]) -> Option<Membership<NodeId, openraft::EmptyNode>> {
     let mut r = Reader(value);
     let sets = r.u32()?;
     if sets == 0 || sets > 2 {
@@ -203,14 +207,34 @@ pub fn decode(bytes: Bytes, header: &BatchHeader, index: u64) -> Result<Entry, B
             Some((VOTERS, Some(value))) => EntryPayload::Membership(
                 decode_membership(&value).ok_or_else(|| bad("bad membership"))?,
             ),
-            // Markers stand for the produced batch: a data entry to Raft.
-            Some((DUPLICATE | REFUSED, _)) => EntryPayload::Normal(Batch { bytes, token: 0 }),
+            // Markers stand for the produced batch, and DeleteRecords is applied as data: data
+            // entries to Raft.
+            Some((DUPLICATE | REFUSED | DELETE_RECORDS, _)) => {
+                EntryPayload::Normal(Batch { bytes, token: 0 })
+            }
             _ => return Err(bad("unknown control record")),
         }
     } else {
         EntryPayload::Normal(Batch { bytes, token: 0 })
     };
     Ok(Entry { log_id, payload })
+}
+
+/// The entry a leader proposes for DeleteRecords: every replica that applies it moves its
+/// log start to `offset` (checked against the high watermark by the leader first).
+pub fn delete_records(offset: i64, timestamp: i64) -> Bytes {
+    control(DELETE_RECORDS, Some(&offset.to_be_bytes()), timestamp)
+}
+
+/// The new log start a stored DeleteRecords entry asks for (`None` for any other batch).
+pub fn delete_records_offset(bytes: &[u8], header: &BatchHeader) -> Option<i64> {
+    if !header.attributes.is_control() {
+        return None;
+    }
+    match control_record(bytes) {
+        Some((DELETE_RECORDS, Some(value))) => Reader(&value).i64(),
+        _ => None,
+    }
 }
 
 /// What a stored data entry (a producer's batch or a marker) answers to its producer.
@@ -286,6 +310,18 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn delete_records_entries_carry_their_offset() {
+        let bytes = stored(&delete_records(4242, 1), 3);
+        let header = validate_batch(&bytes).unwrap();
+        assert_eq!(delete_records_offset(&bytes, &header), Some(4242));
+        let entry = decode(bytes, &header, 5).unwrap();
+        assert!(matches!(entry.payload, EntryPayload::Normal(_)));
+        let other = stored(&marker(&Outcome::Control, 1), 3);
+        let header = validate_batch(&other).unwrap();
+        assert_eq!(delete_records_offset(&other, &header), None);
     }
 
     #[test]

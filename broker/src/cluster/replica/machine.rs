@@ -3,8 +3,13 @@
 //! the entry's batch, wakes fetches parked on the partition, and answers a data entry with
 //! where it was stored (or what its marker says, `entry.rs`).
 //!
-//! Snapshots are not used: openraft is configured never to build one nor to purge the log,
-//! so a lagging replica always catches up from the leader's log. `install_snapshot` refuses.
+//! A DeleteRecords entry moves the replica's log start when it is applied (after the high
+//! watermark passed it), so every replica moves it at the same entry.
+//!
+//! Snapshots stand for the purged part of the log only (`snapshot.rs`): openraft builds one
+//! when a purge is wanted (`retain.rs`), and installs the leader's on a follower that lacks
+//! purged entries. The applied state starts at the purge point when the replica opens (the
+//! entries before it are gone, and were applied before they were purged).
 
 #![allow(
     clippy::result_large_err,
@@ -50,25 +55,61 @@ impl std::fmt::Debug for ReplicaMachine {
     }
 }
 
-fn refused(what: &str) -> StorageError {
-    let err = std::io::Error::other(format!("data groups do not use snapshots: {what}"));
+fn nothing_to_snapshot() -> StorageError {
+    let err = std::io::Error::other("no purge point to build a snapshot at");
     io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &err)
 }
 
 impl ReplicaMachine {
-    /// The state machine over `store`'s partition.
+    /// The state machine over `store`'s partition, applied up to the store's purge point.
     pub fn new(store: ReplicaStore, on_commit: OnCommit) -> Self {
+        let (last, membership) = store.purged_state();
         Self {
             store,
-            applied: Arc::new(Mutex::new(Applied::default())),
+            applied: Arc::new(Mutex::new(Applied { last, membership })),
             on_commit,
+        }
+    }
+
+    /// Applies a DeleteRecords entry at `index` asking for `offset`: the high watermark
+    /// first passes the entry (it is committed), then the log start moves.
+    async fn delete_records(&self, index: u64, offset: i64) -> Outcome {
+        let log = Arc::clone(self.store.partition().log());
+        if let Some(after) = self.store.map().offset_after(index) {
+            log.set_high_watermark(Offset(after));
+        }
+        // A sync and a file write: off the runtime's threads.
+        let moving = Arc::clone(&log);
+        let moved = tokio::task::spawn_blocking(move || moving.advance_start(Offset(offset)))
+            .await
+            .unwrap_or_else(|join| {
+                Err(crate::log::LogError::Io {
+                    op: "move the log start of",
+                    path: log.dir().to_path_buf(),
+                    source: std::io::Error::other(join),
+                })
+            });
+        match moved {
+            Ok(start) => Outcome::LogStart { offset: start.0 },
+            Err(err) => {
+                tracing::warn!(dir = %log.dir().display(), error = %err, "applying DeleteRecords failed");
+                Outcome::Refused {
+                    code: weir_protocol::error_code::ErrorCode::KafkaStorageError.code(),
+                    message: err.to_string(),
+                }
+            }
         }
     }
 }
 
 impl RaftSnapshotBuilder<DataConfig> for ReplicaMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<DataConfig>, StorageError> {
-        Err(refused("build"))
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.current_snapshot())
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(nothing_to_snapshot)
     }
 }
 
@@ -89,25 +130,30 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
     {
         let mut outcomes = Vec::new();
         let mut last = None;
-        {
-            let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
-            for entry in entries {
-                let outcome = match &entry.payload {
-                    EntryPayload::Normal(batch) => match BatchHeader::parse(&batch.bytes) {
-                        Ok(header) => entry::outcome(&batch.bytes, &header),
-                        Err(_) => Outcome::Control,
+        for entry in entries {
+            let outcome = match &entry.payload {
+                EntryPayload::Normal(batch) => match BatchHeader::parse(&batch.bytes) {
+                    Ok(header) => match entry::delete_records_offset(&batch.bytes, &header) {
+                        Some(offset) => self.delete_records(entry.log_id.index, offset).await,
+                        None => entry::outcome(&batch.bytes, &header),
                     },
-                    EntryPayload::Membership(membership) => {
-                        applied.membership =
-                            StoredMembership::new(Some(entry.log_id), membership.clone());
-                        Outcome::Control
-                    }
-                    EntryPayload::Blank => Outcome::Control,
-                };
-                applied.last = Some(entry.log_id);
-                last = Some(entry.log_id.index);
-                outcomes.push(outcome);
-            }
+                    Err(_) => Outcome::Control,
+                },
+                EntryPayload::Membership(membership) => {
+                    self.applied
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    Outcome::Control
+                }
+                EntryPayload::Blank => Outcome::Control,
+            };
+            self.applied
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last = Some(entry.log_id);
+            last = Some(entry.log_id.index);
+            outcomes.push(outcome);
         }
         if let Some(index) = last {
             let after = self.store.map().offset_after(index);
@@ -116,6 +162,20 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
                     .partition()
                     .log()
                     .set_high_watermark(Offset(after));
+                // Only after a snapshot install that cut a batch (rare): no blocking hop on
+                // the produce path otherwise.
+                if self.store.map().pending_start.is_some() {
+                    let store = self.store.clone();
+                    tokio::task::spawn_blocking(move || store.apply_pending_start())
+                        .await
+                        .unwrap_or_else(|join| {
+                            Err(io_error(
+                                ErrorSubject::StateMachine,
+                                ErrorVerb::Write,
+                                &join,
+                            ))
+                        })?;
+                }
                 (self.on_commit)();
             }
         }
@@ -127,18 +187,43 @@ impl RaftStateMachine<DataConfig> for ReplicaMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Err(refused("receive"))
+        Ok(Box::new(Cursor::new(Vec::new())))
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, EmptyNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<NodeId, EmptyNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        Err(refused("install"))
+        let store = self.store.clone();
+        let owned = meta.clone();
+        tokio::task::spawn_blocking(move || store.install_blocking(&owned, snapshot.get_ref()))
+            .await
+            .unwrap_or_else(|join| {
+                Err(io_error(
+                    ErrorSubject::Snapshot(None),
+                    ErrorVerb::Write,
+                    &join,
+                ))
+            })?;
+        {
+            let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+            if meta.last_log_id > applied.last {
+                applied.last = meta.last_log_id;
+                applied.membership = meta.last_membership.clone();
+            }
+        }
+        (self.on_commit)();
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<DataConfig>>, StorageError> {
-        Ok(None)
+        let store = self.store.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || store.current_snapshot())
+                .await
+                .ok()
+                .flatten(),
+        )
     }
 }

@@ -79,10 +79,13 @@ impl ReplicaManager {
             heartbeat_interval: (election / 4).max(10),
             election_timeout_min: election,
             election_timeout_max: election * 2,
-            // The log is the partition's: never snapshotted, never purged by openraft, so a
-            // lagging replica always catches up from the leader's log.
+            // The log is the partition's: a snapshot holds no records and stands only for
+            // the entries retention or DeleteRecords let go (`replica/snapshot.rs`), so one
+            // is built only when they ask (`replica/retain.rs`), and openraft then purges
+            // every entry it covers (the purge deletes their segments).
             snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
+            max_in_snapshot_log_to_keep: 0,
+            purge_batch_size: 1,
             max_payload_entries: MAX_PAYLOAD_ENTRIES as u64,
             ..Config::default()
         };
@@ -134,6 +137,9 @@ impl ReplicaManager {
                 ReplicaAnswer::AppendEntries(group.raft.append_entries(rpc).await)
             }
             ReplicaRpc::Vote(rpc) => ReplicaAnswer::Vote(group.raft.vote(rpc).await),
+            ReplicaRpc::InstallSnapshot(rpc) => {
+                ReplicaAnswer::InstallSnapshot(group.raft.install_snapshot(rpc).await)
+            }
         }
     }
 

@@ -17,6 +17,8 @@ pub mod machine;
 pub mod manager;
 pub mod network;
 pub mod report;
+pub mod retain;
+pub mod snapshot;
 pub mod store;
 pub mod types;
 mod view;

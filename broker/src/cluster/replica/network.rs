@@ -142,11 +142,25 @@ impl RaftNetwork<DataConfig> for ReplicaPeer {
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<DataConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<DataConfig>,
+        option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        let why = std::io::Error::other("data groups do not send snapshots");
-        Err(unreachable(&why))
+        let (term, sent) = (rpc.vote.leader_id().term, Instant::now());
+        match self.call(ReplicaRpc::InstallSnapshot(rpc), &option).await {
+            Ok(Response::Replica(ReplicaAnswer::InstallSnapshot(Ok(answer)))) => {
+                // An answer with a higher term is a refusal, not an acceptance.
+                if answer.vote.leader_id().term == term {
+                    self.contacts.heard(self.target, term, sent);
+                }
+                Ok(answer)
+            }
+            Ok(Response::Replica(ReplicaAnswer::InstallSnapshot(Err(err)))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
+            Ok(Response::Replica(ReplicaAnswer::NoSuchGroup)) => Err(no_group(self.group)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(err) => Err(net_error(&err)),
+        }
     }
 
     async fn vote(

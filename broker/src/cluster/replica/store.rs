@@ -7,10 +7,20 @@
 //! offset and term, rebuilt from the batch headers when the replica opens. Also the vote
 //! (`raft-vote`, written atomically and synced before openraft acts on it).
 //!
+//! Owns as well the data group's snapshot (`snapshot.rs` in this directory encodes it): the
+//! entries openraft purged are the only ones a snapshot stands for, so a snapshot is the
+//! purge point (its log id and the membership in force there, kept in `raft-anchor`) plus
+//! where the log goes on from it (next offset, log start, producer table, leader epoch).
+//! Purging is where a replica's segments are deleted: retention and DeleteRecords only ask
+//! for it (`retain.rs`), and openraft purges once no replication reads the entries.
+//!
 //! Invariants: the map holds exactly one element per batch of the log from `first` on, in
 //! order; an append returns once its batches are readable and calls openraft back once they
 //! are on disk (the shared flusher's group commit); a truncation only ever cuts entries
-//! above the commit point ([`crate::log::PartitionLog::truncate_from`] refuses otherwise).
+//! above the commit point ([`crate::log::PartitionLog::truncate_from`] refuses otherwise);
+//! the anchor is written before the log start moves and before any segment is deleted, so
+//! the segments always hold every entry from the anchor's offset on; purges and snapshot
+//! installs run one at a time.
 
 #![allow(
     clippy::result_large_err,
@@ -26,7 +36,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use bytes::Bytes;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
-    CommittedLeaderId, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote,
+    CommittedLeaderId, EmptyNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend,
+    RaftLogReader, StoredMembership, Vote,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -47,15 +58,36 @@ const ANCHOR_FILE: &str = "raft-anchor";
 const READ_STEP: usize = 1 << 20;
 
 /// Where the log's first batch sits in the Raft log.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Anchor {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Anchor {
     /// Raft index of the batch at `offset`.
-    first_index: u64,
+    pub(crate) first_index: u64,
     /// Offset of the log's first batch.
-    offset: i64,
+    pub(crate) offset: i64,
     /// The last entry before it that openraft purged, as `(term, index)`.
-    purged: Option<(u64, u64)>,
+    pub(crate) purged: Option<(u64, u64)>,
+    /// The membership in force at `purged`: the log id `(term, index)` of its entry and the
+    /// membership in `entry.rs`'s encoding (never openraft's serde form).
+    pub(crate) membership: Option<(u64, u64, Vec<u8>)>,
 }
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 0), index)
+}
+
+impl Anchor {
+    fn base_membership(&self) -> Option<Membership> {
+        let (term, index, bytes) = self.membership.as_ref()?;
+        let membership = entry::decode_membership(bytes)?;
+        Some(StoredMembership::new(
+            Some(log_id(*term, *index)),
+            membership,
+        ))
+    }
+}
+
+/// A membership and the log id of its entry.
+pub(crate) type Membership = StoredMembership<NodeId, EmptyNode>;
 
 /// Raft index to stored batch, for the entries of the log from `first` on.
 #[derive(Debug, Default)]
@@ -65,17 +97,97 @@ pub(crate) struct IndexMap {
     entries: VecDeque<(i64, u64)>,
     /// Offset after the last entry's batch.
     end_offset: i64,
-    purged: Option<LogId>,
+    pub(super) purged: Option<LogId>,
+    /// The membership entries of the log from `first` on, oldest first.
+    memberships: Vec<Membership>,
+    /// The membership in force at `purged` (its entry purged or never held here).
+    base_membership: Membership,
+    /// The purge point asked for by retention or DeleteRecords (`retain.rs`): the next
+    /// snapshot is built there, and openraft purges up to it.
+    pub(super) wanted: Option<LogId>,
+    /// A log start a snapshot carried above the offset the log restarted at (DeleteRecords
+    /// cut a batch): moved once the high watermark reaches it.
+    pub(super) pending_start: Option<i64>,
 }
 
 impl IndexMap {
+    /// The log id of the entry at `index`, in the map or purged.
+    pub(crate) fn log_id_at(&self, index: u64) -> Option<LogId> {
+        if let Some(pos) = self.position(index) {
+            return Some(log_id(self.entries[pos].1, index));
+        }
+        self.purged.filter(|p| p.index == index)
+    }
+
+    /// The offset of the entry after `index` (the map's first one after the purged entry).
+    pub(crate) fn offset_after_any(&self, index: u64) -> Option<i64> {
+        if index.checked_add(1) == Some(self.first) {
+            return Some(self.entries.front().map_or(self.end_offset, |(o, _)| *o));
+        }
+        self.offset_after(index)
+    }
+
+    /// The last entry whose batch lies wholly below `offset`: where a purge that lets the
+    /// log start at `offset` goes. `None` when that is not past the purged point.
+    pub(crate) fn purge_point(&self, offset: i64) -> Option<LogId> {
+        let below = self.entries.partition_point(|(base, _)| *base < offset);
+        let next = self.entries.get(below).map_or(self.end_offset, |(o, _)| *o);
+        // The entry before `below` straddles `offset` unless the next batch starts there.
+        let whole = if next <= offset {
+            below
+        } else {
+            below.saturating_sub(1)
+        };
+        let pos = whole.checked_sub(1)?;
+        let point = log_id(self.entries[pos].1, self.first + pos as u64);
+        (Some(point) > self.purged).then_some(point)
+    }
+
+    /// The membership in force at `index`: the last membership entry at or before it.
+    fn membership_at(&self, index: u64) -> Membership {
+        self.memberships
+            .iter()
+            .rev()
+            .find(|m| m.log_id().is_some_and(|id| id.index <= index))
+            .cloned()
+            .unwrap_or_else(|| self.base_membership.clone())
+    }
+
+    /// The map of a log restarted empty at `next_offset` after the snapshot at `point`.
+    pub(crate) fn restarted(point: LogId, next_offset: i64, membership: Membership) -> Self {
+        Self {
+            first: point.index + 1,
+            entries: VecDeque::new(),
+            end_offset: next_offset,
+            purged: Some(point),
+            memberships: Vec::new(),
+            base_membership: membership,
+            wanted: None,
+            pending_start: None,
+        }
+    }
+
+    /// The entry whose batch starts at `offset`: its base offset and term.
+    pub(crate) fn entry_at_offset(&self, offset: i64) -> Option<(i64, u64)> {
+        let pos = self.entries.partition_point(|(base, _)| *base < offset);
+        self.entries
+            .get(pos)
+            .copied()
+            .filter(|(base, _)| *base == offset)
+    }
+
+    /// Where a snapshot is built now: the wanted purge point, else the purged one.
+    pub(crate) fn snapshot_point(&self) -> Option<LogId> {
+        self.wanted.max(self.purged)
+    }
+
     fn last(&self) -> Option<LogId> {
         let (_, term) = self.entries.back()?;
         let index = self.first + self.entries.len() as u64 - 1;
         Some(LogId::new(CommittedLeaderId::new(*term, 0), index))
     }
 
-    fn position(&self, index: u64) -> Option<usize> {
+    pub(crate) fn position(&self, index: u64) -> Option<usize> {
         let pos = usize::try_from(index.checked_sub(self.first)?).ok()?;
         (pos < self.entries.len()).then_some(pos)
     }
@@ -100,6 +212,9 @@ struct Inner {
     dir: PathBuf,
     map: RwLock<IndexMap>,
     local: LocalWaiters,
+    /// Held across a purge and across a snapshot install, which openraft may run at the same
+    /// time (the purge on its core task, the install on its state-machine task).
+    reshape: Mutex<()>,
 }
 
 impl Debug for Inner {
@@ -137,13 +252,25 @@ impl ReplicaStore {
             first: anchor.first_index,
             entries: VecDeque::new(),
             end_offset: anchor.offset,
-            purged: anchor
-                .purged
-                .map(|(term, index)| LogId::new(CommittedLeaderId::new(term, 0), index)),
+            purged: anchor.purged.map(|(term, index)| log_id(term, index)),
+            memberships: Vec::new(),
+            base_membership: anchor.base_membership().unwrap_or_default(),
+            wanted: None,
+            pending_start: None,
         };
         let end = log.log_end_offset().0;
-        let mut offset = anchor.offset.max(log.log_start_offset().0);
+        // The anchor's offset starts a batch, and the segments hold every batch from it on
+        // (they go only after the anchor moved past them); the log start may lie above it
+        // (DeleteRecords applied, not purged yet), or below (a purge interrupted before it
+        // moved the start, finished here).
+        let mut offset = anchor.offset;
         map.end_offset = offset;
+        if anchor.purged.is_some() {
+            // Entries up to the purge point were applied: committed.
+            log.set_high_watermark(Offset(anchor.offset));
+            log.advance_start(Offset(anchor.offset))
+                .map_err(|e| log_error(ErrorVerb::Write, &e))?;
+        }
         while offset < end {
             let read = log
                 .read_to_end(Offset(offset), READ_STEP)
@@ -160,6 +287,18 @@ impl ReplicaStore {
                     .map_err(|e| log_error(ErrorVerb::Read, &e))?;
                 if header.base_offset >= offset {
                     let term = u64::try_from(header.partition_leader_epoch).unwrap_or(0);
+                    let index = map.first + map.entries.len() as u64;
+                    if header.attributes.is_control() {
+                        let bytes = Bytes::copy_from_slice(rest.get(..len).unwrap_or_default());
+                        if let Ok(Entry {
+                            log_id,
+                            payload: EntryPayload::Membership(membership),
+                        }) = entry::decode(bytes, &header, index)
+                        {
+                            map.memberships
+                                .push(StoredMembership::new(Some(log_id), membership));
+                        }
+                    }
                     map.entries.push_back((header.base_offset, term));
                     offset = header.next_offset();
                     map.end_offset = offset;
@@ -173,6 +312,7 @@ impl ReplicaStore {
                 dir,
                 map: RwLock::new(map),
                 local: Mutex::new(HashMap::new()),
+                reshape: Mutex::new(()),
             }),
         })
     }
@@ -184,7 +324,7 @@ impl ReplicaStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, IndexMap> {
+    pub(crate) fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, IndexMap> {
         self.inner
             .map
             .write()
@@ -214,6 +354,27 @@ impl ReplicaStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&token);
+    }
+
+    /// Held across purges and snapshot installs.
+    pub(crate) fn reshape_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .reshape
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The membership in force at `index`, and the log id at `index` (if the map or the
+    /// purge point knows it).
+    pub(crate) fn point(&self, index: u64) -> Option<(LogId, Membership)> {
+        let map = self.map();
+        Some((map.log_id_at(index)?, map.membership_at(index)))
+    }
+
+    /// The membership in force at the purge point (what the state machine starts from).
+    pub(crate) fn purged_state(&self) -> (Option<LogId>, Membership) {
+        let map = self.map();
+        (map.purged, map.base_membership.clone())
     }
 
     fn write_anchor(&self, anchor: &Anchor) -> Result<(), StorageError> {
@@ -264,6 +425,12 @@ impl ReplicaStore {
                 }
                 map.entries.push_back((appended.info.base_offset.0, term));
                 map.end_offset = appended.info.last_offset.0 + 1;
+                if let EntryPayload::Membership(membership) = &entry.payload {
+                    map.memberships.push(StoredMembership::new(
+                        Some(entry.log_id),
+                        membership.clone(),
+                    ));
+                }
                 end = map.end_offset;
             }
             if token != 0 {
@@ -352,8 +519,75 @@ impl ReplicaStore {
         let mut map = self.map_mut();
         map.entries.truncate(pos);
         map.end_offset = offset;
+        map.memberships
+            .retain(|m| m.log_id().is_some_and(|id| id.index < index));
         Ok(())
     }
+
+    /// Forgets the entries up to `log_id` (openraft purged them): the anchor moves past them
+    /// first, then the log start, then the segments wholly below it go.
+    fn purge_blocking(&self, log_id: LogId) -> Result<(), StorageError> {
+        let _one = self.reshape_lock();
+        let anchor = {
+            let mut map = self.map_mut();
+            if Some(log_id) <= map.purged {
+                return Ok(());
+            }
+            if log_id.index >= map.first + map.entries.len() as u64 {
+                // Past the log's last entry: a snapshot being installed covers it (openraft
+                // purges while the state machine installs); the install sets the anchor.
+                tracing::debug!(
+                    index = log_id.index,
+                    "purge past the log end left to the snapshot install"
+                );
+                return Ok(());
+            }
+            map.base_membership = map.membership_at(log_id.index);
+            while map.first <= log_id.index && !map.entries.is_empty() {
+                map.entries.pop_front();
+                map.first += 1;
+            }
+            if map.entries.is_empty() && map.first <= log_id.index {
+                map.first = log_id.index + 1;
+            }
+            map.purged = Some(log_id);
+            map.memberships
+                .retain(|m| m.log_id().is_some_and(|id| id.index > log_id.index));
+            anchor_of(&map)
+        };
+        self.write_anchor(&anchor)?;
+        let log = self.inner.partition.log();
+        log.advance_start(Offset(anchor.offset))
+            .and_then(|_| log.delete_segments_below(Offset(anchor.offset)))
+            .map_err(|e| log_error(ErrorVerb::Delete, &e))?;
+        Ok(())
+    }
+}
+
+/// The anchor of `map` as it stands.
+pub(crate) fn anchor_of(map: &IndexMap) -> Anchor {
+    Anchor {
+        first_index: map.first,
+        offset: map.entries.front().map_or(map.end_offset, |(o, _)| *o),
+        purged: map.purged.map(|p| (p.leader_id.term, p.index)),
+        membership: map.base_membership.log_id().map(|id| {
+            (
+                id.leader_id.term,
+                id.index,
+                entry::encode_membership(map.base_membership.membership()),
+            )
+        }),
+    }
+}
+
+impl ReplicaStore {
+    /// Encodes `anchor` as `raft-anchor` holds it.
+    pub(crate) fn encode_anchor(anchor: &Anchor) -> Result<Vec<u8>, StorageError> {
+        encode(anchor).map_err(|e| log_error(ErrorVerb::Write, &e))
+    }
+
+    /// The anchor file's name.
+    pub(crate) const ANCHOR_FILE: &'static str = ANCHOR_FILE;
 }
 
 fn range_of<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
@@ -442,26 +676,8 @@ impl RaftLogStorage<DataConfig> for ReplicaStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // The batches stay (retention removes segments on its own terms); the map forgets
-        // the entries and openraft never asks for them again.
-        let anchor = {
-            let mut map = self.map_mut();
-            while map.first <= log_id.index && !map.entries.is_empty() {
-                map.entries.pop_front();
-                map.first += 1;
-            }
-            if map.entries.is_empty() {
-                map.first = log_id.index + 1;
-            }
-            map.purged = Some(log_id);
-            Anchor {
-                first_index: map.first,
-                offset: map.entries.front().map_or(map.end_offset, |(o, _)| *o),
-                purged: Some((log_id.leader_id.term, log_id.index)),
-            }
-        };
         let this = self.clone();
-        blocking(move || this.write_anchor(&anchor)).await
+        blocking(move || this.purge_blocking(log_id)).await
     }
 }
 
@@ -472,4 +688,61 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|join| Err(log_error(ErrorVerb::Write, &join)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries 10.. at offsets 100, 105, 110 (term 2) and 120 (term 3), ending at 130; 9
+    /// purged.
+    fn map() -> IndexMap {
+        IndexMap {
+            first: 10,
+            entries: VecDeque::from([(100, 2), (105, 2), (110, 2), (120, 3)]),
+            end_offset: 130,
+            purged: Some(log_id(2, 9)),
+            memberships: Vec::new(),
+            base_membership: Membership::default(),
+            wanted: None,
+            pending_start: None,
+        }
+    }
+
+    #[test]
+    fn a_purge_point_covers_only_entries_wholly_below_the_offset() {
+        let map = map();
+        // Nothing wholly below the first entry's end.
+        assert_eq!(map.purge_point(100), None);
+        assert_eq!(map.purge_point(104), None);
+        // A batch start: the entries before it.
+        assert_eq!(map.purge_point(105), Some(log_id(2, 10)));
+        assert_eq!(map.purge_point(120), Some(log_id(2, 12)));
+        // Inside a batch (DeleteRecords): the entries before that batch.
+        assert_eq!(map.purge_point(112), Some(log_id(2, 11)));
+        // The log end: every entry.
+        assert_eq!(map.purge_point(130), Some(log_id(3, 13)));
+    }
+
+    #[test]
+    fn offsets_after_an_entry_include_the_purge_point() {
+        let map = map();
+        assert_eq!(map.offset_after_any(9), Some(100), "after the purged entry");
+        assert_eq!(map.offset_after_any(11), Some(110));
+        assert_eq!(map.offset_after_any(13), Some(130));
+        assert_eq!(map.offset_after_any(14), None);
+        assert_eq!(map.entry_at_offset(110), Some((110, 2)));
+        assert_eq!(map.entry_at_offset(111), None);
+        assert_eq!(map.log_id_at(9), Some(log_id(2, 9)));
+        assert_eq!(map.log_id_at(13), Some(log_id(3, 13)));
+    }
+
+    #[test]
+    fn the_anchor_names_the_first_entry_and_the_purge_point() {
+        let anchor = anchor_of(&map());
+        assert_eq!(anchor.first_index, 10);
+        assert_eq!(anchor.offset, 100);
+        assert_eq!(anchor.purged, Some((2, 9)));
+        assert_eq!(anchor.membership, None);
+    }
 }

@@ -63,6 +63,11 @@ pub enum Outcome {
         /// Why.
         message: String,
     },
+    /// A DeleteRecords entry was applied: the replica's log start offset now.
+    LogStart {
+        /// The log start offset (Kafka's low watermark).
+        offset: i64,
+    },
 }
 
 openraft::declare_raft_types!(

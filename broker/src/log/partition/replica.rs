@@ -16,9 +16,10 @@ use weir_protocol::record_batch::validate_batch;
 use super::{LogOptions, PartitionLog, lock};
 use crate::log::error::LogError;
 use crate::log::files::{self, RECOVERY_POINT};
-use crate::log::recovery;
-use crate::log::{AppendInfo, Offset};
+use crate::log::policy::{self, Retention, SegmentSummary};
+use crate::log::{AppendInfo, Offset, recovery, start_offset};
 use crate::storage::files::write_atomically;
+use crate::storage::is_disk_full;
 
 impl PartitionLog {
     /// Opens (recovering if needed) a replica's log. Its batches carry Raft terms as leader
@@ -71,6 +72,95 @@ impl PartitionLog {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |hw| {
                 (hw >= 0 && offset.0 > hw).then_some(offset.0)
             });
+    }
+
+    /// Moves a replica's log start offset up to `offset` (clamped to the high watermark:
+    /// only committed records leave), durably, without deleting anything: the segments are
+    /// the Raft log, which goes only when the data group purges it
+    /// ([`Self::delete_segments_below`]). Every replica does this when it applies the same
+    /// DeleteRecords entry, and when its group purges entries. Returns the start after the
+    /// call (unchanged when `offset` is at or below it).
+    ///
+    /// Order, as for DeleteRecords on one broker (`trim.rs`): what lies below the new start
+    /// is made durable, then the start is written atomically, then published.
+    pub fn advance_start(&self, offset: Offset) -> Result<Offset, LogError> {
+        let _one_move = lock(&self.start_lock);
+        let target = offset.min(self.high_watermark());
+        let current = self.log_start_offset();
+        if target <= current {
+            return Ok(current);
+        }
+        if self.durable_offset() < target {
+            self.sync()?;
+        }
+        start_offset::write(&self.dir, target.0, self.disk.as_ref()).map_err(|source| {
+            if is_disk_full(&source) {
+                LogError::DiskFull {
+                    path: self.dir.join(start_offset::LOG_START_OFFSET),
+                    source,
+                }
+            } else {
+                self.fail(source)
+            }
+        })?;
+        self.start_offset.fetch_max(target.0, Ordering::AcqRel);
+        self.epochs_start_moved(self.log_start_offset().0);
+        tracing::info!(dir = %self.dir.display(), log_start_offset = target.0, "replica log start moved");
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes the sealed segments of a replica whose every offset lies below both `offset`
+    /// (where its data group's purged entries end) and the log start. Returns how many.
+    pub fn delete_segments_below(&self, offset: Offset) -> Result<usize, LogError> {
+        let deleted = self.delete_segments_below_bound(offset.0)?;
+        if deleted > 0 {
+            tracing::info!(dir = %self.dir.display(), segments = deleted, below = offset.0, "replica deleted purged segments");
+        }
+        Ok(deleted)
+    }
+
+    /// Where a replica's retention would start its log: the base offset of the first segment
+    /// `retention.ms` and `retention.bytes` keep (the same policy as a single broker's log,
+    /// applied to this replica's own segments), counting only sealed segments that lie
+    /// wholly below the high watermark (committed), and never below the log start
+    /// (DeleteRecords may have moved it further).
+    pub fn replicated_retention_floor(&self) -> Offset {
+        let start = self.log_start_offset();
+        let config = self.config();
+        if !config.cleanup_policy.delete {
+            return start;
+        }
+        let high_watermark = self.high_watermark().0;
+        let segments = self.snapshot();
+        let (sealed, active) = segments.split_at(segments.len() - 1);
+        let summaries: Vec<SegmentSummary> = sealed
+            .iter()
+            .map(|s| SegmentSummary {
+                bytes: s.size() as u64,
+                newest_ms: s.max_timestamp(),
+            })
+            .collect();
+        let retention = Retention {
+            max_bytes: config.retention_bytes,
+            max_age_ms: config.retention_ms,
+        };
+        let wanted = policy::segments_to_delete(
+            &summaries,
+            active[0].size() as u64,
+            retention,
+            self.clock.now_ms(),
+        );
+        // Segment i lies wholly below the high watermark when the next one starts at or
+        // below it.
+        let committed = segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= high_watermark)
+            .count();
+        let n = wanted.min(committed);
+        if n == 0 {
+            return start;
+        }
+        Offset(segments[n].base_offset()).max(start)
     }
 
     /// Drops every batch at or after `offset`, which must start a batch and lie at or above

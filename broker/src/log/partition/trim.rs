@@ -120,9 +120,15 @@ impl PartitionLog {
     /// Deletes the sealed segments whose every offset lies below the log start offset (the
     /// next segment begins at or below it); never the active segment. Returns how many.
     pub(super) fn delete_segments_below_start(&self) -> Result<usize, LogError> {
+        self.delete_segments_below_bound(i64::MAX)
+    }
+
+    /// [`Self::delete_segments_below_start`] bounded by `bound` as well: only segments whose
+    /// every offset lies below both the start and `bound`.
+    pub(super) fn delete_segments_below_bound(&self, bound: i64) -> Result<usize, LogError> {
         let deleted: Vec<Arc<Segment>> = {
             let mut w = lock(&self.writer);
-            let start = self.log_start_offset().0;
+            let start = self.log_start_offset().0.min(bound);
             let segments = self.snapshot();
             let n = segments
                 .windows(2)

@@ -91,7 +91,7 @@ pub(super) async fn answer(proposed: Proposed, timeout: Duration) -> Result<i64,
             ErrorCode::from_code(code).unwrap_or(ErrorCode::UnknownServerError),
             message,
         )),
-        Ok(Outcome::Control) => Err((
+        Ok(Outcome::Control | Outcome::LogStart { .. }) => Err((
             ErrorCode::UnknownServerError,
             "the batch's entry answered as a control entry".to_owned(),
         )),
