@@ -14,6 +14,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::command::{Command, Reply};
+use crate::cluster::replica::transfer::HandOver;
 use crate::cluster::replica::types::{DataConfig, GroupId};
 use crate::cluster::types::{NodeId, TypeConfig};
 
@@ -79,6 +80,14 @@ pub enum ReplicaRpc {
     AppendEntries(AppendEntriesRequest<DataConfig>),
     /// Election.
     Vote(VoteRequest<NodeId>),
+    /// To a replica the leader hands leadership to: campaign now
+    /// ([`crate::cluster::replica::transfer`]).
+    Elect,
+    /// To the leader: hand leadership to replica `to` (ElectLeaders, the leader balancer).
+    HandOver {
+        /// The replica to lead next.
+        to: NodeId,
+    },
 }
 
 /// The answers to [`ReplicaRpc`].
@@ -91,6 +100,10 @@ pub enum ReplicaAnswer {
     /// The receiver has no replica of the group (yet: it creates it once its metadata shows
     /// the partition, or no more: the topic was deleted).
     NoSuchGroup,
+    /// To [`ReplicaRpc::Elect`]: whether the campaign started.
+    Elect(Result<(), String>),
+    /// To [`ReplicaRpc::HandOver`].
+    HandOver(HandOver),
 }
 
 /// Why a forwarded proposal or heartbeat was not accepted.
