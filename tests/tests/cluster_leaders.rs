@@ -393,6 +393,21 @@ async fn elect_leaders_hands_leadership_to_the_preferred_replica_from_any_broker
         )
         .await;
     }
+    // The old leader logged the hand-over and how long it refused produce.
+    let handed: Vec<String> = cluster
+        .ids()
+        .flat_map(|id| {
+            cluster
+                .node(id)
+                .log_text()
+                .lines()
+                .filter(|l| l.contains("handed partition leadership over"))
+                .map(|l| l.split("paused_ms=").nth(1).unwrap_or("?").to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!handed.is_empty(), "no hand-over was logged");
+    eprintln!("produce refused during each hand-over (ms): {handed:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let acked = producer.await.unwrap();
