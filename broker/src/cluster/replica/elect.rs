@@ -160,3 +160,68 @@ async fn reported(node: &ClusterNode, topic: &str, partition: i32, preferred: No
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cluster::state::{BrokerRecord, PartitionRecord, TopicRecord};
+
+    fn record(replicas: &[NodeId], leader: Option<NodeId>, isr: &[NodeId]) -> PartitionRecord {
+        PartitionRecord {
+            replicas: replicas.to_vec(),
+            leader_epoch: 1,
+            leader,
+            isr: isr.to_vec(),
+        }
+    }
+
+    fn state(partitions: Vec<PartitionRecord>, fenced: &[NodeId]) -> MetadataState {
+        let mut state = MetadataState::default();
+        for id in 1..=3 {
+            state.brokers.insert(
+                id,
+                BrokerRecord {
+                    host: "h".into(),
+                    port: 1,
+                    fenced: fenced.contains(&id),
+                },
+            );
+        }
+        state.topics.insert(
+            "t".into(),
+            TopicRecord {
+                id: uuid::Uuid::from_u128(1),
+                partitions,
+                configs: BTreeMap::new(),
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn only_partitions_whose_preferred_replica_can_lead_and_does_not_are_imbalanced() {
+        let s = state(
+            vec![
+                // Led by its preferred replica.
+                record(&[1, 2, 3], Some(1), &[1, 2, 3]),
+                // Preferred 2 in sync, 3 leads: to move.
+                record(&[2, 3, 1], Some(3), &[3, 1, 2]),
+                // Preferred 3 not in sync.
+                record(&[3, 1, 2], Some(1), &[1, 2]),
+                // One replica: never.
+                record(&[1], None, &[]),
+                // No leader yet.
+                record(&[2, 1, 3], None, &[]),
+            ],
+            &[],
+        );
+        assert_eq!(imbalanced(&s), vec![("t".to_owned(), 1)]);
+        let fenced = state(vec![record(&[2, 3, 1], Some(3), &[3, 1, 2])], &[2]);
+        assert!(
+            imbalanced(&fenced).is_empty(),
+            "a fenced preferred replica cannot lead"
+        );
+    }
+}
