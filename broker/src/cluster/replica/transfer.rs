@@ -17,8 +17,9 @@
 //! 3. the target's vote request at a higher term wins the old leader's vote (lease expired,
 //!    logs equal) or, after their leases, the other followers': the old leader steps down.
 //!
-//! Time-bounded: after [`TransferLimits::give_up`] the leader takes produce and heartbeats
-//! again and keeps leading (if a vote request at a higher term reached it meanwhile, an
+//! Time-bounded: when the target does not catch up within two election timeouts, cannot be
+//! reached or refuses to campaign, or after [`TransferLimits::give_up`], the leader takes
+//! produce and heartbeats again and keeps leading (if a vote request at a higher term reached it meanwhile, an
 //! ordinary election follows, as after a failure). Invariant: whatever happens, the flag and
 //! the heartbeats are restored when the attempt ends (a guard, also on cancellation). Raft
 //! still decides who wins: an out-of-date replica is never elected.
@@ -140,24 +141,45 @@ pub async fn hand_over(
                 limits.give_up
             ));
         }
+        if !caught_up && asked.is_none() && now >= started + limits.retry * 2 {
+            // An in-sync replica matches a log that stopped growing within a few round
+            // trips; one that does not is stuck: produce must not wait for it.
+            tracing::info!(group = %group.id, to, "hand-over target did not catch up; leading on");
+            return HandOver::Failed(format!(
+                "replica {to} did not catch up within {:?}",
+                limits.retry * 2
+            ));
+        }
         if caught_up && asked.is_none_or(|at| now.duration_since(at) >= limits.retry) {
             asked = Some(now);
-            let request = Request::Replica {
-                group: group.id,
-                rpc: ReplicaRpc::Elect,
-            };
-            match transport.call(to, request, limits.retry).await {
-                Ok(Response::Replica(ReplicaAnswer::Elect(Ok(())))) => {}
-                Ok(other) => {
-                    tracing::debug!(group = %group.id, to, answer = ?other, "target refused to campaign");
-                }
-                Err(err) => {
-                    tracing::debug!(group = %group.id, to, error = %err, "cannot ask the target to campaign");
+            // Unless it campaigned, nothing can move leadership: give produce back at once.
+            if let Err(why) = ask_to_campaign(group, to, transport, limits.retry).await {
+                if group.is_leader() {
+                    tracing::info!(group = %group.id, to, %why, "hand-over abandoned; leading on");
+                    return HandOver::Failed(why);
                 }
             }
         }
         // Woken by any change of the group (replication progress, a vote, a new leader).
         let _changed = tokio::time::timeout(Duration::from_millis(20), metrics.changed()).await;
+    }
+}
+
+/// Asks replica `to` to campaign for `group` now.
+async fn ask_to_campaign(
+    group: &ReplicaGroup,
+    to: NodeId,
+    transport: &Arc<dyn Transport>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let request = Request::Replica {
+        group: group.id,
+        rpc: ReplicaRpc::Elect,
+    };
+    match transport.call(to, request, timeout).await {
+        Ok(Response::Replica(ReplicaAnswer::Elect(Ok(())))) => Ok(()),
+        Ok(other) => Err(format!("replica {to} cannot campaign: {other:?}")),
+        Err(err) => Err(format!("cannot reach replica {to}: {err}")),
     }
 }
 
