@@ -447,6 +447,20 @@ async fn run(
             stop.clone(),
         ))
     });
+    let balancer = ctx.cluster.as_ref().and_then(|node| {
+        let interval = ctx
+            .config
+            .cluster
+            .settings()
+            .ok()
+            .flatten()?
+            .leader_balance?;
+        Some(tokio::spawn(crate::cluster::replica::balance::run(
+            Arc::clone(node),
+            interval,
+            stop.clone(),
+        )))
+    });
     let reconciler = ctx.cluster.as_ref().map(|node| {
         tokio::spawn(crate::cluster::reconcile::run(
             Arc::clone(node),
@@ -464,6 +478,11 @@ async fn run(
     if let Some(reporter) = reporter {
         if let Err(join) = reporter.await {
             tracing::error!(error = %join, "partition leadership reports failed");
+        }
+    }
+    if let Some(balancer) = balancer {
+        if let Err(join) = balancer.await {
+            tracing::error!(error = %join, "leader balancing failed");
         }
     }
     if let Some(node) = &ctx.cluster {

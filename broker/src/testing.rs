@@ -155,6 +155,9 @@ impl BrokerClusterBuilder {
                 (config.cluster.broker_session_timeout_ms / 6).max(10);
             config.cluster.election_timeout_ms =
                 u64::try_from(self.election_timeout.as_millis()).unwrap_or(1000);
+            // Tests here decide who leads (they kill and isolate leaders): no leadership
+            // moves behind their back. `tests/tests/cluster_leaders.rs` tests the balancer.
+            config.cluster.auto_leader_rebalance_enable = false;
             let broker = start(&config, &network).await;
             // Restarts keep the port clients were told of.
             config.listen = broker.addr();

@@ -12,7 +12,7 @@
 //! `../shared/design/kafka-protocol.md`) and the admin APIs DescribeLogDirs v2-4,
 //! DescribeCluster and DescribeProducers (flexible from v0), CreateTopics v5-6, ListGroups
 //! v3-5 and OffsetFetch v6-7, and, for leader epochs (KIP-320), ListOffsets v6-7 and
-//! OffsetForLeaderEpoch v4. Header versions are right for any version, not only the
+//! OffsetForLeaderEpoch v4, and ElectLeaders v2. Header versions are right for any version, not only the
 //! supported ones, because they come from Kafka's first flexible version per API.
 
 use std::fmt;
@@ -69,6 +69,8 @@ pub enum ApiKey {
     CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
+    /// ElectLeaders (43).
+    ElectLeaders = 43,
     /// IncrementalAlterConfigs (44).
     IncrementalAlterConfigs = 44,
     /// OffsetDelete (47).
@@ -86,7 +88,7 @@ pub struct UnknownApiKey(pub i16);
 
 impl ApiKey {
     /// Every key, in ascending code order.
-    pub const ALL: [ApiKey; 28] = [
+    pub const ALL: [ApiKey; 29] = [
         Self::Produce,
         Self::Fetch,
         Self::ListOffsets,
@@ -111,6 +113,7 @@ impl ApiKey {
         Self::DescribeLogDirs,
         Self::CreatePartitions,
         Self::DeleteGroups,
+        Self::ElectLeaders,
         Self::IncrementalAlterConfigs,
         Self::OffsetDelete,
         Self::DescribeCluster,
@@ -150,6 +153,7 @@ impl ApiKey {
             Self::AlterConfigs => "AlterConfigs",
             Self::CreatePartitions => "CreatePartitions",
             Self::DeleteGroups => "DeleteGroups",
+            Self::ElectLeaders => "ElectLeaders",
             Self::IncrementalAlterConfigs => "IncrementalAlterConfigs",
             Self::DescribeLogDirs => "DescribeLogDirs",
             Self::OffsetDelete => "OffsetDelete",
@@ -188,6 +192,7 @@ impl TryFrom<i16> for ApiKey {
             37 => Self::CreatePartitions,
             35 => Self::DescribeLogDirs,
             42 => Self::DeleteGroups,
+            43 => Self::ElectLeaders,
             44 => Self::IncrementalAlterConfigs,
             47 => Self::OffsetDelete,
             60 => Self::DescribeCluster,
@@ -289,6 +294,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     // librdkafka (so confluent-kafka) and kafka-python send v0-1; v2+ is flexible.
     (ApiKey::CreatePartitions, range(0, 1)),
     (ApiKey::DeleteGroups, range(0, 1)),
+    // Preferred-leader elections; v1 adds the election type, v2 is flexible (what Kafka's
+    // tools send).
+    (ApiKey::ElectLeaders, range(0, 2)),
     // librdkafka sends v0-1 (v1 is flexible, so v0 here); kafka-python v0.
     (ApiKey::IncrementalAlterConfigs, range(0, 0)),
     (ApiKey::OffsetDelete, range(0, 0)),
@@ -340,6 +348,7 @@ pub const fn first_flexible_version(key: ApiKey) -> i16 {
         ApiKey::AlterConfigs => 2,
         ApiKey::CreatePartitions => 2,
         ApiKey::DeleteGroups => 2,
+        ApiKey::ElectLeaders => 2,
         ApiKey::IncrementalAlterConfigs => 1,
         ApiKey::DeleteRecords => 2,
         ApiKey::DescribeLogDirs => 2,
@@ -405,6 +414,8 @@ mod tests {
         (ApiKey::ListGroups, &[3, 4, 5]),
         // v7's require_stable comes from read_committed consumers.
         (ApiKey::OffsetFetch, &[6, 7]),
+        // kafka-leader-election.sh sends v2.
+        (ApiKey::ElectLeaders, &[2]),
     ];
 
     #[test]

@@ -185,10 +185,16 @@ error_codes! {
     OffsetNotAvailable = 78, "OFFSET_NOT_AVAILABLE", true;
     /// The member must rejoin with the member id it was given.
     MemberIdRequired = 79, "MEMBER_ID_REQUIRED", false;
+    /// The preferred leader is not available (down, or not in sync).
+    PreferredLeaderNotAvailable = 80, "PREFERRED_LEADER_NOT_AVAILABLE", true;
     /// The group has reached its maximum size.
     GroupMaxSizeReached = 81, "GROUP_MAX_SIZE_REACHED", false;
     /// Another member registered with the same group.instance.id.
     FencedInstanceId = 82, "FENCED_INSTANCE_ID", false;
+    /// No replica eligible to lead the partition is available.
+    EligibleLeadersNotAvailable = 83, "ELIGIBLE_LEADERS_NOT_AVAILABLE", true;
+    /// The leader election is not needed: the wanted leader leads already.
+    ElectionNotNeeded = 84, "ELECTION_NOT_NEEDED", true;
     /// The group is still subscribed to the topic.
     GroupSubscribedToTopic = 86, "GROUP_SUBSCRIBED_TO_TOPIC", false;
     /// A record failed validation on the broker.

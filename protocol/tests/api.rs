@@ -13,7 +13,7 @@ fn table_round_trips_through_try_from() {
     for key in ApiKey::ALL {
         assert_eq!(ApiKey::try_from(key.code()), Ok(key));
     }
-    for unknown in [-1, 4, 17, 24, 36, 43, 62, i16::MAX, i16::MIN] {
+    for unknown in [-1, 4, 17, 24, 36, 45, 62, i16::MAX, i16::MIN] {
         assert_eq!(ApiKey::try_from(unknown), Err(UnknownApiKey(unknown)));
     }
 }
@@ -45,6 +45,7 @@ fn ranges_match_the_design_exactly() {
         (35, "DescribeLogDirs", 1, 4),
         (37, "CreatePartitions", 0, 1),
         (42, "DeleteGroups", 0, 1),
+        (43, "ElectLeaders", 0, 2),
         (44, "IncrementalAlterConfigs", 0, 0),
         (47, "OffsetDelete", 0, 0),
         (60, "DescribeCluster", 0, 2),
@@ -162,6 +163,7 @@ fn only_api_versions_v3_and_the_flexible_admin_apis_use_flexible_headers_in_rang
         ApiKey::CreateTopics => version >= 5,
         ApiKey::ListGroups => version >= 3,
         ApiKey::OffsetFetch => version >= 6,
+        ApiKey::ElectLeaders => version >= 2,
         ApiKey::DescribeCluster | ApiKey::DescribeProducers => true,
         _ => false,
     };

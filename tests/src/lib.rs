@@ -65,6 +65,7 @@ use kafka_protocol::messages::{
     DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeProducersRequest,
     DescribeProducersResponse, OffsetDeleteRequest, OffsetDeleteResponse,
 };
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -295,6 +296,7 @@ apis! {
     DescribeClusterRequest => DescribeCluster(DescribeClusterResponse);
     DescribeProducersRequest => DescribeProducers(DescribeProducersResponse);
     OffsetForLeaderEpochRequest => OffsetForLeaderEpoch(OffsetForLeaderEpochResponse);
+    ElectLeadersRequest => ElectLeaders(ElectLeadersResponse);
 }
 
 /// A request that was sent and whose response is still to be read with [`Client::recv`].

@@ -569,6 +569,13 @@ impl ClusterNode {
         &self.replicas
     }
 
+    /// The connections to the other nodes (a partition leader is asked for a hand-over
+    /// through them).
+    #[must_use]
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
     /// Cancelled when the node shuts down (its cluster port stops with it).
     #[must_use]
     pub fn stopping(&self) -> CancellationToken {

@@ -151,6 +151,26 @@ pub struct ClusterArgs {
     /// cluster has fewer brokers (Kafka's `default.replication.factor`).
     #[arg(long, env = "WEIR_DEFAULT_REPLICATION_FACTOR", value_parser = clap::value_parser!(u16).range(1..=5))]
     pub default_replication_factor: Option<u16>,
+
+    /// Whether the controller moves each partition's leadership back to its preferred
+    /// replica (the first) once that replica is in sync again (Kafka's
+    /// `auto.leader.rebalance.enable`): `true` or `false`.
+    #[arg(
+        long,
+        env = "WEIR_AUTO_LEADER_REBALANCE_ENABLE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub auto_leader_rebalance_enable: bool,
+
+    /// How often the controller looks for partitions not led by their preferred replica, in
+    /// ms (Kafka's `leader.imbalance.check.interval.seconds`, 300 s there).
+    #[arg(
+        long,
+        env = "WEIR_LEADER_BALANCE_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub leader_balance_interval_ms: u64,
 }
 
 impl ClusterArgs {
@@ -195,6 +215,11 @@ impl ClusterArgs {
                 self.election_timeout_ms,
                 50..=600_000,
             ),
+            (
+                "leader-balance-interval-ms",
+                self.leader_balance_interval_ms,
+                100..=86_400_000,
+            ),
         ] {
             if !range.contains(&value) {
                 return Err(refuse(
@@ -218,6 +243,9 @@ impl ClusterArgs {
             session_timeout: std::time::Duration::from_millis(self.broker_session_timeout_ms),
             heartbeat_interval: std::time::Duration::from_millis(self.broker_heartbeat_interval_ms),
             election_timeout: std::time::Duration::from_millis(self.election_timeout_ms),
+            leader_balance: self
+                .auto_leader_rebalance_enable
+                .then(|| std::time::Duration::from_millis(self.leader_balance_interval_ms)),
         }))
     }
 }
@@ -238,6 +266,9 @@ pub struct ClusterSettings {
     pub heartbeat_interval: std::time::Duration,
     /// Raft election timeout, lower bound (upper bound is twice it).
     pub election_timeout: std::time::Duration,
+    /// How often the controller moves leadership back to preferred replicas; `None` when
+    /// automatic leader balancing is off.
+    pub leader_balance: Option<std::time::Duration>,
 }
 
 #[cfg(test)]

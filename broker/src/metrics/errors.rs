@@ -77,6 +77,11 @@ pub(crate) fn error_codes(response: &ResponseKind, each: &mut dyn FnMut(i16)) {
         ResponseKind::DescribeConfigs(r) => r.results.iter().for_each(|t| one(t.error_code)),
         ResponseKind::InitProducerId(r) => one(r.error_code),
         ResponseKind::ApiVersions(r) => one(r.error_code),
+        ResponseKind::ElectLeaders(r) => r
+            .replica_election_results
+            .iter()
+            .flat_map(|t| &t.partition_result)
+            .for_each(|p| one(p.error_code)),
         _ => {}
     }
 }

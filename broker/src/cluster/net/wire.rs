@@ -14,6 +14,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::command::{Command, Reply};
+use crate::cluster::replica::types::HandOver;
 use crate::cluster::replica::types::{DataConfig, GroupId};
 use crate::cluster::types::{NodeId, TypeConfig};
 
@@ -82,6 +83,14 @@ pub enum ReplicaRpc {
     /// A snapshot for a follower whose entries the leader purged (no records in it:
     /// `cluster/replica/snapshot.rs`).
     InstallSnapshot(InstallSnapshotRequest<DataConfig>),
+    /// To a replica the leader hands leadership to: campaign now
+    /// ([`crate::cluster::replica::transfer`]).
+    Elect,
+    /// To the leader: hand leadership to replica `to` (ElectLeaders, the leader balancer).
+    HandOver {
+        /// The replica to lead next.
+        to: NodeId,
+    },
 }
 
 /// The answers to [`ReplicaRpc`].
@@ -98,6 +107,10 @@ pub enum ReplicaAnswer {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    /// To [`ReplicaRpc::Elect`]: whether the campaign started.
+    Elect(Result<(), String>),
+    /// To [`ReplicaRpc::HandOver`].
+    HandOver(HandOver),
 }
 
 /// Why a forwarded proposal or heartbeat was not accepted.

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,6 +61,10 @@ pub struct ReplicaGroup {
     pub(crate) contacts: Arc<Contacts>,
     /// A follower silent for longer is out of sync (Kafka's `replica.lag.time.max.ms`).
     pub(crate) lag_time: Duration,
+    /// Set while this leader hands leadership to another replica ([`super::transfer`]):
+    /// new produce is refused so that the target can catch up with a log that stops
+    /// growing.
+    pub(crate) handing_over: AtomicBool,
 }
 
 impl std::fmt::Debug for ReplicaGroup {
@@ -161,7 +165,7 @@ impl ReplicaGroup {
     /// # Errors
     /// [`ReplicaProduceError`]: not the leader, or the group stopped.
     pub async fn submit(&self, batch: Bytes, acks: i16) -> Result<Submitted, ReplicaProduceError> {
-        if !self.confirm_lease().await {
+        if self.handing_over.load(Ordering::Acquire) || !self.confirm_lease().await {
             return Err(self.not_leader());
         }
         let token = TOKENS.fetch_add(1, Ordering::Relaxed);
@@ -226,7 +230,7 @@ impl ReplicaGroup {
         result.unwrap_or(Err(ReplicaProduceError::TimedOut(timeout, self.id)))
     }
 
-    fn not_leader(&self) -> ReplicaProduceError {
+    pub(crate) fn not_leader(&self) -> ReplicaProduceError {
         ReplicaProduceError::NotLeader {
             me: self.me,
             group: self.id,

@@ -18,6 +18,8 @@ use super::group::{Group, ReplicaGroup};
 use super::machine::ReplicaMachine;
 use super::network::{Contacts, ReplicaNetwork};
 use super::store::ReplicaStore;
+use super::transfer::{self, TransferLimits};
+use super::types::HandOver;
 use super::types::{DataRaft, GroupId, NodeId};
 use crate::cluster::net::Transport;
 use crate::cluster::net::wire::{ReplicaAnswer, ReplicaRpc};
@@ -140,6 +142,37 @@ impl ReplicaManager {
             ReplicaRpc::InstallSnapshot(rpc) => {
                 ReplicaAnswer::InstallSnapshot(group.raft.install_snapshot(rpc).await)
             }
+            ReplicaRpc::Elect => ReplicaAnswer::Elect(
+                group
+                    .raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|fatal| fatal.to_string()),
+            ),
+            ReplicaRpc::HandOver { to } => ReplicaAnswer::HandOver(
+                transfer::hand_over(&group, to, &self.transport, self.transfer_limits()).await,
+            ),
+        }
+    }
+
+    /// Hands the leadership of this broker's replica of `group` to replica `to`
+    /// ([`transfer`]).
+    pub async fn hand_over(&self, group: GroupId, to: NodeId) -> HandOver {
+        let Some(group) = self.group(group.topic, group.partition) else {
+            return HandOver::NotLeader(None);
+        };
+        transfer::hand_over(&group, to, &self.transport, self.transfer_limits()).await
+    }
+
+    /// A hand-over gives up after four of the longest election timeouts: enough for the
+    /// old leader's lease (one) and a failed first campaign's retry (two more), short
+    /// enough that produce is never refused for long.
+    pub fn transfer_limits(&self) -> TransferLimits {
+        TransferLimits {
+            give_up: Duration::from_millis(self.config.election_timeout_max.saturating_mul(4)),
+            retry: Duration::from_millis(self.config.election_timeout_min),
+            lease: Duration::from_millis(self.config.election_timeout_max),
         }
     }
 
@@ -265,6 +298,7 @@ impl ReplicaManager {
             replicas,
             contacts,
             lag_time: self.lag_time,
+            handing_over: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 

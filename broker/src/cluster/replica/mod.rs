@@ -8,9 +8,14 @@
 //! Owns: how entries are stored as batches ([`entry`]), the log store ([`store`]), the state
 //! machine that moves the high watermark ([`machine`]), the network adapter ([`network`]),
 //! one running group and its produce path ([`group`]), the groups of a broker
-//! ([`manager`]), and their leaders reported to the metadata quorum ([`report`]) and answered to clients
-//! (`view`). Nothing here elects, counts votes or decides commits.
+//! ([`manager`]), their leaders reported to the metadata quorum ([`report`]) and answered to
+//! clients (`view`), and leadership handed to a chosen replica ([`transfer`]) for
+//! preferred-leader elections ([`elect`]: ElectLeaders) and the leader balancer
+//! ([`balance`]). Nothing here counts votes or decides commits: a hand-over only asks a
+//! replica to campaign, and openraft elects.
 
+pub mod balance;
+pub mod elect;
 pub mod entry;
 pub mod group;
 pub mod machine;
@@ -20,6 +25,7 @@ pub mod report;
 pub mod retain;
 pub mod snapshot;
 pub mod store;
+pub mod transfer;
 pub mod types;
 mod view;
 

@@ -88,3 +88,26 @@ pub type Entry = openraft::Entry<DataConfig>;
 pub type LogId = openraft::LogId<NodeId>;
 /// Storage failures as openraft reports them.
 pub type StorageError = openraft::StorageError<NodeId>;
+
+/// What a hand-over came to (`super::transfer`; sent back over the cluster port: new
+/// variants at the end).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandOver {
+    /// This broker no longer leads; `leader` is the new leader once known (normally the
+    /// target). Produce was refused on this broker for `paused_ms`.
+    Moved {
+        /// The new leader, if already known here.
+        leader: Option<NodeId>,
+        /// How long this broker refused produce for the hand-over.
+        paused_ms: u64,
+    },
+    /// The target leads already.
+    NotNeeded,
+    /// This broker does not lead the group; the leader it knows of.
+    NotLeader(Option<NodeId>),
+    /// The target is not a replica in sync with this leader.
+    TargetNotInSync,
+    /// Leadership did not move in time (or another hand-over of the group was under way);
+    /// this broker leads on.
+    Failed(String),
+}

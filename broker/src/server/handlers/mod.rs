@@ -1,5 +1,6 @@
 //! One module per API or family (cluster: DescribeCluster and DescribeLogDirs; records:
-//! DeleteRecords; offset_delete; producers: DescribeProducers; offset_for_leader_epoch). Each turns a decoded request
+//! DeleteRecords; offset_delete; producers: DescribeProducers; offset_for_leader_epoch;
+//! elect_leaders). Each turns a decoded request
 //! into a response using the topic catalog and the logs; errors become Kafka error codes in
 //! the response.
 //!
@@ -14,6 +15,7 @@ mod compacted_keys;
 mod config_resource;
 mod configs;
 pub(crate) mod describe_configs;
+mod elect_leaders;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -132,6 +134,9 @@ pub(crate) async fn handle(
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, &r))
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(ctx, r, version).await)
         }
         other => return Err(format!("no handler for {other:?}")),
     }))
