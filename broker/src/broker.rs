@@ -447,6 +447,13 @@ async fn run(
             stop.clone(),
         ))
     });
+    // Loads the offsets partitions this broker comes to lead, and creates the topic.
+    let offsets_coordinator = ctx.replicated_offsets.is_some().then(|| {
+        tokio::spawn(server::run_offsets_coordinator(
+            Arc::clone(&ctx),
+            stop.clone(),
+        ))
+    });
     let reconciler = ctx.cluster.as_ref().map(|node| {
         tokio::spawn(crate::cluster::reconcile::run(
             Arc::clone(node),
@@ -459,6 +466,11 @@ async fn run(
     if let Some(reconciler) = reconciler {
         if let Err(join) = reconciler.await {
             tracing::error!(error = %join, "cluster reconciler failed");
+        }
+    }
+    if let Some(coordinator) = offsets_coordinator {
+        if let Err(join) = coordinator.await {
+            tracing::error!(error = %join, "offsets partitions' coordinator failed");
         }
     }
     if let Some(reporter) = reporter {

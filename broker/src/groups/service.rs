@@ -245,6 +245,14 @@ impl GroupService {
         self.lock().coordinator.delete(group)
     }
 
+    /// Forgets the groups `unloaded` names (their coordinator moved): see
+    /// [`Coordinator::unload`].
+    pub(crate) fn unload(&self, unloaded: impl Fn(&str) -> bool) -> usize {
+        let gone = self.lock().coordinator.unload(unloaded);
+        self.changed.notify_one();
+        gone
+    }
+
     /// Ticks the state machine at its deadlines until `stop`.
     pub(crate) async fn run_timers(self: Arc<Self>, stop: CancellationToken) {
         loop {

@@ -449,6 +449,15 @@ impl Coordinator {
         }
     }
 
+    /// Forgets every group `unloaded` names, members and all, whatever their state: in a
+    /// cluster, their offsets partition moved to another coordinator, where the members
+    /// rejoin (Kafka unloads a partition's groups the same way). Returns how many went.
+    pub fn unload(&mut self, unloaded: impl Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !unloaded(id));
+        before - self.groups.len()
+    }
+
     /// Checks every group's invariants (see `group.rs`).
     ///
     /// # Errors

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, wire_str};
+use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 use crate::cluster::state::{MetadataState, TopicRecord};
 use crate::cluster::{ClusterNode, NodeId};
 
@@ -45,7 +46,8 @@ pub(crate) async fn handle(
                     out.push(describe(&state, &name, topic));
                     continue;
                 }
-                if !may_create {
+                // The cluster creates its internal topic itself, with its own settings.
+                if !may_create || name == OFFSETS_TOPIC {
                     out.push(error_topic(&name, ErrorCode::UnknownTopicOrPartition));
                     continue;
                 }
@@ -138,6 +140,7 @@ fn describe(state: &MetadataState, name: &str, topic: &TopicRecord) -> MetadataR
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(wire_str(name))))
         .with_topic_id(topic.id)
+        .with_is_internal(name == OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

@@ -22,6 +22,7 @@ mod metadata;
 mod offset_delete;
 mod offset_for_leader_epoch;
 mod offsets;
+mod offsets_replicated;
 mod produce;
 mod produce_replicated;
 mod produce_rules;
@@ -39,6 +40,7 @@ use weir_protocol::api::{ApiKey, VersionRange, supported_range};
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
+pub(crate) use offsets_replicated::run as run_offsets_coordinator;
 use super::turn::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;

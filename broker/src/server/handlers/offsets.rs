@@ -103,12 +103,7 @@ pub(crate) async fn commit(
         results.push((topic.name, partitions));
     }
     if !entries.is_empty() {
-        let stored = match ctx.offsets.commit(&group, &entries) {
-            Ok(ticket) => ctx.offsets.wait_durable(ticket).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = stored {
-            let code = store_error_code(&err);
+        if let Err(code) = ctx.committed().commit(&group, &entries).await {
             for (_, partitions) in &mut results {
                 for (_, c) in partitions.iter_mut().filter(|(_, c)| *c == ErrorCode::None) {
                     *c = code;
@@ -146,7 +141,7 @@ pub(crate) fn fetch(
         return OffsetFetchResponse::default().with_error_code(code.code());
     }
     let partition = |topic: &str, index: i32| {
-        let found = ctx.offsets.fetch(group, topic, index);
+        let found = ctx.committed().fetch(group, topic, index);
         OffsetFetchResponsePartition::default()
             .with_partition_index(index)
             .with_committed_offset(found.as_ref().map_or(-1, |c| c.offset))
@@ -177,7 +172,7 @@ pub(crate) fn fetch(
         // v2+: a null list asks for every committed offset of the group.
         None => {
             let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-            for (topic, index, _) in ctx.offsets.group_offsets(group) {
+            for (topic, index, _) in ctx.committed().group_offsets(group) {
                 match by_topic.last_mut() {
                     Some((t, parts)) if *t == topic => parts.push(index),
                     _ => by_topic.push((topic, vec![index])),
@@ -203,20 +198,20 @@ pub(crate) async fn delete_groups(
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group = id.0.to_string();
-        let known = ctx.groups.describe(&group).is_some() || ctx.offsets.has_group(&group);
-        let code = if !known {
+        let known = ctx.groups.describe(&group).is_some() || ctx.committed().has_group(&group);
+        let code = if let Some(code) = ctx.not_coordinator(&group) {
+            code
+        } else if !known {
             ErrorCode::GroupIdNotFound
         } else {
             match ctx.groups.delete(&group) {
                 Err(code) => code,
-                Ok(()) => match ctx.offsets.delete_group(&group) {
-                    Ok(ticket) => ctx
-                        .offsets
-                        .wait_durable(ticket)
-                        .await
-                        .map_or_else(|e| store_error_code(&e), |()| ErrorCode::None),
-                    Err(err) => store_error_code(&err),
-                },
+                Ok(()) => ctx
+                    .committed()
+                    .delete_group(&group)
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode::None),
             }
         };
         results.push(
