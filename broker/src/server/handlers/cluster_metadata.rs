@@ -15,9 +15,9 @@ use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, wire_str};
-use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 use crate::cluster::state::{MetadataState, TopicRecord};
 use crate::cluster::{ClusterNode, NodeId};
+use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 
 fn broker_id(id: NodeId) -> BrokerId {
     BrokerId(i32::try_from(id).unwrap_or(-1))

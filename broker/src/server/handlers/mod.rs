@@ -40,10 +40,10 @@ use weir_protocol::api::{ApiKey, VersionRange, supported_range};
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
-pub(crate) use offsets_replicated::run as run_offsets_coordinator;
 use super::turn::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;
+pub(crate) use offsets_replicated::run as run_offsets_coordinator;
 
 /// The version range advertised for `key`: the shared table's, since every API in it has a
 /// handler here (the `match` in [`handle`] closes the connection for any other request).

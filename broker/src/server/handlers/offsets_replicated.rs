@@ -32,9 +32,7 @@ use super::offsets::store_error_code;
 use crate::cluster::replica::Group;
 use crate::cluster::state::MetadataState;
 use crate::groups::offsets::kafka_format::{Change, encode_batch};
-use crate::groups::offsets::replicated::{
-    OFFSETS_TOPIC, ReplicatedOffsets, Status, partition_for,
-};
+use crate::groups::offsets::replicated::{OFFSETS_TOPIC, ReplicatedOffsets, Status, partition_for};
 use crate::groups::offsets::{CommittedOffset, MAX_METADATA_BYTES, OffsetStore};
 
 /// How long a commit waits for its records to be committed (Kafka's
@@ -116,9 +114,7 @@ impl Context {
 /// Maps a refused append of offsets records to the coordinator's answer.
 fn normalise(code: ErrorCode) -> ErrorCode {
     match code {
-        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => {
-            ErrorCode::NotCoordinator
-        }
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
         ErrorCode::RequestTimedOut
         | ErrorCode::NotEnoughReplicas
         | ErrorCode::NotEnoughReplicasAfterAppend
@@ -151,7 +147,9 @@ impl Offsets<'_> {
             }
             Self::Replicated(ctx, replicated) => {
                 if entries.iter().any(|(_, _, v)| {
-                    v.metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+                    v.metadata
+                        .as_ref()
+                        .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
                 }) {
                     return Err(ErrorCode::OffsetMetadataTooLarge);
                 }
@@ -224,7 +222,12 @@ impl Offsets<'_> {
     }
 
     /// The committed offset of `group` for `topic`-`partition`.
-    pub(crate) fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
+    pub(crate) fn fetch(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<CommittedOffset> {
         match self {
             Self::Local(store) => store.fetch(group, topic, partition),
             Self::Replicated(ctx, replicated) => {
@@ -306,12 +309,10 @@ async fn append(
             tracing::debug!(%group, partition = index, %message, "offsets append not committed");
             normalise(code)
         })?;
-    replicated
-        .catch_up(index, partition.log())
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot apply committed offsets");
-            ErrorCode::NotCoordinator
-        })
+    replicated.catch_up(index, partition.log()).map_err(|err| {
+        tracing::error!(error = %err, "cannot apply committed offsets");
+        ErrorCode::NotCoordinator
+    })
 }
 
 /// Keeps the offsets partitions led here loaded, the others unloaded, and the topic
@@ -333,7 +334,10 @@ pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         }
         let state = node.state();
         let Some(topic) = state.topics.get(OFFSETS_TOPIC) else {
-            if creating.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+            if creating
+                .as_ref()
+                .is_none_or(tokio::task::JoinHandle::is_finished)
+            {
                 creating = Some(tokio::spawn(create_topic(Arc::clone(&ctx))));
             }
             continue;
@@ -351,9 +355,7 @@ pub(crate) async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 /// Starts loading partition `index` when this broker just became its leader, or unloads it
 /// when it stopped leading.
 fn follow(ctx: &Arc<Context>, replicated: &Arc<ReplicatedOffsets>, index: i32) {
-    let leading = ctx
-        .offsets_group(index)
-        .map(|g| (g.leader().1, g));
+    let leading = ctx.offsets_group(index).map(|g| (g.leader().1, g));
     match (leading, replicated.term(index)) {
         (Some((term, _)), Some(held)) if held == term => {}
         (Some((term, group)), _) => {
@@ -370,13 +372,19 @@ fn follow(ctx: &Arc<Context>, replicated: &Arc<ReplicatedOffsets>, index: i32) {
         }
         (None, Some(_)) => {
             let groups = replicated.unload(index);
-            let count = ctx.metadata().and_then(|s| {
-                u32::try_from(s.topics.get(OFFSETS_TOPIC)?.partitions.len()).ok()
-            });
+            let count = ctx
+                .metadata()
+                .and_then(|s| u32::try_from(s.topics.get(OFFSETS_TOPIC)?.partitions.len()).ok());
             // The members of this partition's groups rejoin at its new coordinator.
-            let gone = ctx.groups.unload(|g| count.is_some_and(|n| partition_for(g, n) == index));
-            tracing::info!(partition = index, groups = groups.len(), members_groups = gone,
-                "unloaded an offsets partition: its leadership moved");
+            let gone = ctx
+                .groups
+                .unload(|g| count.is_some_and(|n| partition_for(g, n) == index));
+            tracing::info!(
+                partition = index,
+                groups = groups.len(),
+                members_groups = gone,
+                "unloaded an offsets partition: its leadership moved"
+            );
         }
         (None, None) => {}
     }
@@ -439,7 +447,11 @@ async fn create_topic(ctx: Arc<Context>) {
     .await;
     match created {
         Ok(()) => {
-            tracing::info!(partitions, replicas, "created the internal topic {OFFSETS_TOPIC}");
+            tracing::info!(
+                partitions,
+                replicas,
+                "created the internal topic {OFFSETS_TOPIC}"
+            );
         }
         Err((ErrorCode::TopicAlreadyExists, _)) => {}
         Err((code, message)) => {
