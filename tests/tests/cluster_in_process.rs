@@ -185,12 +185,22 @@ async fn groups_have_one_coordinator_and_producer_ids_are_cluster_wide() {
     let mut coordinators = Vec::new();
     for node in 1..=3 {
         let mut c = Client::connect(cluster.addr(node).unwrap()).await;
-        let answer = c
-            .call(
-                fc,
-                FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("orders-app")),
-            )
-            .await;
+        // COORDINATOR_NOT_AVAILABLE until the cluster has made `__consumer_offsets` and its
+        // partitions have leaders.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            let answer = c
+                .call(
+                    fc,
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("orders-app")),
+                )
+                .await;
+            if answer.error_code == 0 || Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(answer.error_code, 0, "{answer:?}");
         coordinators.push(answer.node_id);
     }
