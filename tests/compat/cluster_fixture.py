@@ -21,7 +21,7 @@ FAST = [
 
 
 class Cluster:
-    def __init__(self, broker_factory, nodes: int = 3):
+    def __init__(self, broker_factory, nodes: int = 3, extra: tuple[str, ...] = ()):
         self.cluster_ports = {i: free_port() for i in range(1, nodes + 1)}
         self.http_ports = {i: free_port() for i in range(1, nodes + 1)}
         peers = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.cluster_ports.items())
@@ -33,6 +33,7 @@ class Cluster:
                 "--peers", peers,
                 "--http-listen", f"127.0.0.1:{self.http_ports[i]}",
                 *FAST,
+                *extra,
             )
 
     def bootstrap(self, node: int) -> str:
