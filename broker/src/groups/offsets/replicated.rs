@@ -361,6 +361,107 @@ fn apply(offsets: &mut Offsets, decoded: Decoded) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::offsets::kafka_format::{Change, encode_batch};
+    use crate::log::{LogConfig, LogOptions};
+    use crate::storage::Flusher;
+
+    fn value(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: 1,
+            metadata: Some(format!("m{offset}")),
+            commit_timestamp_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn change(topic: &str, partition: i32, offset: Option<i64>) -> Change {
+        Change {
+            topic: topic.to_owned(),
+            partition,
+            value: offset.map(value),
+        }
+    }
+
+    #[test]
+    fn a_partition_is_served_only_once_loaded_and_follows_its_log_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(
+            dir.path(),
+            LogOptions::new(LogConfig::default(), Flusher::new(1)),
+        )
+        .unwrap();
+        let append = |group: &str, changes: &[Change]| {
+            log.append(&encode_batch(group, changes, 5).unwrap())
+                .unwrap();
+        };
+        append("g", &[change("t", 0, Some(3)), change("t", 1, Some(4))]);
+        append("h", &[change("t", 0, Some(9))]);
+        append("g", &[change("t", 0, Some(5))]);
+        let offsets = ReplicatedOffsets::new();
+        assert_eq!(offsets.status(2), Status::NotLoaded);
+        offsets.begin_load(2, 7);
+        assert_eq!(offsets.status(2), Status::Loading);
+        assert_eq!(
+            offsets.fetch(2, "g", "t", 0),
+            None,
+            "nothing served while loading"
+        );
+        // A load for a term the slot no longer has changes nothing.
+        offsets.load(2, 6, &log).unwrap();
+        assert_eq!(offsets.status(2), Status::Loading);
+        offsets.load(2, 7, &log).unwrap();
+        assert_eq!(offsets.status(2), Status::Loaded);
+        assert_eq!(
+            offsets.fetch(2, "g", "t", 0),
+            Some(value(5)),
+            "the later commit wins"
+        );
+        assert_eq!(offsets.fetch(2, "g", "t", 1), Some(value(4)));
+        assert_eq!(offsets.groups(), ["g", "h"]);
+        // Tombstones and new commits after the load are applied by catching up, in order.
+        append("g", &[change("t", 1, None), change("u", 0, Some(1))]);
+        append("h", &[change("t", 0, None)]);
+        offsets.catch_up(2, &log).unwrap();
+        assert_eq!(offsets.fetch(2, "g", "t", 1), None);
+        assert_eq!(
+            offsets.group_offsets(2, "g"),
+            [("t".to_owned(), 0, value(5)), ("u".to_owned(), 0, value(1))]
+        );
+        assert!(
+            !offsets.has_group(2, "h"),
+            "a group without offsets is gone"
+        );
+        assert_eq!(
+            offsets.offsets_of_topic("u"),
+            [(2, "g".to_owned(), vec![0])]
+        );
+        assert_eq!(offsets.unload(2), ["g"]);
+        assert_eq!(offsets.status(2), Status::NotLoaded);
+        assert_eq!(offsets.fetch(2, "g", "t", 0), None);
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_offset_stops_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(
+            dir.path(),
+            LogOptions::new(LogConfig::default(), Flusher::new(1)),
+        )
+        .unwrap();
+        let mut builder = weir_protocol::record_batch::BatchBuilder::new();
+        builder.push(weir_protocol::record_batch::RecordInput {
+            key: Some(b"\x00\x01\x7f"),
+            value: Some(b"x"),
+            timestamp: 1,
+            ..Default::default()
+        });
+        log.append(&builder.build().unwrap()).unwrap();
+        let offsets = ReplicatedOffsets::new();
+        offsets.begin_load(0, 1);
+        let err = offsets.load(0, 1, &log).unwrap_err();
+        assert!(matches!(err, LoadError::Bad { offset: 0, .. }), "{err}");
+        assert_eq!(offsets.status(0), Status::Loading);
+    }
 
     #[test]
     fn partition_for_is_kafkas_hash() {

@@ -104,10 +104,7 @@ impl Context {
 
     /// The data group of offsets partition `index` when this broker leads it.
     fn offsets_group(&self, index: i32) -> Option<Group> {
-        match self.replicated(OFFSETS_TOPIC, index)? {
-            Ok(group) => Some(group),
-            Err(_) => None,
-        }
+        self.replicated(OFFSETS_TOPIC, index)?.ok()
     }
 }
 
