@@ -248,7 +248,10 @@ impl GroupService {
     /// Forgets the groups `unloaded` names (their coordinator moved): see
     /// [`Coordinator::unload`].
     pub(crate) fn unload(&self, unloaded: impl Fn(&str) -> bool) -> usize {
-        let gone = self.lock().coordinator.unload(unloaded);
+        let mut inner = self.lock();
+        let (gone, outputs) = inner.coordinator.unload(unloaded);
+        inner.deliver(outputs);
+        drop(inner);
         self.changed.notify_one();
         gone
     }

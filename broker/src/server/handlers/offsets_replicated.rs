@@ -355,7 +355,11 @@ fn follow(ctx: &Arc<Context>, replicated: &Arc<ReplicatedOffsets>, index: i32) {
     let leading = ctx.offsets_group(index).map(|g| (g.leader().1, g));
     match (leading, replicated.term(index)) {
         (Some((term, _)), Some(held)) if held == term => {}
-        (Some((term, group)), _) => {
+        (Some((term, group)), held) => {
+            if held.is_some() {
+                // Led again in a newer term: whatever happened meanwhile, start afresh.
+                unload_members(ctx, index);
+            }
             replicated.begin_load(index, term);
             let (ctx, replicated) = (Arc::clone(ctx), Arc::clone(replicated));
             tokio::spawn(async move {
@@ -369,13 +373,8 @@ fn follow(ctx: &Arc<Context>, replicated: &Arc<ReplicatedOffsets>, index: i32) {
         }
         (None, Some(_)) => {
             let groups = replicated.unload(index);
-            let count = ctx
-                .metadata()
-                .and_then(|s| u32::try_from(s.topics.get(OFFSETS_TOPIC)?.partitions.len()).ok());
             // The members of this partition's groups rejoin at its new coordinator.
-            let gone = ctx
-                .groups
-                .unload(|g| count.is_some_and(|n| partition_for(g, n) == index));
+            let gone = unload_members(ctx, index);
             tracing::info!(
                 partition = index,
                 groups = groups.len(),
@@ -385,6 +384,17 @@ fn follow(ctx: &Arc<Context>, replicated: &Arc<ReplicatedOffsets>, index: i32) {
         }
         (None, None) => {}
     }
+}
+
+/// Forgets the members of the groups of offsets partition `index` (they rejoin at its new
+/// coordinator; parked joins and syncs are answered NOT_COORDINATOR). Returns how many
+/// groups went.
+fn unload_members(ctx: &Context, index: i32) -> usize {
+    let count = ctx
+        .metadata()
+        .and_then(|s| u32::try_from(s.topics.get(OFFSETS_TOPIC)?.partitions.len()).ok());
+    ctx.groups
+        .unload(|g| count.is_some_and(|n| partition_for(g, n) == index))
 }
 
 /// Waits until this leader's first entry is committed (everything an earlier leader
