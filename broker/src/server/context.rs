@@ -15,8 +15,8 @@ use super::appends::AppendWaiters;
 use crate::clock::Clock;
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
-use crate::groups::offsets::OffsetStore;
 use crate::groups::offsets::replicated::ReplicatedOffsets;
+use crate::groups::offsets::{CommittedOffset, OffsetStore};
 use crate::groups::service::GroupService;
 use crate::metrics::Metrics;
 use crate::producers::ProducerIds;
@@ -155,8 +155,12 @@ impl crate::metrics::ScrapeSource for Context {
         &self.groups
     }
 
-    fn offsets(&self) -> &OffsetStore {
-        &self.offsets
+    fn offset_groups(&self) -> Vec<String> {
+        self.committed().groups()
+    }
+
+    fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
+        self.committed().group_offsets(group)
     }
 
     fn parked_fetches(&self) -> u64 {

@@ -100,7 +100,7 @@ pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<GroupList
                     },
                 );
             }
-            for group in ctx.offsets.groups() {
+            for group in ctx.committed().groups() {
                 groups.entry(group.clone()).or_insert(GroupSummary {
                     group,
                     state: "Empty",
@@ -141,7 +141,7 @@ fn member(m: MemberDescription, consumer: bool) -> Member {
 
 fn offsets(ctx: &Context, group: &str) -> Vec<PartitionLag> {
     let mut offsets: Vec<PartitionLag> = ctx
-        .offsets
+        .committed()
         .group_offsets(group)
         .into_iter()
         .map(|(topic, partition, committed)| {
@@ -173,7 +173,7 @@ pub(super) async fn one(
     state
         .read(move |ctx| {
             let described = ctx.groups.describe(&group);
-            if described.is_none() && !ctx.offsets.has_group(&group) {
+            if described.is_none() && !ctx.committed().has_group(&group) {
                 return Err(ApiError::NoGroup(group));
             }
             let mut offsets = offsets(ctx, &group);

@@ -91,7 +91,9 @@ pub(crate) async fn handle(
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(offsets::commit(ctx, r, version).await)
         }
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(ctx, &r, version)),
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offsets::fetch(ctx, &r, version).await)
+        }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(offsets::delete_groups(ctx, r).await)
         }

@@ -131,13 +131,17 @@ pub(crate) async fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-pub(crate) fn fetch(
+pub(crate) async fn fetch(
     ctx: &Arc<Context>,
     request: &OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     let group = &request.group_id.0;
     if let Some(code) = ctx.not_coordinator(group) {
+        return OffsetFetchResponse::default().with_error_code(code.code());
+    }
+    // In a cluster: still the leader of the group's offsets partition, and up to date.
+    if let Err(code) = ctx.committed().confirm(group).await {
         return OffsetFetchResponse::default().with_error_code(code.code());
     }
     let partition = |topic: &str, index: i32| {

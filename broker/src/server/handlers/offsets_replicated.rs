@@ -218,6 +218,45 @@ impl Offsets<'_> {
         }
     }
 
+    /// Before answering a read of `group`'s offsets: with replicated offsets, confirms with a
+    /// majority of the partition's replicas that this broker still leads it (a paused or
+    /// cut-off old leader must not answer from what it loaded: a newer leader may have
+    /// taken commits since), and applies every record committed so far. A no-op for the
+    /// local store.
+    ///
+    /// # Errors
+    /// NOT_COORDINATOR when leadership cannot be confirmed.
+    pub(crate) async fn confirm(&self, group: &str) -> Result<(), ErrorCode> {
+        let Self::Replicated(ctx, replicated) = self else {
+            return Ok(());
+        };
+        if let Some(code) = ctx.replicated_not_coordinator(replicated, group) {
+            return Err(code);
+        }
+        let state = ctx.metadata().ok_or(ErrorCode::NotCoordinator)?;
+        let index = ctx
+            .offsets_partition(&state, group)
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let leader = ctx.offsets_group(index).ok_or(ErrorCode::NotCoordinator)?;
+        match tokio::time::timeout(COMMIT_TIMEOUT, leader.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(%group, partition = index, error = %err, "offsets read refused: leadership not confirmed");
+                return Err(ErrorCode::NotCoordinator);
+            }
+            Err(_) => return Err(ErrorCode::NotCoordinator),
+        }
+        let partition = ctx
+            .catalog
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partition(index).cloned())
+            .ok_or(ErrorCode::NotCoordinator)?;
+        replicated.catch_up(index, partition.log()).map_err(|err| {
+            tracing::error!(error = %err, "cannot apply committed offsets");
+            ErrorCode::NotCoordinator
+        })
+    }
+
     /// The committed offset of `group` for `topic`-`partition`.
     pub(crate) fn fetch(
         &self,
