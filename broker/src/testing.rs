@@ -155,6 +155,9 @@ impl BrokerClusterBuilder {
                 (config.cluster.broker_session_timeout_ms / 6).max(10);
             config.cluster.election_timeout_ms =
                 u64::try_from(self.election_timeout.as_millis()).unwrap_or(1000);
+            // Three brokers share one process here: 3 offsets partitions (9 Raft groups)
+            // rather than the default 10 (30).
+            config.cluster.offsets_topic_partitions = 3;
             let broker = start(&config, &network).await;
             // Restarts keep the port clients were told of.
             config.listen = broker.addr();

@@ -86,6 +86,17 @@ async fn formed(cluster: &BrokerCluster) {
         )
         .await;
     }
+    // The cluster creates `__consumer_offsets` once formed; the tests start once its
+    // partitions have leaders, so that burst of work is behind them.
+    for node in 1..=3 {
+        wait_until("the offsets topic has leaders everywhere", || async {
+            let md = metadata(cluster, node, Some(&["__consumer_offsets"])).await;
+            md.topics[0].error_code == 0
+                && !md.topics[0].partitions.is_empty()
+                && md.topics[0].partitions.iter().all(|p| p.leader_id.0 > 0)
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,7 +476,7 @@ async fn create_topic(ctx: Arc<Context>) {
     if state.live_brokers().count() < replicas {
         return;
     }
-    let partitions = i64::from(ctx.config.cluster.offsets_topic_partitions);
+    let partitions = i64::from(ctx.config.cluster.offsets_topic_partitions.max(1));
     let configs = [("cleanup.policy".to_owned(), Some("compact".to_owned()))];
     let created = super::cluster_admin::create_topic(
         &ctx,
