@@ -2,16 +2,21 @@
 //! (real `weir-broker` processes): a group's coordinator is the leader of its offsets
 //! partition; a commit acknowledged by it survives its `kill -9`, and the new coordinator
 //! (the partition's new leader) serves it after loading the partition. Other brokers answer
-//! NOT_COORDINATOR; users cannot produce to the topic, which Metadata marks internal.
+//! NOT_COORDINATOR; users cannot produce to the topic, which Metadata marks internal. An
+//! OffsetDelete's tombstone is replicated the same way.
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse,
+    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    OffsetFetchResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_protocol::api::ApiKey;
@@ -236,6 +241,24 @@ async fn committed_offsets_survive_the_coordinators_kill9_and_the_new_coordinato
     let mut at_successor = Client::connect(cluster.kafka_addr(successor)).await;
     let next = at_successor.call(ocv, commit(&[(1, 9)])).await;
     assert_eq!(next.topics[0].partitions[0].error_code, 0, "{next:?}");
+    // OffsetDelete is a tombstone in the same partition.
+    let odv = *versions(ApiKey::OffsetDelete).end();
+    let deleted = at_successor
+        .call(
+            odv,
+            OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(req::topic("orders"))
+                        .with_partitions(vec![
+                            OffsetDeleteRequestPartition::default().with_partition_index(0),
+                        ]),
+                ]),
+        )
+        .await;
+    assert_eq!(deleted.error_code, 0, "{deleted:?}");
+    assert_eq!(deleted.topics[0].partitions[0].error_code, 0, "{deleted:?}");
     cluster.restart(coordinator);
     // As a client does: ask for the coordinator (the restarted broker's metadata may lag
     // at first), then fetch there.
@@ -251,9 +274,29 @@ async fn committed_offsets_survive_the_coordinators_kill9_and_the_new_coordinato
         },
     )
     .await;
-    assert_eq!(
-        served,
-        vec![(50, "at-50".to_owned()), (9, "at-9".to_owned())]
-    );
+    assert_eq!(served, vec![(-1, String::new()), (9, "at-9".to_owned())]);
+    // The successor goes too: whoever leads next reads the commit and the tombstone from
+    // its own log.
+    let before = find_coordinator(&cluster, coordinator)
+        .await
+        .unwrap_or(successor);
+    cluster.kill9(before);
+    let up = (1..=3).find(|n| *n != before).unwrap();
+    let served = wait_until(
+        "a third coordinator serves the offsets",
+        Duration::from_secs(60),
+        || {
+            let cluster = &cluster;
+            async move {
+                let now = find_coordinator(cluster, up)
+                    .await
+                    .ok()
+                    .filter(|c| *c != before)?;
+                offsets(&fetch(cluster, now).await).ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(served, vec![(-1, String::new()), (9, "at-9".to_owned())]);
     assert!(cluster.stop_all(), "{}", cluster.report());
 }
