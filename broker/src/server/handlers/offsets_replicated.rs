@@ -6,8 +6,15 @@
 //! format), proposed through its data group exactly as an `acks=all` produce
 //! ([`super::produce_replicated`]) and answered once committed (on disk on a majority).
 //! The offsets served are the partition's committed records replayed in order
-//! ([`ReplicatedOffsets`]): loaded when this broker becomes the partition's leader, applied
-//! after each commit, dropped when it stops leading.
+//! ([`ReplicatedOffsets`]): loaded when this broker becomes the partition's leader (after
+//! its first entry commits, so everything earlier leaders committed is below the high
+//! watermark), applied after each commit, dropped when it stops leading. An OffsetFetch
+//! first confirms leadership with a majority ([`Offsets::confirm`]), so a paused or cut-off
+//! old leader never answers offsets older than an acknowledged commit.
+//!
+//! Invariants: a group's records are only ever written by the current leader of its
+//! partition, through Raft; what is served is a replay of committed records, in log order;
+//! a commit is answered only once committed.
 //!
 //! Also owns the other side of every offsets call the handlers make ([`Offsets`]): a single
 //! broker, or a one-voter cluster, keeps its local store ([`crate::groups::offsets::OffsetStore`])
