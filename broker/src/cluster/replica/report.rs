@@ -49,13 +49,7 @@ pub async fn run(node: Arc<ClusterNode>, stop: CancellationToken) {
                 epoch,
                 isr,
             };
-            // A proposal waits up to its timeout without a quorum: stopping must not wait
-            // for one per group led here.
-            let proposed = tokio::select! {
-                () = stop.cancelled() => return,
-                proposed = node.propose(command) => proposed,
-            };
-            if let Err(err) = proposed {
+            if let Err(err) = node.propose(command).await {
                 tracing::debug!(group = %group.id, error = %err, "cannot report partition leadership yet");
             }
         }
