@@ -441,48 +441,13 @@ async fn run(
                 }
             }));
     }
-    let reporter = ctx.cluster.as_ref().map(|node| {
-        tokio::spawn(crate::cluster::replica::report::run(
-            Arc::clone(node),
-            stop.clone(),
-        ))
-    });
-    let balancer = ctx.cluster.as_ref().and_then(|node| {
-        let interval = ctx
-            .config
-            .cluster
-            .settings()
-            .ok()
-            .flatten()?
-            .leader_balance?;
-        Some(tokio::spawn(crate::cluster::replica::balance::run(
-            Arc::clone(node),
-            interval,
-            stop.clone(),
-        )))
-    });
-    let reconciler = ctx.cluster.as_ref().map(|node| {
-        tokio::spawn(crate::cluster::reconcile::run(
-            Arc::clone(node),
-            Arc::clone(&ctx.catalog),
-            Arc::clone(&ctx.offsets),
-            stop.clone(),
-        ))
-    });
+    let cluster_tasks = spawn_cluster_tasks(&ctx, &stop);
     server::serve(listener, Arc::clone(&ctx), stop).await;
-    if let Some(reconciler) = reconciler {
-        if let Err(join) = reconciler.await {
-            tracing::error!(error = %join, "cluster reconciler failed");
-        }
-    }
-    if let Some(reporter) = reporter {
-        if let Err(join) = reporter.await {
-            tracing::error!(error = %join, "partition leadership reports failed");
-        }
-    }
-    if let Some(balancer) = balancer {
-        if let Err(join) = balancer.await {
-            tracing::error!(error = %join, "leader balancing failed");
+    // In the order they were started: the reconciler first, so no local log changes
+    // under the others while they stop.
+    for (what, task) in cluster_tasks {
+        if let Err(join) = task.await {
+            tracing::error!(error = %join, "{what} failed");
         }
     }
     if let Some(node) = &ctx.cluster {
@@ -502,6 +467,61 @@ async fn run(
     // not find files still being written.
     drop(lock);
     closed
+}
+
+/// The cluster's background tasks, each with what it is (for its failure's log line), the
+/// reconciler first; none without a cluster.
+fn spawn_cluster_tasks(
+    ctx: &Arc<Context>,
+    stop: &CancellationToken,
+) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+    let Some(node) = &ctx.cluster else {
+        return Vec::new();
+    };
+    let mut tasks = vec![(
+        "cluster reconciler",
+        tokio::spawn(crate::cluster::reconcile::run(
+            Arc::clone(node),
+            Arc::clone(&ctx.catalog),
+            Arc::clone(&ctx.offsets),
+            stop.clone(),
+        )),
+    )];
+    if ctx.replicated_offsets.is_some() {
+        // Loads the offsets partitions this broker comes to lead, and creates the topic.
+        tasks.push((
+            "offsets partitions' coordinator",
+            tokio::spawn(server::run_offsets_coordinator(
+                Arc::clone(ctx),
+                stop.clone(),
+            )),
+        ));
+    }
+    tasks.push((
+        "partition leadership reports",
+        tokio::spawn(crate::cluster::replica::report::run(
+            Arc::clone(node),
+            stop.clone(),
+        )),
+    ));
+    let balance = ctx
+        .config
+        .cluster
+        .settings()
+        .ok()
+        .flatten()
+        .and_then(|s| s.leader_balance);
+    if let Some(interval) = balance {
+        tasks.push((
+            "leader balancing",
+            tokio::spawn(crate::cluster::replica::balance::run(
+                Arc::clone(node),
+                interval,
+                stop.clone(),
+            )),
+        ));
+    }
+    tasks
 }
 
 /// Closes the offsets store, then syncs and closes every log (off the async workers: both

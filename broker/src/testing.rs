@@ -158,6 +158,9 @@ impl BrokerClusterBuilder {
             // Tests here decide who leads (they kill and isolate leaders): no leadership
             // moves behind their back. `tests/tests/cluster_leaders.rs` tests the balancer.
             config.cluster.auto_leader_rebalance_enable = false;
+            // Three brokers share one process here: 3 offsets partitions (9 Raft groups)
+            // rather than the default 10 (30).
+            config.cluster.offsets_topic_partitions = 3;
             let broker = start(&config, &network).await;
             // Restarts keep the port clients were told of.
             config.listen = broker.addr();

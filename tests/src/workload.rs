@@ -154,6 +154,17 @@ pub async fn create_topic(w: &Workload, rf: i16, limit: Duration) -> weir_client
 
 /// Each partition's leader as Metadata says now (-1: none), or `None` if no broker answered.
 pub async fn leaders(w: &Workload) -> Option<BTreeMap<i32, i32>> {
+    Some(
+        partitions(w)
+            .await?
+            .iter()
+            .map(|p| (p.partition, p.leader))
+            .collect(),
+    )
+}
+
+/// The topic's partitions as Metadata describes them now, or `None` if no broker answered.
+async fn partitions(w: &Workload) -> Option<Vec<weir_client::PartitionInfo>> {
     let admin = Admin::new(w.client_config());
     let names = [w.topic.as_str()];
     let asked = admin.describe_topics(&names);
@@ -161,14 +172,28 @@ pub async fn leaders(w: &Workload) -> Option<BTreeMap<i32, i32>> {
         .await
         .ok()?
         .ok()?;
-    let topic = topics.into_iter().find(|t| t.name == w.topic)?;
-    Some(
-        topic
-            .partitions
-            .iter()
-            .map(|p| (p.partition, p.leader))
-            .collect(),
-    )
+    Some(topics.into_iter().find(|t| t.name == w.topic)?.partitions)
+}
+
+/// Waits at most `limit` until every partition of the topic has all its replicas in sync
+/// (a replica that was away, or wiped, has caught up); whether it happened.
+pub async fn wait_in_sync(w: &Workload, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(partitions) = partitions(w).await {
+            let full = partitions.len() == usize::try_from(w.partitions).unwrap_or(0)
+                && partitions
+                    .iter()
+                    .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len());
+            if full {
+                return true;
+            }
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The group's coordinator now, or `None` if no broker answered.

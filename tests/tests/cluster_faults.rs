@@ -73,6 +73,8 @@ async fn topics(addr: SocketAddr) -> BTreeSet<String> {
     let md = client.call(v, req::metadata(v, None)).await;
     md.topics
         .into_iter()
+        // The cluster's own `__consumer_offsets`, which nobody asks for.
+        .filter(|t| !t.is_internal)
         .filter_map(|t| t.name.map(|n| n.0.to_string()))
         .collect()
 }

@@ -86,6 +86,17 @@ async fn formed(cluster: &BrokerCluster) {
         )
         .await;
     }
+    // The cluster creates `__consumer_offsets` once formed; the tests start once its
+    // partitions have leaders, so that burst of work is behind them.
+    for node in 1..=3 {
+        wait_until("the offsets topic has leaders everywhere", || async {
+            let md = metadata(cluster, node, Some(&["__consumer_offsets"])).await;
+            md.topics[0].error_code == 0
+                && !md.topics[0].partitions.is_empty()
+                && md.topics[0].partitions.iter().all(|p| p.leader_id.0 > 0)
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,12 +196,22 @@ async fn groups_have_one_coordinator_and_producer_ids_are_cluster_wide() {
     let mut coordinators = Vec::new();
     for node in 1..=3 {
         let mut c = Client::connect(cluster.addr(node).unwrap()).await;
-        let answer = c
-            .call(
-                fc,
-                FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("orders-app")),
-            )
-            .await;
+        // COORDINATOR_NOT_AVAILABLE until the cluster has made `__consumer_offsets` and its
+        // partitions have leaders.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            let answer = c
+                .call(
+                    fc,
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("orders-app")),
+                )
+                .await;
+            if answer.error_code == 0 || Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(answer.error_code, 0, "{answer:?}");
         coordinators.push(answer.node_id);
     }

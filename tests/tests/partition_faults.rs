@@ -32,7 +32,8 @@ use weir_tests::fault_proxy::Fault;
 use weir_tests::jepsen::{self, History, Op, Outcome, Report};
 use weir_tests::workload::{
     Recorder, Troubles, Workload, campaign_rf, consume_group, coordinator, create_topic, leaders,
-    live_brokers, observe_commits, poll_broker, produce, read_assigned, read_each_broker, wait_led,
+    live_brokers, observe_commits, poll_broker, produce, read_assigned, read_each_broker,
+    wait_in_sync, wait_led,
 };
 
 const NODES: u64 = 3;
@@ -127,6 +128,13 @@ async fn wait_whole(cluster: &ClusterProcs, w: &Workload, seed: u64, what: &str)
         .is_none()
     {
         fail("a partition has no live leader");
+    }
+    // Healed means every replica caught up again. The next fault may wipe another node or
+    // kill the leader: a wiped replica still catching up holds only part of what was
+    // committed and has forgotten its votes, so a second fault then would take out a
+    // majority's data, which no Raft group (and no Kafka ISR) survives.
+    if !wait_in_sync(w, deadline.saturating_duration_since(Instant::now())).await {
+        fail("a partition's replicas did not all catch up");
     }
     let prefixes = tokio::task::block_in_place(|| cluster.check_history())
         .unwrap_or_else(|err| fail(&format!("raft status: {err}")));

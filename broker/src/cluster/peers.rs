@@ -171,6 +171,20 @@ pub struct ClusterArgs {
         default_value_t = 30_000
     )]
     pub leader_balance_interval_ms: u64,
+
+    /// Partitions of the internal topic `__consumer_offsets` that holds committed offsets in
+    /// a cluster (Kafka's `offsets.topic.num.partitions`, 50 there); read when the cluster
+    /// creates the topic. Each partition is a Raft group on every one of its replicas.
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_PARTITIONS", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub offsets_topic_partitions: u32,
+
+    /// Replicas of each `__consumer_offsets` partition, 2 to 5; by default 3, or the number
+    /// of voters when fewer (Kafka's `offsets.topic.replication.factor`). The cluster creates
+    /// the topic once this many brokers are live.
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        value_parser = clap::value_parser!(u16).range(2..=5))]
+    pub offsets_topic_replication_factor: Option<u16>,
 }
 
 impl ClusterArgs {

@@ -24,7 +24,9 @@
 //! Layout: `live.rs` the in-memory map, `codec.rs` the bytes of records and snapshots,
 //! `recovery.rs` opening the directory, `writer.rs` the write side (appends in ticket order,
 //! group commit on the shared flusher, fail-stop, compaction), `error.rs` the errors; this
-//! file the store's public face and its file format.
+//! file the store's public face and its file format. In a cluster the offsets live in the
+//! replicated topic `__consumer_offsets` instead: `kafka_format.rs` its records (Kafka's),
+//! `replicated.rs` the offsets of the partitions this broker leads.
 //!
 //! # Files
 //!
@@ -129,8 +131,10 @@
 
 mod codec;
 mod error;
+pub mod kafka_format;
 mod live;
 mod recovery;
+pub mod replicated;
 mod writer;
 
 use std::fs;

@@ -245,6 +245,17 @@ impl GroupService {
         self.lock().coordinator.delete(group)
     }
 
+    /// Forgets the groups `unloaded` names (their coordinator moved): see
+    /// [`Coordinator::unload`].
+    pub(crate) fn unload(&self, unloaded: impl Fn(&str) -> bool) -> usize {
+        let mut inner = self.lock();
+        let (gone, outputs) = inner.coordinator.unload(unloaded);
+        inner.deliver(outputs);
+        drop(inner);
+        self.changed.notify_one();
+        gone
+    }
+
     /// Ticks the state machine at its deadlines until `stop`.
     pub(crate) async fn run_timers(self: Arc<Self>, stop: CancellationToken) {
         loop {

@@ -172,7 +172,7 @@ fn group_samples(ctx: &dyn ScrapeSource) -> GroupSamples {
         ));
     }
     let mut lag = Vec::new();
-    for group in ctx.offsets().groups() {
+    for group in ctx.offset_groups() {
         if known.insert(group.clone()) {
             // Offsets committed without a live group (simple consumers, or after a restart).
             members.push((
@@ -183,7 +183,7 @@ fn group_samples(ctx: &dyn ScrapeSource) -> GroupSamples {
                 0,
             ));
         }
-        for (topic, partition, committed) in ctx.offsets().group_offsets(&group) {
+        for (topic, partition, committed) in ctx.group_offsets(&group) {
             let Some(log) = ctx
                 .catalog()
                 .get(&topic)

@@ -28,7 +28,7 @@ use prometheus_client::registry::Registry;
 pub(crate) use connections::ConnectionMetrics;
 pub(crate) use requests::RequestMetrics;
 
-use crate::groups::offsets::OffsetStore;
+use crate::groups::offsets::CommittedOffset;
 use crate::groups::service::GroupService;
 use crate::topics::TopicCatalog;
 
@@ -40,8 +40,11 @@ pub(crate) trait ScrapeSource: Send + Sync + std::fmt::Debug {
     fn catalog(&self) -> &TopicCatalog;
     /// The consumer groups.
     fn groups(&self) -> &GroupService;
-    /// The committed offsets.
-    fn offsets(&self) -> &OffsetStore;
+    /// The groups with committed offsets served here (the local store, or in a cluster the
+    /// `__consumer_offsets` partitions this broker leads).
+    fn offset_groups(&self) -> Vec<String>;
+    /// A group's committed offsets, sorted by topic and partition.
+    fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)>;
     /// Long-polling fetches waiting for an append.
     fn parked_fetches(&self) -> u64;
     /// Request bytes held now out of the broker-wide budget.

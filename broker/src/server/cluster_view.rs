@@ -89,12 +89,19 @@ impl Context {
     /// NOT_COORDINATOR when another broker of the cluster coordinates `group` (clients then
     /// ask FindCoordinator again); `None` when this broker does.
     pub(crate) fn not_coordinator(&self, group: &str) -> Option<ErrorCode> {
+        if let Some(replicated) = &self.replicated_offsets {
+            return self.replicated_not_coordinator(replicated, group);
+        }
         (self.coordinator_of(group) != Some(self.node_id())).then_some(ErrorCode::NotCoordinator)
     }
 
     /// The broker coordinating `group`, and whether it is this one. A single broker
-    /// coordinates every group.
+    /// coordinates every group; with replicated offsets, the leader of the group's
+    /// `__consumer_offsets` partition.
     pub(crate) fn coordinator_of(&self, group: &str) -> Option<i32> {
+        if self.replicated_offsets.is_some() {
+            return self.replicated_coordinator(group);
+        }
         match self.metadata() {
             None => Some(NODE_ID),
             Some(state) => state

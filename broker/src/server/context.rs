@@ -15,7 +15,8 @@ use super::appends::AppendWaiters;
 use crate::clock::Clock;
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
-use crate::groups::offsets::OffsetStore;
+use crate::groups::offsets::replicated::ReplicatedOffsets;
+use crate::groups::offsets::{CommittedOffset, OffsetStore};
 use crate::groups::service::GroupService;
 use crate::metrics::Metrics;
 use crate::producers::ProducerIds;
@@ -52,6 +53,9 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// This broker's node of the metadata quorum; `None` for a single broker.
     pub(crate) cluster: Option<Arc<ClusterNode>>,
+    /// In a cluster of two or more voters: the committed offsets of the `__consumer_offsets`
+    /// partitions this broker leads (`offsets` is then unused); `None` otherwise.
+    pub(crate) replicated_offsets: Option<Arc<ReplicatedOffsets>>,
 }
 
 /// The single broker's node id (a cluster's nodes have `--node-id`, from 1).
@@ -97,7 +101,17 @@ impl Context {
             cluster,
         } = parts;
         let advertised_host = advertised_host(&config, bound);
+        // A cluster of one voter cannot replicate: it keeps the local store.
+        let voters = config
+            .cluster
+            .settings()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.peers.len());
+        let replicated_offsets =
+            (cluster.is_some() && voters >= 2).then(|| Arc::new(ReplicatedOffsets::new()));
         Self {
+            replicated_offsets,
             advertised_host,
             advertised_port: i32::from(bound.port()),
             catalog,
@@ -141,8 +155,22 @@ impl crate::metrics::ScrapeSource for Context {
         &self.groups
     }
 
-    fn offsets(&self) -> &OffsetStore {
-        &self.offsets
+    fn offset_groups(&self) -> Vec<String> {
+        match &self.replicated_offsets {
+            Some(replicated) => replicated.groups(),
+            None => self.offsets.groups(),
+        }
+    }
+
+    fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
+        match &self.replicated_offsets {
+            Some(replicated) => self
+                .metadata()
+                .and_then(|state| self.offsets_partition(&state, group))
+                .map(|index| replicated.group_offsets(index, group))
+                .unwrap_or_default(),
+            None => self.offsets.group_offsets(group),
+        }
     }
 
     fn parked_fetches(&self) -> u64 {

@@ -46,6 +46,7 @@ use admission::Admission;
 
 use crate::metrics::connections::Refusal;
 pub(crate) use context::{Context, Parts as ContextParts, advertised_host};
+pub(crate) use handlers::{committed, run_offsets_coordinator};
 
 /// The tasks of every connection and request, and the token that cuts connections off once
 /// the shutdown grace period is over.

@@ -449,6 +449,41 @@ impl Coordinator {
         }
     }
 
+    /// Forgets every group `unloaded` names, members and all, whatever their state: in a
+    /// cluster, their offsets partition moved to another coordinator, where the members
+    /// rejoin (Kafka unloads a partition's groups the same way). Their parked joins and
+    /// syncs are answered NOT_COORDINATOR, so the clients look for the new coordinator at
+    /// once. Returns how many groups went, and those answers.
+    pub fn unload(&mut self, unloaded: impl Fn(&str) -> bool) -> (usize, Vec<Output>) {
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| unloaded(id))
+            .cloned()
+            .collect();
+        let mut outputs = Vec::new();
+        for id in &gone {
+            let Some(group) = self.groups.remove(id) else {
+                continue;
+            };
+            for (member_id, member) in group.members {
+                if let Some(to) = member.awaiting_join {
+                    outputs.push(Output::Join(
+                        to,
+                        JoinResult::error(ErrorCode::NotCoordinator, &member_id),
+                    ));
+                }
+                if let Some(to) = member.awaiting_sync {
+                    outputs.push(Output::Sync(
+                        to,
+                        SyncResult::error(ErrorCode::NotCoordinator),
+                    ));
+                }
+            }
+        }
+        (gone.len(), outputs)
+    }
+
     /// Checks every group's invariants (see `group.rs`).
     ///
     /// # Errors

@@ -987,3 +987,24 @@ fn debug_builds_check_the_group_after_each_call() {
     // Bypasses the test wrapper: the coordinator's own check must catch it.
     c.0.sync(DELAY, sync_req(&ids[1], generation, &[]), 1);
 }
+
+#[test]
+fn unloading_a_group_answers_its_parked_join_not_coordinator_and_forgets_it() {
+    let mut c = coordinator();
+    // group "g" (join_req's group) parked in its initial delay; another group untouched.
+    assert!(c.join(0, join_req("", &["range"], 3), 1).is_empty());
+    let other = JoinRequest {
+        group_id: "other".to_owned(),
+        ..join_req("", &["range"], 3)
+    };
+    assert!(c.join(0, other, 2).is_empty());
+    let group = join_req("", &["range"], 3).group_id;
+    let (gone, outputs) = c.step(|c| c.unload(|id| id == group));
+    assert_eq!(gone, 1);
+    let answered = joins(&outputs);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].0, 1);
+    assert_eq!(answered[0].1.error, ErrorCode::NotCoordinator);
+    assert!(c.0.describe(&group).is_none());
+    assert!(c.0.describe("other").is_some());
+}

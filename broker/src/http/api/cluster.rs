@@ -105,7 +105,7 @@ pub(super) async fn cluster(State(state): State<ApiState>) -> Result<Json<Cluste
             }
             let mut groups: std::collections::HashSet<String> =
                 ctx.groups.list().into_iter().map(|(g, _, _)| g).collect();
-            groups.extend(ctx.offsets.groups());
+            groups.extend(crate::server::committed(ctx).groups());
             Ok(Cluster {
                 cluster_id: ctx.current_cluster_id(),
                 broker_id: ctx.node_id(),

@@ -100,7 +100,7 @@ pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<GroupList
                     },
                 );
             }
-            for group in ctx.offsets.groups() {
+            for group in crate::server::committed(ctx).groups() {
                 groups.entry(group.clone()).or_insert(GroupSummary {
                     group,
                     state: "Empty",
@@ -140,8 +140,7 @@ fn member(m: MemberDescription, consumer: bool) -> Member {
 }
 
 fn offsets(ctx: &Context, group: &str) -> Vec<PartitionLag> {
-    let mut offsets: Vec<PartitionLag> = ctx
-        .offsets
+    let mut offsets: Vec<PartitionLag> = crate::server::committed(ctx)
         .group_offsets(group)
         .into_iter()
         .map(|(topic, partition, committed)| {
@@ -173,7 +172,7 @@ pub(super) async fn one(
     state
         .read(move |ctx| {
             let described = ctx.groups.describe(&group);
-            if described.is_none() && !ctx.offsets.has_group(&group) {
+            if described.is_none() && !crate::server::committed(ctx).has_group(&group) {
                 return Err(ApiError::NoGroup(group));
             }
             let mut offsets = offsets(ctx, &group);

@@ -17,6 +17,7 @@ use weir_protocol::error_code::ErrorCode;
 use super::{Context, wire_str};
 use crate::cluster::state::{MetadataState, TopicRecord};
 use crate::cluster::{ClusterNode, NodeId};
+use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 
 fn broker_id(id: NodeId) -> BrokerId {
     BrokerId(i32::try_from(id).unwrap_or(-1))
@@ -45,7 +46,8 @@ pub(crate) async fn handle(
                     out.push(describe(node, &state, &name, topic));
                     continue;
                 }
-                if !may_create {
+                // The cluster creates its internal topic itself, with its own settings.
+                if !may_create || name == OFFSETS_TOPIC {
                     out.push(error_topic(&name, ErrorCode::UnknownTopicOrPartition));
                     continue;
                 }
@@ -144,6 +146,7 @@ fn describe(
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(wire_str(name))))
         .with_topic_id(topic.id)
+        .with_is_internal(name == OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

@@ -24,6 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio_util::sync::CancellationToken;
 use weir_protocol::error_code::ErrorCode;
 
+use super::offsets_replicated::committed;
 use super::{Context, NO_TRANSACTIONS, wire_str};
 use crate::groups::coordinator::{GroupState, JoinRequest, SyncRequest};
 use crate::server::context::NODE_ID;
@@ -63,9 +64,11 @@ pub(crate) fn find_coordinator(
             .with_host(wire_str(ctx.advertised_host.clone()))
             .with_port(ctx.advertised_port);
     };
-    // A cluster: the group's coordinator by hash, if it is up.
-    let coordinator = state
-        .coordinator(&request.key)
+    // A cluster: the group's coordinator (by hash, or the leader of its offsets partition),
+    // if it is up.
+    let coordinator = ctx
+        .coordinator_of(&request.key)
+        .and_then(|id| u64::try_from(id).ok())
         .and_then(|id| Some((id, state.brokers.get(&id).filter(|b| !b.fenced)?)));
     match coordinator {
         Some((id, broker)) => response
@@ -251,7 +254,7 @@ pub(crate) fn describe(
                             .collect(),
                     ),
                 // Only committed offsets: an empty group, as Kafka shows it.
-                None if ctx.offsets.has_group(&id.0) => described
+                None if committed(ctx).has_group(&id.0) => described
                     .with_group_state(wire_str(GroupState::Empty.name()))
                     .with_protocol_type(wire_str("")),
                 // Kafka describes a group it does not know as Dead, without an error.
@@ -268,7 +271,7 @@ const CLASSIC_GROUP_TYPE: &str = "classic";
 pub(crate) fn list(ctx: &Arc<Context>, request: &ListGroupsRequest) -> ListGroupsResponse {
     let mut groups: Vec<(String, GroupState, String)> = ctx.groups.list();
     // Groups known only by their committed offsets (simple commits) are listed too.
-    for id in ctx.offsets.groups() {
+    for id in committed(ctx).groups() {
         if !groups.iter().any(|(g, _, _)| *g == id) {
             groups.push((id, GroupState::Empty, String::new()));
         }

@@ -24,6 +24,7 @@ mod metadata;
 mod offset_delete;
 mod offset_for_leader_epoch;
 mod offsets;
+mod offsets_replicated;
 mod produce;
 mod produce_replicated;
 mod produce_rules;
@@ -44,6 +45,8 @@ use super::Context;
 use super::turn::Turn;
 use crate::log::LogError;
 use crate::topics::CatalogError;
+pub(crate) use offsets_replicated::committed;
+pub(crate) use offsets_replicated::run as run_offsets_coordinator;
 
 /// The version range advertised for `key`: the shared table's, since every API in it has a
 /// handler here (the `match` in [`handle`] closes the connection for any other request).
@@ -91,7 +94,9 @@ pub(crate) async fn handle(
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(offsets::commit(ctx, r, version).await)
         }
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(ctx, &r, version)),
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offsets::fetch(ctx, &r, version).await)
+        }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(offsets::delete_groups(ctx, r).await)
         }

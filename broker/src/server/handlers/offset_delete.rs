@@ -21,7 +21,7 @@ use weir_protocol::consumer_protocol::decode_subscription;
 use weir_protocol::error_code::ErrorCode;
 
 use super::Context;
-use super::offsets::store_error_code;
+use super::offsets_replicated::committed;
 use crate::groups::coordinator::GroupState;
 
 /// Kafka's protocol type of consumer groups.
@@ -75,12 +75,8 @@ pub(crate) async fn offset_delete(
         answers.push((topic.name.clone(), codes));
     }
     if !delete.is_empty() {
-        let stored = match ctx.offsets.delete_offsets(&group, &delete) {
-            Ok(ticket) => ctx.offsets.wait_durable(ticket).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = stored {
-            return OffsetDeleteResponse::default().with_error_code(store_error_code(&err).code());
+        if let Err(code) = committed(ctx).delete_offsets(&group, &delete).await {
+            return OffsetDeleteResponse::default().with_error_code(code.code());
         }
     }
     let topics = answers
@@ -113,14 +109,14 @@ fn allowed(ctx: &Context, group: &str) -> Allowed {
         .describe(group)
         .filter(|d| d.state != GroupState::Dead);
     let Some(d) = described else {
-        return if ctx.offsets.has_group(group) {
+        return if committed(ctx).has_group(group) {
             Allowed::AllBut(HashSet::new())
         } else {
             Allowed::Refused(ErrorCode::GroupIdNotFound)
         };
     };
     if d.state == GroupState::Empty || d.members.is_empty() {
-        if !ctx.offsets.has_group(group) && d.protocol_type.is_empty() {
+        if !committed(ctx).has_group(group) && d.protocol_type.is_empty() {
             // Nothing committed and nobody in it: nothing Kafka would call a group.
             return Allowed::Refused(ErrorCode::GroupIdNotFound);
         }

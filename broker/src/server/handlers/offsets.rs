@@ -24,23 +24,9 @@ use kafka_protocol::messages::{
 };
 use weir_protocol::error_code::ErrorCode;
 
+use super::offsets_replicated::committed;
 use super::{Context, wire_str};
-use crate::groups::offsets::{CommittedOffset, OffsetStoreError};
-
-pub(super) fn store_error_code(err: &OffsetStoreError) -> ErrorCode {
-    match err {
-        OffsetStoreError::MetadataTooLarge { .. } => ErrorCode::OffsetMetadataTooLarge,
-        OffsetStoreError::NameTooLong { .. } | OffsetStoreError::CommitTooLarge { .. } => {
-            ErrorCode::InvalidCommitOffsetSize
-        }
-        // Kafka's answer when the offsets store cannot write: clients look for the
-        // coordinator again and retry.
-        other => {
-            tracing::error!(error = %other, "offset store failed");
-            ErrorCode::NotCoordinator
-        }
-    }
-}
+use crate::groups::offsets::CommittedOffset;
 
 #[allow(
     clippy::too_many_lines,
@@ -103,12 +89,7 @@ pub(crate) async fn commit(
         results.push((topic.name, partitions));
     }
     if !entries.is_empty() {
-        let stored = match ctx.offsets.commit(&group, &entries) {
-            Ok(ticket) => ctx.offsets.wait_durable(ticket).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = stored {
-            let code = store_error_code(&err);
+        if let Err(code) = committed(ctx).commit(&group, &entries).await {
             for (_, partitions) in &mut results {
                 for (_, c) in partitions.iter_mut().filter(|(_, c)| *c == ErrorCode::None) {
                     *c = code;
@@ -136,7 +117,7 @@ pub(crate) async fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-pub(crate) fn fetch(
+pub(crate) async fn fetch(
     ctx: &Arc<Context>,
     request: &OffsetFetchRequest,
     version: i16,
@@ -145,8 +126,12 @@ pub(crate) fn fetch(
     if let Some(code) = ctx.not_coordinator(group) {
         return OffsetFetchResponse::default().with_error_code(code.code());
     }
+    // In a cluster: still the leader of the group's offsets partition, and up to date.
+    if let Err(code) = committed(ctx).confirm(group).await {
+        return OffsetFetchResponse::default().with_error_code(code.code());
+    }
     let partition = |topic: &str, index: i32| {
-        let found = ctx.offsets.fetch(group, topic, index);
+        let found = committed(ctx).fetch(group, topic, index);
         OffsetFetchResponsePartition::default()
             .with_partition_index(index)
             .with_committed_offset(found.as_ref().map_or(-1, |c| c.offset))
@@ -177,7 +162,7 @@ pub(crate) fn fetch(
         // v2+: a null list asks for every committed offset of the group.
         None => {
             let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-            for (topic, index, _) in ctx.offsets.group_offsets(group) {
+            for (topic, index, _) in committed(ctx).group_offsets(group) {
                 match by_topic.last_mut() {
                     Some((t, parts)) if *t == topic => parts.push(index),
                     _ => by_topic.push((topic, vec![index])),
@@ -203,20 +188,19 @@ pub(crate) async fn delete_groups(
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group = id.0.to_string();
-        let known = ctx.groups.describe(&group).is_some() || ctx.offsets.has_group(&group);
-        let code = if !known {
+        let known = ctx.groups.describe(&group).is_some() || committed(ctx).has_group(&group);
+        let code = if let Some(code) = ctx.not_coordinator(&group) {
+            code
+        } else if !known {
             ErrorCode::GroupIdNotFound
         } else {
             match ctx.groups.delete(&group) {
                 Err(code) => code,
-                Ok(()) => match ctx.offsets.delete_group(&group) {
-                    Ok(ticket) => ctx
-                        .offsets
-                        .wait_durable(ticket)
-                        .await
-                        .map_or_else(|e| store_error_code(&e), |()| ErrorCode::None),
-                    Err(err) => store_error_code(&err),
-                },
+                Ok(()) => committed(ctx)
+                    .delete_group(&group)
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode::None),
             }
         };
         results.push(

@@ -15,6 +15,7 @@
 //! INVALID_RECORD, which clients do not retry; a batch damaged in transit (CRC, unknown magic,
 //! inconsistent records) is CORRUPT_MESSAGE, which they do.
 
+use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,13 @@ async fn land<'a>(
 ) -> Result<Landed<'a>, Refusal> {
     if let Some(refusal) = refuse_all {
         return Err(refusal.clone());
+    }
+    // Kafka's answer (`ReplicaManager.appendToLocalLog`): only the coordinator writes there.
+    if ctx.cluster.is_some() && topic == OFFSETS_TOPIC {
+        return Err((
+            ErrorCode::InvalidTopicException,
+            format!("cannot append to internal topic {OFFSETS_TOPIC}"),
+        ));
     }
     if let Some(replicated) = ctx.replicated(topic, data.index) {
         let at = (topic, data.index);

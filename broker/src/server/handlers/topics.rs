@@ -27,6 +27,7 @@ use kafka_protocol::messages::{
 use weir_protocol::error_code::ErrorCode;
 
 use super::{Context, catalog_error_code, wire_str};
+use crate::groups::offsets::replicated::OFFSETS_TOPIC;
 use crate::server::context::NODE_ID;
 use crate::topics::{CatalogError, MAX_PARTITIONS};
 
@@ -116,7 +117,12 @@ pub(crate) async fn create(
             );
             continue;
         }
-        let outcome = if let Some(node) = &ctx.cluster {
+        let outcome = if ctx.cluster.is_some() && name == OFFSETS_TOPIC {
+            Err((
+                ErrorCode::InvalidRequest,
+                format!("{OFFSETS_TOPIC} is an internal topic: the cluster creates it"),
+            ))
+        } else if let Some(node) = &ctx.cluster {
             let manual = (!topic.assignments.is_empty()).then(|| {
                 topic
                     .assignments
@@ -189,7 +195,12 @@ pub(crate) async fn delete(
     );
     let mut results = Vec::with_capacity(names.len());
     for name in names {
-        let outcome = if let Some(node) = &ctx.cluster {
+        let outcome = if ctx.cluster.is_some() && name == OFFSETS_TOPIC {
+            Err((
+                ErrorCode::InvalidRequest,
+                format!("{OFFSETS_TOPIC} is an internal topic: it holds the committed offsets"),
+            ))
+        } else if let Some(node) = &ctx.cluster {
             super::cluster_admin::delete_topic(node, &name).await
         } else {
             let catalog = Arc::clone(&ctx.catalog);
