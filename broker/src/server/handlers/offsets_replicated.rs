@@ -261,13 +261,9 @@ impl Offsets<'_> {
             .offsets_partition(&state, group)
             .ok_or(ErrorCode::CoordinatorNotAvailable)?;
         let leader = ctx.offsets_group(index).ok_or(ErrorCode::NotCoordinator)?;
-        match tokio::time::timeout(COMMIT_TIMEOUT, leader.raft.ensure_linearizable()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::debug!(%group, partition = index, error = %err, "offsets read refused: leadership not confirmed");
-                return Err(ErrorCode::NotCoordinator);
-            }
-            Err(_) => return Err(ErrorCode::NotCoordinator),
+        if let Err(err) = barrier(&leader, COMMIT_TIMEOUT).await {
+            tracing::debug!(%group, partition = index, error = %err, "offsets read refused: leadership not confirmed");
+            return Err(ErrorCode::NotCoordinator);
         }
         let partition = ctx
             .catalog
@@ -459,8 +455,8 @@ fn unload_members(ctx: &Context, index: i32) -> usize {
         .unload(|g| count.is_some_and(|n| partition_for(g, n) == index))
 }
 
-/// Waits until this leader's first entry is committed (everything an earlier leader
-/// committed is then below the high watermark), then reads the partition.
+/// Waits for [`barrier`] (everything committed before is then below the high watermark),
+/// then reads the partition.
 async fn load(
     ctx: &Context,
     replicated: &Arc<ReplicatedOffsets>,
@@ -468,11 +464,7 @@ async fn load(
     term: u64,
     group: Group,
 ) -> Result<(), String> {
-    match tokio::time::timeout(LOAD_BARRIER_TIMEOUT, group.raft.ensure_linearizable()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => return Err(err.to_string()),
-        Err(_) => return Err(format!("no commit within {LOAD_BARRIER_TIMEOUT:?}")),
-    }
+    barrier(&group, LOAD_BARRIER_TIMEOUT).await?;
     let partition = ctx
         .catalog
         .get(OFFSETS_TOPIC)
@@ -483,6 +475,31 @@ async fn load(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Confirms with a majority that this broker still leads `group` (openraft's
+/// `ensure_linearizable`), then waits until everything in its log at that moment is applied
+/// here. The second half matters for a leader openraft restored at start-up from its own
+/// persisted vote, in the same term: its high watermark restarts from what it had applied,
+/// below what was committed (and acknowledged) before it stopped, and `ensure_linearizable`
+/// waits only for the commit index it knows. Everything committed is in the leader's log
+/// (Raft's leader completeness), so once its whole log is applied nothing acknowledged is
+/// missing. (A rolling restart caught a coordinator answering offsets older than commits it
+/// had acknowledged.)
+async fn barrier(group: &Group, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, group.raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(err.to_string()),
+        Err(_) => return Err(format!("leadership not confirmed within {timeout:?}")),
+    }
+    let last = group.raft.metrics().borrow().last_log_index;
+    group
+        .raft
+        .wait(Some(timeout))
+        .applied_index_at_least(last, "offsets barrier")
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string())
 }
 
 /// Creates `__consumer_offsets` through the metadata quorum, from the controller only and
