@@ -354,14 +354,26 @@ async fn elect_leaders_hands_leadership_to_the_preferred_replica_from_any_broker
         .copied()
         .find(|&id| i64::try_from(id).unwrap() != i64::from(before[&0].leader))
         .unwrap_or(others[0]);
-    let started = Instant::now();
-    let answers = elect(
-        cluster.kafka_addr(asked_of),
-        0,
-        Some(vec![("el", vec![0, 1, 2, 7])]),
-    )
-    .await;
-    let took = started.elapsed();
+    // Under a loaded machine (the whole suite on 2 cores) the leader's reported in-sync set
+    // can briefly lack the restarted replica: then the answer is
+    // PREFERRED_LEADER_NOT_AVAILABLE, and an operator (or Kafka's tool) asks again.
+    let deadline = Instant::now() + WAIT;
+    let (answers, took) = loop {
+        let started = Instant::now();
+        let answers = elect(
+            cluster.kafka_addr(asked_of),
+            0,
+            Some(vec![("el", vec![0, 1, 2, 7])]),
+        )
+        .await;
+        let not_available =
+            answers[&("el".into(), 0)].0 == ErrorCode::PreferredLeaderNotAvailable.code();
+        if !not_available || Instant::now() > deadline {
+            break (answers, started.elapsed());
+        }
+        eprintln!("asked again: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert_eq!(
         answers[&("el".into(), 0)].0,
         ErrorCode::None.code(),
