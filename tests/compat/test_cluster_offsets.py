@@ -28,17 +28,34 @@ def cluster(broker_factory):
     return c
 
 
-def coordinator_of(bootstrap: str, timeout: float = 60.0) -> int:
+def java_hash(text: str) -> int:
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def coordinator_of(bootstrap: str, among=(1, 2, 3), timeout: float = 60.0) -> int:
+    """The leader of the group's `__consumer_offsets` partition (Kafka's rule:
+    `Utils.abs(groupId.hashCode()) % partitions`), from Metadata. (confluent-kafka's
+    describe_consumer_groups aborted the Python process, a librdkafka assertion, in about
+    one run of three here right after the first consumer closed: under investigation.)"""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
-            described = admin.describe_consumer_groups([GROUP], request_timeout=5)[GROUP].result()
-            return described.coordinator.id
-        except Exception as err:  # noqa: BLE001 - no coordinator yet
+            md = admin.list_topics(topic="__consumer_offsets", timeout=5)
+            parts = md.topics["__consumer_offsets"].partitions
+            h = java_hash(GROUP)
+            index = (0 if h == -(1 << 31) else abs(h)) % len(parts)
+            leader = parts[index].leader
+            if leader in among:
+                return leader
+            last = f"partition {index} is led by {leader}, not one of {among}"
+        except Exception as err:  # noqa: BLE001 - no topic or leader yet
             last = err
-            time.sleep(0.2)
+        time.sleep(0.2)
     raise AssertionError(f"no coordinator for {GROUP}: {last}")
 
 
@@ -78,7 +95,7 @@ def test_a_group_resumes_from_its_commit_after_its_coordinator_is_killed(cluster
     cluster.brokers[coordinator].kill9()
     survivors = [i for i in (1, 2, 3) if i != coordinator]
     rest = ",".join(cluster.bootstrap(i) for i in survivors)
-    successor = coordinator_of(rest)
+    successor = coordinator_of(rest, among=survivors)
     assert successor in survivors
 
     second = Consumer({
